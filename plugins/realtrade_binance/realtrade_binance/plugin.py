@@ -1,0 +1,23 @@
+"""Registers the Binance exchange with realtrade (entry point ``realtrade.exchanges: binance``)."""
+
+from __future__ import annotations
+
+from realtrade_core import Capabilities, ExchangeSpec, hookimpl
+
+
+@hookimpl
+def realtrade_exchange() -> ExchangeSpec:
+    from .emulator import BinanceDialect
+    from .store import BinanceBroker, BinanceData, BinanceStore
+    from .websocket import BinanceWebSocket
+
+    return ExchangeSpec(
+        name="binance",
+        store=BinanceStore,
+        broker=BinanceBroker,
+        feed=BinanceData,
+        websocket=BinanceWebSocket,
+        emulator=BinanceDialect,
+        capabilities=Capabilities(),
+        description="Binance spot",
+    )

@@ -1,0 +1,23 @@
+"""Registers the Bybit exchange with realtrade (entry point ``realtrade.exchanges: bybit``)."""
+
+from __future__ import annotations
+
+from realtrade_core import Capabilities, ExchangeSpec, hookimpl
+
+
+@hookimpl
+def realtrade_exchange() -> ExchangeSpec:
+    from .emulator import BybitDialect
+    from .store import BybitBroker, BybitData, BybitStore
+    from .websocket import BybitWebSocket
+
+    return ExchangeSpec(
+        name="bybit",
+        store=BybitStore,
+        broker=BybitBroker,
+        feed=BybitData,
+        websocket=BybitWebSocket,
+        emulator=BybitDialect,
+        capabilities=Capabilities(),
+        description="Bybit spot",
+    )

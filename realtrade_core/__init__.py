@@ -1,0 +1,80 @@
+"""realtrade: take a backtrader strategy from backtest to live crypto trading.
+
+Importing this package is cheap: it brings neither ccxt nor backtrader nor any exchange plugin.
+Exchanges are installed as separate distributions and loaded by name::
+
+    import realtrade_core as rt
+
+    rt.list_exchanges()                 # what is installed (package metadata only)
+    spec = rt.load_exchange("binance")  # imports that one plugin
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    ConfigurationError,
+    DuplicateExchangeError,
+    ExchangeDisabledError,
+    ExchangeNotFoundError,
+    PluginError,
+    PluginLoadError,
+    PluginValidationError,
+    RealtradeError,
+)
+from .hookspecs import hookimpl
+from .plugins import get_plugin_host, list_exchanges, load_exchange
+from .spec import Capabilities, ExchangeInfo, ExchangeSpec, OrderRequest, StoreEvent, Veto
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BaseWebSocket",
+    "Broker",
+    "Capabilities",
+    "ConfigurationError",
+    "Data",
+    "DuplicateExchangeError",
+    "ExchangeDisabledError",
+    "ExchangeInfo",
+    "ExchangeNotFoundError",
+    "ExchangeSpec",
+    "OrderRequest",
+    "PluginError",
+    "PluginLoadError",
+    "PluginValidationError",
+    "RealtradeError",
+    "Store",
+    "StoreEvent",
+    "Veto",
+    "__version__",
+    "get_plugin_host",
+    "hookimpl",
+    "list_exchanges",
+    "load_exchange",
+]
+
+# The base classes import backtrader / websocket-client: resolve them on first access only.
+_LAZY = {
+    "Store": ".store",
+    "Broker": ".broker",
+    "Data": ".feed",
+    "BaseWebSocket": ".websocket",
+}
+
+if TYPE_CHECKING:
+    from .broker import Broker
+    from .feed import Data
+    from .store import Store
+    from .websocket import BaseWebSocket
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

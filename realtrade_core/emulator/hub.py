@@ -1,0 +1,460 @@
+"""Open WebSocket connections of the emulator's server: topic fan-out and fault hooks.
+
+Thread-safe: :meth:`ConnectionHub.publish` and :meth:`Connection.send` may be called from any
+thread (the engine calls dialects under its lock, from the driver thread, an HTTP handler or a
+test). Each connection has its own queue and writer task on the server's loop, so a slow
+client never blocks the engine or other clients.
+
+A dialect's WebSocket handler looks like this::
+
+    async def stream(self, request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        conn = self.hub.register(ws, "public")
+        try:
+            async for msg in ws:
+                ...  # conn.subscribe(topic), conn.send({...})
+        finally:
+            self.hub.unregister(conn)
+        return ws
+
+Why the queue is a deque plus an event rather than an ``asyncio.Queue``: ``Queue.put`` is not
+thread-safe, and waking the loop once per message from another thread (one
+``call_soon_threadsafe`` each, i.e. one self-pipe write) caps throughput far below what a
+market-data benchmark needs. Here a producer appends to the deque (atomic under the GIL) and
+wakes the writer only if no wake-up is already pending; all connections woken from other
+threads share one scheduled callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .faults import Faults
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The frame :meth:`ConnectionHub.send_malformed` sends: truncated JSON, as a broken proxy or a
+#: server bug would produce. Clients must survive it (log, skip, or reconnect), not crash.
+MALFORMED_FRAME = '{"e":"kline","E":17000000,"s":"BTC'
+
+# How long a thread other than the loop waits for the loop to carry out a drop / stall.
+_LOOP_CALL_TIMEOUT = 10.0
+# The writer yields to the loop after this many frames so a backlog never starves HTTP handlers.
+_WRITER_BATCH = 256
+
+
+def _encode(payload: str | dict[str, Any] | list[Any]) -> str:
+    if isinstance(payload, str):
+        return payload
+    return json.dumps(payload, separators=(",", ":"))
+
+
+class Connection:
+    """One client WebSocket. ``topics`` are the dialect's own stream names; ``account`` is the
+    API key of an authenticated private connection (None for public ones)."""
+
+    ws: web.WebSocketResponse
+    kind: str
+    topics: set[str]
+    account: str | None
+
+    def __init__(self, hub: ConnectionHub, ws: web.WebSocketResponse, kind: str) -> None:
+        self.ws = ws
+        self.kind = kind
+        self.topics = set()
+        self.account = None
+        self.sent = 0  # frames written to the socket
+        self.dropped = 0  # frames discarded because of a stall
+        self._hub = hub
+        self._pending: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self._signalled = False  # a wake-up is pending; set by producers, cleared by the writer
+        self._closed = False
+        self._paused = False  # transport reading paused by a stall
+        self._writer: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Connection kind={self.kind!r} account={'yes' if self.account else 'no'} "
+            f"topics={len(self.topics)} queued={len(self._pending)} closed={self._closed}>"
+        )
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def send(self, payload: str | dict[str, Any]) -> None:
+        """Queue a text frame (dicts are JSON-encoded); thread-safe; dropped while stalled."""
+        if self._closed:
+            return
+        if self._hub.faults.stalled:
+            self.dropped += 1
+            return
+        self._enqueue(_encode(payload))
+
+    def _enqueue(self, text: str) -> None:
+        pending = self._pending
+        pending.append(text)
+        if len(pending) > self._hub.max_queue:
+            self._overflow()
+            return
+        if not self._signalled:
+            self._signalled = True
+            self._hub._wake(self)
+
+    def _overflow(self) -> None:
+        # A real exchange disconnects a client that cannot keep up; so do we, rather than grow
+        # without bound. The client sees a disconnect and must resubscribe.
+        if self._closed:
+            return
+        log.warning(
+            "WebSocket client too slow (%d frames queued, limit %d): disconnecting it",
+            len(self._pending),
+            self._hub.max_queue,
+        )
+        self._closed = True  # stop queueing now; the cut itself happens on the loop
+        self._pending.clear()
+        self._hub._run_on_loop_nowait(self._abort_and_unregister)
+
+    # --- subscriptions --------------------------------------------------------------------------
+
+    def subscribe(self, topic: str) -> None:
+        self.topics.add(topic)
+        self._hub._add_subscriber(topic, self)
+
+    def unsubscribe(self, topic: str) -> None:
+        self.topics.discard(topic)
+        self._hub._remove_subscriber(topic, self)
+
+    @property
+    def stalled(self) -> bool:
+        """True while a stall fault holds: send nothing, answer no ping, read nothing."""
+        return self._hub.faults.stalled
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self.ws.closed
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting to be written."""
+        return len(self._pending)
+
+    # --- loop-side machinery -----------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name=f"ws-writer-{self.kind}")
+
+    async def _write_loop(self) -> None:
+        ws = self.ws
+        pending = self._pending
+        faults = self._hub.faults
+        try:
+            while not self._closed:
+                await self._wake.wait()
+                self._wake.clear()
+                # Cleared before draining: a producer appending after this point signals again.
+                self._signalled = False
+                written = 0
+                while pending:
+                    text = pending.popleft()
+                    if faults.stalled:
+                        self.dropped += 1
+                        continue
+                    if ws.closed:
+                        return
+                    await ws.send_str(text)
+                    self.sent += 1
+                    written += 1
+                    if written % _WRITER_BATCH == 0:
+                        await asyncio.sleep(0)
+        except ConnectionError as exc:  # aiohttp's ClientConnectionResetError is one
+            log.debug("WebSocket writer stopped: %s", exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never let a writer die silently: the client would just go quiet
+            log.exception("WebSocket writer failed; closing the connection")
+            self._abort_transport()
+        finally:
+            self._closed = True
+            self._pending.clear()
+            self._hub._forget(self)
+
+    def _transport(self) -> asyncio.Transport | None:
+        # aiohttp exposes no public handle on the socket of a prepared WebSocketResponse; the
+        # request's transport is what we need to stop reading (stall) and to cut it (drop).
+        req = getattr(self.ws, "_req", None)
+        return getattr(req, "transport", None) if req is not None else None
+
+    def _abort_transport(self) -> None:
+        transport = self._transport()
+        if transport is not None and not transport.is_closing():
+            transport.abort()
+
+    def _abort_and_unregister(self) -> None:
+        self._abort_transport()
+        self._hub.unregister(self)
+
+    def _pause_reading(self) -> None:
+        transport = self._transport()
+        if transport is not None and not self._paused and not transport.is_closing():
+            try:
+                transport.pause_reading()
+                self._paused = True
+            except (RuntimeError, AttributeError):  # already paused / transport without flow control
+                pass
+
+    def _resume_reading(self) -> None:
+        if not self._paused:
+            return
+        self._paused = False
+        transport = self._transport()
+        if transport is not None and not transport.is_closing():
+            try:
+                transport.resume_reading()
+            except (RuntimeError, AttributeError):
+                pass
+
+
+class ConnectionHub:
+    """Registry of open connections, owned by the server; dialects register theirs."""
+
+    #: A connection with more frames than this waiting is disconnected as too slow.
+    max_queue: int = 250_000
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, faults: Faults) -> None:
+        self.loop = loop
+        self.faults = faults
+        self._lock = threading.Lock()
+        self._connections: dict[Connection, None] = {}  # insertion-ordered set
+        # topic -> subscribers. Tuples replaced under the lock (copy on write), so publish reads
+        # them without locking or copying.
+        self._by_topic: dict[str, tuple[Connection, ...]] = {}
+        self._loop_thread: int | None = None
+        self._dirty: deque[Connection] = deque()
+        self._flush_scheduled = False
+        self._resume_handle: asyncio.TimerHandle | None = None
+
+    # --- registry -------------------------------------------------------------------------------
+
+    def register(self, ws: web.WebSocketResponse, kind: str) -> Connection:
+        """Track ``ws`` (already prepared) and start its writer task. Call from the loop."""
+        if self._loop_thread is None:
+            self._loop_thread = threading.get_ident()
+        conn = Connection(self, ws, kind)
+        with self._lock:
+            self._connections[conn] = None
+        conn._start()
+        if self.faults.stalled:  # a connection opened during a stall is stalled too
+            conn._pause_reading()
+            self._schedule_resume()
+        return conn
+
+    def unregister(self, conn: Connection) -> None:
+        """Stop tracking ``conn`` and its writer; safe to call twice and from any thread."""
+        conn._closed = True
+        self._forget(conn)
+        writer = conn._writer
+        if writer is not None and not writer.done():
+            self._run_on_loop_nowait(writer.cancel)
+
+    def _forget(self, conn: Connection) -> None:
+        with self._lock:
+            self._connections.pop(conn, None)
+            for topic in conn.topics:
+                self._remove_subscriber_locked(topic, conn)
+
+    def _add_subscriber(self, topic: str, conn: Connection) -> None:
+        with self._lock:
+            if conn not in self._connections:
+                return
+            subs = self._by_topic.get(topic, ())
+            if conn not in subs:
+                self._by_topic[topic] = (*subs, conn)
+
+    def _remove_subscriber(self, topic: str, conn: Connection) -> None:
+        with self._lock:
+            self._remove_subscriber_locked(topic, conn)
+
+    def _remove_subscriber_locked(self, topic: str, conn: Connection) -> None:
+        subs = self._by_topic.get(topic)
+        if subs and conn in subs:
+            rest = tuple(c for c in subs if c is not conn)
+            if rest:
+                self._by_topic[topic] = rest
+            else:
+                del self._by_topic[topic]
+
+    def connections(self, kind: str | None = None) -> list[Connection]:
+        with self._lock:
+            conns = list(self._connections)
+        return [c for c in conns if not c.closed and (kind is None or c.kind == kind)]
+
+    def subscribers(self, topic: str) -> int:
+        """How many open connections are subscribed to ``topic``."""
+        return len(self._by_topic.get(topic, ()))
+
+    # --- fan-out --------------------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: str | dict[str, Any], account: str | None = None) -> None:
+        """Send to every connection subscribed to ``topic`` (and, if given, owned by ``account``)."""
+        subs = self._by_topic.get(topic)
+        if not subs:
+            return
+        if self.faults.stalled:
+            for conn in subs:
+                conn.dropped += 1
+            return
+        text = _encode(payload)  # encoded once for every subscriber
+        for conn in subs:
+            if (account is None or conn.account == account) and not conn._closed:
+                conn._enqueue(text)
+
+    def _wake(self, conn: Connection) -> None:
+        if threading.get_ident() == self._loop_thread:
+            conn._wake.set()
+            return
+        self._dirty.append(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            try:
+                self.loop.call_soon_threadsafe(self._flush)
+            except RuntimeError:  # loop closed: the server has stopped, nothing to deliver to
+                self._flush_scheduled = False
+
+    def _flush(self) -> None:
+        # Cleared before draining so a producer appending meanwhile schedules another flush.
+        self._flush_scheduled = False
+        dirty = self._dirty
+        while dirty:
+            dirty.popleft()._wake.set()
+
+    # --- faults -----------------------------------------------------------------------------------
+
+    def drop_all(self) -> int:
+        """Close every connection now (fault injection); returns how many were closed."""
+        return self._call_on_loop(self._drop_all)
+
+    def _drop_all(self) -> int:
+        conns = self.connections()
+        for conn in conns:
+            # Abort, not a close handshake: the client must see the connection vanish, as it
+            # does when a load balancer or the exchange cuts it.
+            conn._abort_and_unregister()
+        if conns:
+            log.info("fault: dropped %d WebSocket connection(s)", len(conns))
+        return len(conns)
+
+    def send_malformed(self) -> int:
+        """Send one malformed (non-JSON) text frame on every connection; returns the count."""
+        conns = self.connections()
+        for conn in conns:
+            conn.send(MALFORMED_FRAME)
+        return len(conns)
+
+    def stall(self, seconds: float) -> int:
+        """Stall every connection for ``seconds``: nothing is sent (frames are dropped), nothing
+        is read, so pings go unanswered; connections stay open. Returns how many are stalled."""
+        self.faults.stall(seconds)
+        return self._call_on_loop(self._apply_stall)
+
+    def _apply_stall(self) -> int:
+        conns = self.connections()
+        for conn in conns:
+            conn._pause_reading()
+        self._schedule_resume()
+        return len(conns)
+
+    def unstall(self) -> None:
+        """End a stall now (after :meth:`Faults.reset`): resume reading on every connection."""
+        self._call_on_loop(self._resume_all)
+
+    def _schedule_resume(self) -> None:
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+        delay = max(0.0, self.faults.stall_until - self.loop.time())
+        # stall_until is on time.monotonic(), which is also what the default loop clock uses;
+        # _resume_all re-checks anyway, so a small mismatch only delays the resume.
+        self._resume_handle = self.loop.call_later(delay, self._resume_all)
+
+    def _resume_all(self) -> None:
+        self._resume_handle = None
+        if self.faults.stalled:  # extended meanwhile
+            self._schedule_resume()
+            return
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:
+            conn._resume_reading()
+
+    async def close_all(self, timeout: float = 0.5) -> None:
+        """Close every connection with a 1001 "going away" frame (server shutdown). Call from
+        the loop; connections that do not finish the close handshake within ``timeout`` are cut."""
+        conns = self.connections()
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+            self._resume_handle = None
+
+        async def close_one(conn: Connection) -> None:
+            try:
+                await asyncio.wait_for(conn.ws.close(code=1001, message=b"server shutdown"), timeout)
+            except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+                pass
+            finally:
+                conn._abort_and_unregister()
+
+        if conns:
+            await asyncio.gather(*(close_one(c) for c in conns), return_exceptions=True)
+        with self._lock:
+            rest = list(self._connections)
+        for conn in rest:
+            conn._abort_and_unregister()
+
+    # --- threading helpers ------------------------------------------------------------------------
+
+    def attach_loop_thread(self) -> None:
+        """Record the calling thread as the loop's; the server calls it once on its loop."""
+        self._loop_thread = threading.get_ident()
+
+    def _on_loop_thread(self) -> bool:
+        if self._loop_thread is not None:
+            return threading.get_ident() == self._loop_thread
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
+
+    def _call_on_loop(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the loop (transports are not thread-safe) and return its result."""
+        if self._on_loop_thread() or not self.loop.is_running():
+            return fn()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return future.result(timeout=_LOOP_CALL_TIMEOUT)
+
+    def _run_on_loop_nowait(self, fn: Callable[[], Any]) -> None:
+        if self._on_loop_thread() or not self.loop.is_running():
+            fn()
+            return
+        try:
+            self.loop.call_soon_threadsafe(fn)
+        except RuntimeError:  # loop closed
+            pass

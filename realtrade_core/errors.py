@@ -1,0 +1,48 @@
+"""Every error realtrade raises on purpose, in one hierarchy.
+
+Each message says what was wrong and what to do about it. Secrets never enter a message.
+"""
+
+from __future__ import annotations
+
+
+class RealtradeError(Exception):
+    """Base class of all realtrade errors."""
+
+
+class PluginError(RealtradeError):
+    """An exchange plugin is missing, broken or invalid."""
+
+
+class ExchangeNotFoundError(PluginError, LookupError):
+    """No installed plugin provides the requested exchange."""
+
+    def __init__(self, name: str, installed: list[str]) -> None:
+        self.name = name
+        self.installed = installed
+        have = ", ".join(installed) if installed else "none"
+        super().__init__(
+            f"no exchange named {name!r} is installed (installed: {have}). "
+            f"Install its plugin with `pip install realtrade-{name}`, "
+            f"or run `realtrade exchanges` to see what is available."
+        )
+
+
+class ExchangeDisabledError(PluginError):
+    """The exchange is installed but switched off by REALTRADE_LOAD_EXCHANGES/DISABLE_EXCHANGES."""
+
+
+class PluginLoadError(PluginError):
+    """A plugin failed to import or its hook raised; the original error is chained."""
+
+
+class PluginValidationError(PluginError):
+    """A plugin registered something that breaks the plugin contract."""
+
+
+class DuplicateExchangeError(PluginValidationError):
+    """Two distributions register the same exchange name."""
+
+
+class ConfigurationError(RealtradeError, ValueError):
+    """A setting, symbol, timeframe or argument is invalid."""

@@ -1,0 +1,258 @@
+"""Typed events that exchange plugins hand to the core.
+
+A plugin's WebSocket parser turns each exchange message into zero or more of these records; the
+core routes them to listeners by their ``EVENT`` name (see
+:class:`realtrade_core.websocket.BaseWebSocket`). Everything here is a frozen dataclass with
+slots: cheap to build on the socket thread, safe to pass to cerebro's thread without copying,
+and impossible to mutate by accident on the way.
+
+Numbers
+-------
+* **Market data** (:class:`Bar`, :class:`Trade`, :class:`BookTop`) uses ``float``. backtrader
+  stores every line as a float anyway, these events arrive by the thousand per second on the
+  socket thread (``float(str)`` is several times cheaper than ``Decimal(str)``), and nothing
+  adds them up.
+* **Orders, fills and balances** (:class:`OrderUpdate`, :class:`Fill`, :class:`BalanceUpdate`)
+  use :class:`~decimal.Decimal`. They are low-rate and they *are* added up: cumulative filled
+  amounts are compared with the order amount, fees charged in the base asset are subtracted
+  from positions, balances must reconcile with the exchange and the order journal. Exchanges
+  send these as decimal strings, so ``Decimal(text)`` keeps them exact. The broker converts to
+  float only at the backtrader boundary.
+
+Times are integer epoch milliseconds as the exchanges send them (``None`` where an exchange
+does not send one). Symbols are unified ccxt symbols (``"BTC/USDT"``), never exchange ids.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar, NamedTuple
+
+__all__ = [
+    "DATA_EVENTS",
+    "AssetBalance",
+    "BalanceUpdate",
+    "Bar",
+    "BookTop",
+    "ConnectionEvent",
+    "ConnectionState",
+    "ErrorEvent",
+    "Event",
+    "Fill",
+    "OrderStatus",
+    "OrderUpdate",
+    "Side",
+    "Trade",
+]
+
+
+class Event:
+    """Base of every event. ``EVENT`` is the name listeners subscribe to with ``on(name, cb)``."""
+
+    __slots__ = ()
+    EVENT: ClassVar[str] = ""
+
+
+class Side(str, enum.Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderStatus(str, enum.Enum):
+    """Exchange-neutral order status (Binance ``X``, Bybit ``orderStatus`` map onto these)."""
+
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def is_open(self) -> bool:
+        """True while the order can still fill."""
+        return self is OrderStatus.NEW or self is OrderStatus.PARTIALLY_FILLED
+
+    @property
+    def is_final(self) -> bool:
+        """True once the exchange will send no further updates for the order."""
+        return not self.is_open
+
+
+class ConnectionState(str, enum.Enum):
+    """State of one WebSocket connection (see ``BaseWebSocket.state``)."""
+
+    IDLE = "idle"  # created, not started
+    CONNECTING = "connecting"  # opening the socket (first time or after a drop)
+    AUTHENTICATING = "authenticating"  # socket open, waiting for the auth acknowledgement
+    CONNECTED = "connected"  # authenticated (if needed) and subscriptions sent
+    DISCONNECTED = "disconnected"  # connection lost, waiting out the backoff
+    STOPPED = "stopped"  # stop() was called; the thread has ended or is ending
+    FAILED = "failed"  # gave up after max_reconnect_attempts; the thread has ended
+
+
+# --------------------------------------------------------------------------------------------
+# Market data (float)
+
+
+@dataclass(frozen=True, slots=True)
+class Bar(Event):
+    """One candle update. ``closed`` is True only for the final update of the candle.
+
+    Intermediate updates repeat the same ``open_time``; only closed bars become backtrader bars.
+    """
+
+    EVENT: ClassVar[str] = "bar"
+
+    exchange: str
+    symbol: str
+    timeframe: str  # "1m", "5m", "1h", "1d" ... (ccxt timeframe strings)
+    open_time: int  # ms, start of the candle
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float  # base-asset volume
+    closed: bool
+    event_time: int | None = None  # ms, when the exchange emitted the update
+
+
+@dataclass(frozen=True, slots=True)
+class Trade(Event):
+    """One public trade. ``side`` is the taker's side where the exchange says so."""
+
+    EVENT: ClassVar[str] = "trade"
+
+    exchange: str
+    symbol: str
+    trade_id: str
+    price: float
+    amount: float
+    side: Side | None
+    time: int  # ms, trade time
+
+
+@dataclass(frozen=True, slots=True)
+class BookTop(Event):
+    """Best bid and ask."""
+
+    EVENT: ClassVar[str] = "book"
+
+    exchange: str
+    symbol: str
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    time: int | None = None  # ms; Binance spot bookTicker carries no time
+
+
+# --------------------------------------------------------------------------------------------
+# Account (Decimal)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate(Event):
+    """State of one of our orders after an exchange push (order-level, cumulative values)."""
+
+    EVENT: ClassVar[str] = "order"
+
+    exchange: str
+    order_id: str  # the exchange's order id
+    client_order_id: str | None
+    symbol: str
+    side: Side
+    type: str  # "market", "limit", "stop_market", "stop_limit" (ccxt-style, lower case)
+    status: OrderStatus
+    price: Decimal | None  # limit price; None for market orders
+    amount: Decimal  # ordered base amount
+    filled: Decimal  # cumulative filled base amount
+    average: Decimal | None  # average fill price, None before any fill
+    reason: str | None  # reject / cancel / expiry reason as the exchange words it
+    time: int  # ms, exchange time of this update
+    stop_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill(Event):
+    """One execution of one of our orders. May arrive before the REST acknowledgement."""
+
+    EVENT: ClassVar[str] = "fill"
+
+    exchange: str
+    trade_id: str
+    order_id: str
+    client_order_id: str | None
+    symbol: str
+    side: Side
+    price: Decimal
+    amount: Decimal  # base amount of this execution (not cumulative)
+    fee: Decimal
+    fee_currency: str | None
+    is_maker: bool
+    time: int  # ms
+
+
+class AssetBalance(NamedTuple):
+    """``(asset, free, locked)``; a plain tuple, so it unpacks as one."""
+
+    asset: str
+    free: Decimal
+    locked: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceUpdate(Event):
+    """Absolute balances of the assets that changed (not deltas).
+
+    Exchanges that push deltas (Binance ``balanceUpdate``) follow them with an absolute update
+    (``outboundAccountPosition``); plugins emit the absolute one.
+    """
+
+    EVENT: ClassVar[str] = "balance"
+
+    exchange: str
+    balances: tuple[AssetBalance, ...]
+    time: int
+
+
+# --------------------------------------------------------------------------------------------
+# Connection events (emitted by the WebSocket layer itself, never by parsers)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent(Event):
+    """Delivered to ``connected``, ``disconnected`` and ``max_reconnect`` listeners."""
+
+    EVENT: ClassVar[str] = "connection"
+
+    exchange: str
+    state: ConnectionState
+    reason: str
+    attempt: int  # consecutive failed attempts so far (0 after a healthy period)
+    time: int  # ms, wall clock
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent(Event):
+    """Delivered to ``error`` listeners: a failed connect, a lost or stale connection, a
+    rejected authentication. Parse and callback errors are only counted and logged.
+
+    ``message`` never contains the connection URL's path or query (it may carry a key).
+    """
+
+    EVENT: ClassVar[str] = "error"
+
+    exchange: str
+    where: str  # "connect", "recv", "send", "auth", "stale", "hook"
+    message: str
+    error_type: str  # exception class name, or "" when there is none
+    time: int  # ms, wall clock
+
+
+DATA_EVENTS: frozenset[str] = frozenset(
+    cls.EVENT for cls in (Bar, Trade, BookTop, OrderUpdate, Fill, BalanceUpdate)
+)
+"""Names of the built-in data events."""

@@ -1,0 +1,394 @@
+"""Plugin discovery and the one typed facade over the pluggy hooks.
+
+Listing reads package metadata only: no plugin, ccxt or backtrader is imported to answer
+``realtrade exchanges``. A plugin module is imported when its exchange is asked for by name, and
+each plugin's failure is caught on its own, reported with its name, distribution and version,
+and never breaks listing or other plugins.
+
+Environment switches:
+
+- ``REALTRADE_LOAD_EXCHANGES=binance,bybit`` — only these exchanges may load (others: disabled).
+- ``REALTRADE_DISABLE_EXCHANGES=bybit`` — these exchanges may not load.
+- ``REALTRADE_TRACE_HOOKS=1`` — log every hook call and result at DEBUG on ``realtrade_core.hooks``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+
+import pluggy
+
+from . import hookspecs
+from .errors import (
+    DuplicateExchangeError,
+    ExchangeDisabledError,
+    ExchangeNotFoundError,
+    PluginLoadError,
+    PluginValidationError,
+)
+from .spec import (
+    STATUS_DISABLED,
+    STATUS_ERROR,
+    STATUS_INSTALLED,
+    STATUS_LOADED,
+    ExchangeInfo,
+    ExchangeSpec,
+    OrderRequest,
+    StoreEvent,
+    Veto,
+)
+
+EXCHANGE_GROUP = "realtrade.exchanges"
+PLUGIN_GROUP = "realtrade.plugins"
+ENV_LOAD = "REALTRADE_LOAD_EXCHANGES"
+ENV_DISABLE = "REALTRADE_DISABLE_EXCHANGES"
+ENV_TRACE = "REALTRADE_TRACE_HOOKS"
+
+log = logging.getLogger(__name__)
+hook_log = logging.getLogger("realtrade_core.hooks")
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """An entry point in ``realtrade.exchanges`` with the distribution that provides it."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str
+    entry_point: EntryPoint | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.distribution} {self.version}"
+
+
+def _names_from_env(value: str | None) -> set[str] | None:
+    if value is None or not value.strip():
+        return None
+    return {part.strip().lower() for part in value.split(",") if part.strip()}
+
+
+class PluginHost:
+    """The plugin manager of one process: discovery, loading, validation and every hook call.
+
+    Nothing else in realtrade touches ``pm.hook``; each hook has one typed method here.
+    ``eps`` and ``environ`` exist for tests.
+    """
+
+    def __init__(
+        self,
+        eps: Iterable[EntryPoint] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._eps = list(eps) if eps is not None else None
+        self._environ = os.environ if environ is None else environ
+        self._lock = threading.RLock()
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self._pm.add_hookspecs(hookspecs)
+        self._specs: dict[str, ExchangeSpec] = {}
+        self._errors: dict[str, PluginLoadError | PluginValidationError] = {}
+        self._extensions_loaded = False
+        if self._environ.get(ENV_TRACE, "").strip() not in ("", "0"):
+            self._enable_tracing()
+
+    # --- discovery (metadata only) --------------------------------------------------------
+
+    def _entry_points(self, group: str) -> list[EntryPoint]:
+        if self._eps is not None:
+            return [ep for ep in self._eps if ep.group == group]
+        return list(entry_points(group=group))
+
+    def _candidates(self) -> dict[str, list[_Candidate]]:
+        found: dict[str, list[_Candidate]] = {}
+        seen: set[tuple[str, str, str]] = set()
+        for ep in self._entry_points(EXCHANGE_GROUP):
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else "unknown"
+            version = dist.version if dist is not None else "unknown"
+            key = (ep.name, dist_name, ep.value)
+            if key in seen:  # the same distribution seen twice on sys.path
+                continue
+            seen.add(key)
+            found.setdefault(ep.name.lower(), []).append(
+                _Candidate(ep.name.lower(), dist_name, version, ep.value, ep)
+            )
+        return found
+
+    def _disabled_reason(self, name: str) -> str | None:
+        only = _names_from_env(self._environ.get(ENV_LOAD))
+        blocked = _names_from_env(self._environ.get(ENV_DISABLE)) or set()
+        if name in blocked:
+            return f"disabled by {ENV_DISABLE}"
+        if only is not None and name not in only:
+            return f"not in {ENV_LOAD}"
+        return None
+
+    def list_exchanges(self) -> list[ExchangeInfo]:
+        """Every installed exchange plugin, sorted by name, from package metadata only."""
+        rows: list[ExchangeInfo] = []
+        with self._lock:
+            for name, cands in sorted(self._candidates().items()):
+                for cand in cands:
+                    status, error = STATUS_INSTALLED, None
+                    if len(cands) > 1:
+                        status, error = STATUS_ERROR, _duplicate_message(name, cands)
+                    elif (reason := self._disabled_reason(name)) is not None:
+                        status, error = STATUS_DISABLED, reason
+                    elif name in self._errors:
+                        status, error = STATUS_ERROR, _describe(self._errors[name])
+                    elif name in self._specs:
+                        status = STATUS_LOADED
+                    rows.append(ExchangeInfo(name, cand.distribution, cand.version, cand.module, status, error))
+        return rows
+
+    def installed_names(self) -> list[str]:
+        return sorted(self._candidates())
+
+    def check_all(self) -> list[ExchangeInfo]:
+        """Load every enabled exchange (importing plugins) and report the result of each."""
+        for info in self.list_exchanges():
+            if info.status == STATUS_INSTALLED:
+                try:
+                    self.load_exchange(info.name)
+                except (PluginLoadError, PluginValidationError):
+                    pass  # recorded in self._errors and shown by list_exchanges()
+        return self.list_exchanges()
+
+    # --- loading ----------------------------------------------------------------------------
+
+    def load_exchange(self, name: str) -> ExchangeSpec:
+        """Import the plugin providing ``name``, validate its registration, return its spec."""
+        key = name.strip().lower()
+        with self._lock:
+            if key in self._specs:
+                return self._specs[key]
+            if key in self._errors:
+                raise self._errors[key]
+            cands = self._candidates()
+            if key not in cands:
+                raise ExchangeNotFoundError(name, sorted(cands))
+            if len(cands[key]) > 1:
+                raise DuplicateExchangeError(_duplicate_message(key, cands[key]))
+            if (reason := self._disabled_reason(key)) is not None:
+                raise ExchangeDisabledError(
+                    f"exchange {key!r} ({cands[key][0].label}) is installed but {reason}; "
+                    f"change {ENV_LOAD} / {ENV_DISABLE} to use it"
+                )
+            cand = cands[key][0]
+            try:
+                spec = self._load_candidate(cand)
+            except (PluginLoadError, PluginValidationError) as exc:
+                self._errors[key] = exc
+                raise
+            self._specs[key] = spec
+            return spec
+
+    def _load_candidate(self, cand: _Candidate) -> ExchangeSpec:
+        try:
+            plugin = cand.entry_point.load() if cand.entry_point is not None else importlib.import_module(cand.module)
+        except Exception as exc:
+            raise PluginLoadError(
+                f"exchange {cand.name!r} from {cand.label} failed to import {cand.module!r}: "
+                f"{type(exc).__name__}: {exc}. Reinstall or upgrade {cand.distribution}, "
+                f"or disable it with {ENV_DISABLE}={cand.name}"
+            ) from exc
+        plugin_name = f"{EXCHANGE_GROUP}:{cand.name}"
+        try:
+            self._register(plugin, plugin_name, cand.label)
+            caller = self._pm.subset_hook_caller(
+                "realtrade_exchange",
+                remove_plugins=[p for p in self._pm.get_plugins() if p is not plugin],
+            )
+            try:
+                results = caller()
+            except Exception as exc:
+                raise PluginLoadError(
+                    f"exchange {cand.name!r} from {cand.label}: its realtrade_exchange hook raised "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            if len(results) != 1 or not isinstance(results[0], ExchangeSpec):
+                raise PluginValidationError(
+                    f"exchange {cand.name!r} from {cand.label}: realtrade_exchange must return exactly "
+                    f"one ExchangeSpec, got {results!r}"
+                )
+            spec = results[0]
+            validate_spec(spec, expected_name=cand.name, origin=cand.label)
+            return spec
+        except Exception:
+            if self._pm.is_registered(plugin):
+                self._pm.unregister(plugin)
+            raise
+
+    def _register(self, plugin: object, plugin_name: str, origin: str) -> None:
+        try:
+            self._pm.register(plugin, name=plugin_name)
+        except ValueError as exc:  # already registered under another name, or name taken
+            raise PluginValidationError(f"{origin}: cannot register plugin {plugin_name!r}: {exc}") from exc
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self._pm.unregister(plugin)
+            raise PluginValidationError(
+                f"{origin}: {exc}. Hook implementations must be named after a hook in "
+                f"realtrade_core.hookspecs (check the spelling)"
+            ) from exc
+
+    def load_extensions(self) -> list[ExchangeInfo]:
+        """Register every ``realtrade.plugins`` entry point (risk, alerts, monitoring), once.
+
+        A broken extension is logged with its distribution and skipped; the rest still load.
+        Returns one row per extension with its status.
+        """
+        rows: list[ExchangeInfo] = []
+        with self._lock:
+            if self._extensions_loaded:
+                return rows
+            self._extensions_loaded = True
+            for ep in self._entry_points(PLUGIN_GROUP):
+                dist = getattr(ep, "dist", None)
+                dist_name = dist.metadata["Name"] if dist is not None else "unknown"
+                version = dist.version if dist is not None else "unknown"
+                origin = f"{dist_name} {version}"
+                try:
+                    plugin = ep.load()
+                    self._register(plugin, f"{PLUGIN_GROUP}:{ep.name}", origin)
+                except Exception as exc:
+                    log.error("plugin %r from %s failed to load: %s: %s", ep.name, origin, type(exc).__name__, exc)
+                    rows.append(ExchangeInfo(ep.name, dist_name, version, ep.value, STATUS_ERROR, str(exc)))
+                else:
+                    rows.append(ExchangeInfo(ep.name, dist_name, version, ep.value, STATUS_LOADED))
+        return rows
+
+    def register(self, plugin: object, name: str | None = None) -> None:
+        """Register an in-process plugin object (a module or instance with hook implementations)."""
+        with self._lock:
+            self._register(plugin, name or f"local:{id(plugin)}", name or repr(plugin))
+
+    def unregister(self, plugin: object) -> None:
+        with self._lock:
+            self._pm.unregister(plugin)
+
+    # --- typed hook calls ---------------------------------------------------------------------
+
+    def pre_trade(self, request: OrderRequest) -> list[Veto]:
+        """All vetoes raised against ``request``; empty means the order may be sent."""
+        return [v for v in self._pm.hook.realtrade_pre_trade(request=request) if v is not None]
+
+    def order_event(self, exchange: str, event: object) -> None:
+        self._call_observer("realtrade_order_event", exchange=exchange, event=event)
+
+    def store_event(self, event: StoreEvent) -> None:
+        self._call_observer("realtrade_store_event", event=event)
+
+    def _call_observer(self, hook_name: str, **kwargs: object) -> None:
+        # An alerting plugin that raises must not take the order path down with it.
+        try:
+            getattr(self._pm.hook, hook_name)(**kwargs)
+        except Exception:
+            log.exception("a %s hook implementation raised; continuing", hook_name)
+
+    # --- tracing ------------------------------------------------------------------------------
+
+    def _enable_tracing(self) -> None:
+        def before(hook_name: str, impls: list, kwargs: dict) -> None:
+            hook_log.debug("call %s(%s) -> %d implementation(s)", hook_name, ", ".join(kwargs), len(impls))
+
+        def after(outcome: pluggy.Result, hook_name: str, impls: list, kwargs: dict) -> None:
+            if outcome.exception is not None:
+                hook_log.debug("%s raised %r", hook_name, outcome.exception)
+            else:
+                hook_log.debug("%s returned %r", hook_name, outcome.get_result())
+
+        self._pm.add_hookcall_monitoring(before, after)
+
+
+def _duplicate_message(name: str, cands: list[_Candidate]) -> str:
+    providers = " and ".join(c.label for c in cands)
+    return (
+        f"exchange name {name!r} is registered by more than one distribution: {providers}; "
+        f"uninstall one of them"
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc)
+
+
+# ExchangeSpec field -> (module, base class, required)
+_BASES = {
+    "store": ("realtrade_core.store", "Store", True),
+    "broker": ("realtrade_core.broker", "Broker", True),
+    "feed": ("realtrade_core.feed", "Data", True),
+    "websocket": ("realtrade_core.websocket", "BaseWebSocket", False),
+    "emulator": ("realtrade_core.emulator.dialect", "EmulatorDialect", False),
+}
+
+
+def validate_spec(spec: ExchangeSpec, *, expected_name: str, origin: str) -> None:
+    """Check an ExchangeSpec against the core base classes; raise PluginValidationError."""
+    problems: list[str] = []
+    if spec.name != expected_name:
+        problems.append(f"it registers name {spec.name!r} but is installed as {expected_name!r}")
+    for field_name, (module_name, base_name, required) in _BASES.items():
+        value = getattr(spec, field_name)
+        if value is None and not required:
+            continue
+        # Imported here, not at module top: the base classes bring backtrader and
+        # websocket-client, which listing exchanges must never import.
+        base = getattr(importlib.import_module(module_name), base_name)
+        if not (isinstance(value, type) and issubclass(value, base)):
+            problems.append(f"{field_name}={_qualname(value)} is not a subclass of {module_name}.{base_name}")
+            continue
+        missing = getattr(value, "missing_members", lambda: [])()
+        if missing:
+            problems.append(f"{field_name}={_qualname(value)} lacks required member(s): {', '.join(missing)}")
+    if problems:
+        raise PluginValidationError(f"exchange {expected_name!r} from {origin} is invalid: " + "; ".join(problems))
+
+
+def _qualname(value: object) -> str:
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    return repr(value)
+
+
+_host: PluginHost | None = None
+_host_lock = threading.Lock()
+
+
+def get_plugin_host() -> PluginHost:
+    """The process-wide plugin host (created on first use)."""
+    global _host
+    with _host_lock:
+        if _host is None:
+            _host = PluginHost()
+        return _host
+
+
+def reset_plugin_host(host: PluginHost | None = None) -> PluginHost | None:
+    """Replace the process-wide host (tests); returns the previous one."""
+    global _host
+    with _host_lock:
+        previous, _host = _host, host
+        return previous
+
+
+def list_exchanges() -> list[ExchangeInfo]:
+    """Installed exchanges with distribution, version and status, from metadata only."""
+    return get_plugin_host().list_exchanges()
+
+
+def load_exchange(name: str) -> ExchangeSpec:
+    """Import and validate the plugin for exchange ``name``; returns its :class:`ExchangeSpec`.
+
+    Raises :class:`ExchangeNotFoundError` listing the installed exchanges when none matches.
+    """
+    return get_plugin_host().load_exchange(name)
+

@@ -1,0 +1,72 @@
+"""The `realtrade` command: version, the exchanges table and JSON, and staying light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from fakedist import make_dist
+
+import realtrade_core
+from realtrade_core.cli import main
+from realtrade_core.plugins import PluginHost, reset_plugin_host
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "realtrade_core.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_version_prints_the_package_version():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"realtrade {realtrade_core.__version__}"
+
+
+def test_exchanges_json_has_the_documented_keys():
+    result = run_cli("exchanges", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows, "at least one exchange plugin is installed in the test environment"
+    for row in rows:
+        assert {"name", "distribution", "version", "status"} <= set(row)
+        assert set(row) <= {"name", "distribution", "version", "status", "error"}
+
+
+def test_listing_exchanges_imports_no_plugin_ccxt_or_backtrader():
+    probe = (
+        "import sys\n"
+        "from realtrade_core.cli import main\n"
+        "main(['exchanges'])\n"
+        "main(['exchanges', '--json'])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('ccxt', 'backtrader', 'websocket', 'aiohttp') or m.startswith('realtrade_') and m.split('.')[0] != 'realtrade_core')\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_table_shows_a_broken_plugin_without_failing(tmp_path, monkeypatch, capsys):
+    make_dist(tmp_path, "broken-dist", "0.9", {"brokenx": "brokenx_plugin"}, {"brokenx_plugin": "raise RuntimeError('boom')"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    previous = reset_plugin_host(PluginHost())
+    try:
+        assert main(["exchanges"]) == 0
+        listed = capsys.readouterr().out
+        assert "brokenx" in listed and "broken-dist" in listed and "installed" in listed
+        assert main(["exchanges", "--check"]) == 1  # --check imports each plugin
+        checked = capsys.readouterr().out
+        assert "error" in checked and "boom" in checked
+    finally:
+        reset_plugin_host(previous)
+        sys.modules.pop("brokenx_plugin", None)
+
+
+def test_no_command_prints_help():
+    result = run_cli()
+    assert result.returncode == 2
+    assert "exchanges" in result.stdout and "emulator" in result.stdout

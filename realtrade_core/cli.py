@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     table = [(r.name, r.distribution, r.version, r.status) for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
     for line in (headers, *table):
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
     for r in rows:
         if r.error:
             print(f"\n{r.name}: {r.error}")

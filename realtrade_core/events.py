@@ -26,9 +26,9 @@ does not send one). Symbols are unified ccxt symbols (``"BTC/USDT"``), never exc
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 __all__ = [
     "DATA_EVENTS",
@@ -46,6 +46,40 @@ __all__ = [
     "Side",
     "Trade",
 ]
+
+
+_T = TypeVar("_T")
+
+
+def _fast_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted dataclass a faster ``__init__`` with the same signature.
+
+    The generated frozen ``__init__`` assigns each field through ``object.__setattr__``; this one
+    writes the slots through their member descriptors, which is about twice as fast (a ``Bar``
+    goes from ~3.3 to ~1.8 us). Equality, hashing, repr, immutability and pickling are the
+    dataclass's own.
+    """
+    params: list[str] = []
+    body: list[str] = []
+    namespace: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if not f.init or f.default_factory is not MISSING:
+            return cls  # not a shape this handles: keep the dataclass's own __init__
+        namespace[f"_set_{f.name}"] = getattr(cls, f.name).__set__
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        body.append(f"    _set_{f.name}(self, {f.name})\n")
+    exec(f"def __init__(self, {', '.join(params)}):\n{''.join(body)}", namespace)
+    init = namespace["__init__"]
+    original = cls.__init__
+    init.__qualname__ = original.__qualname__
+    init.__annotations__ = original.__annotations__
+    init.__doc__ = original.__doc__
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
 
 
 class Event:
@@ -97,6 +131,7 @@ class ConnectionState(str, enum.Enum):
 # Market data (float)
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Bar(Event):
     """One candle update. ``closed`` is True only for the final update of the candle.
@@ -119,6 +154,7 @@ class Bar(Event):
     event_time: int | None = None  # ms, when the exchange emitted the update
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Trade(Event):
     """One public trade. ``side`` is the taker's side where the exchange says so."""
@@ -134,6 +170,7 @@ class Trade(Event):
     time: int  # ms, trade time
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class BookTop(Event):
     """Best bid and ask."""
@@ -153,6 +190,7 @@ class BookTop(Event):
 # Account (Decimal)
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class OrderUpdate(Event):
     """State of one of our orders after an exchange push (order-level, cumulative values)."""
@@ -175,6 +213,7 @@ class OrderUpdate(Event):
     stop_price: Decimal | None = None
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Fill(Event):
     """One execution of one of our orders. May arrive before the REST acknowledgement."""
@@ -203,6 +242,7 @@ class AssetBalance(NamedTuple):
     locked: Decimal
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class BalanceUpdate(Event):
     """Absolute balances of the assets that changed (not deltas).
@@ -222,6 +262,7 @@ class BalanceUpdate(Event):
 # Connection events (emitted by the WebSocket layer itself, never by parsers)
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class ConnectionEvent(Event):
     """Delivered to ``connected``, ``disconnected`` and ``max_reconnect`` listeners."""
@@ -235,6 +276,7 @@ class ConnectionEvent(Event):
     time: int  # ms, wall clock
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class ErrorEvent(Event):
     """Delivered to ``error`` listeners: a failed connect, a lost or stale connection, a
@@ -252,7 +294,5 @@ class ErrorEvent(Event):
     time: int  # ms, wall clock
 
 
-DATA_EVENTS: frozenset[str] = frozenset(
-    cls.EVENT for cls in (Bar, Trade, BookTop, OrderUpdate, Fill, BalanceUpdate)
-)
+DATA_EVENTS: frozenset[str] = frozenset(cls.EVENT for cls in (Bar, Trade, BookTop, OrderUpdate, Fill, BalanceUpdate))
 """Names of the built-in data events."""

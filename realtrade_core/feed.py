@@ -1,4 +1,16 @@
-"""Data: a backtrader live feed, history from REST spliced into closed bars from the stream.
+"""Data: a backtrader live feed — REST history spliced into closed bars from the stream.
+
+Threads. A per-feed worker thread (the *pump*) does all network work: it pages history from
+REST, receives the stream's closed bars from the WebSocket thread through an inbox, fetches
+missing bars from REST whenever it sees a gap or a reconnect, and puts finished bars and state
+changes on an outbox. ``_load`` runs in cerebro's thread and only reads the outbox, waiting at
+most ``qcheck`` seconds so resampling, timers and other feeds keep moving. Every bar is a closed
+candle; the splice keeps a single "last delivered open time", so nothing is delivered twice and
+every gap the exchange has data for is filled.
+
+Bar time. A bar is stamped with its candle's *close* time (open + length), in UTC. That is
+backtrader's convention for resampling (the right edge), so ``resampledata`` of 1m bars yields
+exactly the exchange's 5m candles.
 
 Plugin contract (subclass :class:`Data`):
 
@@ -6,26 +18,273 @@ Plugin contract (subclass :class:`Data`):
 member                 required  meaning
 =====================  ========  ===========================================================
 ``exchange``           yes       exchange name, equal to the plugin's entry-point name
-``max_page``           no        largest klines page the exchange serves (default 1000)
 =====================  ========  ===========================================================
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import logging
+import queue
+import threading
+from datetime import datetime, timezone
+from typing import Any, ClassVar
 
 import backtrader as bt
 
 from .contract import Contract
+from .errors import ConfigurationError, RealtradeError
+from .timeframes import Timeframe, parse_timeframe
+
+log = logging.getLogger(__name__)
+
+_BAR, _STATE, _END, _ERROR = "bar", "state", "end", "error"
+
+
+def _to_ms(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return int(value.timestamp() * 1000)
 
 
 class Data(Contract, bt.feed.DataBase):
-    """Base class of every exchange data feed."""
+    """Base class of every exchange data feed.
+
+    Parameters beyond backtrader's usual ones (``dataname``, ``timeframe``, ``compression``,
+    ``fromdate``, ``todate``, ``sessionstart`` ...):
+
+    - ``store``: the :class:`~realtrade_core.store.Store` (set by ``store.getdata``).
+    - ``timeframe``: also accepts a string such as ``"1m"``, ``"4h"``, ``"1d"``.
+    - ``historical`` (False): deliver ``fromdate``..``todate`` from REST, then end.
+    - ``backfill_start`` (True): at start, deliver history before going live: from
+      ``fromdate`` if given, else the last ``backfill_bars`` closed candles.
+    - ``backfill_bars`` (100): how much history to start with when no ``fromdate`` is given.
+    - ``backfill`` (True): after a reconnect, fetch the missed bars before live bars resume.
+    - ``qcheck`` (0.5): seconds ``_load`` waits for a bar before yielding to cerebro.
+    - ``poll_interval`` (None): REST-only exchanges poll at this period (default: a tenth of
+      the bar length, between 0.5 and 30 s).
+    """
 
     _required = ("exchange",)
-
     exchange: ClassVar[str | None] = None
-    max_page: ClassVar[int] = 1000
+
+    params = (
+        ("store", None),
+        ("historical", False),
+        ("backfill_start", True),
+        ("backfill_bars", 100),
+        ("backfill", True),
+        ("qcheck", 0.5),
+        ("poll_interval", None),
+    )
+
+    def __init__(self) -> None:
+        if self.p.store is None:
+            raise ConfigurationError("a realtrade data feed needs a store: use store.getdata(dataname=...)")
+        tf_arg = self.p.timeframe
+        if isinstance(tf_arg, str):
+            self._tf = parse_timeframe(tf_arg)
+        else:
+            self._tf = parse_timeframe(tf_arg, self.p.compression)
+        self.p.timeframe, self.p.compression = self._tf.bt_timeframe, self._tf.bt_compression
+        if not self.p.dataname:
+            raise ConfigurationError("dataname is required: the symbol, e.g. dataname='BTC/USDT'")
+        self._outbox: queue.Queue = queue.Queue()
+        self._pump: _BarPump | None = None
+        self._laststatus: int | None = None
+
+    @property
+    def tf(self) -> Timeframe:
+        return self._tf
+
+    def setenvironment(self, env: Any) -> None:
+        # Wire the store into cerebro by instance so notify_store reaches the strategy.
+        super().setenvironment(env)
+        env.addstore(self.p.store)
 
     def islive(self) -> bool:
-        return True
+        return not self.p.historical
+
+    def haslivedata(self) -> bool:
+        return not self.p.historical and not self._outbox.empty()
+
+    def start(self) -> None:
+        super().start()
+        store = self.p.store
+        store.start()  # network I/O belongs here or in the pump, never in _load
+        self._market = store.market(self.p.dataname)
+        self._symbol = self._market["symbol"]
+        self._tf = store.timeframe(self._tf.name)
+        self._pump = _BarPump(self)
+        self._pump.start()
+
+    def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.stop()
+            self._pump = None
+        super().stop()
+
+    def _notify_state(self, state: int) -> None:
+        if state != self._laststatus:
+            self._laststatus = state
+            self.put_notification(state)
+
+    def _load(self) -> bool | None:
+        while True:
+            try:
+                if self.p.historical:
+                    kind, payload = self._outbox.get()
+                else:
+                    kind, payload = self._outbox.get(timeout=self.p.qcheck)
+            except queue.Empty:
+                return None
+            if kind == _BAR:
+                open_ms, o, h, low, c, v = payload[:6]
+                close_time = datetime.fromtimestamp((open_ms + self._tf.ms) / 1000, tz=timezone.utc)
+                self.lines.datetime[0] = bt.date2num(close_time.replace(tzinfo=None))
+                self.lines.open[0] = o
+                self.lines.high[0] = h
+                self.lines.low[0] = low
+                self.lines.close[0] = c
+                self.lines.volume[0] = v
+                self.lines.openinterest[0] = 0.0
+                return True
+            if kind == _STATE:
+                self._notify_state(payload)
+                continue
+            if kind == _ERROR:
+                log.error("%s %s feed stopped: %s", self.exchange, self.p.dataname, payload)
+                self.p.store.put_notification(f"data error: {payload}")
+                self._notify_state(self.DISCONNECTED)
+            return False  # _END or _ERROR
+
+
+class _BarPump(threading.Thread):
+    """The feed's network side: history, the live splice and the catch-up after reconnects."""
+
+    def __init__(self, feed: Data) -> None:
+        super().__init__(name=f"realtrade-feed-{feed.p.dataname}-{feed.tf.name}", daemon=True)
+        self.feed = feed
+        self.store = feed.p.store
+        self.symbol: str = feed._symbol
+        self.tf: Timeframe = feed.tf
+        self.out = feed._outbox
+        self.inbox: queue.Queue = queue.Queue()
+        self.stopping = threading.Event()
+        self.last_open: int | None = None
+        self._unsubscribe = None
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.inbox.put(None)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=10)
+
+    # --- delivery -------------------------------------------------------------------------------
+
+    def deliver(self, row: list) -> None:
+        if self.last_open is not None and row[0] <= self.last_open:
+            return  # already delivered: the splice never repeats a bar
+        self.last_open = row[0]
+        self.out.put((_BAR, tuple(float(x) for x in row[:6])))
+
+    def state(self, state: int) -> None:
+        self.out.put((_STATE, state))
+
+    def catch_up(self, until: int | None = None) -> None:
+        """Fetch and deliver closed candles after the last delivered one (up to ``until``)."""
+        since = self.last_open + self.tf.ms if self.last_open is not None else self.start_ms()
+        for row in self.store.fetch_closed_candles(self.symbol, self.tf, since, until):
+            self.deliver(row)
+
+    def start_ms(self) -> int:
+        p = self.feed.p
+        if p.fromdate is not None and p.fromdate != datetime.min:
+            return _to_ms(p.fromdate)
+        now = self.store.server_time()
+        return (now // self.tf.ms) * self.tf.ms - p.backfill_bars * self.tf.ms
+
+    # --- main loop ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            if self.feed.p.historical:
+                self.run_historical()
+            else:
+                self.run_live()
+        except RealtradeError as exc:
+            self.out.put((_ERROR, str(exc)))
+        except Exception as exc:  # a bug must end the feed visibly, not hang cerebro
+            log.exception("feed worker crashed")
+            self.out.put((_ERROR, f"{type(exc).__name__}: {exc}"))
+
+    def run_historical(self) -> None:
+        p = self.feed.p
+        until = None
+        if p.todate is not None and p.todate != datetime.max:
+            until = _to_ms(p.todate) - self.tf.ms  # the last candle must close by todate
+        for row in self.store.fetch_closed_candles(self.symbol, self.tf, self.start_ms(), until):
+            if self.stopping.is_set():
+                return
+            self.deliver(row)
+        self.out.put((_END, None))
+
+    def run_live(self) -> None:
+        feed = self.feed
+        self.state(feed.CONNECTED)
+        streaming = self.store.has_stream()
+        if streaming:
+            # Subscribe before the backfill so a candle closing meanwhile waits in the inbox.
+            self._unsubscribe = self.store.subscribe_bars(self.symbol, self.tf, self.on_stream)
+        if feed.p.backfill_start:
+            self.state(feed.DELAYED)
+            self.catch_up()
+        elif self.last_open is None:
+            now = self.store.server_time()
+            self.last_open = (now // self.tf.ms) * self.tf.ms - 2 * self.tf.ms
+        self.state(feed.LIVE)
+        if streaming:
+            self.loop_stream()
+        else:
+            self.loop_poll()
+
+    def on_stream(self, item: Any) -> None:
+        """Called in the WebSocket thread: only enqueue."""
+        self.inbox.put(item)
+
+    def loop_stream(self) -> None:
+        feed = self.feed
+        broken = False
+        while not self.stopping.is_set():
+            item = self.inbox.get()
+            if item is None:
+                continue
+            kind, payload = item
+            if kind == "bar":
+                if self.last_open is not None and payload[0] > self.last_open + self.tf.ms:
+                    self.catch_up(until=payload[0] - self.tf.ms)  # a gap: fill it from REST first
+                self.deliver(payload)
+            elif kind == "disconnected":
+                broken = True
+                self.state(feed.DISCONNECTED)
+            elif kind == "connected" and broken:
+                broken = False
+                if feed.p.backfill:
+                    self.state(feed.DELAYED)
+                    self.catch_up()
+                self.state(feed.LIVE)
+            elif kind == "failed":
+                self.state(feed.CONNBROKEN)
+                self.out.put((_END, None))
+                return
+
+    def loop_poll(self) -> None:
+        interval = self.feed.p.poll_interval
+        if interval is None:
+            interval = min(30.0, max(0.5, self.tf.ms / 1000 / 10))
+        while not self.stopping.wait(interval):
+            try:
+                self.catch_up()
+            except RealtradeError as exc:
+                log.warning("%s: polling failed, retrying: %s", self.symbol, exc)

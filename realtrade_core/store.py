@@ -1,8 +1,10 @@
 """Store: one connection to one exchange account on one venue.
 
-A store owns the ccxt client, market metadata and the shared WebSocket connections of one
-(exchange, market type, account, venue), and hands out data feeds and a broker wired to it by
-instance. It is lazy: nothing touches the network until :meth:`start`.
+A store owns the ccxt client, market metadata, the server-time offset and the shared WebSocket
+connections of one (exchange, market type, account, venue), and hands out data feeds and a
+broker wired to it by instance. It is lazy: nothing touches the network until :meth:`start`.
+Stores come from :func:`get_store`, which keeps one per key in a thread-safe cache, so two
+accounts, or testnet and mainnet, work side by side in one process.
 
 Plugin contract (subclass :class:`Store`):
 
@@ -11,23 +13,40 @@ member                 required  meaning
 =====================  ========  ===========================================================
 ``exchange``           yes       exchange name, equal to the plugin's entry-point name
 ``ccxt_id``            no        ccxt exchange id (default: ``exchange``)
-``websocket_class``    no        BaseWebSocket subclass for streams (None: REST only)
+``max_page``           no        largest klines page the exchange serves (default 1000)
 ``ccxt_options()``     no        extra ccxt constructor options (e.g. ``defaultType``)
+``stream_urls()``      no        WebSocket URLs for this venue, passed to the WebSocket class
 =====================  ========  ===========================================================
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any, ClassVar
+import threading
+import time
+import urllib.request
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .contract import Contract
 from .credentials import Credentials, redact
-from .errors import ConfigurationError
+from .errors import ConfigurationError, RealtradeError
+from .spec import StoreEvent
+from .timeframes import Timeframe, check_supported, parse_timeframe
+
+if TYPE_CHECKING:
+    from .spec import ExchangeSpec
 
 log = logging.getLogger(__name__)
 
 VENUES = ("mainnet", "testnet", "emulator")
+DEFAULT_EMULATOR_SYMBOLS = ("BTC/USDT", "ETH/USDT")
+
+
+class ExchangeError(RealtradeError):
+    """The exchange answered with an error or could not be reached; the ccxt error is chained."""
 
 
 class Store(Contract):
@@ -37,7 +56,7 @@ class Store(Contract):
 
     exchange: ClassVar[str | None] = None
     ccxt_id: ClassVar[str | None] = None
-    websocket_class: ClassVar[type | None] = None
+    max_page: ClassVar[int] = 1000
 
     def __init__(
         self,
@@ -46,28 +65,434 @@ class Store(Contract):
         secret: str | None = None,
         market_type: str = "spot",
         emulator_url: str | None = None,
+        emulator_options: dict[str, Any] | None = None,
         ccxt_config: dict[str, Any] | None = None,
+        spec: ExchangeSpec | None = None,
     ) -> None:
         if venue not in VENUES:
             raise ConfigurationError(f"unknown venue {venue!r}; use one of {', '.join(VENUES)}")
+        if market_type != "spot":
+            raise ConfigurationError(f"market type {market_type!r} is not supported yet; use 'spot'")
         self.venue = venue
         self.market_type = market_type
-        self.emulator_url = emulator_url
+        self.emulator_url = emulator_url.rstrip("/") if emulator_url else None
+        self._emulator_options = dict(emulator_options or {})
         self._credentials = Credentials(api_key, secret)
         self._ccxt_config = dict(ccxt_config or {})
+        self._spec = spec
+        self._lock = threading.RLock()
         self._client: Any = None
+        self._emulator: Any = None  # an in-process emulator this store started and owns
+        self._urls: dict[str, str] = {}
+        self._time_offset_ms = 0
+        self._notifications: deque = deque()
+        self._listeners: list[Callable[[StoreEvent], None]] = []
+        self._public_ws: Any = None
+        self._private_ws: Any = None
+        self._bar_routes: dict[tuple[str, str], list[Callable[[tuple], None]]] = {}
+        self._account_routes: list[Callable[[Any], None]] = []
         self.started = False
+
+    # --- identity ---------------------------------------------------------------------------
 
     @property
     def credentials(self) -> Credentials:
         return self._credentials
 
-    def ccxt_options(self) -> dict[str, Any]:
-        """Extra ccxt options for this exchange; override in a plugin when needed."""
-        return {}
+    @property
+    def spec(self) -> ExchangeSpec:
+        if self._spec is None:
+            from .plugins import load_exchange
+
+            self._spec = load_exchange(self.exchange or "")
+        return self._spec
 
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} exchange={self.exchange!r} venue={self.venue!r} "
             f"market_type={self.market_type!r} api_key={redact(self._credentials.api_key)!r}>"
         )
+
+    # --- plugin hooks -------------------------------------------------------------------------
+
+    def ccxt_options(self) -> dict[str, Any]:
+        """Extra ccxt constructor options for this exchange; override in a plugin when needed."""
+        return {}
+
+    def stream_urls(self) -> dict[str, str]:
+        """WebSocket URLs for the current venue (emulator: from the emulator)."""
+        return dict(self._urls)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect: start the in-process emulator if needed, load markets, measure clock offset.
+
+        Idempotent; cerebro calls it for every store, and feeds and brokers call it too.
+        """
+        with self._lock:
+            if self.started:
+                return
+            if self.venue == "emulator":
+                self._attach_emulator()
+            client = self.client
+            self._call(client.load_markets)
+            self.sync_time()
+            self.started = True
+            self._emit("connected", f"{len(client.markets)} markets loaded")
+
+    def stop(self) -> None:
+        with self._lock:
+            for ws in (self._public_ws, self._private_ws):
+                if ws is not None:
+                    ws.stop()
+            self._public_ws = self._private_ws = None
+            self._bar_routes.clear()
+            self._account_routes.clear()
+            if self._emulator is not None:
+                self._emulator.stop()
+                self._emulator = None
+            self.started = False
+
+    def _attach_emulator(self) -> None:
+        if self.emulator_url is None:
+            from .emulator.server import Emulator
+
+            options = {"symbols": DEFAULT_EMULATOR_SYMBOLS, "speed": 1.0, **self._emulator_options}
+            self._emulator = Emulator(self.exchange, **options).start()
+            self._credentials = Credentials(self._emulator.api_key, self._emulator.secret)
+            self._urls = {**self._emulator.urls, "ccxt_base": self._emulator.base_http}
+            self._ccxt_urls = self._emulator.dialect.ccxt_urls(self._emulator.base_http)
+            return
+        # An emulator running elsewhere (e.g. `realtrade emulator`): ask it for its URLs.
+        state = _get_json(f"{self.emulator_url}/_emulator/state")
+        self._urls = dict(state["urls"])
+        self._ccxt_urls = state["ccxt_urls"]
+
+    @property
+    def emulator(self) -> Any:
+        """The in-process emulator this store started (None otherwise)."""
+        return self._emulator
+
+    # --- ccxt -----------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The ccxt client, created on first use (imports ccxt)."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self) -> Any:
+        import ccxt
+
+        ccxt_id = self.ccxt_id or self.exchange
+        try:
+            cls = getattr(ccxt, ccxt_id)
+        except AttributeError:
+            raise ConfigurationError(f"ccxt has no exchange {ccxt_id!r}; see ccxt.exchanges for the ids") from None
+        config: dict[str, Any] = {"enableRateLimit": True, **self.ccxt_options(), **self._ccxt_config}
+        if self._credentials:
+            config["apiKey"] = self._credentials.api_key
+            config["secret"] = self._credentials.secret
+        client = cls(config)
+        if self.venue == "testnet":
+            client.set_sandbox_mode(True)
+        elif self.venue == "emulator":
+            if not getattr(self, "_ccxt_urls", None):
+                raise RealtradeError("the emulator is not attached yet; call store.start() first")
+            client.urls["api"] = self._ccxt_urls
+        return client
+
+    def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ccxt, turning its errors into realtrade errors that say what to do."""
+        import ccxt
+
+        try:
+            return func(*args, **kwargs)
+        except ccxt.AuthenticationError as exc:
+            raise ExchangeError(
+                f"{self.exchange} {self.venue}: the API key was refused ({type(exc).__name__}); "
+                f"check the key, secret and their permissions"
+            ) from exc
+        except ccxt.BadSymbol as exc:
+            raise ConfigurationError(f"{self.exchange}: {exc}") from exc
+        except ccxt.NetworkError as exc:
+            self._emit("error", f"{type(exc).__name__}: {exc}")
+            raise ExchangeError(f"{self.exchange} {self.venue} unreachable: {type(exc).__name__}: {exc}") from exc
+        except ccxt.ExchangeError as exc:
+            raise ExchangeError(f"{self.exchange} {self.venue}: {type(exc).__name__}: {exc}") from exc
+
+    # --- markets and time -------------------------------------------------------------------------
+
+    def market(self, symbol: str) -> dict[str, Any]:
+        """ccxt's market record for ``symbol``; a ConfigurationError with suggestions otherwise."""
+        markets = self.client.markets or {}
+        if symbol in markets:
+            return markets[symbol]
+        upper = symbol.upper()
+        by_id = {m["id"].upper(): m for m in markets.values()}
+        if upper in by_id:
+            return by_id[upper]
+        close = sorted(s for s in markets if s.split("/")[0] == upper.split("/")[0])[:5]
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ConfigurationError(
+            f"{self.exchange} {self.venue} has no market {symbol!r}.{hint} "
+            f"Symbols are written BASE/QUOTE, e.g. 'BTC/USDT'"
+        )
+
+    def timeframe(self, timeframe: str | int, compression: int | None = None) -> Timeframe:
+        """Parse ``timeframe`` and check the exchange has such candles."""
+        tf = parse_timeframe(timeframe, compression)
+        supported = list((self._client.timeframes or {}) if self._client is not None else ())
+        if not supported and self._spec is not None:
+            supported = list(self._spec.capabilities.timeframes)
+        check_supported(tf, supported, self.exchange or "this exchange")
+        return tf
+
+    def sync_time(self) -> int:
+        """Measure the exchange clock's offset from ours (ms); used for request timestamps."""
+        local_before = time.time() * 1000
+        server = self._call(self.client.fetch_time)
+        local_after = time.time() * 1000
+        self._time_offset_ms = int(server - (local_before + local_after) / 2)
+        return self._time_offset_ms
+
+    @property
+    def time_offset_ms(self) -> int:
+        return self._time_offset_ms
+
+    def server_time(self) -> int:
+        """The exchange's current time in ms, asked from the exchange (always exact)."""
+        return int(self._call(self.client.fetch_time))
+
+    # --- history ----------------------------------------------------------------------------------
+
+    def fetch_closed_candles(
+        self, symbol: str, tf: Timeframe, since: int, until: int | None = None, limit: int | None = None
+    ) -> list[list]:
+        """Closed candles ``[open_ms, o, h, l, c, v]`` with ``since <= open_ms`` (and ``<= until``).
+
+        Paged within the exchange's page limit, oldest first, without gaps the exchange has data
+        for and without duplicates. A candle counts as closed when its end is not after the
+        exchange's clock, read before the first page, so the forming candle is never returned.
+        """
+        server_now = self.server_time()
+        last_closed_open = (server_now // tf.ms) * tf.ms - tf.ms
+        end = last_closed_open if until is None else min(until, last_closed_open)
+        rows: list[list] = []
+        cursor = since
+        page = self.max_page
+        while cursor <= end:
+            batch = self._call(self.client.fetch_ohlcv, symbol, tf.name, since=cursor, limit=page)
+            fresh = [r for r in batch if r[0] >= cursor and r[0] <= end]
+            if not fresh:
+                # A hole longer than a page (an exchange outage): skip ahead past it.
+                later = [r[0] for r in batch if r[0] > end]
+                if later or not batch:
+                    break
+                cursor = batch[-1][0] + tf.ms
+                continue
+            rows.extend(fresh)
+            cursor = fresh[-1][0] + tf.ms
+            if limit is not None and len(rows) >= limit:
+                break
+        return rows[:limit] if limit is not None else rows
+
+    # --- streams --------------------------------------------------------------------------------
+
+    def has_stream(self) -> bool:
+        """True when this exchange streams market data (else feeds poll REST)."""
+        spec = self.spec
+        return spec.websocket is not None and spec.capabilities.public_stream
+
+    def subscribe_bars(self, symbol: str, tf: Timeframe, callback: Callable[[tuple], None]) -> Callable[[], None]:
+        """Deliver ``("bar", [open_ms, o, h, l, c, v])`` for every *closed* candle of ``symbol``.
+
+        ``callback`` also gets ``("connected", reason)``, ``("disconnected", reason)`` and
+        ``("failed", reason)`` for the shared connection. It runs on the WebSocket thread: only
+        enqueue. Returns a function that unsubscribes.
+        """
+        ws_cls = self.spec.websocket
+        stream = ws_cls.stream_name("bar", self.market(symbol), tf.name)
+        with self._lock:
+            ws = self._ensure_public_ws()
+            self._bar_routes.setdefault((symbol, tf.name), []).append(callback)
+            ws.subscribe(stream)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                routes = self._bar_routes.get((symbol, tf.name), [])
+                if callback in routes:
+                    routes.remove(callback)
+                if not routes and self._public_ws is not None:
+                    self._bar_routes.pop((symbol, tf.name), None)
+                    self._public_ws.unsubscribe(stream)
+
+        return unsubscribe
+
+    def _ensure_public_ws(self) -> Any:
+        if self._public_ws is None:
+            ws = self.spec.websocket.for_store(self, private=False)
+            ws.on("bar", self._on_bar)
+            self._watch_connection(ws, self._bar_subscribers)
+            ws.start()
+            self._public_ws = ws
+        return self._public_ws
+
+    def _bar_subscribers(self) -> list[Callable[[tuple], None]]:
+        with self._lock:
+            return [cb for routes in self._bar_routes.values() for cb in routes]
+
+    def _on_bar(self, bar: Any) -> None:
+        if not bar.closed:
+            return  # the forming candle never becomes a bar
+        routes = self._bar_routes.get((bar.symbol, bar.timeframe))
+        if routes:
+            row = ("bar", [bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume])
+            for callback in tuple(routes):
+                callback(row)
+
+    def subscribe_account(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        """Deliver this account's OrderUpdate, Fill and BalanceUpdate events from the private stream.
+
+        ``callback`` also gets ``("connected", reason)`` / ``("disconnected", reason)`` /
+        ``("failed", reason)`` tuples. Runs on the WebSocket thread: only enqueue.
+        """
+        if not self._credentials:
+            raise ConfigurationError(f"{self.exchange} {self.venue}: the private stream needs an API key and secret")
+        with self._lock:
+            self._account_routes.append(callback)
+            if self._private_ws is None:
+                ws = self.spec.websocket.for_store(self, private=True)
+                for name in ("order", "fill", "balance"):
+                    ws.on(name, self._on_account_event)
+                self._watch_connection(ws, lambda: list(self._account_routes))
+                ws.start()
+                self._private_ws = ws
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._account_routes:
+                    self._account_routes.remove(callback)
+
+        return unsubscribe
+
+    def _on_account_event(self, event: Any) -> None:
+        for callback in tuple(self._account_routes):
+            callback(event)
+
+    def _watch_connection(self, ws: Any, subscribers: Callable[[], list]) -> None:
+        def relay(kind: str) -> Callable[[Any], None]:
+            def handler(event: Any) -> None:
+                reason = getattr(event, "reason", "") or ""
+                self._emit({"failed": "error"}.get(kind, kind), f"{ws.name}: {reason}".rstrip(": "))
+                for callback in subscribers():
+                    callback((kind, reason))
+
+            return handler
+
+        ws.on("connected", relay("connected"))
+        ws.on("disconnected", relay("disconnected"))
+        ws.on("max_reconnect", relay("failed"))
+
+    # --- notifications ------------------------------------------------------------------------------
+
+    def add_listener(self, callback: Callable[[StoreEvent], None]) -> None:
+        self._listeners.append(callback)
+
+    def _emit(self, kind: str, message: str = "") -> None:
+        event = StoreEvent(self.exchange or "", self.venue, kind, message)
+        self._notifications.append((f"{kind}: {message}" if message else kind, (event,), {}))
+        for callback in list(self._listeners):
+            try:
+                callback(event)
+            except Exception:
+                log.exception("store listener raised")
+        try:
+            from .plugins import get_plugin_host
+
+            get_plugin_host().store_event(event)
+        except Exception:
+            log.exception("store_event hook failed")
+
+    def put_notification(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._notifications.append((msg, args, kwargs))
+
+    def get_notifications(self) -> list[tuple]:
+        """backtrader's store interface: pending (msg, args, kwargs) for ``notify_store``."""
+        out = []
+        while self._notifications:
+            out.append(self._notifications.popleft())
+        return out
+
+    # --- factories ------------------------------------------------------------------------------------
+
+    def getdata(self, **kwargs: Any) -> Any:
+        """A data feed of this exchange wired to this store (backtrader's ``store.getdata``)."""
+        return self.spec.feed(store=self, **kwargs)
+
+    def getbroker(self, **kwargs: Any) -> Any:
+        """A broker wired to this store (paper by default)."""
+        return self.spec.broker(store=self, **kwargs)
+
+
+def _get_json(url: str, timeout: float = 10.0) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.loads(response.read())
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot reach the emulator at {url}: {exc}. Start one with `realtrade emulator` "
+            f"or leave emulator_url unset to run one in-process"
+        ) from exc
+
+
+_stores: dict[tuple, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def get_store(
+    name: str,
+    venue: str = "emulator",
+    *,
+    api_key: str | None = None,
+    secret: str | None = None,
+    market_type: str = "spot",
+    emulator_url: str | None = None,
+    **options: Any,
+) -> Store:
+    """The store for (exchange, market type, account, venue), created on first use.
+
+    ``venue`` is ``"emulator"`` (the default: an in-process emulator is started unless
+    ``emulator_url`` points at a running one), ``"testnet"`` or ``"mainnet"``. Further keyword
+    options (``emulator_options``, ``ccxt_config``) go to the store's constructor.
+    """
+    from .plugins import load_exchange
+
+    spec = load_exchange(name)
+    key = (spec.name, market_type, api_key, venue, emulator_url, repr(sorted(options.items())))
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = spec.store(
+                venue=venue,
+                api_key=api_key,
+                secret=secret,
+                market_type=market_type,
+                emulator_url=emulator_url,
+                spec=spec,
+                **options,
+            )
+            _stores[key] = store
+        return store
+
+
+def clear_stores() -> None:
+    """Stop and forget every cached store (tests, or a clean shutdown)."""
+    with _stores_lock:
+        stores = list(_stores.values())
+        _stores.clear()
+    for store in stores:
+        store.stop()

@@ -106,7 +106,9 @@ def test_invalid_classes_are_rejected_naming_field_and_base_class(site):
 
 
 def test_required_member_left_unset_is_named(site):
-    source = valid_plugin("lazy").replace('class LazyData(Data):\n    exchange = "lazy"', "class LazyData(Data):\n    pass")
+    source = valid_plugin("lazy").replace(
+        'class LazyData(Data):\n    exchange = "lazy"', "class LazyData(Data):\n    pass"
+    )
     make_dist(site, "lazy-dist", "1.0", {"lazy": "lazy_plugin"}, {"lazy_plugin": source})
     with pytest.raises(PluginValidationError, match=r"feed=lazy_plugin.LazyData lacks required member\(s\): exchange"):
         host().load_exchange("lazy")
@@ -211,7 +213,9 @@ def test_a_raising_observer_does_not_break_the_caller(caplog):
 def test_extensions_load_from_their_own_group_and_a_broken_one_is_reported(site):
     ext = "from realtrade_core import hookimpl\n\n@hookimpl\ndef realtrade_store_event(event):\n    pass\n"
     make_dist(site, "alerts-dist", "1.0", {"alerts": "alerts_ext"}, {"alerts_ext": ext}, group="realtrade.plugins")
-    make_dist(site, "bad-ext", "1.0", {"badext": "bad_ext"}, {"bad_ext": "raise ImportError('x')"}, group="realtrade.plugins")
+    make_dist(
+        site, "bad-ext", "1.0", {"badext": "bad_ext"}, {"bad_ext": "raise ImportError('x')"}, group="realtrade.plugins"
+    )
     rows = {r.name: r for r in host().load_extensions()}
     assert rows["alerts"].status == "loaded"
     assert rows["badext"].status == "error"

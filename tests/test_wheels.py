@@ -33,7 +33,18 @@ def wheels(tmp_path_factory) -> dict[str, Path]:
     for dist, source in SOURCES.items():
         before = set(out.iterdir())
         subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "-q",
+                "-w",
+                str(out),
+                str(source),
+            ],
             check=True,
             capture_output=True,
             timeout=300,

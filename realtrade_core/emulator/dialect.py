@@ -21,6 +21,7 @@ member                  required  what it does
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:  # aiohttp is imported only where a server actually runs
@@ -61,8 +62,19 @@ class EmulatorDialect:
         raise NotImplementedError(f"{type(self).__name__} must implement error_body()")
 
     def server_time(self) -> int:
-        """The server's clock in epoch ms, with any injected skew applied."""
+        """The market clock in epoch ms (what time endpoints report), with injected skew.
+
+        It runs at the replay speed and may lie in the past (CSV replay), so request signatures
+        are checked against :meth:`auth_time` instead.
+        """
         return self.engine.now() + self.faults.clock_skew_ms
+
+    def auth_time(self) -> int:
+        """Wall-clock epoch ms with injected skew: what signed-request timestamps are checked against.
+
+        Clients sign with their own wall clock, whatever the replay speed or date.
+        """
+        return int(time.time() * 1000) + self.faults.clock_skew_ms
 
     def on_event(self, event: EngineEvent) -> None:
         """Called under the engine lock for every engine event: translate and ``hub.publish``."""

@@ -1,9 +1,120 @@
-"""Binance dialect of the realtrade exchange emulator (placeholder until the dialect lands)."""
+"""Binance spot dialect of the realtrade exchange emulator.
+
+Speaks Binance's documented wire format closely enough that unmodified ccxt and a plain
+WebSocket client work against the emulator with only the URLs changed:
+
+- REST ``/api/v3`` (:mod:`.emulator_rest`): public market data, SIGNED account and order
+  endpoints with Binance's HMAC-SHA256 signature, ``recvWindow`` and timestamp rules, error codes
+  and ``X-MBX-USED-WEIGHT-1M`` headers. ``load_markets`` works with ccxt's options untouched: the
+  futures ``exchangeInfo`` and the ``sapi`` currency / margin-pair endpoints it also asks answer
+  empty.
+- Market streams ``/ws/<stream>``, ``/ws`` and ``/stream?streams=...`` and the WebSocket API
+  ``/ws-api/v3`` with ``userDataStream.subscribe.signature`` (:mod:`.emulator_streams`).
+
+Order types: MARKET (by ``quantity`` or ``quoteOrderQty``), LIMIT (GTC/IOC/FOK), LIMIT_MAKER,
+STOP_LOSS and STOP_LOSS_LIMIT; matching follows the core engine's rules.
+
+Clocks. Market data, order and event times are the engine's emulated time. The *server time*
+(``GET /api/v3/time``, the WebSocket API's ``time`` and the reference of the ``timestamp`` /
+``recvWindow`` check) is the host's wall clock plus any injected skew, because clients sign
+with their wall clock while the market clock may be replayed history or stepped by hand.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
 from realtrade_core.emulator.dialect import EmulatorDialect
 
+from .emulator_format import injected_error_body
+from .emulator_rest import BinanceRest
+from .emulator_streams import BinanceStreams
 
-class BinanceDialect(EmulatorDialect):
-    name = "binance"
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from realtrade_core.emulator.engine import Engine
+    from realtrade_core.emulator.faults import Faults
+    from realtrade_core.emulator.hub import ConnectionHub
+    from realtrade_core.emulator.model import EngineEvent, MarketSpec
+
+__all__ = ["BinanceDialect"]
+
+log = logging.getLogger(__name__)
+
+#: ccxt ``urls["api"]`` sections and the path each one lives under on Binance's hosts.
+_CCXT_SECTIONS = {
+    "public": "/api/v3",
+    "private": "/api/v3",
+    "v1": "/api/v1",
+    "sapi": "/sapi/v1",
+    "sapiV2": "/sapi/v2",
+    "sapiV3": "/sapi/v3",
+    "sapiV4": "/sapi/v4",
+    "fapiPublic": "/fapi/v1",
+    "fapiPublicV2": "/fapi/v2",
+    "fapiPublicV3": "/fapi/v3",
+    "fapiPrivate": "/fapi/v1",
+    "fapiPrivateV2": "/fapi/v2",
+    "fapiPrivateV3": "/fapi/v3",
+    "fapiData": "/futures/data",
+    "dapiPublic": "/dapi/v1",
+    "dapiPrivate": "/dapi/v1",
+    "dapiPrivateV2": "/dapi/v2",
+    "dapiData": "/futures/data",
+    "eapiPublic": "/eapi/v1",
+    "eapiPrivate": "/eapi/v1",
+    "papi": "/papi/v1",
+    "papiV2": "/papi/v2",
+}
+
+
+class BinanceDialect(BinanceRest, BinanceStreams, EmulatorDialect):
+    """The Binance spot wire dialect. Settings (seconds): ``ping_interval`` (20),
+    ``pong_timeout`` (60), ``max_lifetime`` (86400) of a WebSocket connection.
+
+    Test hooks beyond the dialect contract: :meth:`terminate_user_data_streams` sends
+    ``eventStreamTerminated``; :meth:`send_server_shutdown` sends ``serverShutdown``.
+    """
+
+    name: ClassVar[str] = "binance"
+    order_paths: ClassVar[frozenset[tuple[str, str]]] = frozenset({("POST", "/api/v3/order")})
+
+    def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
+        EmulatorDialect.__init__(self, engine, hub, faults, settings)
+        self._init_rest()
+        self._init_streams()
+
+    def routes(self) -> list[web.RouteDef]:
+        return self._rest_routes() + self._stream_routes()
+
+    def urls(self, base_http: str, base_ws: str) -> dict[str, str]:
+        return {
+            "rest": f"{base_http}/api/v3",
+            "ws_market": f"{base_ws}/ws",
+            "ws_combined": f"{base_ws}/stream",
+            "ws_api": f"{base_ws}/ws-api/v3",
+        }
+
+    def ccxt_urls(self, base_http: str) -> dict[str, str]:
+        # Every section ccxt knows points here, so no call can reach the real exchange; only
+        # what spot needs is served, anything else answers 404.
+        return {section: base_http + path for section, path in _CCXT_SECTIONS.items()}
+
+    def error_body(self, status: int, retry_after: int | None) -> tuple[int, dict[str, Any]]:
+        return injected_error_body(status, retry_after, self.server_time())
+
+    def server_time(self) -> int:
+        """The host's wall clock plus the injected skew (see the module docstring for why)."""
+        return int(time.time() * 1000) + self.faults.clock_skew_ms
+
+    def on_event(self, event: EngineEvent) -> None:
+        BinanceStreams.on_event(self, event)
+
+    def default_market(self, symbol: str) -> MarketSpec | None:
+        return None
+
+    def close(self) -> None:
+        log.debug("Binance emulator dialect closed")

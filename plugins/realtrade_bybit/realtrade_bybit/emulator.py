@@ -1,9 +1,98 @@
-"""Bybit dialect of the realtrade exchange emulator (placeholder until the dialect lands)."""
+"""Bybit v5 dialect of the realtrade exchange emulator (spot category, unified trading account).
+
+Unmodified ``ccxt.bybit`` works against it with only ``urls["api"]`` replaced (see
+:meth:`BybitDialect.ccxt_urls`), and so does a plain WebSocket client on
+``/v5/public/spot`` and ``/v5/private``. No ccxt option needs changing.
+
+Served REST endpoints: ``/v5/market/{time,instruments-info,kline,tickers,orderbook,recent-trade}``,
+``/v5/system-status``, ``/v5/account/{wallet-balance,info,fee-rate}``, ``/v5/user/query-api``,
+``/v5/asset/coin/query-info``, ``/v5/spot-margin-trade/state``, ``/v5/order/{create,cancel,
+realtime,history}`` and ``/v5/execution/list``. Contract categories (linear, inverse, option)
+answer with empty lists: the emulator has spot markets only.
+
+How Bybit's order model maps onto the engine:
+
+=============================================  ===============================================
+Bybit request                                  engine order
+=============================================  ===============================================
+``orderType=Market``                           MARKET (reported with ``timeInForce`` IOC)
+``orderType=Limit`` (+ GTC / IOC / FOK)        LIMIT with that time in force
+``orderType=Limit, timeInForce=PostOnly``      LIMIT GTC, refused (170218) if it would take
+``Market`` + ``triggerPrice`` + StopOrder      STOP_MARKET (``orderStatus`` Untriggered first)
+``Limit`` + ``triggerPrice`` + StopOrder       STOP_LIMIT
+``marketUnit=quoteCoin`` market order          base amount = quote qty / last price (trigger
+                                               price for conditional orders), rounded down
+=============================================  ===============================================
+
+Spot market orders without ``marketUnit`` use Bybit's defaults: a Buy's ``qty`` is quote coin,
+a Sell's base coin. Conditional orders fire on a rise for Buy and a fall for Sell (Bybit's
+``triggerDirection`` 1 and 2); a trigger price already crossed is refused (110092 / 110093).
+"""
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
+
 from realtrade_core.emulator.dialect import EmulatorDialect
 
+from .emulator_orders import BybitOrdersMixin
+from .emulator_streams import BybitStreamsMixin
+from .emulator_wire import INVALID_API_KEY, IP_RATE_LIMIT, PARAMS_ERROR, TOO_MANY_VISITS
 
-class BybitDialect(EmulatorDialect):
-    name = "bybit"
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from realtrade_core.emulator.engine import Engine
+    from realtrade_core.emulator.faults import Faults
+    from realtrade_core.emulator.hub import ConnectionHub
+    from realtrade_core.emulator.model import EngineEvent
+
+log = logging.getLogger(__name__)
+
+
+class BybitDialect(BybitOrdersMixin, BybitStreamsMixin, EmulatorDialect):
+    """Bybit v5 wire protocol over the emulator's engine (see the module docstring)."""
+
+    name: ClassVar[str] = "bybit"
+    order_paths: ClassVar[frozenset[tuple[str, str]]] = frozenset({("POST", "/v5/order/create")})
+
+    def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
+        super().__init__(engine, hub, faults, settings if settings is not None else {})
+        self._rest_init()
+        self._streams_init()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [*self.rest_routes(), *self.order_routes(), *self.stream_routes()]
+
+    def urls(self, base_http: str, base_ws: str) -> dict[str, str]:
+        return {
+            "rest": base_http,
+            "ws_public": f"{base_ws}/v5/public/spot",
+            "ws_private": f"{base_ws}/v5/private",
+        }
+
+    def ccxt_urls(self, base_http: str) -> dict[str, str]:
+        # ccxt.bybit picks its base URL by API name; every one of them is served here.
+        return {key: base_http for key in ("spot", "futures", "v2", "public", "private")}
+
+    def error_body(self, status: int, retry_after: int | None) -> tuple[int, Any]:
+        """Bybit's answer to an injected HTTP fault.
+
+        429 is Bybit's per-UID limit (retCode 10006, ccxt RateLimitExceeded); 403 (and 418,
+        which Bybit does not use) is its IP-wide limit (retCode 10018, RateLimitExceeded); 5xx
+        comes from Bybit's gateway as a plain-text page, so it is a JSON *string* here: ccxt
+        then maps the HTTP status itself (ExchangeNotAvailable, RequestTimeout for 504).
+        """
+        if status == 429:
+            return 429, self._envelope({}, TOO_MANY_VISITS, "Too many visits!")
+        if status in (403, 418):
+            return 403, self._envelope({}, IP_RATE_LIMIT, "Your IP is rate limited: too many visits. Retry later.")
+        if status >= 500:
+            return status, f"{status} gateway error"
+        if status == 401:
+            return 401, self._envelope({}, INVALID_API_KEY, "API key is invalid.")
+        return status, self._envelope({}, PARAMS_ERROR, "params error")
+
+    def on_event(self, event: EngineEvent) -> None:
+        BybitStreamsMixin.on_event(self, event)

@@ -1,0 +1,21 @@
+"""Binance streams (market data and user data) on the core BaseWebSocket."""
+
+from __future__ import annotations
+
+from realtrade_core.websocket import BaseWebSocket
+
+
+class BinanceWebSocket(BaseWebSocket):
+    exchange = "binance"
+
+    def url(self, streams):
+        raise NotImplementedError
+
+    def parse(self, message):
+        raise NotImplementedError
+
+    def subscribe_messages(self, streams):
+        raise NotImplementedError
+
+    def unsubscribe_messages(self, streams):
+        raise NotImplementedError

@@ -1,0 +1,409 @@
+"""The Binance emulator's WebSocket dialect with a plain websocket-client: market streams on
+``/ws/<stream>``, ``/stream?streams=`` and by SUBSCRIBE, user data over the WebSocket API, and
+the keepalive rules."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import pytest
+import websocket
+
+MARKET_ID = "BTCUSDT"
+SYMBOL = "BTC/USDT"
+
+KLINE_FIELDS = {"t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"}
+EXECUTION_REPORT_FIELDS = {
+    "e", "E", "s", "c", "S", "o", "f", "q", "p", "P", "F", "g", "C", "x", "X", "r", "i", "l", "z", "L", "n",
+    "N", "T", "t", "I", "w", "m", "M", "O", "Z", "Y", "Q", "V",
+}  # fmt: skip
+
+
+def is_decimal_string(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def check_kline(payload: dict[str, Any], interval: str = "1m") -> None:
+    assert set(payload) == {"e", "E", "s", "k"}
+    assert (payload["e"], payload["s"]) == ("kline", MARKET_ID)
+    k = payload["k"]
+    assert set(k) == KLINE_FIELDS
+    assert (k["s"], k["i"]) == (MARKET_ID, interval)
+    assert all(isinstance(k[f], int) and not isinstance(k[f], bool) for f in ("t", "T", "f", "L", "n"))
+    assert all(is_decimal_string(k[f]) for f in ("o", "c", "h", "l", "v", "q", "V", "Q"))
+    assert isinstance(k["x"], bool) and isinstance(payload["E"], int)
+
+
+def check_trade(payload: dict[str, Any]) -> None:
+    assert set(payload) == {"e", "E", "s", "t", "p", "q", "T", "m", "M"}
+    assert (payload["e"], payload["s"]) == ("trade", MARKET_ID)
+    assert isinstance(payload["t"], int) and isinstance(payload["T"], int) and isinstance(payload["m"], bool)
+    assert is_decimal_string(payload["p"]) and is_decimal_string(payload["q"])
+
+
+def check_agg_trade(payload: dict[str, Any]) -> None:
+    assert set(payload) == {"e", "E", "s", "a", "p", "q", "f", "l", "T", "m", "M"}
+    assert (payload["e"], payload["s"]) == ("aggTrade", MARKET_ID)
+    assert all(isinstance(payload[f], int) for f in ("a", "f", "l", "T"))
+    assert is_decimal_string(payload["p"]) and is_decimal_string(payload["q"])
+
+
+def check_book_ticker(payload: dict[str, Any]) -> None:
+    assert set(payload) == {"u", "s", "b", "B", "a", "A"}
+    assert payload["s"] == MARKET_ID and isinstance(payload["u"], int)
+    assert all(is_decimal_string(payload[f]) for f in ("b", "B", "a", "A"))
+    assert float(payload["b"]) < float(payload["a"])
+
+
+CHECKS = {
+    "btcusdt@kline_1m": check_kline,
+    "btcusdt@trade": check_trade,
+    "btcusdt@aggTrade": check_agg_trade,
+    "btcusdt@bookTicker": check_book_ticker,
+}
+
+
+def is_reply(request_id: int) -> Any:
+    return lambda m: isinstance(m, dict) and m.get("id") == request_id and ("result" in m or "error" in m)
+
+
+def barrier(ws: websocket.WebSocket, recv_until: Any, request_id: int = 999) -> list[Any]:
+    """Everything the server queued before it answers a LIST_SUBSCRIPTIONS (the answer last)."""
+    ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": request_id}))
+    return recv_until(ws, is_reply(request_id))[1]
+
+
+def open_streams(url: str, ws_connect: Any, recv_until: Any) -> websocket.WebSocket:
+    """Connect and wait until the server has subscribed the streams named in the URL."""
+    ws = ws_connect(url)
+    barrier(ws, recv_until, 0)
+    return ws
+
+
+def rest_klines(exchange: Any, interval: str, start: int, limit: int = 1000) -> dict[int, list[Any]]:
+    rows = exchange.publicGetKlines({"symbol": MARKET_ID, "interval": interval, "startTime": start, "limit": limit})
+    return {row[0]: row for row in rows}
+
+
+def kline_as_row(k: dict[str, Any]) -> list[Any]:
+    """The fields a kline event shares with a REST kline row, in the row's order."""
+    return [k["t"], k["o"], k["h"], k["l"], k["c"], k["v"], k["T"], k["q"], k["n"]]
+
+
+def subscribe_user_data(ws: websocket.WebSocket, emulator: Any, recv_until: Any, secret: str | None = None) -> Any:
+    timestamp = int(time.time() * 1000)
+    payload = f"apiKey={emulator.api_key}&timestamp={timestamp}"
+    signature = hmac.new((secret or emulator.secret).encode(), payload.encode(), hashlib.sha256).hexdigest()
+    ws.send(
+        json.dumps(
+            {
+                "id": "sub-1",
+                "method": "userDataStream.subscribe.signature",
+                "params": {"apiKey": emulator.api_key, "timestamp": timestamp, "signature": signature},
+            }
+        )
+    )
+    return recv_until(ws, lambda m: m.get("id") == "sub-1")[0]
+
+
+# --- market streams --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", sorted(CHECKS))
+def test_raw_stream_delivers_the_documented_payload(
+    emulator: Any, ws_connect: Any, recv_until: Any, stream: str
+) -> None:
+    ws = open_streams(f"{emulator.base_ws}/ws/{stream}", ws_connect, recv_until)
+
+    emulator.step(1)
+
+    message, _ = recv_until(ws, lambda m: "result" not in m)
+    CHECKS[stream](message)
+
+
+def test_combined_stream_wraps_each_payload_with_its_stream_name(
+    emulator: Any, ws_connect: Any, recv_until: Any
+) -> None:
+    names = sorted(CHECKS)
+    ws = open_streams(f"{emulator.base_ws}/stream?streams={'/'.join(names)}", ws_connect, recv_until)
+
+    emulator.step(1)
+
+    messages = [m for m in barrier(ws, recv_until) if "stream" in m]
+    assert {m["stream"] for m in messages} == set(names)
+    for message in messages:
+        assert set(message) == {"stream", "data"}
+        CHECKS[message["stream"]](message["data"])
+
+
+def test_subscribe_message_starts_every_stream_type(emulator: Any, ws_connect: Any, recv_until: Any) -> None:
+    ws = ws_connect(f"{emulator.base_ws}/ws")
+    names = sorted(CHECKS)
+
+    ws.send(json.dumps({"method": "SUBSCRIBE", "params": names, "id": 1}))
+    reply, _ = recv_until(ws, is_reply(1))
+    emulator.step(1)
+
+    assert reply == {"result": None, "id": 1}
+    messages = barrier(ws, recv_until)
+    assert messages[-1] == {"result": names, "id": 999}
+    seen = {"kline": check_kline, "trade": check_trade, "aggTrade": check_agg_trade}
+    kinds = set()
+    for message in messages[:-1]:
+        kind = message.get("e", "bookTicker")
+        (seen.get(kind) or check_book_ticker)(message)
+        kinds.add(kind)
+    assert kinds == {"kline", "trade", "aggTrade", "bookTicker"}
+
+
+def test_combined_stream_takes_subscriptions_too(emulator: Any, ws_connect: Any, recv_until: Any) -> None:
+    ws = open_streams(f"{emulator.base_ws}/stream?streams=btcusdt@trade", ws_connect, recv_until)
+
+    ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@bookTicker"], "id": 2}))
+    recv_until(ws, is_reply(2))
+    emulator.step(1)
+
+    streams = {m["stream"] for m in barrier(ws, recv_until) if "stream" in m}
+    assert streams == {"btcusdt@trade", "btcusdt@bookTicker"}
+
+
+def test_unsubscribe_stops_the_stream(emulator: Any, ws_connect: Any, recv_until: Any) -> None:
+    ws = open_streams(f"{emulator.base_ws}/ws/btcusdt@trade", ws_connect, recv_until)
+
+    ws.send(json.dumps({"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"], "id": 3}))
+    reply, _ = recv_until(ws, is_reply(3))
+    emulator.step(1)
+
+    assert reply == {"result": None, "id": 3}
+    assert barrier(ws, recv_until) == [{"result": [], "id": 999}]
+
+
+def test_unknown_stream_gets_an_error_reply(emulator: Any, ws_connect: Any, recv_until: Any) -> None:
+    ws = ws_connect(f"{emulator.base_ws}/ws")
+
+    ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@nonsense"], "id": 7}))
+
+    reply, _ = recv_until(ws, is_reply(7))
+    assert reply["id"] == 7 and set(reply) == {"error", "id"}
+    assert reply["error"]["code"] == 2 and "btcusdt@nonsense" in reply["error"]["msg"]
+
+
+def test_unknown_method_gets_an_error_reply(emulator: Any, ws_connect: Any, recv_until: Any) -> None:
+    ws = ws_connect(f"{emulator.base_ws}/ws")
+
+    ws.send(json.dumps({"method": "SUBSCRIB", "params": [], "id": 8}))
+
+    reply, _ = recv_until(ws, is_reply(8))
+    assert reply["error"]["code"] == 2 and "unknown variant `SUBSCRIB`" in reply["error"]["msg"]
+
+
+@pytest.mark.parametrize("interval", ["1m", "5m"])
+def test_each_kline_is_closed_exactly_once_with_the_rest_values(
+    emulator: Any, exchange: Any, ws_connect: Any, recv_until: Any, interval: str
+) -> None:
+    ws = open_streams(f"{emulator.base_ws}/ws/btcusdt@kline_{interval}", ws_connect, recv_until)
+    start = emulator.engine.now()
+
+    emulator.step(12)
+
+    events = [m for m in barrier(ws, recv_until) if m.get("e") == "kline"]
+    for event in events:
+        check_kline(event, interval)
+    closed = [e["k"] for e in events if e["k"]["x"]]
+    opens = [k["t"] for k in closed]
+    assert len(opens) == len(set(opens)) >= 2
+    rest = rest_klines(exchange, interval, start - 10 * 60_000)
+    assert [kline_as_row(k) for k in closed] == [rest[t][:9] for t in opens]
+    # Nothing of a candle arrives after its final update.
+    for k in closed:
+        last_index = max(i for i, e in enumerate(events) if e["k"]["t"] == k["t"])
+        assert events[last_index]["k"]["x"] is True
+
+
+def test_forming_kline_updates_match_the_rest_forming_candle(
+    emulator: Any, exchange: Any, ws_connect: Any, recv_until: Any
+) -> None:
+    ws = open_streams(f"{emulator.base_ws}/ws/btcusdt@kline_15m", ws_connect, recv_until)
+
+    emulator.advance(30_000)  # half a source candle: the 15m candle is forming
+
+    events = [m for m in barrier(ws, recv_until) if m.get("e") == "kline"]
+    latest = events[-1]["k"]
+    assert latest["x"] is False
+    assert kline_as_row(latest) == rest_klines(exchange, "15m", latest["t"])[latest["t"]][:9]
+
+
+# --- user data over the WebSocket API ----------------------------------------------------------
+
+
+def test_user_data_subscription_answers_with_a_subscription_id(
+    emulator: Any, ws_connect: Any, recv_until: Any
+) -> None:
+    ws = ws_connect(emulator.urls["ws_api"])
+
+    answer = subscribe_user_data(ws, emulator, recv_until)
+
+    assert (answer["status"], answer["result"]) == (200, {"subscriptionId": 0})
+    assert answer["rateLimits"][0]["rateLimitType"] == "REQUEST_WEIGHT"
+
+
+def test_order_placed_over_rest_streams_new_then_trade_and_the_balances(
+    emulator: Any, exchange: Any, ws_connect: Any, recv_until: Any
+) -> None:
+    ws = ws_connect(emulator.urls["ws_api"])
+    subscribe_user_data(ws, emulator, recv_until)
+
+    order = exchange.create_order(SYMBOL, "market", "buy", 0.01)
+
+    placed = emulator.engine.get_order(emulator.api_key, MARKET_ID, order_id=int(order["id"]))
+    fill = placed.fills[0]
+
+    def is_trade(m: Any) -> bool:
+        return m["event"]["e"] == "executionReport" and m["event"]["x"] == "TRADE"
+
+    _, seen = recv_until(ws, is_trade)
+    position, _ = recv_until(ws, lambda m: m["event"]["e"] == "outboundAccountPosition")
+    reports = [m["event"] for m in seen if m["event"]["e"] == "executionReport"]
+    assert all(m["subscriptionId"] == 0 for m in seen)
+    assert [(r["x"], r["X"]) for r in reports] == [("NEW", "NEW"), ("TRADE", "FILLED")]
+    for report in reports:
+        assert set(report) == EXECUTION_REPORT_FIELDS
+        assert (report["s"], report["c"], report["i"], report["S"], report["o"]) == (
+            MARKET_ID,
+            order["clientOrderId"],
+            int(order["id"]),
+            "BUY",
+            "MARKET",
+        )
+    trade = reports[1]
+    assert (trade["l"], trade["z"], trade["L"], trade["n"], trade["N"], trade["t"], trade["m"]) == (
+        "0.01000000",
+        "0.01000000",
+        f"{fill.price:.8f}",
+        f"{fill.fee:.8f}",
+        "BTC",
+        fill.trade_id,
+        False,
+    )
+    balances = {b.asset: b for b in emulator.engine.balances(emulator.api_key)}
+    for entry in position["event"]["B"]:
+        held = balances[entry["a"]]
+        assert (entry["f"], entry["l"]) == (f"{held.free:.8f}", f"{held.locked:.8f}")
+
+
+def test_cancel_streams_a_canceled_report_naming_the_original_order(
+    emulator: Any, exchange: Any, ws_connect: Any, recv_until: Any
+) -> None:
+    ws = ws_connect(emulator.urls["ws_api"])
+    subscribe_user_data(ws, emulator, recv_until)
+    price = float(emulator.engine.last_price(MARKET_ID)) * 0.9
+    order = exchange.create_order(SYMBOL, "limit", "buy", 0.01, price, {"clientOrderId": "to-cancel"})
+
+    canceled = exchange.cancel_order(order["id"], SYMBOL)
+
+    report, _ = recv_until(ws, lambda m: m["event"].get("x") == "CANCELED")
+    event = report["event"]
+    assert (event["X"], event["i"], event["C"], event["c"]) == (
+        "CANCELED",
+        int(order["id"]),
+        "to-cancel",
+        canceled["clientOrderId"],
+    )
+
+
+def test_bad_signature_on_the_websocket_api_is_refused(emulator: Any, ws_connect: Any, recv_until: Any) -> None:
+    ws = ws_connect(emulator.urls["ws_api"])
+
+    answer = subscribe_user_data(ws, emulator, recv_until, secret="0" * 64)
+
+    assert answer["status"] == 400
+    assert answer["error"] == {"code": -1022, "msg": "Signature for this request is not valid."}
+
+
+def test_event_stream_terminated_ends_the_subscription(
+    emulator: Any, exchange: Any, ws_connect: Any, recv_until: Any
+) -> None:
+    ws = ws_connect(emulator.urls["ws_api"])
+    subscribe_user_data(ws, emulator, recv_until)
+
+    ended = emulator.dialect.terminate_user_data_streams()
+    exchange.create_order(SYMBOL, "market", "buy", 0.01)
+
+    assert ended == 1
+    ws.send(json.dumps({"id": "after", "method": "ping"}))
+    _, seen = recv_until(ws, lambda m: m.get("id") == "after")
+    assert seen[0]["subscriptionId"] == 0 and seen[0]["event"]["e"] == "eventStreamTerminated"
+    assert isinstance(seen[0]["event"]["E"], int)
+    assert seen[1:-1] == []  # no user data after the termination
+    assert (seen[-1]["status"], seen[-1]["result"]) == (200, {})
+
+
+def test_websocket_api_time_is_the_server_time(emulator: Any, ws_connect: Any, recv_until: Any) -> None:
+    ws = ws_connect(emulator.urls["ws_api"])
+    before = int(time.time() * 1000)
+
+    ws.send(json.dumps({"id": 5, "method": "time"}))
+
+    answer, _ = recv_until(ws, lambda m: m.get("id") == 5)
+    assert answer["status"] == 200
+    assert before <= answer["result"]["serverTime"] <= int(time.time() * 1000)
+
+
+# --- keepalive -------------------------------------------------------------------------------
+
+
+def test_server_sends_ping_frames(make_emulator: Any, ws_connect: Any) -> None:
+    emulator = make_emulator(settings={"ping_interval": 0.1, "pong_timeout": 5.0})
+    ws = ws_connect(f"{emulator.base_ws}/ws/btcusdt@trade")
+
+    opcode, _ = ws.recv_data_frame(control_frame=True)
+
+    assert opcode == websocket.ABNF.OPCODE_PING
+
+
+def test_client_that_does_not_pong_is_disconnected(make_emulator: Any, ws_connect: Any, wait_until: Any) -> None:
+    emulator = make_emulator(settings={"ping_interval": 0.1, "pong_timeout": 0.4})
+    ws = ws_connect(f"{emulator.base_ws}/ws/btcusdt@trade")
+
+    # The client reads nothing, so it answers no ping.
+    wait_until(lambda: not emulator.hub.connections(), timeout=5.0, what="the server to drop the client")
+
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        while True:
+            ws.recv()
+
+
+def test_client_that_pongs_stays_connected(make_emulator: Any, ws_connect: Any, recv_until: Any) -> None:
+    emulator = make_emulator(settings={"ping_interval": 0.1, "pong_timeout": 0.4})
+    ws = ws_connect(f"{emulator.base_ws}/ws/btcusdt@trade")
+    deadline = time.monotonic() + 1.0
+    pings = 0
+    while time.monotonic() < deadline:
+        opcode, _ = ws.recv_data_frame(control_frame=True)  # answers each ping with a pong
+        pings += opcode == websocket.ABNF.OPCODE_PING
+
+    answer = barrier(ws, recv_until)
+
+    assert pings >= 3
+    assert answer == [{"result": ["btcusdt@trade"], "id": 999}]
+
+
+def test_connection_is_closed_at_the_end_of_its_lifetime(make_emulator: Any, ws_connect: Any) -> None:
+    emulator = make_emulator(settings={"max_lifetime": 0.3})
+    ws = ws_connect(f"{emulator.base_ws}/ws/btcusdt@trade")
+
+    opcode = None
+    while opcode != websocket.ABNF.OPCODE_CLOSE:
+        opcode, _ = ws.recv_data_frame(control_frame=True)
+
+    assert opcode == websocket.ABNF.OPCODE_CLOSE

@@ -1,0 +1,384 @@
+"""Order half of the Bybit v5 emulator's REST dialect: create, cancel, query orders and fills.
+
+Spot category of a unified trading account. What Bybit reports about an order but the engine does
+not model (the quantity as sent for ``marketUnit=quoteCoin``, ``PostOnly``) is kept per
+``(account, orderLinkId)`` in :class:`~.emulator_wire.OrderExtra` records, written *before* the
+engine sees the order so that the stream pushes emitted while it is placed already carry it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from realtrade_core.emulator.model import (
+    EngineError,
+    Fill,
+    MarketSpec,
+    Order,
+    OrderType,
+    RejectReason,
+    Side,
+    TimeInForce,
+)
+
+from .emulator_rest import BybitRestMixin, _int_param, _limit_param
+from .emulator_wire import (
+    DAY_MS,
+    DUPLICATE_LINK_ID,
+    EXPECT_FALLING,
+    EXPECT_RISING,
+    INVALID_ORDER_FILTER,
+    INVALID_ORDER_TYPE,
+    INVALID_SIDE,
+    INVALID_TIF,
+    MARKET_AMOUNT_DECIMALS,
+    ORDER_LINK_ID_RE,
+    ORDER_NOT_EXISTS,
+    ORDER_VALUE_TOO_SMALL,
+    PARAMS_ERROR,
+    POST_ONLY_WOULD_TAKE,
+    QTY_TOO_SMALL,
+    TPSL_PRICE_REQUIRED,
+    BybitError,
+    OrderExtra,
+    dec,
+    execution_record,
+    floor_to_step,
+    is_multiple,
+    order_record,
+    parse_decimal,
+    quote_precision,
+)
+
+log = logging.getLogger(__name__)
+
+SEVEN_DAYS_MS = 7 * DAY_MS
+#: Closed orders ``/v5/order/realtime`` still shows (Bybit keeps the recent 500 per category).
+RECENT_CLOSED = 500
+_ALL = 10**9  # "no limit" for engine queries; Bybit's own limits are applied afterwards
+_CONDITIONAL_FILTERS = ("StopOrder", "tpslOrder")
+
+
+def _order_id_param(value: object) -> int | None:
+    """An ``orderId`` as the engine's integer, or None when it cannot be one of ours."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+def _is_untriggered_conditional(order: Order) -> bool:
+    return order.stop_price is not None and not order.triggered
+
+
+def _matches_filter(order: Order, order_filter: str | None) -> bool:
+    """Bybit's spot ``orderFilter``: ``Order`` lists plain (or already fired) orders, ``StopOrder``
+    and ``tpslOrder`` conditional orders still waiting for their trigger; absent lists all."""
+    if not order_filter:
+        return True
+    if order_filter == "Order":
+        return not _is_untriggered_conditional(order)
+    if order_filter in _CONDITIONAL_FILTERS:
+        return _is_untriggered_conditional(order)
+    return False
+
+
+def _page(items: list[Any], key: Callable[[Any], int], cursor: str | None, limit: int) -> tuple[list[Any], str]:
+    """One page of ``items`` (newest first) after ``cursor``; returns it and the next cursor.
+
+    The cursor is the key of the last item served, so new items arriving at the head of the list
+    never shift later pages (Bybit's cursors are opaque too)."""
+    if cursor:
+        try:
+            after = int(cursor)
+        except ValueError:
+            raise BybitError(PARAMS_ERROR, "params error: cursor invalid") from None
+        items = [item for item in items if key(item) < after]
+    page = items[:limit]
+    next_cursor = str(key(page[-1])) if len(items) > limit else ""
+    return page, next_cursor
+
+
+class BybitOrdersMixin(BybitRestMixin):
+    """The order endpoints of :class:`~realtrade_bybit.emulator.BybitDialect`."""
+
+    def order_routes(self) -> list[web.RouteDef]:
+        w = self._wrap
+        return [
+            web.post("/v5/order/create", w(self._order_create, private=True, rate_limited=True)),
+            web.post("/v5/order/cancel", w(self._order_cancel, private=True, rate_limited=True)),
+            web.get("/v5/order/realtime", w(self._order_realtime, private=True)),
+            web.get("/v5/order/history", w(self._order_history, private=True)),
+            web.get("/v5/execution/list", w(self._execution_list, private=True)),
+        ]
+
+    def _order_create(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
+        category = self._category(params)
+        if category != "spot":
+            raise BybitError(PARAMS_ERROR, f"params error: category {category!r} is not served (spot only)")
+        spec = self._spot_market(params)
+        assert spec is not None
+        side_text = params.get("side")
+        if side_text not in ("Buy", "Sell"):
+            raise BybitError(INVALID_SIDE, "Invalid side.")
+        side = Side.BUY if side_text == "Buy" else Side.SELL
+        order_type = params.get("orderType")
+        if order_type not in ("Market", "Limit"):
+            raise BybitError(INVALID_ORDER_TYPE, "Invalid orderType.")
+        market = order_type == "Market"
+        qty = parse_decimal(params.get("qty"), "qty")
+        link_id = params.get("orderLinkId") or None
+        if link_id is not None and not ORDER_LINK_ID_RE.match(str(link_id)):
+            raise BybitError(PARAMS_ERROR, "params error: orderLinkId must be 1-36 characters of [A-Za-z0-9_-]")
+        if str(params.get("isLeverage", "0") or "0") != "0":
+            raise BybitError(PARAMS_ERROR, "params error: isLeverage=1 (spot margin) is not supported by the emulator")
+        if params.get("takeProfit") or params.get("stopLoss"):
+            raise BybitError(PARAMS_ERROR, "params error: attached takeProfit/stopLoss is not supported")
+        order_filter = params.get("orderFilter") or "Order"
+        if order_filter not in ("Order", *_CONDITIONAL_FILTERS):
+            raise BybitError(INVALID_ORDER_FILTER, "Invalid orderFilter parameter.")
+        trigger_text = params.get("triggerPrice")
+        trigger = parse_decimal(trigger_text, "triggerPrice") if trigger_text not in (None, "") else None
+        if trigger is not None and order_filter == "Order":
+            raise BybitError(INVALID_ORDER_FILTER, "Invalid orderFilter parameter: triggerPrice needs StopOrder.")
+        if trigger is None and order_filter != "Order":
+            raise BybitError(TPSL_PRICE_REQUIRED, "Please enter the TP/SL price.")
+        direction = params.get("triggerDirection")
+        if trigger is not None and direction not in (None, "", 0, "0"):
+            expected = 1 if side is Side.BUY else 2
+            if str(direction) != str(expected):
+                raise BybitError(
+                    PARAMS_ERROR,
+                    "params error: the emulator's conditional orders fire on a rise for Buy (triggerDirection 1) "
+                    "and on a fall for Sell (triggerDirection 2)",
+                )
+        tif_text = params.get("timeInForce") or "GTC"
+        if tif_text not in ("GTC", "IOC", "FOK", "PostOnly"):
+            raise BybitError(INVALID_TIF, "Invalid timeInForce.")
+        price = None if market else parse_decimal(params.get("price"), "price")
+
+        amount = qty
+        market_unit = ""
+        if market:
+            # Bybit's default unit of a spot market order: quote coin to buy, base coin to sell.
+            market_unit = params.get("marketUnit") or ("quoteCoin" if side is Side.BUY else "baseCoin")
+            if market_unit not in ("baseCoin", "quoteCoin"):
+                raise BybitError(PARAMS_ERROR, "params error: marketUnit must be baseCoin or quoteCoin")
+            if market_unit == "quoteCoin":
+                amount = self._base_amount(spec, qty, trigger)
+        if link_id is not None:
+            self._reject_duplicate(api_key, str(link_id))
+        if tif_text == "PostOnly" and not market and trigger is None:
+            assert price is not None
+            last = self.engine.last_price(spec.symbol)
+            if (side is Side.BUY and price >= last) or (side is Side.SELL and price <= last):
+                raise BybitError(POST_ONLY_WOULD_TAKE, "The LIMIT-MAKER order is rejected due to invalid price.")
+
+        if trigger is not None:
+            engine_type = OrderType.STOP_MARKET if market else OrderType.STOP_LIMIT
+        else:
+            engine_type = OrderType.MARKET if market else OrderType.LIMIT
+        engine_tif = TimeInForce(tif_text) if tif_text in ("IOC", "FOK") and not market else TimeInForce.GTC
+        link = str(link_id) if link_id is not None else uuid.uuid4().hex
+        key = (api_key, link)
+        self._extras[key] = OrderExtra(dec(qty), market_unit, "IOC" if market else tif_text)
+        try:
+            order = self.engine.place_order(
+                api_key,
+                spec.symbol,
+                side,
+                engine_type,
+                amount,
+                price=price,
+                stop_price=trigger,
+                time_in_force=engine_tif,
+                client_order_id=link,
+            )
+        except EngineError as exc:
+            self._extras.pop(key, None)
+            if exc.reason is RejectReason.WOULD_TRIGGER_IMMEDIATELY:
+                last = self.engine.last_price(spec.symbol)
+                prices = f"trigger_price[{dec(trigger)}] {'<=' if side is Side.BUY else '>='} current[{dec(last)}]"
+                if side is Side.BUY:
+                    raise BybitError(EXPECT_RISING, f"expect Rising, but {prices}") from None
+                raise BybitError(EXPECT_FALLING, f"expect Falling, but {prices}") from None
+            raise
+        log.debug("bybit emulator: order %s (%s) accepted for %s", order.order_id, link, spec.symbol)
+        return {"orderId": str(order.order_id), "orderLinkId": order.client_order_id}
+
+    def _base_amount(self, spec: MarketSpec, quote_qty: Decimal, trigger: Decimal | None) -> Decimal:
+        """The base amount the engine executes for a ``marketUnit=quoteCoin`` market order.
+
+        The engine trades base amounts: the quote amount is converted at the last price (the
+        trigger price for a conditional order) and rounded down to the step size, so the order
+        never spends more than the client asked for.
+        """
+        if not is_multiple(quote_qty, quote_precision(spec)):
+            raise BybitError(MARKET_AMOUNT_DECIMALS, "Market order amount decimal too long.")
+        if quote_qty < spec.min_notional:
+            raise BybitError(ORDER_VALUE_TOO_SMALL, "Order value exceeded lower limit.")
+        reference = trigger if trigger is not None else self.engine.last_price(spec.symbol)
+        amount = floor_to_step(quote_qty / reference, spec.step_size)
+        if amount <= 0:
+            raise BybitError(QTY_TOO_SMALL, "Order quantity lower than the minimum.")
+        return amount
+
+    def _reject_duplicate(self, api_key: str, link_id: str) -> None:
+        """Bybit refuses an orderLinkId already used by any order of the account, open or not."""
+        try:
+            self.engine.get_order(api_key, client_order_id=link_id)
+        except EngineError as exc:
+            if exc.reason is RejectReason.ORDER_NOT_FOUND:
+                return
+            raise
+        raise BybitError(DUPLICATE_LINK_ID, "Duplicate clientOrderId.")
+
+    def _find_order(self, params: dict[str, Any], api_key: str, symbol: str | None) -> Order | None:
+        """The order named by ``orderId`` / ``orderLinkId``, or None if the account has none such."""
+        order_id = params.get("orderId") or None
+        link_id = params.get("orderLinkId") or None
+        kwargs: dict[str, Any] = {}
+        if order_id is not None:
+            parsed = _order_id_param(order_id)
+            if parsed is None:
+                return None
+            kwargs["order_id"] = parsed
+        if link_id is not None:
+            kwargs["client_order_id"] = str(link_id)
+        try:
+            return self.engine.get_order(api_key, symbol, **kwargs)
+        except EngineError as exc:
+            if exc.reason in (RejectReason.ORDER_NOT_FOUND, RejectReason.UNKNOWN_SYMBOL):
+                return None
+            raise
+
+    def _order_cancel(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
+        category = self._category(params)
+        if category != "spot":
+            raise BybitError(PARAMS_ERROR, f"params error: category {category!r} is not served (spot only)")
+        spec = self._spot_market(params)
+        assert spec is not None
+        if not params.get("orderId") and not params.get("orderLinkId"):
+            raise BybitError(PARAMS_ERROR, "params error: orderId or orderLinkId is required")
+        order_filter = params.get("orderFilter") or "Order"
+        order = self._find_order(params, api_key, spec.symbol)
+        # As on Bybit spot, a conditional order waiting for its trigger is only found with
+        # orderFilter=StopOrder (ccxt: params={"trigger": True}), a plain one only without it.
+        if order is None or not order.status.is_open or not _matches_filter(order, order_filter):
+            raise BybitError(ORDER_NOT_EXISTS, "Order does not exist.")
+        cancelled = self.engine.cancel_order(api_key, spec.symbol, order_id=order.order_id)
+        return {"orderId": str(cancelled.order_id), "orderLinkId": cancelled.client_order_id}
+
+    def _order_realtime(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
+        category = self._category(params)
+        if category != "spot":
+            return {"category": category, "list": [], "nextPageCursor": ""}
+        spec = self._spot_market(params, required=False)
+        symbol = spec.symbol if spec is not None else None
+        limit = _limit_param(params, 20, 50)
+        orders: list[Order]
+        if params.get("orderId") or params.get("orderLinkId"):
+            # Bybit also finds a recent closed order when it is asked for by id.
+            found = self._find_order(params, api_key, symbol)
+            orders = [found] if found is not None else []
+        else:
+            orders = self.engine.open_orders(api_key, symbol)
+            if _int_param(params, "openOnly", 0) == 1:
+                closed = [o for o in self.engine.all_orders(api_key, symbol, limit=_ALL) if not o.status.is_open]
+                orders += closed[-RECENT_CLOSED:]
+        if params.get("baseCoin"):
+            orders = [o for o in orders if self.engine.markets[o.symbol].base == params["baseCoin"]]
+        orders = [o for o in orders if _matches_filter(o, params.get("orderFilter"))]
+        orders.sort(key=lambda o: o.order_id, reverse=True)
+        page, cursor = _page(orders, lambda o: o.order_id, params.get("cursor"), limit)
+        return {
+            "category": "spot",
+            "list": [order_record(o, self._extra(o)) for o in page],
+            "nextPageCursor": cursor,
+        }
+
+    def _time_range(self, params: dict[str, Any]) -> tuple[int, int]:
+        """Bybit's history window: at most 7 days, the last 7 days when none is given."""
+        start = _int_param(params, "startTime")
+        end = _int_param(params, "endTime")
+        if start is None and end is None:
+            end = self.engine.now()
+            start = end - SEVEN_DAYS_MS
+        elif start is None:
+            assert end is not None
+            start = end - SEVEN_DAYS_MS
+        elif end is None:
+            end = start + SEVEN_DAYS_MS
+        if end < start:
+            raise BybitError(PARAMS_ERROR, "params error: endTime must not be before startTime")
+        if end - start > SEVEN_DAYS_MS:
+            raise BybitError(PARAMS_ERROR, "params error: startTime and endTime must be at most 7 days apart")
+        return start, end
+
+    def _order_history(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
+        category = self._category(params)
+        if category != "spot":
+            return {"category": category, "list": [], "nextPageCursor": ""}
+        spec = self._spot_market(params, required=False)
+        symbol = spec.symbol if spec is not None else None
+        limit = _limit_param(params, 20, 50)
+        if params.get("orderId") or params.get("orderLinkId"):
+            found = self._find_order(params, api_key, symbol)
+            orders = [found] if found is not None and not found.status.is_open else []
+        else:
+            start, end = self._time_range(params)
+            orders = [
+                o
+                for o in self.engine.all_orders(api_key, symbol, limit=_ALL)
+                if not o.status.is_open and start <= o.created_time <= end
+            ]
+        orders = [o for o in orders if _matches_filter(o, params.get("orderFilter"))]
+        wanted = {s for s in str(params.get("orderStatus", "")).split(",") if s}
+        records = [(o, order_record(o, self._extra(o))) for o in orders]
+        if wanted:
+            records = [(o, r) for o, r in records if r["orderStatus"] in wanted]
+        records.sort(key=lambda pair: pair[0].order_id, reverse=True)
+        page, cursor = _page(records, lambda pair: pair[0].order_id, params.get("cursor"), limit)
+        return {"category": "spot", "list": [r for _, r in page], "nextPageCursor": cursor}
+
+    def _execution_list(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
+        category = self._category(params)
+        if category != "spot":
+            return {"category": category, "list": [], "nextPageCursor": ""}
+        spec = self._spot_market(params, required=False)
+        symbol = spec.symbol if spec is not None else None
+        limit = _limit_param(params, 50, 100)
+        exec_type = params.get("execType")
+        if exec_type not in (None, "", "Trade"):
+            return {"category": "spot", "list": [], "nextPageCursor": ""}  # the emulator only trades
+        order_id: int | None = None
+        if params.get("orderId") or params.get("orderLinkId"):
+            order = self._find_order(params, api_key, symbol)
+            if order is None:
+                return {"category": "spot", "list": [], "nextPageCursor": ""}
+            order_id = order.order_id
+            fills = self.engine.fills(api_key, symbol, order_id=order_id, limit=_ALL)
+        else:
+            start, end = self._time_range(params)
+            fills = self.engine.fills(api_key, symbol, start=start, end=end, limit=_ALL)
+        fills = sorted(fills, key=lambda f: f.trade_id, reverse=True)
+        page, cursor = _page(fills, lambda f: f.trade_id, params.get("cursor"), limit)
+        return {"category": "spot", "list": self.execution_records(api_key, page), "nextPageCursor": cursor}
+
+    def execution_records(self, api_key: str, fills: list[Fill]) -> list[dict[str, Any]]:
+        orders: dict[int, Order | None] = {}
+        records = []
+        for fill in fills:
+            if fill.order_id not in orders:
+                try:
+                    orders[fill.order_id] = self.engine.get_order(api_key, fill.symbol, order_id=fill.order_id)
+                except EngineError:
+                    orders[fill.order_id] = None
+            records.append(execution_record(fill, orders[fill.order_id], self.engine.markets.get(fill.symbol)))
+        return records

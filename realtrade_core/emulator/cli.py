@@ -1,0 +1,128 @@
+"""``realtrade emulator``: serve one emulated exchange on loopback until Ctrl+C.
+
+Prints the REST and WebSocket URLs, the admin URL, and the API key, secret and balances of the
+funded default account, so any client (ccxt, the plugin's WebSocket, curl) can connect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``realtrade emulator``."""
+    parser.add_argument("--exchange", required=True, help="exchange whose wire protocol to speak (binance, bybit)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: 0, pick a free one)")
+    parser.add_argument(
+        "--symbol",
+        dest="symbols",
+        action="append",
+        metavar="BASE/QUOTE",
+        help="market to serve; repeat for several (default: BTC/USDT)",
+    )
+    parser.add_argument(
+        "--data",
+        action="append",
+        metavar="CSV",
+        help="candles to replay (header timestamp,open,high,low,close,volume); with several symbols "
+        "give SYMBOL=CSV per symbol; symbols without data get a seeded synthetic market",
+    )
+    parser.add_argument("--history", type=int, default=500, help="candles already in the past at start (default: 500)")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="emulated seconds per real second (default: 1.0, real time; 60 makes a minute pass each second)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic market (default: 0)")
+    parser.add_argument("--interval", default="1m", help="candle interval of a synthetic market (default: 1m)")
+    parser.add_argument("--api-key", help="API key of the default account (default: random)")
+    parser.add_argument("--secret", help="API secret of the default account (default: random)")
+
+
+def _data_argument(values: list[str] | None, symbols: list[str]) -> str | dict[str, str] | None:
+    if not values:
+        return None
+    mapping: dict[str, str] = {}
+    plain: list[str] = []
+    for value in values:
+        symbol, sep, path = value.partition("=")
+        if sep and "/" in symbol and not Path(value).exists():
+            mapping[symbol] = path
+        else:
+            plain.append(value)
+    if plain and (mapping or len(plain) > 1):
+        raise ConfigurationError("with several --data files, give each as SYMBOL=CSV, e.g. --data ETH/USDT=eth.csv")
+    if plain:
+        return plain[0]
+    return mapping
+
+
+def _format_amount(amount: Any) -> str:
+    text = f"{amount:f}" if hasattr(amount, "is_finite") else str(amount)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the emulator, print how to reach it, serve until SIGINT/SIGTERM."""
+    from .server import Emulator
+
+    symbols = args.symbols or ["BTC/USDT"]
+    emulator = Emulator(
+        args.exchange,
+        host=args.host,
+        port=args.port,
+        symbols=symbols,
+        data=_data_argument(args.data, symbols),
+        history=args.history,
+        speed=args.speed,
+        seed=args.seed,
+        interval=args.interval,
+        api_key=args.api_key,
+        secret=args.secret,
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        emulator.start()
+        try:
+            _print_banner(emulator)
+            while not stop.wait(1.0):  # a timed wait keeps the main thread responsive to signals
+                pass
+            print("stopping...", flush=True)
+        finally:
+            emulator.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("emulator stopped", flush=True)
+    return 0
+
+
+def _print_banner(emulator: Any) -> None:
+    rows: list[tuple[str, str]] = [(name, url) for name, url in emulator.urls.items()]
+    rows.append(("admin", emulator.admin_url + "/state"))
+    rows.append(("api key", emulator.api_key))
+    rows.append(("secret", emulator.secret))
+    balances = ", ".join(f"{asset} {_format_amount(amount)}" for asset, amount in sorted(emulator.balances.items()))
+    rows.append(("balances", balances))
+    rows.append(("symbols", ", ".join(emulator.symbols)))
+    clock = datetime.fromtimestamp(emulator.engine.now() / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    rows.append(("clock", f"{clock}, speed {emulator.speed:g}x"))
+    width = max(len(name) for name, _ in rows) + 1
+    print(f"realtrade emulator: {emulator.exchange} listening on {emulator.base_http}", flush=False)
+    for name, value in rows:
+        print(f"  {name + ':':<{width}} {value}")
+    print("Press Ctrl+C to stop.", flush=True)

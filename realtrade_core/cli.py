@@ -20,6 +20,7 @@ from .errors import RealtradeError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "exchanges": ("realtrade_core.cli", "list installed exchanges with version and status"),
     "emulator": ("realtrade_core.emulator.cli", "serve an emulated exchange on loopback"),
+    "demo": ("realtrade_core.demo", "paper-trade a strategy on live bars from an in-process emulator"),
 }
 
 

@@ -62,6 +62,8 @@ def _fast_init(cls: type[_T]) -> type[_T]:
     params: list[str] = []
     body: list[str] = []
     namespace: dict[str, Any] = {}
+    if hasattr(cls, "__post_init__"):
+        return cls  # the generated __init__ would skip it: keep the dataclass's own
     for f in fields(cls):  # type: ignore[arg-type]
         if not f.init or f.default_factory is not MISSING:
             return cls  # not a shape this handles: keep the dataclass's own __init__

@@ -90,7 +90,6 @@ class Data(Contract, bt.feed.DataBase):
             raise ConfigurationError("dataname is required: the symbol, e.g. dataname='BTC/USDT'")
         self._outbox: queue.Queue = queue.Queue()
         self._pump: _BarPump | None = None
-        self._laststatus: int | None = None
 
     @property
     def tf(self) -> Timeframe:
@@ -124,9 +123,7 @@ class Data(Contract, bt.feed.DataBase):
         super().stop()
 
     def _notify_state(self, state: int) -> None:
-        if state != self._laststatus:
-            self._laststatus = state
-            self.put_notification(state)
+        self.put_notification(state)  # backtrader drops a repeat of the last status itself
 
     def _load(self) -> bool | None:
         while True:
@@ -134,7 +131,7 @@ class Data(Contract, bt.feed.DataBase):
                 if self.p.historical:
                     kind, payload = self._outbox.get()
                 else:
-                    kind, payload = self._outbox.get(timeout=self.p.qcheck)
+                    kind, payload = self._outbox.get(timeout=self._qcheck)
             except queue.Empty:
                 return None
             if kind == _BAR:

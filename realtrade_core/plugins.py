@@ -166,6 +166,10 @@ class PluginHost:
     def load_exchange(self, name: str) -> ExchangeSpec:
         """Import the plugin providing ``name``, validate its registration, return its spec."""
         key = name.strip().lower()
+        from .generic import generic_spec, is_generic
+
+        if is_generic(key):
+            return generic_spec(key)
         with self._lock:
             if key in self._specs:
                 return self._specs[key]

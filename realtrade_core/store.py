@@ -68,6 +68,7 @@ class Store(Contract):
         emulator_options: dict[str, Any] | None = None,
         ccxt_config: dict[str, Any] | None = None,
         spec: ExchangeSpec | None = None,
+        emulator: Any = None,
     ) -> None:
         if venue not in VENUES:
             raise ConfigurationError(f"unknown venue {venue!r}; use one of {', '.join(VENUES)}")
@@ -83,6 +84,7 @@ class Store(Contract):
         self._lock = threading.RLock()
         self._client: Any = None
         self._emulator: Any = None  # an in-process emulator this store started and owns
+        self._attached: Any = emulator  # a running in-process emulator given by the caller
         self._urls: dict[str, str] = {}
         self._time_offset_ms = 0
         self._notifications: deque = deque()
@@ -155,6 +157,13 @@ class Store(Contract):
             self.started = False
 
     def _attach_emulator(self) -> None:
+        if self._attached is not None:
+            emu = self._attached
+            if not self._credentials:
+                self._credentials = Credentials(emu.api_key, emu.secret)
+            self._urls = dict(emu.urls)
+            self._ccxt_urls = emu.dialect.ccxt_urls(emu.base_http)
+            return
         if self.emulator_url is None:
             from .emulator.server import Emulator
 
@@ -171,8 +180,8 @@ class Store(Contract):
 
     @property
     def emulator(self) -> Any:
-        """The in-process emulator this store started (None otherwise)."""
-        return self._emulator
+        """The in-process emulator this store uses (None for a remote one or a real venue)."""
+        return self._emulator or self._attached
 
     # --- ccxt -----------------------------------------------------------------------------------
 
@@ -466,13 +475,16 @@ def get_store(
     """The store for (exchange, market type, account, venue), created on first use.
 
     ``venue`` is ``"emulator"`` (the default: an in-process emulator is started unless
-    ``emulator_url`` points at a running one), ``"testnet"`` or ``"mainnet"``. Further keyword
-    options (``emulator_options``, ``ccxt_config``) go to the store's constructor.
+    ``emulator_url`` points at a running one, or ``emulator=`` passes a running in-process
+    :class:`~realtrade_core.emulator.server.Emulator`), ``"testnet"`` or ``"mainnet"``. Further
+    keyword options (``emulator_options``, ``ccxt_config``) go to the store's constructor.
     """
     from .plugins import load_exchange
 
     spec = load_exchange(name)
-    key = (spec.name, market_type, api_key, venue, emulator_url, repr(sorted(options.items())))
+    # The emulator object itself (not its id) is part of the key: ids are reused after collection.
+    others = repr(sorted((k, v) for k, v in options.items() if k != "emulator"))
+    key = (spec.name, market_type, api_key, venue, emulator_url, options.get("emulator"), others)
     with _stores_lock:
         store = _stores.get(key)
         if store is None:

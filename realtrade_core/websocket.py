@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 from urllib.parse import urlsplit
 
 import websocket as _wsclient
@@ -88,6 +88,10 @@ _LIVE_STATES = frozenset({ConnectionState.CONNECTING, ConnectionState.AUTHENTICA
 class WebSocketConfig:
     """Connection settings. Plugins set per-exchange defaults in ``default_config``; users
     override with ``dataclasses.replace(SomeWebSocket.default_config, ...)``.
+
+    ``stale_after`` must exceed the longest silence a healthy connection can have: pair it with
+    a heartbeat (the server's pings, ``app_ping_interval`` or ``ping_frame_interval``), or a
+    quiet stream is replaced every ``stale_after`` seconds.
 
     Backoff is "full jitter": before reconnect attempt *n* the thread waits a uniformly random
     time in ``[0, min(reconnect_delay_max, reconnect_delay * 2**(n-1))]``. *n* counts
@@ -829,7 +833,7 @@ class BaseWebSocket(Contract):
                 self._send_frame(ws, opcode, payload)
             if not waits_for_ack:
                 self._become_ready(ws)
-            reason, failed = self._read_loop(ws, sock)
+            self._read_loop(ws, sock)
         except _SessionEnd as end:
             reason, failed = end.reason, end.failed
         except _ProtocolError as exc:
@@ -850,8 +854,11 @@ class BaseWebSocket(Contract):
         self._end_reason = reason
         return reason, failed
 
-    def _read_loop(self, ws: _wsclient.WebSocket, sock: socket.socket) -> tuple[str, bool]:
-        """The hot path: cut frames out of a buffer filled by large reads, parse, dispatch."""
+    def _read_loop(self, ws: _wsclient.WebSocket, sock: socket.socket) -> NoReturn:
+        """The hot path: cut frames out of a buffer filled by large reads, parse, dispatch.
+
+        Ends only by raising (_SessionEnd, _ProtocolError, OSError, ...).
+        """
         cfg = self.config
         max_size = cfg.max_message_size
         parse = self.parse
@@ -1191,10 +1198,10 @@ class BaseWebSocket(Contract):
         self._log.log(
             "callback",
             logging.ERROR,
-            "%s: %s listener %r raised %s: %s",
+            "%s: %s listener %s raised %s: %s",
             self.name,
             type(event).__name__,
-            callback,
+            getattr(callback, "__qualname__", type(callback).__name__),  # never a repr: it may hold keys
             type(exc).__name__,
             exc,
             exc_info=exc,

@@ -515,6 +515,43 @@ def test_malformed_frames_are_skipped_and_counted(server, make_ws, caplog):
     assert "cannot parse" in caplog.text
 
 
+def test_no_utf8_validation_on_the_hot_path(server, make_ws, monkeypatch):
+    """websocket-client's pure-Python UTF-8 check costs several times a whole parse: never run it."""
+    import websocket
+    import websocket._abnf
+    import websocket._utils
+
+    calls = []
+
+    def spy(data: bytes) -> bool:
+        calls.append(len(data))
+        return True
+
+    monkeypatch.setattr(websocket._abnf, "validate_utf8", spy)
+    monkeypatch.setattr(websocket._utils, "validate_utf8", spy)
+    ws = make_ws("a")
+    bars = Collector()
+    ws.on("bar", bars)
+    ws.start()
+    assert ws.wait_connected(5)
+    assert server.wait_for(lambda: "a" in server.last.subscriptions)
+    for i in range(10):
+        server.publish("a", kline(i))
+    server.push_raw(frame(b'{"topic":', fin=False), frame(b'"x"}', opcode=0x0))  # fragmented text too
+    assert bars.wait_count(10)
+    assert poll_until(lambda: ws.stats().unknown_messages == 1)
+    assert calls == []
+    # The spy does see websocket-client's own receive path when validation is on (its default).
+    raw = websocket.create_connection(server.url, timeout=5)
+    try:
+        assert server.wait_for(lambda: len(server.conns) == 2)
+        server.push("{}", conn=server.last)
+        assert raw.recv() == "{}"
+    finally:
+        raw.close()
+    assert calls == [2]
+
+
 def test_callback_exceptions_are_counted_and_do_not_stop_delivery(server, make_ws):
     ws = make_ws("a")
     good = Collector()
@@ -706,3 +743,83 @@ def test_repr_logs_and_errors_hide_url_secrets(server, make_ws, caplog):
         assert poll_until(lambda: live.stats().parse_errors == 1)
     assert secret not in caplog.text
     assert repr(live) == f"<JsonWebSocket host=127.0.0.1:{server.port} state=connected>"
+
+
+# ------------------------------------------------------------------------------ TLS
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """The same server behind TLS, with a throw-away self-signed certificate."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    s = WSServer(ssl_context=context).start()
+    yield s, str(cert_file)
+    s.close()
+
+
+def test_tls_connection(tls_server):
+    import ssl
+
+    server, ca_file = tls_server
+    config = WebSocketConfig(**FAST, sslopt={"ca_certs": ca_file, "cert_reqs": ssl.CERT_REQUIRED})
+    ws = JsonWebSocket(server.url, ["a"], config=config)
+    seqs: list[int] = []
+    done = threading.Event()
+    n = 20_000
+
+    def on_bar(bar: Bar) -> None:
+        seqs.append(bar.open_time)
+        if len(seqs) == n + 1:
+            done.set()
+
+    ws.on("bar", on_bar)
+    connected = Collector()
+    ws.on("connected", connected)
+    ws.start()
+    try:
+        assert connected.wait_count(1)
+        assert server.wait_for(lambda: "a" in server.last.subscriptions)
+        # Many messages per TLS record, then one message over many TLS records (16 KiB each).
+        template = json.dumps(kline(0)).replace('"t": 0', '"t": %d')
+        server.push_many(template % i for i in range(n))
+        server.push(json.dumps({**kline(n), "pad": "z" * 200_000}))
+        assert done.wait(15), f"received {len(seqs)}"
+        assert seqs == list(range(n + 1))
+        server.ping(b"tls")
+        assert server.wait_for(lambda: [p for _, p in server.last.of_kind("pong")] == [b"tls"])
+        server.drop()
+        assert connected.wait_count(2)
+        assert server.wait_for(lambda: len(server.conns) == 2 and "a" in server.last.subscriptions)
+    finally:
+        assert ws.stop(5)
+    assert ws_threads() == []

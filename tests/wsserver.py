@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import struct
 import threading
 import time
@@ -81,7 +82,8 @@ def frame(payload: bytes, opcode: int = 0x1, fin: bool = True, rsv: int = 0, mas
 
 
 class WSServer:
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.ssl_context = ssl_context
         self.cond = threading.Condition()
         self.conns: list[Conn] = []
         self.refuse = 0  # refuse this many upgrades with HTTP 503 (-1: all)
@@ -107,7 +109,7 @@ class WSServer:
                 app.router.add_get("/{tail:.*}", self._handler)
                 self._runner = web.AppRunner(app, handle_signals=False)
                 loop.run_until_complete(self._runner.setup())
-                site = web.TCPSite(self._runner, "127.0.0.1", 0)
+                site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
                 loop.run_until_complete(site.start())
                 self.port = self._runner.addresses[0][1]
             except BaseException as exc:  # surface start-up errors in the test thread
@@ -136,7 +138,8 @@ class WSServer:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}/ws"
 
     # ------------------------------------------------------------------ waiting
 

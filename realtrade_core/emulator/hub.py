@@ -52,14 +52,39 @@ MALFORMED_FRAME = '{"e":"kline","E":17000000,"s":"BTC'
 
 # How long a thread other than the loop waits for the loop to carry out a drop / stall.
 _LOOP_CALL_TIMEOUT = 10.0
-# The writer yields to the loop after this many frames so a backlog never starves HTTP handlers.
-_WRITER_BATCH = 256
+# The writer sends at most this many frames / bytes in one socket write, then yields to the loop
+# so a backlog never starves HTTP handlers.
+_BATCH_FRAMES = 512
+_BATCH_BYTES = 256 * 1024
+# Above this many bytes buffered in the transport (a client reading slower than we write), the
+# writer waits until it falls below the low mark: memory stays bounded by max_queue instead.
+_HIGH_WATER = 1024 * 1024
+_LOW_WATER = 256 * 1024
+_DRAIN_POLL = 0.001
 
 
-def _encode(payload: str | dict[str, Any] | list[Any]) -> str:
+# One encoder for every message: json.dumps(..., separators=...) builds a new encoder per call.
+_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def _encode(payload: str | dict[str, Any] | list[Any]) -> bytes:
+    """The UTF-8 payload of a text frame: strings as they are, anything else as compact JSON."""
     if isinstance(payload, str):
-        return payload
-    return json.dumps(payload, separators=(",", ":"))
+        return payload.encode()
+    return _JSON.encode(payload).encode()
+
+
+# Server-to-client text frames (RFC 6455 section 5.2): FIN + opcode 1, no mask, then the length
+# in 7 bits, or 126 + 16 bits, or 127 + 64 bits.
+_SHORT_HEADERS = [bytes((0x81, n)) for n in range(126)]
+
+
+def _frame_header(length: int) -> bytes:
+    if length < 126:
+        return _SHORT_HEADERS[length]
+    if length < 65536:
+        return b"\x81\x7e" + length.to_bytes(2, "big")
+    return b"\x81\x7f" + length.to_bytes(8, "big")
 
 
 class Connection:
@@ -79,7 +104,7 @@ class Connection:
         self.sent = 0  # frames written to the socket
         self.dropped = 0  # frames discarded because of a stall
         self._hub = hub
-        self._pending: deque[str] = deque()
+        self._pending: deque[bytes] = deque()  # encoded payloads of text frames
         self._wake = asyncio.Event()
         self._signalled = False  # a wake-up is pending; set by producers, cleared by the writer
         self._closed = False
@@ -103,9 +128,9 @@ class Connection:
             return
         self._enqueue(_encode(payload))
 
-    def _enqueue(self, text: str) -> None:
+    def _enqueue(self, data: bytes) -> None:
         pending = self._pending
-        pending.append(text)
+        pending.append(data)
         if len(pending) > self._hub.max_queue:
             self._overflow()
             return
@@ -160,25 +185,30 @@ class Connection:
         ws = self.ws
         pending = self._pending
         faults = self._hub.faults
+        transport = self._transport()
+        # Frames are written straight to the socket, many per write: one send() system call per
+        # frame (what ws.send_str does) is what limits a Python server's message rate, and each
+        # call also hands the GIL to other threads. aiohttp's own writer is still used when the
+        # client negotiated compression, or if the transport cannot be reached.
+        direct = transport is not None and not ws.compress
         try:
             while not self._closed:
                 await self._wake.wait()
                 self._wake.clear()
                 # Cleared before draining: a producer appending after this point signals again.
                 self._signalled = False
-                written = 0
                 while pending:
-                    text = pending.popleft()
-                    if faults.stalled:
-                        self.dropped += 1
-                        continue
-                    if ws.closed:
+                    if ws.closed or self._closed:
                         return
-                    await ws.send_str(text)
-                    self.sent += 1
-                    written += 1
-                    if written % _WRITER_BATCH == 0:
-                        await asyncio.sleep(0)
+                    if faults.stalled:
+                        self.dropped += len(pending)
+                        pending.clear()
+                        break
+                    if direct:
+                        await self._write_batch_direct(transport)
+                    else:
+                        await self._write_batch_aiohttp()
+                    await asyncio.sleep(0)  # let handlers and other writers run between batches
         except ConnectionError as exc:  # aiohttp's ClientConnectionResetError is one
             log.debug("WebSocket writer stopped: %s", exc)
         except asyncio.CancelledError:
@@ -190,6 +220,30 @@ class Connection:
             self._closed = True
             self._pending.clear()
             self._hub._forget(self)
+
+    async def _write_batch_direct(self, transport: asyncio.Transport) -> None:
+        pending = self._pending
+        parts: list[bytes] = []
+        size = frames = 0
+        while pending and frames < _BATCH_FRAMES and size < _BATCH_BYTES:
+            data = pending.popleft()
+            parts.append(_frame_header(len(data)))
+            parts.append(data)
+            size += len(data)
+            frames += 1
+        if transport.is_closing():
+            raise ConnectionResetError("the WebSocket transport is closing")
+        transport.write(b"".join(parts))
+        self.sent += frames
+        if transport.get_write_buffer_size() > _HIGH_WATER:
+            while transport.get_write_buffer_size() > _LOW_WATER and not transport.is_closing():
+                await asyncio.sleep(_DRAIN_POLL)
+
+    async def _write_batch_aiohttp(self) -> None:
+        pending = self._pending
+        for _ in range(min(len(pending), _BATCH_FRAMES)):
+            await self.ws.send_str(pending.popleft().decode())
+            self.sent += 1
 
     def _transport(self) -> asyncio.Transport | None:
         # aiohttp exposes no public handle on the socket of a prepared WebSocketResponse; the
@@ -316,10 +370,10 @@ class ConnectionHub:
             for conn in subs:
                 conn.dropped += 1
             return
-        text = _encode(payload)  # encoded once for every subscriber
+        data = _encode(payload)  # encoded once for every subscriber
         for conn in subs:
             if (account is None or conn.account == account) and not conn._closed:
-                conn._enqueue(text)
+                conn._enqueue(data)
 
     def _wake(self, conn: Connection) -> None:
         if threading.get_ident() == self._loop_thread:

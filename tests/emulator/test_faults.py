@@ -371,3 +371,25 @@ def test_a_client_too_slow_to_read_is_disconnected(toy_emulator, wait_until, mon
         wait_until(lambda: not emu.hub.connections())
     finally:
         ws.close()
+
+
+def test_ccxt_gets_a_request_timeout_while_the_order_exists():
+    """The real thing: unmodified ccxt against the Binance dialect sees a timeout, not an answer."""
+    import ccxt
+
+    from realtrade_core import load_exchange
+    from realtrade_core.emulator import Emulator
+
+    try:
+        load_exchange("binance")
+    except Exception as exc:  # the core must stay testable without the Binance plugin
+        pytest.skip(f"Binance plugin not installed: {exc}")
+    with Emulator("binance", speed=None, history=50) as emu:
+        client = emu.ccxt_client(timeout=800)
+        client.load_markets()
+        price = float(order_body(emu)["price"])
+        emu.timeout_next_order()
+        with pytest.raises(ccxt.RequestTimeout):
+            client.create_order("BTC/USDT", "limit", "buy", 0.001, price)
+        (order,) = client.fetch_open_orders("BTC/USDT")
+        assert (order["price"], order["amount"], order["status"]) == (price, 0.001, "open")

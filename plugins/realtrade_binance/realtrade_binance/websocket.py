@@ -1,21 +1,456 @@
-"""Binance streams (market data and user data) on the core BaseWebSocket."""
+"""Binance spot streams on the core :class:`~realtrade_core.websocket.BaseWebSocket`.
+
+A store opens at most two connections, both made by :meth:`BinanceWebSocket.for_store`:
+
+* :class:`BinanceWebSocket` — market data on ``/ws``. Streams are added with ``SUBSCRIBE``
+  requests on the open connection, so a new feed never replaces the connection; messages arrive
+  unwrapped. The parser also takes the combined-stream envelope ``{"stream", "data"}``.
+* :class:`BinanceUserDataWebSocket` — the account's orders, fills and balances over the
+  WebSocket API (REST listen keys answer 410 Gone for spot). The signed
+  ``userDataStream.subscribe.signature`` request is this connection's auth message: it is sent
+  on every (re)connect and its response is the auth acknowledgement, so re-authenticating *is*
+  resubscribing and the store never calls ``subscribe()`` on it.
+
+Keepalive. Binance pings every 20 s (the base class answers; the pings also feed the staleness
+watchdog), announces maintenance with ``serverShutdown`` (-> :class:`Reconnect`) and cuts every
+connection after 24 h. That cut is pre-empted: a timer replaces the connection after
+``max_connection_age`` (23 h 50 m). The base class has no connection-age setting, so each
+connection keeps one timer thread while it is up.
+
+Numbers: market data as float, account data as Decimal (see :mod:`realtrade_core.events`).
+Symbols are unified ccxt symbols, mapped from Binance ids with the store's markets.
+"""
 
 from __future__ import annotations
 
-from realtrade_core.websocket import BaseWebSocket
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from realtrade_core.credentials import Credentials
+from realtrade_core.errors import ConfigurationError
+from realtrade_core.events import (
+    AssetBalance,
+    BalanceUpdate,
+    Bar,
+    BookTop,
+    Event,
+    Fill,
+    OrderStatus,
+    OrderUpdate,
+    Side,
+    Trade,
+)
+from realtrade_core.websocket import Authenticated, BaseWebSocket, Outgoing, Reconnect, WebSocketConfig
+
+__all__ = ["URLS", "BinanceUserDataWebSocket", "BinanceWebSocket"]
+
+logger = logging.getLogger(__name__)
+
+#: Real endpoints per venue: "public" market streams, "private" the WebSocket API.
+URLS: dict[str, dict[str, str]] = {
+    "mainnet": {
+        "public": "wss://stream.binance.com:9443/ws",
+        "private": "wss://ws-api.binance.com:443/ws-api/v3",
+    },
+    "testnet": {
+        "public": "wss://stream.testnet.binance.vision/ws",
+        "private": "wss://ws-api.testnet.binance.vision/ws-api/v3",
+    },
+}
+_EMULATOR_KEYS = {"public": "ws_market", "private": "ws_api"}  # keys of the emulator's urls
+
+#: Kline intervals Binance spot streams (the stream name carries the interval verbatim).
+KLINE_INTERVALS = frozenset(
+    {"1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"}
+)
+#: Binance allows 5 incoming messages per second per connection: one request for many streams,
+#: split only to keep each frame modest.
+_STREAMS_PER_REQUEST = 200
+#: Binance cuts every connection after 24 h; replace it 10 minutes earlier, on our terms.
+MAX_CONNECTION_AGE = 23 * 3600.0 + 50 * 60.0
+
+_ORDER_STATUS = {
+    "NEW": OrderStatus.NEW,
+    "PENDING_NEW": OrderStatus.NEW,  # an order-list leg not yet working
+    "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED,
+    "FILLED": OrderStatus.FILLED,
+    "CANCELED": OrderStatus.CANCELED,
+    "PENDING_CANCEL": OrderStatus.CANCELED,  # documented as unused
+    "REJECTED": OrderStatus.REJECTED,
+    "EXPIRED": OrderStatus.EXPIRED,
+    "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,  # self-trade prevention; kept in ``reason``
+}
+_ORDER_TYPE = {
+    "MARKET": "market",
+    "LIMIT": "limit",
+    "LIMIT_MAKER": "limit",
+    "STOP_LOSS": "stop_market",
+    "STOP_LOSS_LIMIT": "stop_limit",
+    "TAKE_PROFIT": "take_profit_market",
+    "TAKE_PROFIT_LIMIT": "take_profit_limit",
+}
+#: User-data events that need no event of their own: ``balanceUpdate`` is a delta followed by
+#: an absolute ``outboundAccountPosition``; a ``listStatus``' orders get their own reports.
+_QUIET_USER_EVENTS = frozenset({"balanceUpdate", "listStatus", "externalLockUpdate"})
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _positive(text: str | None) -> Decimal | None:
+    """Binance writes "absent" prices as zero ("0.00000000")."""
+    if not text:
+        return None
+    value = Decimal(text)
+    return value if value else None
+
+
+def sign(secret: str, params: Mapping[str, Any]) -> str:
+    """HMAC-SHA256 (hex) of the WebSocket API's signed payload: every parameter but
+    ``signature``, sorted by name, as ``key=value`` joined with ``&``."""
+    payload = "&".join(f"{key}={params[key]}" for key in sorted(params) if key != "signature")
+    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def symbol_map(store: Any) -> dict[str, str]:
+    """Binance market id -> unified symbol for the store's market type (ccxt 4 keeps a list of
+    markets per id; ``BTCUSDT`` may be the spot and the USD-M market at once)."""
+    client = store.client
+    if not client.markets_by_id:
+        raise ConfigurationError(f"{store.exchange}: markets are not loaded; call store.start() first")
+    out: dict[str, str] = {}
+    for market_id, entries in client.markets_by_id.items():
+        for market in entries if isinstance(entries, list) else [entries]:
+            if market.get("type") == store.market_type:
+                out[market_id] = market["symbol"]
+                break
+    return out
+
+
+def venue_urls(store: Any) -> dict[str, str]:
+    """``{"public", "private"}`` URLs for the store's venue."""
+    if store.venue != "emulator":
+        return dict(URLS[store.venue])
+    urls = store.stream_urls()
+    missing = [key for key in _EMULATOR_KEYS.values() if key not in urls]
+    if missing:
+        raise ConfigurationError(
+            f"binance emulator: no {', '.join(missing)} URL; start the store (store.start()) first"
+        )
+    return {role: urls[key] for role, key in _EMULATOR_KEYS.items()}
 
 
 class BinanceWebSocket(BaseWebSocket):
+    """Binance spot market streams (kline, trade, aggTrade, bookTicker) on one connection.
+
+    ``url`` is the ``/ws`` endpoint, ``symbols`` maps Binance ids (``BTCUSDT``) to unified
+    symbols. ``max_connection_age`` (seconds, None: off) replaces the connection before
+    Binance's 24-hour cut.
+    """
+
     exchange = "binance"
+    # Binance pings every 20 s, so 75 s of silence means three pings went missing.
+    default_config = WebSocketConfig(stale_after=75.0)
+    max_connection_age: ClassVar[float | None] = MAX_CONNECTION_AGE
 
-    def url(self, streams):
-        raise NotImplementedError
+    def __init__(
+        self,
+        streams: Iterable[str] = (),
+        *,
+        url: str = URLS["mainnet"]["public"],
+        symbols: Mapping[str, str] | None = None,
+        config: WebSocketConfig | None = None,
+        name: str | None = None,
+        max_connection_age: float | None = None,
+    ) -> None:
+        self._url = url
+        self._symbols = dict(symbols or {})
+        self._unknown_ids: set[str] = set()
+        self._request_ids = itertools.count(1)
+        self._age_limit = self.max_connection_age if max_connection_age is None else max_connection_age
+        self._age_timer: threading.Timer | None = None
+        self._age_lock = threading.Lock()
+        super().__init__(streams, config=config, name=name)
+        self.on("connected", self._arm_age_timer)
+        self.on("disconnected", self._disarm_age_timer)
+        self.on("max_reconnect", self._disarm_age_timer)
 
-    def parse(self, message):
-        raise NotImplementedError
+    # ---------------------------------------------------------------- construction for a store
 
-    def subscribe_messages(self, streams):
-        raise NotImplementedError
+    @classmethod
+    def for_store(cls, store: Any, *, private: bool, config: WebSocketConfig | None = None) -> BaseWebSocket:
+        """An unstarted connection for ``store``'s venue: market data, or (``private``) the
+        account's user data with the store's credentials."""
+        urls = venue_urls(store)
+        symbols = symbol_map(store)
+        if not private:
+            return BinanceWebSocket(url=urls["public"], symbols=symbols, config=config)
+        credentials = store.credentials
+        if not credentials:
+            raise ConfigurationError(f"binance {store.venue}: the user-data stream needs an API key and secret")
+        return BinanceUserDataWebSocket(
+            url=urls["private"],
+            credentials=credentials,
+            symbols=symbols,
+            # Signed with the exchange's clock as the store measured it, not ours.
+            server_time=lambda: _wall_ms() + store.time_offset_ms,
+            config=config,
+        )
 
-    def unsubscribe_messages(self, streams):
-        raise NotImplementedError
+    @classmethod
+    def stream_name(cls, kind: str, market: Mapping[str, Any] | str, timeframe: str | None = None) -> str:
+        """``btcusdt@kline_1m`` (kind "bar"), ``btcusdt@trade``, ``btcusdt@bookTicker`` ("book")."""
+        market_id = (market if isinstance(market, str) else market["id"]).lower()
+        if kind == "bar":
+            if timeframe not in KLINE_INTERVALS:
+                raise ConfigurationError(
+                    f"binance has no {timeframe!r} kline stream; use one of {', '.join(sorted(KLINE_INTERVALS))}"
+                )
+            return f"{market_id}@kline_{timeframe}"
+        if kind == "trade":
+            return f"{market_id}@trade"
+        if kind == "book":
+            return f"{market_id}@bookTicker"
+        raise ConfigurationError(f"unknown stream kind {kind!r}; use 'bar', 'trade' or 'book'")
+
+    # ---------------------------------------------------------------- BaseWebSocket hooks
+
+    def url(self, streams: tuple[str, ...]) -> str:
+        return self._url
+
+    def subscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
+        return self._requests("SUBSCRIBE", streams)
+
+    def unsubscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
+        return self._requests("UNSUBSCRIBE", streams)
+
+    def _requests(self, method: str, streams: tuple[str, ...]) -> list[Outgoing]:
+        return [
+            {"method": method, "params": list(streams[i : i + _STREAMS_PER_REQUEST]), "id": next(self._request_ids)}
+            for i in range(0, len(streams), _STREAMS_PER_REQUEST)
+        ]
+
+    def parse(self, message: str | bytes) -> Iterable[Event] | None:
+        return self.parse_payload(json.loads(message))
+
+    def parse_payload(self, msg: Any) -> Iterable[Event] | None:
+        """Events of one decoded market-stream payload (see :meth:`parse`)."""
+        if not isinstance(msg, dict):
+            return None
+        kind = msg.get("e")
+        if kind == "kline":
+            k = msg["k"]
+            symbol = self._symbol(msg["s"])
+            if symbol is None:
+                return None
+            return (
+                Bar(
+                    "binance", symbol, k["i"], k["t"],
+                    float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]), float(k["v"]),
+                    k["x"], msg.get("E"),
+                ),
+            )  # fmt: skip
+        if kind == "trade" or kind == "aggTrade":
+            symbol = self._symbol(msg["s"])
+            if symbol is None:
+                return None
+            # "m": the buyer is the maker, so the taker sold.
+            side = Side.SELL if msg["m"] else Side.BUY
+            trade_id = msg["t"] if kind == "trade" else msg["a"]
+            return (Trade("binance", symbol, str(trade_id), float(msg["p"]), float(msg["q"]), side, msg["T"]),)
+        if kind is None:
+            if "stream" in msg and "data" in msg:  # combined-stream envelope
+                return self.parse_payload(msg["data"])
+            if "u" in msg and "b" in msg and "a" in msg:  # bookTicker (spot sends no "e")
+                symbol = self._symbol(msg["s"])
+                if symbol is None:
+                    return None
+                return (
+                    BookTop(
+                        "binance", symbol, float(msg["b"]), float(msg["B"]), float(msg["a"]), float(msg["A"]),
+                        msg.get("E"),
+                    ),
+                )  # fmt: skip
+            if "id" in msg and ("result" in msg or "error" in msg):
+                return self._response(msg)
+            return None
+        if kind == "serverShutdown":
+            return (Reconnect("serverShutdown: Binance is about to restart the server"),)
+        return None
+
+    def _response(self, msg: dict[str, Any]) -> tuple[()]:
+        error = msg.get("error")
+        if error:
+            # A rejected SUBSCRIBE (unknown stream, too many streams): nothing will arrive for it.
+            logger.warning("%s: request %s refused: %s", self.name, msg.get("id"), error)
+        return ()
+
+    def _symbol(self, market_id: str) -> str | None:
+        symbol = self._symbols.get(market_id)
+        if symbol is None and market_id not in self._unknown_ids:
+            self._unknown_ids.add(market_id)
+            logger.warning(
+                "%s: market %r is not among the store's markets; its messages are skipped", self.name, market_id
+            )
+        return symbol
+
+    # ---------------------------------------------------------------- the 24-hour cap
+
+    def stop(self, timeout: float | None = 5.0) -> bool:
+        stopped = super().stop(timeout)
+        self._disarm_age_timer()  # after the thread ended: nothing can arm it again
+        return stopped
+
+    def _arm_age_timer(self, _event: object = None) -> None:
+        if self._age_limit is None:
+            return
+        timer = threading.Timer(self._age_limit, self._age_reached)
+        timer.name = f"realtrade-ws-age-{self.name}"
+        timer.daemon = True
+        with self._age_lock:
+            previous, self._age_timer = self._age_timer, timer
+        if previous is not None:
+            previous.cancel()
+        timer.start()
+
+    def _disarm_age_timer(self, _event: object = None) -> None:
+        with self._age_lock:
+            timer, self._age_timer = self._age_timer, None
+        if timer is not None:
+            timer.cancel()
+            if timer is not threading.current_thread():
+                timer.join(1.0)
+
+    def _age_reached(self) -> None:
+        logger.info("%s: connection is %.0f s old; replacing it before Binance cuts it", self.name, self._age_limit)
+        self.reconnect("connection age limit")
+
+
+class BinanceUserDataWebSocket(BinanceWebSocket):
+    """The account's user data over the Binance WebSocket API (``/ws-api/v3``).
+
+    Every connection sends a signed ``userDataStream.subscribe.signature`` first and is ready
+    once its response arrives. ``eventStreamTerminated`` replaces the connection (see
+    :meth:`parse`). ``server_time`` returns the exchange's clock in ms for the signature.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str = URLS["mainnet"]["private"],
+        credentials: Credentials,
+        symbols: Mapping[str, str] | None = None,
+        server_time: Callable[[], int] = _wall_ms,
+        recv_window: int | None = None,
+        config: WebSocketConfig | None = None,
+        name: str | None = None,
+        max_connection_age: float | None = None,
+    ) -> None:
+        if not credentials:
+            raise ConfigurationError("the binance user-data stream needs an API key and secret")
+        self._credentials = credentials
+        self._server_time = server_time
+        self._recv_window = recv_window
+        self._auth_id: str | None = None
+        self.subscription_id: int | None = None
+        super().__init__((), url=url, symbols=symbols, config=config, name=name, max_connection_age=max_connection_age)
+
+    def subscribe(self, *streams: str) -> None:
+        if streams:
+            raise ConfigurationError(
+                "the binance user-data connection takes no streams: it subscribes the account itself on connect"
+            )
+
+    def auth_messages(self) -> Iterable[Outgoing]:
+        # Computed per connection: the timestamp must be fresh (recvWindow, 5 s by default).
+        params: dict[str, Any] = {"apiKey": self._credentials.api_key, "timestamp": self._server_time()}
+        if self._recv_window is not None:
+            params["recvWindow"] = self._recv_window
+        params["signature"] = sign(self._credentials.secret or "", params)
+        self._auth_id = f"realtrade-uds-{next(self._request_ids)}"
+        self.subscription_id = None
+        return [{"id": self._auth_id, "method": "userDataStream.subscribe.signature", "params": params}]
+
+    def subscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
+        return ()  # the signed auth request is the subscription
+
+    def unsubscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
+        return ()
+
+    def parse(self, message: str | bytes) -> Iterable[Event] | None:
+        msg = json.loads(message)
+        if not isinstance(msg, dict):
+            return None
+        event = msg.get("event")
+        if isinstance(event, dict):  # {"subscriptionId": N, "event": {...}}
+            return self._user_event(event)
+        if "status" in msg and "id" in msg:  # a WebSocket API response
+            if msg["id"] != self._auth_id:
+                return ()
+            if msg["status"] == 200:
+                self.subscription_id = (msg.get("result") or {}).get("subscriptionId")
+                return (Authenticated(),)
+            error = msg.get("error") or {}
+            return (Authenticated(False, f"{error.get('code')}: {error.get('msg')}"),)
+        if msg.get("e") == "serverShutdown":
+            return (Reconnect("serverShutdown: Binance is about to restart the server"),)
+        return None
+
+    def _user_event(self, event: dict[str, Any]) -> Iterable[Event] | None:
+        kind = event.get("e")
+        if kind == "executionReport":
+            return self._execution_report(event)
+        if kind == "outboundAccountPosition":
+            balances = tuple(AssetBalance(b["a"], Decimal(b["f"]), Decimal(b["l"])) for b in event["B"])
+            return (BalanceUpdate("binance", balances, event["E"]),)
+        if kind in _QUIET_USER_EVENTS:
+            return ()
+        if kind == "eventStreamTerminated":
+            # The subscription is gone. Resubscribe cannot help: it re-sends stream
+            # subscriptions, and here the subscription is the signed auth request. A new
+            # connection signs it afresh, and its disconnected/connected pair tells the broker
+            # to reconcile whatever happened in between.
+            return (Reconnect("eventStreamTerminated: the user data subscription ended"),)
+        if kind == "serverShutdown":
+            return (Reconnect("serverShutdown: Binance is about to restart the server"),)
+        return None
+
+    def _execution_report(self, ev: dict[str, Any]) -> tuple[Event, ...] | None:
+        symbol = self._symbol(ev["s"])
+        if symbol is None:
+            return None
+        raw_status = ev["X"]
+        status = _ORDER_STATUS.get(raw_status)
+        if status is None:
+            raise ValueError(f"unknown Binance order status {raw_status!r}")
+        order_type = _ORDER_TYPE.get(ev["o"], ev["o"].lower())
+        side = Side.BUY if ev["S"] == "BUY" else Side.SELL
+        order_id = str(ev["i"])
+        # A cancel is reported under the cancel request's id ("c"); "C" is the order's own.
+        client_id = ev.get("C") or ev.get("c") or None
+        filled = Decimal(ev["z"])
+        average = Decimal(ev["Z"]) / filled if filled else None
+        reason = ev.get("r")
+        if reason in (None, "", "NONE"):
+            reason = raw_status if raw_status == "EXPIRED_IN_MATCH" else None
+        when = ev.get("T") or ev["E"]
+        update = OrderUpdate(
+            "binance", order_id, client_id, symbol, side, order_type, status,
+            _positive(ev.get("p")), Decimal(ev["q"]), filled, average, reason, when, _positive(ev.get("P")),
+        )  # fmt: skip
+        if ev.get("x") != "TRADE":
+            return (update,)
+        fill = Fill(
+            "binance", str(ev["t"]), order_id, client_id, symbol, side,
+            Decimal(ev["L"]), Decimal(ev["l"]), Decimal(ev["n"] or "0"), ev.get("N"), bool(ev["m"]), when,
+        )  # fmt: skip
+        return (fill, update)  # the fill first: the order's new state already includes it

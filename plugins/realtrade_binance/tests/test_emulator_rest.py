@@ -159,7 +159,9 @@ def test_weekly_klines_open_on_monday_midnight(emulator: Any, exchange: Any) -> 
     weeks: dict[int, list[Candle]] = {}
     for candle in source:
         day = datetime.fromtimestamp(candle.open_time / 1000, tz=timezone.utc)
-        monday = datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000 - day.weekday() * 86_400_000
+        monday = (
+            datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000 - day.weekday() * 86_400_000
+        )
         weeks.setdefault(int(monday), []).append(candle)
 
     rows = exchange.fetch_ohlcv(SYMBOL, "1w")
@@ -339,7 +341,17 @@ def test_fetch_my_trades_equals_the_engine_fills(emulator: Any, exchange: Any) -
     fills = emulator.engine.fills(emulator.api_key, MARKET_ID)
     assert len(fills) == 2
     assert [
-        (t["id"], t["order"], t["side"], t["price"], t["amount"], t["cost"], t["fee"], t["takerOrMaker"], t["timestamp"])
+        (
+            t["id"],
+            t["order"],
+            t["side"],
+            t["price"],
+            t["amount"],
+            t["cost"],
+            t["fee"],
+            t["takerOrMaker"],
+            t["timestamp"],
+        )
         for t in trades
     ] == [
         (

@@ -5,7 +5,7 @@ Unmodified ``ccxt.bybit`` works against it with only ``urls["api"]`` replaced (s
 ``/v5/public/spot`` and ``/v5/private``. No ccxt option needs changing.
 
 Served REST endpoints: ``/v5/market/{time,instruments-info,kline,tickers,orderbook,recent-trade}``,
-``/v5/system-status``, ``/v5/account/{wallet-balance,info,fee-rate}``, ``/v5/user/query-api``,
+``/v5/system/status``, ``/v5/account/{wallet-balance,info,fee-rate}``, ``/v5/user/query-api``,
 ``/v5/asset/coin/query-info``, ``/v5/spot-margin-trade/state``, ``/v5/order/{create,cancel,
 realtime,history}`` and ``/v5/execution/list``. Contract categories (linear, inverse, option)
 answer with empty lists: the emulator has spot markets only.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +28,7 @@ from realtrade_core.emulator.model import (
     TimeInForce,
 )
 
-from .emulator_rest import BybitRestMixin, _int_param, _limit_param
+from .emulator_rest import BybitRestMixin, int_param, limit_param
 from .emulator_wire import (
     DAY_MS,
     DUPLICATE_LINK_ID,
@@ -105,6 +106,21 @@ def _page(items: list[Any], key: Callable[[Any], int], cursor: str | None, limit
     return page, next_cursor
 
 
+@dataclass(frozen=True, slots=True)
+class _CreateRequest:
+    """A validated order request, in engine terms."""
+
+    spec: MarketSpec
+    side: Side
+    type: OrderType
+    amount: Decimal
+    price: Decimal | None
+    trigger: Decimal | None
+    time_in_force: TimeInForce
+    link_id: str
+    extra: OrderExtra
+
+
 class BybitOrdersMixin(BybitRestMixin):
     """The order endpoints of :class:`~realtrade_bybit.emulator.BybitDialect`."""
 
@@ -118,7 +134,8 @@ class BybitOrdersMixin(BybitRestMixin):
             web.get("/v5/execution/list", w(self._execution_list, private=True)),
         ]
 
-    def _order_create(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
+    def _parse_create(self, params: dict[str, Any], api_key: str) -> _CreateRequest:
+        """Validate a ``/v5/order/create`` body the way Bybit spot does, before the engine sees it."""
         category = self._category(params)
         if category != "spot":
             raise BybitError(PARAMS_ERROR, f"params error: category {category!r} is not served (spot only)")
@@ -140,31 +157,12 @@ class BybitOrdersMixin(BybitRestMixin):
             raise BybitError(PARAMS_ERROR, "params error: isLeverage=1 (spot margin) is not supported by the emulator")
         if params.get("takeProfit") or params.get("stopLoss"):
             raise BybitError(PARAMS_ERROR, "params error: attached takeProfit/stopLoss is not supported")
-        order_filter = params.get("orderFilter") or "Order"
-        if order_filter not in ("Order", *_CONDITIONAL_FILTERS):
-            raise BybitError(INVALID_ORDER_FILTER, "Invalid orderFilter parameter.")
-        trigger_text = params.get("triggerPrice")
-        trigger = parse_decimal(trigger_text, "triggerPrice") if trigger_text not in (None, "") else None
-        if trigger is not None and order_filter == "Order":
-            raise BybitError(INVALID_ORDER_FILTER, "Invalid orderFilter parameter: triggerPrice needs StopOrder.")
-        if trigger is None and order_filter != "Order":
-            raise BybitError(TPSL_PRICE_REQUIRED, "Please enter the TP/SL price.")
-        direction = params.get("triggerDirection")
-        if trigger is not None and direction not in (None, "", 0, "0"):
-            expected = 1 if side is Side.BUY else 2
-            if str(direction) != str(expected):
-                raise BybitError(
-                    PARAMS_ERROR,
-                    "params error: the emulator's conditional orders fire on a rise for Buy (triggerDirection 1) "
-                    "and on a fall for Sell (triggerDirection 2)",
-                )
-        tif_text = params.get("timeInForce") or "GTC"
-        if tif_text not in ("GTC", "IOC", "FOK", "PostOnly"):
+        trigger = self._trigger(params, side)
+        tif = params.get("timeInForce") or "GTC"
+        if tif not in ("GTC", "IOC", "FOK", "PostOnly"):
             raise BybitError(INVALID_TIF, "Invalid timeInForce.")
         price = None if market else parse_decimal(params.get("price"), "price")
-
-        amount = qty
-        market_unit = ""
+        amount, market_unit = qty, ""
         if market:
             # Bybit's default unit of a spot market order: quote coin to buy, base coin to sell.
             market_unit = params.get("marketUnit") or ("quoteCoin" if side is Side.BUY else "baseCoin")
@@ -172,45 +170,84 @@ class BybitOrdersMixin(BybitRestMixin):
                 raise BybitError(PARAMS_ERROR, "params error: marketUnit must be baseCoin or quoteCoin")
             if market_unit == "quoteCoin":
                 amount = self._base_amount(spec, qty, trigger)
+            tif = "IOC"  # Bybit runs every spot market order as IOC
         if link_id is not None:
             self._reject_duplicate(api_key, str(link_id))
-        if tif_text == "PostOnly" and not market and trigger is None:
+        if tif == "PostOnly" and trigger is None:
             assert price is not None
             last = self.engine.last_price(spec.symbol)
             if (side is Side.BUY and price >= last) or (side is Side.SELL and price <= last):
                 raise BybitError(POST_ONLY_WOULD_TAKE, "The LIMIT-MAKER order is rejected due to invalid price.")
-
         if trigger is not None:
             engine_type = OrderType.STOP_MARKET if market else OrderType.STOP_LIMIT
         else:
             engine_type = OrderType.MARKET if market else OrderType.LIMIT
-        engine_tif = TimeInForce(tif_text) if tif_text in ("IOC", "FOK") and not market else TimeInForce.GTC
-        link = str(link_id) if link_id is not None else uuid.uuid4().hex
-        key = (api_key, link)
-        self._extras[key] = OrderExtra(dec(qty), market_unit, "IOC" if market else tif_text)
+        return _CreateRequest(
+            spec=spec,
+            side=side,
+            type=engine_type,
+            amount=amount,
+            price=price,
+            trigger=trigger,
+            # PostOnly rests as GTC once checked above; a market order's IOC is the engine's rule.
+            time_in_force=TimeInForce(tif) if tif in ("IOC", "FOK") and not market else TimeInForce.GTC,
+            link_id=str(link_id) if link_id is not None else uuid.uuid4().hex,
+            extra=OrderExtra(dec(qty), market_unit, tif),
+        )
+
+    @staticmethod
+    def _trigger(params: dict[str, Any], side: Side) -> Decimal | None:
+        """The trigger price of a conditional order (``orderFilter`` StopOrder/tpslOrder), or None."""
+        order_filter = params.get("orderFilter") or "Order"
+        if order_filter not in ("Order", *_CONDITIONAL_FILTERS):
+            raise BybitError(INVALID_ORDER_FILTER, "Invalid orderFilter parameter.")
+        text = params.get("triggerPrice")
+        trigger = parse_decimal(text, "triggerPrice") if text not in (None, "") else None
+        if trigger is not None and order_filter == "Order":
+            raise BybitError(INVALID_ORDER_FILTER, "Invalid orderFilter parameter: triggerPrice needs StopOrder.")
+        if trigger is None and order_filter != "Order":
+            raise BybitError(TPSL_PRICE_REQUIRED, "Please enter the TP/SL price.")
+        direction = params.get("triggerDirection")
+        if trigger is not None and direction not in (None, "", 0, "0"):
+            if str(direction) != ("1" if side is Side.BUY else "2"):
+                raise BybitError(
+                    PARAMS_ERROR,
+                    "params error: the emulator's conditional orders fire on a rise for Buy (triggerDirection 1) "
+                    "and on a fall for Sell (triggerDirection 2)",
+                )
+        return trigger
+
+    def _order_create(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
+        request = self._parse_create(params, api_key)
+        key = (api_key, request.link_id)
+        self._extras[key] = request.extra
         try:
             order = self.engine.place_order(
                 api_key,
-                spec.symbol,
-                side,
-                engine_type,
-                amount,
-                price=price,
-                stop_price=trigger,
-                time_in_force=engine_tif,
-                client_order_id=link,
+                request.spec.symbol,
+                request.side,
+                request.type,
+                request.amount,
+                price=request.price,
+                stop_price=request.trigger,
+                time_in_force=request.time_in_force,
+                client_order_id=request.link_id,
             )
         except EngineError as exc:
             self._extras.pop(key, None)
             if exc.reason is RejectReason.WOULD_TRIGGER_IMMEDIATELY:
-                last = self.engine.last_price(spec.symbol)
-                prices = f"trigger_price[{dec(trigger)}] {'<=' if side is Side.BUY else '>='} current[{dec(last)}]"
-                if side is Side.BUY:
-                    raise BybitError(EXPECT_RISING, f"expect Rising, but {prices}") from None
-                raise BybitError(EXPECT_FALLING, f"expect Falling, but {prices}") from None
+                raise self._already_crossed(request) from None
             raise
-        log.debug("bybit emulator: order %s (%s) accepted for %s", order.order_id, link, spec.symbol)
+        log.debug("bybit emulator: order %s (%s) accepted for %s", order.order_id, request.link_id, order.symbol)
         return {"orderId": str(order.order_id), "orderLinkId": order.client_order_id}
+
+    def _already_crossed(self, request: _CreateRequest) -> BybitError:
+        """Bybit's answer to a conditional order whose trigger the last price already passed."""
+        last = dec(self.engine.last_price(request.spec.symbol))
+        trigger = dec(request.trigger)
+        if request.side is Side.BUY:
+            return BybitError(EXPECT_RISING, f"expect Rising, but trigger_price[{trigger}] <= current[{last}]")
+        return BybitError(EXPECT_FALLING, f"expect Falling, but trigger_price[{trigger}] >= current[{last}]")
 
     def _base_amount(self, spec: MarketSpec, quote_qty: Decimal, trigger: Decimal | None) -> Decimal:
         """The base amount the engine executes for a ``marketUnit=quoteCoin`` market order.
@@ -281,7 +318,7 @@ class BybitOrdersMixin(BybitRestMixin):
             return {"category": category, "list": [], "nextPageCursor": ""}
         spec = self._spot_market(params, required=False)
         symbol = spec.symbol if spec is not None else None
-        limit = _limit_param(params, 20, 50)
+        limit = limit_param(params, 20, 50)
         orders: list[Order]
         if params.get("orderId") or params.get("orderLinkId"):
             # Bybit also finds a recent closed order when it is asked for by id.
@@ -289,11 +326,12 @@ class BybitOrdersMixin(BybitRestMixin):
             orders = [found] if found is not None else []
         else:
             orders = self.engine.open_orders(api_key, symbol)
-            if _int_param(params, "openOnly", 0) == 1:
+            if int_param(params, "openOnly", 0) == 1:
                 closed = [o for o in self.engine.all_orders(api_key, symbol, limit=_ALL) if not o.status.is_open]
                 orders += closed[-RECENT_CLOSED:]
         if params.get("baseCoin"):
-            orders = [o for o in orders if self.engine.markets[o.symbol].base == params["baseCoin"]]
+            markets = self.engine.markets
+            orders = [o for o in orders if markets[o.symbol].base == params["baseCoin"]]
         orders = [o for o in orders if _matches_filter(o, params.get("orderFilter"))]
         orders.sort(key=lambda o: o.order_id, reverse=True)
         page, cursor = _page(orders, lambda o: o.order_id, params.get("cursor"), limit)
@@ -305,8 +343,8 @@ class BybitOrdersMixin(BybitRestMixin):
 
     def _time_range(self, params: dict[str, Any]) -> tuple[int, int]:
         """Bybit's history window: at most 7 days, the last 7 days when none is given."""
-        start = _int_param(params, "startTime")
-        end = _int_param(params, "endTime")
+        start = int_param(params, "startTime")
+        end = int_param(params, "endTime")
         if start is None and end is None:
             end = self.engine.now()
             start = end - SEVEN_DAYS_MS
@@ -327,7 +365,7 @@ class BybitOrdersMixin(BybitRestMixin):
             return {"category": category, "list": [], "nextPageCursor": ""}
         spec = self._spot_market(params, required=False)
         symbol = spec.symbol if spec is not None else None
-        limit = _limit_param(params, 20, 50)
+        limit = limit_param(params, 20, 50)
         if params.get("orderId") or params.get("orderLinkId"):
             found = self._find_order(params, api_key, symbol)
             orders = [found] if found is not None and not found.status.is_open else []
@@ -353,7 +391,7 @@ class BybitOrdersMixin(BybitRestMixin):
             return {"category": category, "list": [], "nextPageCursor": ""}
         spec = self._spot_market(params, required=False)
         symbol = spec.symbol if spec is not None else None
-        limit = _limit_param(params, 50, 100)
+        limit = limit_param(params, 50, 100)
         exec_type = params.get("execType")
         if exec_type not in (None, "", "Trade"):
             return {"category": "spot", "list": [], "nextPageCursor": ""}  # the emulator only trades
@@ -373,6 +411,7 @@ class BybitOrdersMixin(BybitRestMixin):
 
     def execution_records(self, api_key: str, fills: list[Fill]) -> list[dict[str, Any]]:
         orders: dict[int, Order | None] = {}
+        markets = self.engine.markets
         records = []
         for fill in fills:
             if fill.order_id not in orders:
@@ -380,5 +419,5 @@ class BybitOrdersMixin(BybitRestMixin):
                     orders[fill.order_id] = self.engine.get_order(api_key, fill.symbol, order_id=fill.order_id)
                 except EngineError:
                     orders[fill.order_id] = None
-            records.append(execution_record(fill, orders[fill.order_id], self.engine.markets.get(fill.symbol)))
+            records.append(execution_record(fill, orders[fill.order_id], markets.get(fill.symbol)))
         return records

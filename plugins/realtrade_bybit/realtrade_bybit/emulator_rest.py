@@ -75,7 +75,7 @@ def _dumps(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
-def _int_param(params: dict[str, Any], name: str, default: int | None = None) -> int | None:
+def int_param(params: dict[str, Any], name: str, default: int | None = None) -> int | None:
     value = params.get(name)
     if value is None or value == "":
         return default
@@ -85,8 +85,8 @@ def _int_param(params: dict[str, Any], name: str, default: int | None = None) ->
         raise BybitError(PARAMS_ERROR, f"params error: {name} must be an integer") from None
 
 
-def _limit_param(params: dict[str, Any], default: int, maximum: int) -> int:
-    limit = _int_param(params, "limit", default)
+def limit_param(params: dict[str, Any], default: int, maximum: int) -> int:
+    limit = int_param(params, "limit", default)
     assert limit is not None
     if limit < 1:
         raise BybitError(PARAMS_ERROR, f"params error: limit must be between 1 and {maximum}")
@@ -214,7 +214,7 @@ class BybitRestMixin:
         w = self._wrap
         return [
             web.get("/v5/market/time", w(self._market_time)),
-            web.get("/v5/system-status", w(self._system_status)),
+            web.get("/v5/system/status", w(self._system_status)),
             web.get("/v5/market/instruments-info", w(self._instruments_info)),
             web.get("/v5/market/kline", w(self._kline)),
             web.get("/v5/market/tickers", w(self._tickers)),
@@ -295,9 +295,9 @@ class BybitRestMixin:
         code = str(params.get("interval", ""))
         if code not in INTERVAL_CODES:
             raise BybitError(PARAMS_ERROR, f"params error: interval invalid, expected one of {list(INTERVAL_CODES)}")
-        limit = _limit_param(params, 200, 1000)
-        start = _int_param(params, "start")
-        end = _int_param(params, "end")
+        limit = limit_param(params, 200, 1000)
+        start = int_param(params, "start")
+        end = int_param(params, "end")
         rows = self.kline_rows(spec.symbol, code, start, end, limit)
         return {"symbol": spec.symbol, "category": "spot", "list": rows}
 
@@ -384,7 +384,7 @@ class BybitRestMixin:
         self._category(params)
         spec = self._spot_market(params)
         assert spec is not None
-        _limit_param(params, 1, 200)  # validated; the emulator's book has one level anyway
+        limit_param(params, 1, 200)  # validated; the emulator's book has one level anyway
         bid, bid_amount, ask, ask_amount = self.engine.book(spec.symbol)
         now = self.engine.now()
         return {
@@ -401,7 +401,7 @@ class BybitRestMixin:
         self._category(params)
         spec = self._spot_market(params)
         assert spec is not None
-        limit = _limit_param(params, 60, 60)
+        limit = limit_param(params, 60, 60)
         trades = self.engine.public_trades(spec.symbol, limit)
         return {
             "category": "spot",

@@ -125,7 +125,11 @@ class BybitStreamsMixin:
                     await ws.close(code=1000, message=b"idle timeout")
                     break
                 if msg.type == WSMsgType.TEXT:
-                    self._on_text(conn, conn_id, kind, msg.data)
+                    try:
+                        self._on_text(conn, conn_id, kind, msg.data)
+                    except Exception:  # one bad request must not take the connection down
+                        log.exception("bybit emulator: failed to handle a %s stream request", kind)
+                        conn.send({"success": False, "ret_msg": "error:internal error", "conn_id": conn_id, "op": ""})
                 elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
         finally:

@@ -1,21 +1,434 @@
-"""Bybit streams (market data and user data) on the core BaseWebSocket."""
+"""Bybit v5 spot streams on the core :class:`~realtrade_core.websocket.BaseWebSocket`.
+
+A store opens at most two connections, both made by :meth:`BybitWebSocket.for_store`:
+
+* :class:`BybitWebSocket` — public spot data on ``/v5/public/spot``: ``kline.{interval}.{id}``,
+  ``publicTrade.{id}`` and ``orderbook.1.{id}`` (best bid and ask).
+* :class:`BybitPrivateWebSocket` — ``/v5/private``: ``op: auth`` first, then the topics
+  ``order``, ``execution`` and ``wallet``. They are the connection's own streams, so the base
+  class sends them after every successful (re-)authentication; the store subscribes nothing.
+
+Bybit wants a client ``{"op": "ping"}`` about every 20 s (``default_config`` sends one) and
+answers with a pong, which also feeds the staleness watchdog.
+
+Top of book. Spot ``tickers`` pushes carry no bid or ask (unlike linear ones), so the "book"
+stream is ``orderbook.1``; a ``tickers`` push with ``bid1Price``/``ask1Price`` still becomes a
+:class:`~realtrade_core.events.BookTop`, one without them yields nothing.
+"""
 
 from __future__ import annotations
 
-from realtrade_core.websocket import BaseWebSocket
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from realtrade_core.credentials import Credentials
+from realtrade_core.errors import ConfigurationError
+from realtrade_core.events import (
+    AssetBalance,
+    BalanceUpdate,
+    Bar,
+    BookTop,
+    Event,
+    Fill,
+    OrderStatus,
+    OrderUpdate,
+    Side,
+    Trade,
+)
+from realtrade_core.websocket import Authenticated, BaseWebSocket, Outgoing, WebSocketConfig
+
+__all__ = ["PRIVATE_TOPICS", "URLS", "BybitPrivateWebSocket", "BybitWebSocket"]
+
+logger = logging.getLogger(__name__)
+
+URLS: dict[str, dict[str, str]] = {
+    "mainnet": {"public": "wss://stream.bybit.com/v5/public/spot", "private": "wss://stream.bybit.com/v5/private"},
+    "testnet": {
+        "public": "wss://stream-testnet.bybit.com/v5/public/spot",
+        "private": "wss://stream-testnet.bybit.com/v5/private",
+    },
+}
+_EMULATOR_KEYS = {"public": "ws_public", "private": "ws_private"}  # keys of the emulator's urls
+
+#: The account topics every private connection subscribes.
+PRIVATE_TOPICS: tuple[str, ...] = ("order", "execution", "wallet")
+
+#: ccxt timeframe -> Bybit kline interval code, and back.
+INTERVAL_CODES: dict[str, str] = {
+    "1m": "1", "3m": "3", "5m": "5", "15m": "15", "30m": "30", "1h": "60", "2h": "120",
+    "4h": "240", "6h": "360", "12h": "720", "1d": "D", "1w": "W",
+}  # fmt: skip
+_TIMEFRAMES = {code: tf for tf, code in INTERVAL_CODES.items()} | {"M": "1M"}
+
+_SIDES = {"Buy": Side.BUY, "Sell": Side.SELL}
+_ARGS_PER_REQUEST = 10  # Bybit spot accepts at most 10 topics per subscribe request
+_AUTH_VALID_MS = 10_000  # how long an auth request stays valid ("expires")
+
+_ORDER_STATUS = {
+    "New": OrderStatus.NEW,
+    "PartiallyFilled": OrderStatus.PARTIALLY_FILLED,
+    "Filled": OrderStatus.FILLED,
+    "Cancelled": OrderStatus.CANCELED,
+    "Rejected": OrderStatus.REJECTED,
+    # Spot: part filled, the rest cancelled (IOC remainder, a cancelled partial fill).
+    "PartiallyFilledCanceled": OrderStatus.CANCELED,
+    "Untriggered": OrderStatus.NEW,  # a conditional order waiting for its trigger
+    "Triggered": OrderStatus.NEW,  # fired; working from now on
+    "Deactivated": OrderStatus.CANCELED,  # a conditional order cancelled before it fired
+}
+#: Statuses that collapse into another one above; their name is kept as the reason.
+_STATUS_AS_REASON = frozenset({"PartiallyFilledCanceled", "Deactivated"})
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _dec(text: Any) -> Decimal:
+    """Bybit writes absent numbers as "" (or leaves them out)."""
+    return Decimal(text) if text not in (None, "") else Decimal(0)
+
+
+def _positive(text: Any) -> Decimal | None:
+    value = _dec(text)
+    return value if value > 0 else None
+
+
+def auth_signature(secret: str, expires: int) -> str:
+    """The private stream's auth signature: hex HMAC-SHA256 of ``"GET/realtime" + expires``."""
+    return hmac.new(secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def symbol_map(store: Any) -> dict[str, str]:
+    """Bybit market id -> unified symbol for the store's market type (ccxt 4 keeps a list of
+    markets per id; ``BTCUSDT`` is the spot and the linear market at once)."""
+    client = store.client
+    if not client.markets_by_id:
+        raise ConfigurationError(f"{store.exchange}: markets are not loaded; call store.start() first")
+    out: dict[str, str] = {}
+    for market_id, entries in client.markets_by_id.items():
+        for market in entries if isinstance(entries, list) else [entries]:
+            if market.get("type") == store.market_type:
+                out[market_id] = market["symbol"]
+                break
+    return out
+
+
+def venue_urls(store: Any) -> dict[str, str]:
+    """``{"public", "private"}`` URLs for the store's venue."""
+    if store.venue != "emulator":
+        return dict(URLS[store.venue])
+    urls = store.stream_urls()
+    missing = [key for key in _EMULATOR_KEYS.values() if key not in urls]
+    if missing:
+        raise ConfigurationError(f"bybit emulator: no {', '.join(missing)} URL; start the store (store.start()) first")
+    return {role: urls[key] for role, key in _EMULATOR_KEYS.items()}
 
 
 class BybitWebSocket(BaseWebSocket):
+    """Bybit v5 spot public streams (kline, publicTrade, orderbook.1, tickers) on one connection.
+
+    ``url`` is the ``/v5/public/spot`` endpoint, ``symbols`` maps Bybit ids (``BTCUSDT``) to
+    unified symbols. The parser also understands the private topics (see
+    :class:`BybitPrivateWebSocket`).
+    """
+
     exchange = "bybit"
+    # A pong comes back for every 20 s ping: 50 s without any frame means two went missing.
+    default_config = WebSocketConfig(app_ping_interval=20.0, stale_after=50.0)
 
-    def url(self, streams):
-        raise NotImplementedError
+    def __init__(
+        self,
+        streams: Iterable[str] = (),
+        *,
+        url: str = URLS["mainnet"]["public"],
+        symbols: Mapping[str, str] | None = None,
+        config: WebSocketConfig | None = None,
+        name: str | None = None,
+    ) -> None:
+        self._url = url
+        self._symbols = dict(symbols or {})
+        self._unknown_ids: set[str] = set()
+        self._request_ids = itertools.count(1)
+        # orderbook.1 state per market id: [bid, bid size, ask, ask size] (None: not known).
+        self._tops: dict[str, list[float | None]] = {}
+        self._handlers: dict[str, Callable[[str, dict[str, Any]], Iterable[Event] | None]] = {
+            "kline": self._kline,
+            "publicTrade": self._trades,
+            "orderbook": self._orderbook,
+            "tickers": self._ticker,
+            "order": self._orders,
+            "execution": self._executions,
+            "wallet": self._wallet,
+        }
+        super().__init__(streams, config=config, name=name)
 
-    def parse(self, message):
-        raise NotImplementedError
+    # ---------------------------------------------------------------- construction for a store
 
-    def subscribe_messages(self, streams):
-        raise NotImplementedError
+    @classmethod
+    def for_store(cls, store: Any, *, private: bool, config: WebSocketConfig | None = None) -> BaseWebSocket:
+        """An unstarted connection for ``store``'s venue: public spot data, or (``private``) the
+        account's orders, executions and wallet with the store's credentials."""
+        urls = venue_urls(store)
+        symbols = symbol_map(store)
+        if not private:
+            return BybitWebSocket(url=urls["public"], symbols=symbols, config=config)
+        credentials = store.credentials
+        if not credentials:
+            raise ConfigurationError(f"bybit {store.venue}: the private stream needs an API key and secret")
+        return BybitPrivateWebSocket(
+            url=urls["private"],
+            credentials=credentials,
+            symbols=symbols,
+            server_time=lambda: _wall_ms() + store.time_offset_ms,
+            config=config,
+        )
 
-    def unsubscribe_messages(self, streams):
-        raise NotImplementedError
+    @classmethod
+    def stream_name(cls, kind: str, market: Mapping[str, Any] | str, timeframe: str | None = None) -> str:
+        """``kline.1.BTCUSDT`` (kind "bar"), ``publicTrade.BTCUSDT``, ``orderbook.1.BTCUSDT`` ("book")."""
+        market_id = market if isinstance(market, str) else market["id"]
+        if kind == "bar":
+            code = INTERVAL_CODES.get(timeframe or "")
+            if code is None:
+                raise ConfigurationError(
+                    f"bybit has no {timeframe!r} kline stream; use one of {', '.join(INTERVAL_CODES)}"
+                )
+            return f"kline.{code}.{market_id}"
+        if kind == "trade":
+            return f"publicTrade.{market_id}"
+        if kind == "book":
+            return f"orderbook.1.{market_id}"
+        raise ConfigurationError(f"unknown stream kind {kind!r}; use 'bar', 'trade' or 'book'")
+
+    # ---------------------------------------------------------------- BaseWebSocket hooks
+
+    def url(self, streams: tuple[str, ...]) -> str:
+        return self._url
+
+    def subscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
+        return self._requests("subscribe", streams)
+
+    def unsubscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
+        return self._requests("unsubscribe", streams)
+
+    def _requests(self, op: str, streams: tuple[str, ...]) -> list[Outgoing]:
+        return [
+            {"req_id": f"rt-{next(self._request_ids)}", "op": op, "args": list(streams[i : i + _ARGS_PER_REQUEST])}
+            for i in range(0, len(streams), _ARGS_PER_REQUEST)
+        ]
+
+    def ping_message(self) -> Outgoing:
+        return {"op": "ping"}
+
+    def parse(self, message: str | bytes) -> Iterable[Event] | None:
+        msg = json.loads(message)
+        if not isinstance(msg, dict):
+            return None
+        topic = msg.get("topic")
+        if topic is not None:
+            handler = self._handlers.get(topic.partition(".")[0])
+            return handler(topic, msg) if handler is not None else None
+        op = msg.get("op")
+        if op is None:
+            return None
+        if op == "auth":
+            return (Authenticated(msg.get("success") is True, str(msg.get("ret_msg") or "")),)
+        if op in ("subscribe", "unsubscribe") and msg.get("success") is False:
+            # Nothing will arrive for these topics; a private one means fills would go missing.
+            logger.error("%s: %s refused: %s", self.name, op, msg.get("ret_msg"))
+        return ()  # acks and pongs
+
+    # ---------------------------------------------------------------- public topics
+
+    def _symbol(self, market_id: str) -> str | None:
+        symbol = self._symbols.get(market_id)
+        if symbol is None and market_id not in self._unknown_ids:
+            self._unknown_ids.add(market_id)
+            logger.warning(
+                "%s: market %r is not among the store's markets; its messages are skipped", self.name, market_id
+            )
+        return symbol
+
+    def _kline(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
+        _, code, market_id = topic.split(".")
+        symbol = self._symbol(market_id)
+        timeframe = _TIMEFRAMES.get(code)
+        if symbol is None or timeframe is None:
+            return None
+        return tuple(
+            Bar(
+                "bybit", symbol, timeframe, int(k["start"]),
+                float(k["open"]), float(k["high"]), float(k["low"]), float(k["close"]), float(k["volume"]),
+                k["confirm"] is True, k.get("timestamp"),
+            )
+            for k in msg["data"]
+        )  # fmt: skip
+
+    def _trades(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
+        symbol = self._symbol(topic.partition(".")[2])
+        if symbol is None:
+            return None
+        return tuple(
+            Trade("bybit", symbol, str(t["i"]), float(t["p"]), float(t["v"]), _SIDES.get(t.get("S")), int(t["T"]))
+            for t in msg["data"]
+        )
+
+    def _orderbook(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
+        _, depth, market_id = topic.split(".")
+        symbol = self._symbol(market_id)
+        if symbol is None or depth != "1":
+            return None  # deeper books need a local order book, which this class does not keep
+        data = msg["data"]
+        snapshot = msg.get("type") == "snapshot"
+        top = self._tops.get(market_id)
+        if top is None or snapshot:
+            top = self._tops[market_id] = [None, None, None, None]
+        # Level 1 holds one level a side; in a delta, size "0" removes a level and an absent
+        # side is unchanged.
+        for index, levels in ((0, data.get("b") or ()), (2, data.get("a") or ())):
+            if not levels and not snapshot:
+                continue
+            live = [level for level in levels if float(level[1])]
+            if live:
+                top[index], top[index + 1] = float(live[-1][0]), float(live[-1][1])
+            else:
+                top[index] = top[index + 1] = None
+        if None in top:
+            return ()  # one side unknown: nothing trustworthy to report
+        bid, bid_size, ask, ask_size = top
+        return (BookTop("bybit", symbol, bid, bid_size, ask, ask_size, msg.get("ts")),)  # type: ignore[arg-type]
+
+    def _ticker(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
+        symbol = self._symbol(topic.partition(".")[2])
+        if symbol is None:
+            return None
+        data = msg["data"]
+        if not data.get("bid1Price") or not data.get("ask1Price"):
+            return ()  # spot tickers carry no book; subscribe orderbook.1 for BookTop
+        return (
+            BookTop(
+                "bybit", symbol, float(data["bid1Price"]), float(data.get("bid1Size") or 0),
+                float(data["ask1Price"]), float(data.get("ask1Size") or 0), msg.get("ts"),
+            ),
+        )  # fmt: skip
+
+    # ---------------------------------------------------------------- private topics
+
+    def _orders(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
+        return tuple(u for u in (self._order(item, msg) for item in msg["data"]) if u is not None)
+
+    def _order(self, item: dict[str, Any], msg: dict[str, Any]) -> OrderUpdate | None:
+        symbol = self._symbol(item["symbol"])
+        if symbol is None:
+            return None
+        raw_status = item["orderStatus"]
+        status = _ORDER_STATUS.get(raw_status)
+        if status is None:
+            raise ValueError(f"unknown Bybit order status {raw_status!r}")
+        side = Side.BUY if item["side"] == "Buy" else Side.SELL
+        market = item.get("orderType") == "Market"
+        trigger = _positive(item.get("triggerPrice"))
+        stop_type = item.get("stopOrderType") or ""
+        kind = "market" if market else "limit"
+        if stop_type in ("TakeProfit", "PartialTakeProfit"):
+            kind = f"take_profit_{kind}"
+        elif trigger is not None:
+            kind = f"stop_{kind}"
+        filled = _dec(item.get("cumExecQty"))
+        # A spot market buy's qty is quote coin unless marketUnit says baseCoin (ccxt's rule):
+        # the base amount is then what filled plus what is left.
+        unit = item.get("marketUnit") or ""
+        if market and (unit == "quoteCoin" or (not unit and side is Side.BUY)):
+            amount = filled + (_dec(item.get("leavesQty")) if status.is_open else Decimal(0))
+        else:
+            amount = _dec(item.get("qty"))
+        average = _positive(item.get("avgPrice"))
+        if average is None and filled:
+            average = _dec(item.get("cumExecValue")) / filled
+        reason = item.get("rejectReason")
+        if reason in (None, "", "EC_NoError"):
+            cancel_type = item.get("cancelType")
+            if status in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and cancel_type not in (None, "", "UNKNOWN"):
+                reason = cancel_type
+            else:
+                reason = raw_status if raw_status in _STATUS_AS_REASON else None
+        return OrderUpdate(
+            "bybit", str(item["orderId"]), item.get("orderLinkId") or None, symbol, side, kind, status,
+            None if market else _positive(item.get("price")), amount, filled, average, reason,
+            int(item.get("updatedTime") or msg.get("creationTime") or 0), trigger,
+        )  # fmt: skip
+
+    def _executions(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
+        fills = []
+        for item in msg["data"]:
+            if item.get("execType", "Trade") != "Trade":
+                continue  # funding, settlement, ADL: not fills of our orders (contracts only)
+            symbol = self._symbol(item["symbol"])
+            if symbol is None:
+                continue
+            fills.append(
+                Fill(
+                    "bybit", str(item["execId"]), str(item["orderId"]), item.get("orderLinkId") or None, symbol,
+                    Side.BUY if item["side"] == "Buy" else Side.SELL,
+                    Decimal(item["execPrice"]), Decimal(item["execQty"]), _dec(item.get("execFee")),
+                    item.get("feeCurrency") or None, item.get("isMaker") is True, int(item["execTime"]),
+                )
+            )  # fmt: skip
+        return tuple(fills)
+
+    def _wallet(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
+        balances = []
+        for account in msg["data"]:
+            for coin in account.get("coin") or ():
+                total = _dec(coin.get("walletBalance"))
+                locked = _dec(coin.get("locked"))  # held by open spot orders
+                balances.append(AssetBalance(coin["coin"], total - locked, locked))
+        if not balances:
+            return ()
+        return (BalanceUpdate("bybit", tuple(balances), int(msg.get("creationTime") or _wall_ms())),)
+
+
+class BybitPrivateWebSocket(BybitWebSocket):
+    """The account's ``order``, ``execution`` and ``wallet`` topics on ``/v5/private``.
+
+    Every connection authenticates first (``server_time`` gives the exchange clock in ms for
+    ``expires``); the topics are this connection's streams, so they are subscribed again after
+    every successful authentication.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str = URLS["mainnet"]["private"],
+        credentials: Credentials,
+        symbols: Mapping[str, str] | None = None,
+        server_time: Callable[[], int] = _wall_ms,
+        topics: Iterable[str] = PRIVATE_TOPICS,
+        config: WebSocketConfig | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not credentials:
+            raise ConfigurationError("the bybit private stream needs an API key and secret")
+        self._credentials = credentials
+        self._server_time = server_time
+        super().__init__(topics, url=url, symbols=symbols, config=config, name=name)
+
+    def auth_messages(self) -> Iterable[Outgoing]:
+        # Computed per connection: "expires" must lie in the exchange's future.
+        expires = self._server_time() + _AUTH_VALID_MS
+        signature = auth_signature(self._credentials.secret or "", expires)
+        return [
+            {
+                "req_id": f"rt-auth-{next(self._request_ids)}",
+                "op": "auth",
+                "args": [self._credentials.api_key, expires, signature],
+            }
+        ]

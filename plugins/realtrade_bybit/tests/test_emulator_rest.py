@@ -63,6 +63,16 @@ def test_fetch_time_is_the_server_clock_with_injected_skew(emulator, exchange):
     assert exchange.fetch_time() >= before + 59_000
 
 
+def test_fetch_status_is_ok(exchange):
+    assert exchange.fetch_status()["status"] == "ok"
+
+
+def test_fetch_trading_fee_equals_the_market_spec(emulator, exchange):
+    spec = emulator.engine.market(ID)
+    fee = exchange.fetch_trading_fee(SYMBOL)
+    assert (fee["maker"], fee["taker"]) == (float(spec.maker_fee), float(spec.taker_fee))
+
+
 def test_fetch_ticker_equals_the_engine(emulator, exchange):
     emulator.step(3)
     ticker = exchange.fetch_ticker(SYMBOL)
@@ -418,6 +428,14 @@ def test_quantity_off_the_step_size_is_invalid(emulator, exchange):
     request = {"category": "spot", "symbol": ID, "side": "Buy", "orderType": "Limit", "price": price}
     with pytest.raises(ccxt.InvalidOrder, match="170137"):
         exchange.privatePostV5OrderCreate({**request, "qty": "0.0100001"})
+
+
+@pytest.mark.parametrize(("side", "factor"), [("buy", "0.9"), ("sell", "1.1")])
+def test_stop_order_whose_trigger_is_already_crossed_is_invalid(emulator, exchange, side, factor):
+    # Buy stops fire on a rise, sell stops on a fall: these triggers are already behind the price.
+    trigger = float((emulator.engine.last_price(ID) * Decimal(factor)).quantize(Decimal("0.01")))
+    with pytest.raises(ccxt.InvalidOrder, match="expect"):
+        exchange.create_order(SYMBOL, "market", side, 0.01, None, {"triggerPrice": trigger})
 
 
 def test_duplicate_order_link_id_is_invalid(emulator, exchange):

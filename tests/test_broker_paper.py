@@ -1,0 +1,134 @@
+"""Paper trading gives the same orders, fills, trades and final value as a plain backtest.
+
+The same strategy runs twice on the same candles: once in a plain backtrader backtest (candles
+from memory, BackBroker), once in paper mode on live bars from the emulator (backfill, then
+stepped live candles). Every executed order, every closed trade and the final value must match.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import backtrader as bt
+import pytest
+from livetest import MINUTE, Driver, MemoryFeed, candles, last_closed_open
+
+from realtrade_core.emulator.server import Emulator
+from realtrade_core.store import get_store
+
+BACKFILL = 40
+LIVE = 40
+
+
+class Scripted(bt.Strategy):
+    """Trades on simple rules with every order type; records what the broker did."""
+
+    params = (("kind", "market"), ("stop_after", None))
+
+    def __init__(self) -> None:
+        self.fast = bt.ind.SMA(period=3)
+        self.slow = bt.ind.SMA(period=8)
+        self.cross = bt.ind.CrossOver(self.fast, self.slow)
+        self.executed: list[tuple] = []
+        self.trades: list[tuple] = []
+        self.bars = 0
+
+    def notify_order(self, order) -> None:
+        if order.status in (order.Completed, order.Canceled, order.Expired, order.Margin, order.Rejected):
+            ex = order.executed
+            self.executed.append(
+                (
+                    order.getstatusname(),
+                    order.ordtypename(),
+                    order.getordername(),
+                    round(ex.size, 8),
+                    round(ex.price or 0.0, 6),
+                    round(ex.comm, 8),
+                    bt.num2date(ex.dt) if ex.dt else None,
+                )
+            )
+
+    def notify_trade(self, trade) -> None:
+        if trade.isclosed:
+            self.trades.append((round(trade.pnl, 6), round(trade.pnlcomm, 6), trade.barlen))
+
+    def next(self) -> None:
+        self.bars += 1
+        size = 0.01
+        price = self.data.close[0]
+        if self.p.kind == "market":
+            if self.cross > 0 and not self.position:
+                self.buy(size=size)
+            elif self.cross < 0 and self.position:
+                self.close()
+        elif self.p.kind == "limit":
+            if not self.position and not any(o.alive() for o in self.broker.get_orders_open()):
+                self.buy(size=size, exectype=bt.Order.Limit, price=round(price * 0.999, 2), valid=5)
+            elif self.position and self.cross < 0:
+                self.sell(size=size, exectype=bt.Order.Limit, price=round(price * 1.0005, 2))
+        elif self.p.kind == "stop":
+            if not self.position and not self.broker.get_orders_open():
+                self.buy(size=size, exectype=bt.Order.Stop, price=round(price * 1.0005, 2))
+            elif self.position and not self.broker.get_orders_open():
+                self.sell(
+                    size=size,
+                    exectype=bt.Order.StopLimit,
+                    price=round(price * 0.9995, 2),
+                    plimit=round(price * 0.999, 2),
+                )
+        elif self.p.kind == "bracket":
+            if not self.position and not self.broker.get_orders_open():
+                self.buy_bracket(
+                    size=size,
+                    price=round(price * 0.9995, 2),
+                    stopprice=round(price * 0.997, 2),
+                    limitprice=round(price * 1.003, 2),
+                )
+
+
+def run_backtest(rows: list[tuple], kind: str, fee: float) -> Scripted:
+    cerebro = bt.Cerebro()
+    cerebro.adddata(MemoryFeed(rows=rows), name="BTC/USDT")
+    cerebro.broker.setcash(10_000.0)
+    cerebro.broker.setcommission(commission=fee)
+    cerebro.addstrategy(Scripted, kind=kind)
+    (strategy,) = cerebro.run()
+    strategy.final_value = cerebro.broker.getvalue()
+    return strategy
+
+
+@pytest.mark.parametrize("kind", ["market", "limit", "stop", "bracket"])
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_paper_trading_matches_the_backtest(exchange, kind):
+    with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=200, seed=11) as emulator:
+        store = get_store(exchange, "emulator", emulator=emulator)
+        start = last_closed_open(emulator) - (BACKFILL - 1) * MINUTE
+        cerebro = bt.Cerebro()
+        fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
+        cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", fromdate=fromdate, qcheck=0.05))
+        broker = store.getbroker(cash=10_000.0)
+        cerebro.setbroker(broker)
+        cerebro.addstrategy(Scripted, kind=kind)
+
+        def script(d: Driver) -> None:
+            d.wait(lambda: d.cerebro.runningstrats and d.cerebro.runningstrats[0].bars >= BACKFILL, "backfill")
+            strategy = d.cerebro.runningstrats[0]
+            for i in range(LIVE):
+                emulator.step(1)
+                d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i}")
+
+        driver = Driver(cerebro, script, deadline=90)
+        driver.start()
+        (paper,) = cerebro.run()
+        driver.check()
+        paper.final_value = broker.getvalue()
+        rows = candles(emulator, "BTC/USDT", start, start + (BACKFILL + LIVE - 1) * MINUTE)
+        fee = float(store.market("BTC/USDT")["taker"])
+        store.stop()
+
+    assert len(rows) == BACKFILL + LIVE and paper.bars == len(rows)
+    backtest = run_backtest(rows, kind, fee)
+    assert backtest.executed, "the strategy must trade for the comparison to mean anything"
+    assert paper.executed == backtest.executed
+    assert paper.trades == backtest.trades
+    assert paper.final_value == pytest.approx(backtest.final_value, abs=1e-6)

@@ -250,6 +250,47 @@ def client_ws(url: str, n: int) -> dict[str, float]:
         ws.close()
 
 
+def client_ws_raw(url: str, n: int) -> dict[str, float]:
+    """Like client_ws, but after the handshake count frames by their headers straight off the
+    socket: a reader far faster than websocket-client, to show what the server itself can push."""
+    ws = websocket.create_connection(url, timeout=60, skip_utf8_validation=True)
+    try:
+        print("connected", flush=True)
+        ws.send("go")
+        sock = ws.sock
+        buffer = b""
+        pos = count = 0
+        first = 0.0
+        while count < n:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            if not first:
+                first = time.perf_counter()
+            buffer = buffer[pos:] + chunk
+            pos = 0
+            while count < n and len(buffer) - pos >= 2:
+                length = buffer[pos + 1] & 0x7F
+                header = 2
+                if length == 126:
+                    if len(buffer) - pos < 4:
+                        break
+                    length = int.from_bytes(buffer[pos + 2 : pos + 4], "big")
+                    header = 4
+                elif length == 127:
+                    if len(buffer) - pos < 10:
+                        break
+                    length = int.from_bytes(buffer[pos + 2 : pos + 10], "big")
+                    header = 10
+                if len(buffer) - pos < header + length:
+                    break
+                pos += header + length
+                count += 1
+        return {"rate": (n - 1) / (time.perf_counter() - first)}
+    finally:
+        ws.close()
+
+
 def client_rest(host: str, port: int, path: str, seconds: float, threads: int) -> dict[str, float]:
     """Requests per second of a keep-alive GET loop in ``threads`` client threads."""
     counts = [0] * threads
@@ -296,8 +337,8 @@ def client_result(proc: subprocess.Popen) -> float:
     return float(json.loads(out.strip().splitlines()[-1])["rate"])
 
 
-def ws_emulator(emu: Emulator, n: int) -> float:
-    proc = spawn_client("ws", emu.base_ws + "/_bench/ws", str(n))
+def ws_emulator(emu: Emulator, n: int, client: str = "ws") -> float:
+    proc = spawn_client(client, emu.base_ws + "/_bench/ws", str(n))
     assert proc.stdout is not None
     proc.stdout.readline()  # "connected"
     deadline = time.monotonic() + 10
@@ -317,8 +358,8 @@ def ws_emulator(emu: Emulator, n: int) -> float:
     return client_result(proc)
 
 
-def ws_bare(port: int, n: int) -> float:
-    return client_result(spawn_client("ws", f"ws://127.0.0.1:{port}/ws", str(n)))
+def ws_bare(port: int, n: int, client: str = "ws") -> float:
+    return client_result(spawn_client(client, f"ws://127.0.0.1:{port}/ws", str(n)))
 
 
 def rest_rate(port: int, path: str, seconds: float, threads: int) -> float:
@@ -352,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         kind, *rest = argv[1:]
         if kind == "ws":
             result = client_ws(rest[0], int(rest[1]))
+        elif kind == "wsraw":
+            result = client_ws_raw(rest[0], int(rest[1]))
         else:
             result = client_rest(rest[0], int(rest[1]), rest[2], float(rest[3]), int(rest[4]))
         print(json.dumps(result), flush=True)
@@ -374,10 +417,12 @@ def main(argv: list[str] | None = None) -> int:
         results["rest_path"] = path
         results["ws_message_bytes"] = len(json.dumps(kline_message(0), separators=(",", ":")))
         ws_emu = best_of(args.runs, lambda: ws_emulator(emu, args.messages))
+        ws_emu_raw = best_of(args.runs, lambda: ws_emulator(emu, args.messages, "wsraw"))
         rest1_emu = best_of(args.runs, lambda: rest_rate(emu.port, path, args.seconds, 1))
         restn_emu = best_of(args.runs, lambda: rest_rate(emu.port, path, args.seconds, args.threads))
     with BareServer(body, args.messages) as bare:
         ws_base = best_of(args.runs, lambda: ws_bare(bare.port, args.messages))
+        ws_base_raw = best_of(args.runs, lambda: ws_bare(bare.port, args.messages, "wsraw"))
         rest1_base = best_of(args.runs, lambda: rest_rate(bare.port, "/time", args.seconds, 1))
         restn_base = best_of(args.runs, lambda: rest_rate(bare.port, "/time", args.seconds, args.threads))
     raw = RawFramePusher(args.messages)
@@ -390,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         "bare_aiohttp": round(ws_base),
         "client_ceiling": round(ws_ceiling),
     }
+    results["ws_msgs_per_s_raw_reader"] = {"emulator": round(ws_emu_raw), "bare_aiohttp": round(ws_base_raw)}
     results["rest_req_per_s_1_client"] = {"emulator": round(rest1_emu), "bare_aiohttp": round(rest1_base)}
     results[f"rest_req_per_s_{args.threads}_threads"] = {
         "emulator": round(restn_emu),
@@ -401,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"realtrade emulator benchmark: {note} (Python {results['python']}, startup {results['startup_s']} s)")
     rows = [
-        (f"WebSocket push to 1 client ({results['ws_message_bytes']} B frames)", "msg/s", ws_emu, ws_base),
+        (f"WebSocket push to 1 websocket-client ({results['ws_message_bytes']} B)", "msg/s", ws_emu, ws_base),
+        ("WebSocket push to 1 raw-socket reader", "msg/s", ws_emu_raw, ws_base_raw),
         (f"REST GET {path}, 1 client, keep-alive", "req/s", rest1_emu, rest1_base),
         (f"REST GET {path}, {args.threads} client threads", "req/s", restn_emu, restn_base),
     ]

@@ -5,16 +5,24 @@ candles gives the same orders, fills, trades and final value in a backtest and i
 trading, by construction. Commission defaults to the exchange's taker fee for each market
 (``commission=`` overrides it).
 
+Live mode sends real orders through ccxt and takes status and fills from the exchange's
+private stream; its machinery (threads, unknown outcomes, reconciliation) is in
+:mod:`realtrade_core.live`, its order journal in :mod:`realtrade_core.journal`.
+
 Every order, paper or live, first passes the ``realtrade_pre_trade`` hooks (risk plugins); a
 veto turns it into a Rejected order carrying the reason, and nothing is sent.
 
 Plugin contract (subclass :class:`Broker`):
 
-=====================  ========  ===========================================================
-member                 required  meaning
-=====================  ========  ===========================================================
-``exchange``           yes       exchange name, equal to the plugin's entry-point name
-=====================  ========  ===========================================================
+==========================  ========  ======================================================
+member                      required  meaning
+==========================  ========  ======================================================
+``exchange``                yes       exchange name, equal to the plugin's entry-point name
+``fetch_order_params``      no        extra ccxt params for ``fetch_order`` (default ``{}``)
+``create_order_params()``   no        extra ccxt params for ``create_order`` (default ``{}``)
+``cancel_param_sets()``     no        ccxt param sets tried in turn to cancel (default
+                                      ``[{}]``), e.g. conditional orders filed apart
+==========================  ========  ======================================================
 """
 
 from __future__ import annotations
@@ -47,24 +55,70 @@ def new_client_order_id(prefix: str = "rt") -> str:
 
 
 class Broker(Contract, bt.brokers.BackBroker):
-    """Base class of every exchange broker.
+    """Base class of every exchange broker: ``store.getbroker(mode="paper" | "live", ...)``.
 
     Parameters beyond BackBroker's (``cash``, ``checksubmit``, ``coc``, ...):
 
     - ``store``: the :class:`~realtrade_core.store.Store` (set by ``store.getbroker``).
-    - ``mode`` (``"paper"``): ``"paper"`` simulates; ``"live"`` sends real orders.
-    - ``commission`` (None): fraction per trade; None uses each market's taker fee.
-    - ``allow_mainnet`` (False): live orders on mainnet need this explicit opt-in.
+    - ``mode`` (``"paper"``): ``"paper"`` simulates with backtrader's BackBroker; ``"live"``
+      sends real orders to the store's venue.
+    - ``commission`` (None): paper fee per trade as a fraction; None uses each market's taker
+      fee. Live commissions are the exchange's real fees.
+    - ``allow_mainnet`` (False): **the mainnet interlock.** A live broker on a ``mainnet``
+      store refuses to exist without ``allow_mainnet=True``: it raises ConfigurationError
+      when constructed, before any request is sent. Paper mode, ``testnet`` and ``emulator``
+      need no opt-in.
+
+    Live mode only:
+
+    - ``journal`` (None): the order journal, a path or a :class:`~realtrade_core.journal.Journal`.
+      None means ``~/.local/share/realtrade/<exchange>-<venue>-<key prefix>.sqlite3`` (see
+      :func:`~realtrade_core.journal.default_journal_path`); in memory for an in-process
+      emulator, which forgets its own state when it stops.
+    - ``balance_refresh`` (60): seconds between REST balance refreshes (the stream keeps
+      balances current between them).
+    - ``audit_interval`` (30): seconds between REST checks of open orders while the private
+      stream is up (it can fail silently); ``poll_interval`` (2): the same while it is down, or
+      for exchanges without one.
+    - ``fill_grace`` (3): seconds to wait for fills the stream announced before fetching them.
+    - ``unknown_outcome_window`` (None): after a timeout or 5xx on create, how long (seconds)
+      the order is looked up by client order id before it counts as absent; None derives it
+      from the exchange's ``recvWindow`` (plus 2 s, at least 5 s).
+    - ``submit_retries`` (2): how many times an order confirmed absent after an unknown
+      outcome is sent again (with the same client order id).
+    - ``stream_timeout`` (10): seconds ``start`` waits for the private stream to connect.
+    - ``currency`` (None): the asset ``getcash()`` reports; None is the quote asset of the
+      first traded market.
+
+    In live mode ``getcash()`` is the account's *free* balance of that asset, ``getvalue()``
+    its total (free and locked in orders) plus every position marked at its last price, and
+    the position of a spot market is the account's base-asset balance. Open orders a previous
+    run left on the exchange (known from the journal) come back as live backtrader orders:
+    ``broker.get_orders_open()`` lists them (``order.info.reattached`` is True) and the
+    strategy receives them through ``notify_order`` (Accepted, or Partial) on its first bar;
+    ``self.cancel(order)`` cancels them. Orders the journal does not know, and fills made
+    while the process was down, are reported through ``notify_store``.
     """
 
     _required = ("exchange",)
     exchange: ClassVar[str | None] = None
+    #: extra ccxt params for fetch_order (e.g. Bybit's ``{"acknowledged": True}``)
+    fetch_order_params: ClassVar[dict[str, Any]] = {}
 
     params = (
         ("store", None),
         ("mode", "paper"),
         ("commission", None),
         ("allow_mainnet", False),
+        ("journal", None),
+        ("balance_refresh", 60.0),
+        ("audit_interval", 30.0),
+        ("poll_interval", 2.0),
+        ("fill_grace", 3.0),
+        ("unknown_outcome_window", None),
+        ("submit_retries", 2),
+        ("stream_timeout", 10.0),
+        ("currency", None),
     )
 
     def __init__(self) -> None:
@@ -78,10 +132,16 @@ class Broker(Contract, bt.brokers.BackBroker):
         if self.p.commission is not None:
             self.setcommission(commission=float(self.p.commission))
         self._fee_set: set[str] = set()
+        self._live: Any = None  # the LiveSession while a live broker runs
 
     @property
     def paper(self) -> bool:
         return self.p.mode == "paper"
+
+    @property
+    def live(self) -> Any:
+        """The running :class:`~realtrade_core.live.LiveSession` (None in paper mode or before start)."""
+        return self._live
 
     def check_live_allowed(self) -> None:
         """Refuse live orders on mainnet without the explicit opt-in, before anything is sent."""
@@ -95,18 +155,110 @@ class Broker(Contract, bt.brokers.BackBroker):
 
     def start(self) -> None:
         super().start()
+        if not self.paper:
+            self.check_live_allowed()  # params can be changed after construction
         self.p.store.start()
+        if not self.paper:
+            from .live import LiveSession
+
+            self._live = LiveSession(self)
+            try:
+                self._live.start()
+            except BaseException:
+                self._live.stop()
+                self._live = None
+                raise
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        super().stop()
+
+    # --- exchange-specific hooks for live mode (override in a plugin) --------------------------
+
+    def create_order_params(self, order_type: str, side: str) -> dict[str, Any]:
+        """Extra ccxt params for creating an order of ``order_type`` ("market", "limit", "stop",
+        "stop_limit"); the client order id and the trigger price are already set."""
+        return {}
+
+    def cancel_param_sets(self, order_type: str) -> list[dict[str, Any]]:
+        """ccxt param sets to try in turn when cancelling; the next is tried on OrderNotFound."""
+        return [{}]
 
     # --- commission from the exchange's fee schedule ------------------------------------------
 
     def getcommissioninfo(self, data: Any) -> Any:
         name = data._name
+        # Only once the feed has started and knows its market: asking earlier (a live broker
+        # re-attaching orders at start) must not settle the fee without it.
         if self.p.commission is None and name not in self._fee_set and hasattr(data, "_market"):
             fee = data._market.get("taker")
             if fee is not None:
                 self.setcommission(commission=float(fee), name=name)
             self._fee_set.add(name)
         return super().getcommissioninfo(data)
+
+    # --- live mode: backtrader's broker interface ----------------------------------------------
+
+    def next(self) -> None:
+        if self._live is None:
+            return super().next()
+        self._live.next()
+
+    def cancel(self, order: bt.Order, bracket: bool = False) -> bool:
+        if self._live is None:
+            return super().cancel(order, bracket=bracket)
+        return self._live.cancel(order)
+
+    def get_cash(self) -> float:
+        if self._live is None:
+            return super().get_cash()
+        return self._live.cash()
+
+    getcash = get_cash
+
+    def get_value(self, datas: Any = None, mkt: bool = False, lever: bool = False) -> float:
+        if self._live is None:
+            return super().get_value(datas=datas, mkt=mkt, lever=lever)
+        return self._live.value(datas)
+
+    getvalue = get_value
+
+    def getposition(self, data: Any) -> bt.Position:
+        if self._live is None:
+            return super().getposition(data)
+        return self._live.position(data)
+
+    def get_orders_open(self, safe: bool = False) -> list[bt.Order]:
+        """Orders still open; in live mode including those re-attached from a previous run."""
+        if self._live is None:
+            return super().get_orders_open(safe=safe)
+        orders = self._live.orders_open()
+        return [o.clone() for o in orders] if safe else orders
+
+    def orderstatus(self, order: bt.Order) -> int:
+        if self._live is None:
+            return super().orderstatus(order)
+        return order.status
+
+    def set_cash(self, cash: float) -> None:
+        if not self.paper:
+            log.warning("live broker: cash comes from the exchange account; setcash(%s) is ignored", cash)
+            return
+        super().set_cash(cash)
+
+    setcash = set_cash
+
+    def add_cash(self, cash: float) -> None:
+        if not self.paper:
+            log.warning("live broker: cash comes from the exchange account; add_cash(%s) is ignored", cash)
+            return
+        super().add_cash(cash)
+
+    def new_client_order_id(self) -> str:
+        """A fresh client order id for this exchange (override to add a prefix of your own)."""
+        return new_client_order_id()
 
     # --- pre-trade checks ------------------------------------------------------------------------
 
@@ -117,6 +269,10 @@ class Broker(Contract, bt.brokers.BackBroker):
             order.reject(self)
             self.notify(order)
             return order
+        if self._live is not None:
+            return self._live.submit(order)
+        if not self.paper:
+            raise ConfigurationError("the live broker is not started; cerebro.run() starts it")
         return super().submit(order, check)
 
     def pre_trade_veto(self, order: bt.Order) -> str | None:
@@ -132,7 +288,7 @@ class Broker(Contract, bt.brokers.BackBroker):
             type=_ORDER_TYPES.get(order.exectype, "market"),
             amount=abs(order.created.size),
             price=order.created.price,
-            client_order_id=order.info.get("client_order_id") or new_client_order_id(),
+            client_order_id=order.info.get("client_order_id") or self.new_client_order_id(),
             venue=store.venue,
             paper=self.paper,
         )

@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 import backtrader as bt
@@ -90,6 +91,7 @@ class Data(Contract, bt.feed.DataBase):
             raise ConfigurationError("dataname is required: the symbol, e.g. dataname='BTC/USDT'")
         self._outbox: queue.Queue = queue.Queue()
         self._pump: _BarPump | None = None
+        self._last_close_ms: int | None = None
 
     @property
     def tf(self) -> Timeframe:
@@ -103,11 +105,22 @@ class Data(Contract, bt.feed.DataBase):
     def islive(self) -> bool:
         return not self.p.historical
 
+    def _timeoffset(self) -> timedelta:
+        """The feed's clock minus ours, which backtrader's live resampler adds to the wall clock
+        to decide whether a period is over. realtrade's clock here is the close time of the last
+        bar delivered: an exchange's 5m candle is complete only when its last 1m candle has
+        closed *and arrived*, so a period never closes on the wall clock ahead of its data (nor on
+        an emulator clock running fast, standing still or lying in the past)."""
+        if self._last_close_ms is None:
+            return timedelta(milliseconds=self.p.store.time_offset_ms)
+        return timedelta(milliseconds=self._last_close_ms - time.time() * 1000)
+
     def haslivedata(self) -> bool:
         return not self.p.historical and not self._outbox.empty()
 
     def start(self) -> None:
         super().start()
+        self._laststatus = None  # so the first CONNECTED reaches notify_data too
         store = self.p.store
         store.start()  # network I/O belongs here or in the pump, never in _load
         self._market = store.market(self.p.dataname)
@@ -136,7 +149,8 @@ class Data(Contract, bt.feed.DataBase):
                 return None
             if kind == _BAR:
                 open_ms, o, h, low, c, v = payload[:6]
-                close_time = datetime.fromtimestamp((open_ms + self._tf.ms) / 1000, tz=timezone.utc)
+                self._last_close_ms = int(open_ms) + self._tf.ms
+                close_time = datetime.fromtimestamp(self._last_close_ms / 1000, tz=timezone.utc)
                 self.lines.datetime[0] = bt.date2num(close_time.replace(tzinfo=None))
                 self.lines.open[0] = o
                 self.lines.high[0] = h

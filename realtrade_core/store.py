@@ -273,7 +273,16 @@ class Store(Contract):
         return self._time_offset_ms
 
     def server_time(self) -> int:
-        """The exchange's current time in ms, asked from the exchange (always exact)."""
+        """The exchange's current time in ms, which decides which candles are closed.
+
+        Real venues: asked from the exchange. The emulator: its market clock, which may run
+        faster than real time, stand still (manual clock) or lie in the past (CSV replay).
+        """
+        emulator = self.emulator
+        if emulator is not None:
+            return int(emulator.engine.now())
+        if self.venue == "emulator" and self.emulator_url:
+            return int(_get_json(f"{self.emulator_url}/_emulator/state")["time"])
         return int(self._call(self.client.fetch_time))
 
     # --- history ----------------------------------------------------------------------------------

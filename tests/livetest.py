@@ -44,7 +44,8 @@ class Recorder(bt.Strategy):
     def next(self) -> None:
         for data in self.datas:
             rows = self.rows[data._name]
-            row = bar_row(data, self._tf(data)) if len(data) else None
+            ready = len(data) and data.datetime[0] == data.datetime[0]  # a resampler may show NaN first
+            row = bar_row(data, self._tf(data)) if ready else None
             if row is not None and (not rows or rows[-1][0] != row[0]):
                 rows.append(row)
         if self.p.progress is not None:
@@ -77,6 +78,13 @@ class Driver(threading.Thread):
         self.deadline = time.monotonic() + deadline
         self.error: BaseException | None = None
         self.timed_out = False
+        self.cerebro_done = threading.Event()
+
+    @property
+    def strategy(self) -> bt.Strategy | None:
+        """The running strategy, once cerebro has created it."""
+        strategies = getattr(self.cerebro, "runningstrats", None)
+        return strategies[0] if strategies else None
 
     def wait(self, predicate: Callable[[], bool], what: str) -> None:
         remaining = self.deadline - time.monotonic()
@@ -84,15 +92,24 @@ class Driver(threading.Thread):
             self.timed_out = True
             raise TimeoutError(f"timed out waiting for {what}")
 
+    def wait_strategy(self, predicate: Callable[[bt.Strategy], bool], what: str) -> bt.Strategy:
+        self.wait(lambda: self.strategy is not None and predicate(self.strategy), what)
+        return self.strategy
+
     def run(self) -> None:
         try:
             self.script(self)
         except BaseException as exc:
             self.error = exc
         finally:
-            self.cerebro.runstop()
+            # cerebro.run() clears a stop requested before it started: insist until it returns.
+            while not self.cerebro_done.wait(0.05):
+                self.cerebro.runstop()
+                if time.monotonic() > self.deadline + 30:
+                    break
 
     def check(self) -> None:
+        self.cerebro_done.set()
         self.join(timeout=10)
         if self.error is not None:
             raise AssertionError(f"driver failed: {self.error!r}") from self.error

@@ -111,8 +111,7 @@ def test_paper_trading_matches_the_backtest(exchange, kind):
         cerebro.addstrategy(Scripted, kind=kind)
 
         def script(d: Driver) -> None:
-            d.wait(lambda: d.cerebro.runningstrats and d.cerebro.runningstrats[0].bars >= BACKFILL, "backfill")
-            strategy = d.cerebro.runningstrats[0]
+            strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
             for i in range(LIVE):
                 emulator.step(1)
                 d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i}")

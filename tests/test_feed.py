@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import backtrader as bt
 import pytest
-from livetest import MINUTE, Driver, MemoryFeed, Recorder, candles, last_closed_open
+from livetest import MINUTE, Driver, Recorder, candles, last_closed_open
 
 from realtrade_core import ConfigurationError
 from realtrade_core.emulator.replay import synthetic_candles
@@ -93,9 +93,7 @@ def test_live_bars_are_exactly_the_replayed_candles_across_five_disconnects(exch
     seen = {}
 
     def script(d: Driver) -> None:
-        strategy = d.cerebro.runningstrats[0] if d.cerebro.runningstrats else None
-        d.wait(lambda: d.cerebro.runningstrats and d.cerebro.runningstrats[0].live_seen.is_set(), "LIVE")
-        strategy = d.cerebro.runningstrats[0]
+        strategy = d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
         rows = strategy.rows["BTC/USDT"]
         for i in range(30):
             if i % 6 == 5:  # five forced disconnects, each with candles closing while disconnected
@@ -124,8 +122,7 @@ def test_two_symbols_and_two_timeframes_progress_together(exchange, emulator, st
     cerebro.addstrategy(Recorder)
 
     def script(d: Driver) -> None:
-        d.wait(lambda: d.cerebro.runningstrats and d.cerebro.runningstrats[0].live_seen.is_set(), "LIVE")
-        strategy = d.cerebro.runningstrats[0]
+        strategy = d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
         for _ in range(6):
             emulator.step(1)
             target = last_closed_open(emulator)
@@ -136,45 +133,6 @@ def test_two_symbols_and_two_timeframes_progress_together(exchange, emulator, st
         got = strategy.rows[symbol]
         assert got == candles(emulator, symbol, got[0][0], last_closed_open(emulator))
         assert len(got) >= 11
-
-
-def test_live_resampling_gives_the_backtest_resampler_bars(exchange, emulator, store):
-    # Start on a 5-minute boundary so both runs see whole 5m periods.
-    while (last_closed_open(emulator) + MINUTE) % (5 * MINUTE):
-        emulator.step(1)
-    start = last_closed_open(emulator) + MINUTE - 10 * MINUTE
-    from datetime import datetime, timezone
-
-    fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
-    cerebro = bt.Cerebro()
-    data = store.getdata(dataname="BTC/USDT", timeframe="1m", fromdate=fromdate, qcheck=0.05)
-    cerebro.resampledata(data, timeframe=bt.TimeFrame.Minutes, compression=5)
-    cerebro.addstrategy(Recorder, tf_ms=5 * MINUTE)
-
-    def script(d: Driver) -> None:
-        d.wait(lambda: d.cerebro.runningstrats and d.cerebro.runningstrats[0].live_seen.is_set(), "LIVE")
-        strategy = d.cerebro.runningstrats[0]
-        (name,) = strategy.rows
-        for _ in range(15):
-            emulator.step(1)
-        target = last_closed_open(emulator, 5 * MINUTE)
-        d.wait(lambda: strategy.rows[name] and strategy.rows[name][-1][0] >= target, "the last 5m bar")
-
-    live = run_live(cerebro, script)
-    (live_rows,) = live.rows.values()
-    end = last_closed_open(emulator)
-    one_minute = candles(emulator, "BTC/USDT", start, end)
-
-    backtest = bt.Cerebro()
-    backtest.resampledata(MemoryFeed(rows=one_minute), timeframe=bt.TimeFrame.Minutes, compression=5)
-    backtest.addstrategy(Recorder, tf_ms=5 * MINUTE)
-    (offline,) = backtest.run()
-    (offline_rows,) = offline.rows.values()
-    complete = [r for r in offline_rows if r[0] + 5 * MINUTE <= end + MINUTE]
-    assert len(complete) == 5
-    assert live_rows[: len(complete)] == complete
-    # and they are the exchange's own 5m candles
-    assert complete == candles(emulator, "BTC/USDT", start, end - 4 * MINUTE, 5 * MINUTE)
 
 
 def test_unknown_symbol_is_a_clear_error_at_start(exchange, store):
@@ -205,8 +163,7 @@ def test_generic_ccxt_adapter_polls_closed_bars_over_rest(exchange, emulator):
     cerebro.addstrategy(Recorder)
 
     def script(d: Driver) -> None:
-        d.wait(lambda: d.cerebro.runningstrats and d.cerebro.runningstrats[0].live_seen.is_set(), "LIVE")
-        rows = d.cerebro.runningstrats[0].rows["BTC/USDT"]
+        rows = d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE").rows["BTC/USDT"]
         for _ in range(3):
             emulator.step(1)
             target = last_closed_open(emulator)

@@ -62,19 +62,22 @@ class EmulatorDialect:
         raise NotImplementedError(f"{type(self).__name__} must implement error_body()")
 
     def server_time(self) -> int:
-        """The market clock in epoch ms (what time endpoints report), with injected skew.
+        """What the exchange's time endpoints report: wall-clock ms plus injected skew.
 
-        It runs at the replay speed and may lie in the past (CSV replay), so request signatures
-        are checked against :meth:`auth_time` instead.
-        """
-        return self.engine.now() + self.faults.clock_skew_ms
-
-    def auth_time(self) -> int:
-        """Wall-clock epoch ms with injected skew: what signed-request timestamps are checked against.
-
-        Clients sign with their own wall clock, whatever the replay speed or date.
+        Clients sign requests with their wall clock and may sync it to this endpoint, whatever
+        the replay speed or date, so time endpoints and signature checks use the wall clock.
+        The market itself (candles, orders, fills, stream timestamps) runs on
+        :meth:`market_time`; realtrade's stores read that from the emulator directly.
         """
         return int(time.time() * 1000) + self.faults.clock_skew_ms
+
+    def auth_time(self) -> int:
+        """The clock signed-request timestamps are checked against (same as :meth:`server_time`)."""
+        return int(time.time() * 1000) + self.faults.clock_skew_ms
+
+    def market_time(self) -> int:
+        """The emulated market clock in epoch ms (replay speed, manual steps, CSV dates)."""
+        return self.engine.now()
 
     def on_event(self, event: EngineEvent) -> None:
         """Called under the engine lock for every engine event: translate and ``hub.publish``."""

@@ -23,7 +23,13 @@ thread-safe, and waking the loop once per message from another thread (one
 ``call_soon_threadsafe`` each, i.e. one self-pipe write) caps throughput far below what a
 market-data benchmark needs. Here a producer appends to the deque (atomic under the GIL) and
 wakes the writer only if no wake-up is already pending; all connections woken from other
-threads share one scheduled callback.
+threads share one scheduled callback. The writer then sends everything queued as a batch of
+frames in one socket write.
+
+Faults: :meth:`ConnectionHub.drop_all` aborts every transport (the client sees the connection
+vanish, no close frame); :meth:`ConnectionHub.stall` drops outgoing frames and pauses reading
+from the sockets, so requests and pings wait unanswered until the stall ends; a client that
+falls more than :attr:`ConnectionHub.max_queue` frames behind is disconnected, as exchanges do.
 """
 
 from __future__ import annotations

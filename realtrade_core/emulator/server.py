@@ -325,23 +325,25 @@ class Emulator:
 
     @staticmethod
     def _data_paths(symbols: list[str], data: str | Path | Mapping[str, str | Path] | None) -> dict[str, Path]:
+        """symbol -> CSV file, checked to exist."""
+        paths: dict[str, Path] = {}
         if data is None:
-            return {}
+            return paths
         if isinstance(data, (str, Path)):
             if len(symbols) != 1:
                 raise ConfigurationError(
                     "data= as one CSV file serves exactly one symbol; for several symbols pass a dict "
                     "symbol -> CSV file (symbols without a file get a synthetic market)"
                 )
-            return {symbols[0]: Path(data)}
-        paths: dict[str, Path] = {}
-        by_id = {_split_symbol(s)[0]: s for s in symbols}
-        for key, path in data.items():
-            # Accept "BTC/USDT" and "BTCUSDT" as keys.
-            symbol = key if key in symbols else by_id.get(key.replace("/", "").upper())
-            if symbol is None:
-                raise ConfigurationError(f"data given for {key!r}, which is not among the symbols {symbols}")
-            paths[symbol] = Path(path)
+            paths[symbols[0]] = Path(data)
+        else:
+            by_id = {_split_symbol(s)[0]: s for s in symbols}
+            for key, path in data.items():
+                # Accept "BTC/USDT" and "BTCUSDT" as keys.
+                symbol = key if key in symbols else by_id.get(key.replace("/", "").upper())
+                if symbol is None:
+                    raise ConfigurationError(f"data given for {key!r}, which is not among the symbols {symbols}")
+                paths[symbol] = Path(path)
         for symbol, path in paths.items():
             if not path.is_file():
                 raise ConfigurationError(f"candle file for {symbol} not found: {path}")

@@ -91,7 +91,8 @@ class Output:
         self.proc = proc
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
 
     def _pump(self) -> None:
         for line in self.proc.stdout:
@@ -116,14 +117,26 @@ class Output:
         return "".join(self.lines)
 
 
+def finish(proc: subprocess.Popen, output: Output | None = None) -> None:
+    """Make sure the process is gone and its pipes are closed."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=15)
+    if output is not None:
+        output._thread.join(timeout=5)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
 def test_serves_until_sigint_and_prints_how_to_connect(plugin_env):
     proc = realtrade(
         "emulator", "--exchange", "toy", "--port", "0", "--symbol", "BTC/USDT", "--symbol", "ETH/USDT",
         "--speed", "60", "--api-key", "mykey", "--secret", "mysecret",
         env=plugin_env,
     )  # fmt: skip
+    output = Output(proc)
     try:
-        output = Output(proc)
         admin = output.wait_for(r"admin:\s+(http://127\.0\.0\.1:\d+/_emulator/state)").group(1)
         output.wait_for(r"Press Ctrl\+C")
         banner = output.text
@@ -144,23 +157,19 @@ def test_serves_until_sigint_and_prints_how_to_connect(plugin_env):
         output.wait_for("emulator stopped")
         assert "Traceback" not in proc.stderr.read()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        finish(proc, output)
 
 
 def test_sigterm_stops_cleanly_too(plugin_env):
     proc = realtrade("emulator", "--exchange", "toy", env=plugin_env)
+    output = Output(proc)
     try:
-        output = Output(proc)
         output.wait_for(r"Press Ctrl\+C")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         output.wait_for("emulator stopped")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        finish(proc, output)
 
 
 def test_exchange_without_emulator_dialect_is_a_clear_error(plugin_env):

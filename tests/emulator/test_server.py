@@ -233,6 +233,15 @@ def test_one_csv_file_for_several_symbols_is_refused(toy_dialect, tmp_path):
         Emulator(toy_dialect, data=tmp_path / "x.csv", symbols=["BTC/USDT", "ETH/USDT"])
 
 
+def test_missing_or_broken_csv_files_name_the_file(toy_dialect, tmp_path):
+    with pytest.raises(ConfigurationError, match=r"not found: .*missing\.csv"):
+        Emulator(toy_dialect, data=tmp_path / "missing.csv")
+    broken = tmp_path / "broken.csv"
+    broken.write_text("time,price\n1,2\n")
+    with pytest.raises(ConfigurationError, match=r"broken\.csv, line 1"):
+        Emulator(toy_dialect, data={"BTCUSDT": broken})
+
+
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "BTC-USDT", "BTC/USDT:USDT"])
 def test_symbols_must_be_unified_spot_symbols(toy_dialect, symbol):
     with pytest.raises(ConfigurationError, match="BASE/QUOTE"):
@@ -327,3 +336,25 @@ def test_running_clock_streams_closed_klines_at_speed(toy_dialect, wait_until):
             assert closed[1] - closed[0] == 60_000 and closed[2] - closed[1] == 60_000
         finally:
             ws.close()
+
+
+def test_a_client_negotiating_compression_gets_compressed_frames(toy_emulator):
+    import asyncio
+
+    import aiohttp
+
+    emu = toy_emulator
+
+    async def client() -> tuple[int, list[dict]]:
+        async with aiohttp.ClientSession() as session, session.ws_connect(emu.urls["ws_public"], compress=15) as ws:
+            negotiated = ws.compress  # window bits of permessage-deflate, 0 if refused
+            await ws.send_json({"subscribe": ["btcusdt@kline"], "id": 1})
+            first = await ws.receive_json(timeout=5)
+            await asyncio.to_thread(emu.step, 1)
+            klines = [await ws.receive_json(timeout=5) for _ in range(3)]
+            return negotiated, [first, *klines]
+
+    negotiated, messages = asyncio.run(client())
+    assert negotiated == 15
+    assert messages[0] == {"result": None, "id": 1}
+    assert all(m["stream"] == "btcusdt@kline" for m in messages[1:])

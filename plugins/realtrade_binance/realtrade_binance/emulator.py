@@ -14,16 +14,16 @@ WebSocket client work against the emulator with only the URLs changed:
 Order types: MARKET (by ``quantity`` or ``quoteOrderQty``), LIMIT (GTC/IOC/FOK), LIMIT_MAKER,
 STOP_LOSS and STOP_LOSS_LIMIT; matching follows the core engine's rules.
 
-Clocks. Market data, order and event times are the engine's emulated time. The *server time*
-(``GET /api/v3/time``, the WebSocket API's ``time`` and the reference of the ``timestamp`` /
-``recvWindow`` check) is the host's wall clock plus any injected skew, because clients sign
-with their wall clock while the market clock may be replayed history or stepped by hand.
+Clocks. Market data, order and event times are the engine's emulated time. ``GET
+/api/v3/time`` and the WebSocket API's ``time`` report :meth:`server_time`, and ``timestamp`` /
+``recvWindow`` are checked against :meth:`auth_time`: the wall clock plus any injected skew (the
+core's contract), because clients sign with their wall clock while the market clock may be
+replayed history or stepped by hand.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from realtrade_core.emulator.dialect import EmulatorDialect
@@ -105,10 +105,6 @@ class BinanceDialect(BinanceRest, BinanceStreams, EmulatorDialect):
 
     def error_body(self, status: int, retry_after: int | None) -> tuple[int, dict[str, Any]]:
         return injected_error_body(status, retry_after, self.server_time())
-
-    def server_time(self) -> int:
-        """The host's wall clock plus the injected skew (see the module docstring for why)."""
-        return int(time.time() * 1000) + self.faults.clock_skew_ms
 
     def on_event(self, event: EngineEvent) -> None:
         BinanceStreams.on_event(self, event)

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -87,11 +87,12 @@ _DEFAULT_RECV_WINDOW = 5_000
 _MAX_FUTURE_MS = 1_000  # a timestamp may be at most this far ahead of the server's time
 _ALL = 10**9  # "no limit" for engine list calls; Binance's own limits are applied afterwards
 
-# Security types of Binance endpoints.
-NONE, API_KEY, SIGNED = "NONE", "USER_STREAM", "SIGNED"
+# Security types of Binance endpoints (the emulator serves no API-key-only endpoint).
+NONE, SIGNED = "NONE", "SIGNED"
 
 Handler = Callable[[dict[str, str], "str | None"], Any]
 Weight = int | Callable[[dict[str, str]], int]
+AiohttpHandler = Callable[[web.Request], Awaitable[web.Response]]
 
 _ENGINE_TYPES = {
     "MARKET": OrderType.MARKET,
@@ -125,8 +126,11 @@ class BinanceRest:
     engine: Engine
     faults: Faults
 
-    def server_time(self) -> int:  # provided by the dialect
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by EmulatorDialect
+
+        def server_time(self) -> int: ...
+
+        def auth_time(self) -> int: ...
 
     def _init_rest(self) -> None:
         self._weight_lock = threading.Lock()
@@ -177,9 +181,12 @@ class BinanceRest:
             web.get("/sapi/v1/capital/config/getall", e(lambda p, k: [], 10, SIGNED)),
             web.get("/sapi/v1/margin/allPairs", e(lambda p, k: [], 1, SIGNED)),
             web.get("/sapi/v1/margin/isolated/allPairs", e(lambda p, k: [], 10, SIGNED)),
+            # fetch_status and fetch_trading_fee(s).
+            web.get("/sapi/v1/system/status", e(lambda p, k: {"status": 0, "msg": "normal"}, 1)),
+            web.get("/sapi/v1/asset/tradeFee", e(self._trade_fees, 1, SIGNED)),
         ]
 
-    def _endpoint(self, fn: Handler, weight: Weight, security: str = NONE, *, orders: bool = False) -> Any:
+    def _endpoint(self, fn: Handler, weight: Weight, security: str = NONE, *, orders: bool = False) -> AiohttpHandler:
         async def handler(request: web.Request) -> web.Response:
             query = request.rel_url.raw_query_string
             body = await request.text() if request.can_read_body else ""
@@ -190,8 +197,6 @@ class BinanceRest:
                 api_key = None
                 if security == SIGNED:
                     api_key = self._authenticate(request, params, query, body)
-                elif security == API_KEY:
-                    api_key = self._api_key(request)[0]
                 if orders and api_key is not None:
                     headers.update(self._count_order(api_key))
                 result, status = fn(params, api_key), 200
@@ -222,10 +227,6 @@ class BinanceRest:
                 self._weight_minute, self._weight_used = minute, 0
             self._weight_used += weight
             return self._weight_used
-
-    def _current_weight(self) -> int:
-        with self._weight_lock:
-            return self._weight_used if int(time.time() // 60) == self._weight_minute else 0
 
     def _count_order(self, api_key: str) -> dict[str, str]:
         now = time.monotonic()
@@ -480,6 +481,17 @@ class BinanceRest:
         taker = specs[0].taker_fee if specs else Decimal(0)
         uid = int(hashlib.sha256(api_key.encode()).hexdigest()[:8], 16)
         return account_info(balances, maker, taker, self.engine.now(), uid)
+
+    def _trade_fees(self, params: dict[str, str], api_key: str | None) -> Any:
+        markets = self.engine.markets
+        return [
+            {
+                "symbol": symbol,
+                "makerCommission": str(markets[symbol].maker_fee),
+                "takerCommission": str(markets[symbol].taker_fee),
+            }
+            for symbol in self._symbols(params)
+        ]
 
     # --- orders ---------------------------------------------------------------------------------
 

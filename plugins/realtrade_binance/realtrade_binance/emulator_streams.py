@@ -137,22 +137,16 @@ class BinanceStreams:
     hub: ConnectionHub
     settings: dict
 
-    # Provided by the dialect and its REST half.
-    def server_time(self) -> int:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by EmulatorDialect and the REST half (BinanceRest)
+        _order_meta: dict[int, OrderMeta]
+        _pending_meta: dict[tuple[str, str], OrderMeta]
+        _cancel_ids: dict[int, str]
 
-    def _check_timestamp(self, timestamp: int, recv_window: int | None) -> None:
-        raise NotImplementedError
+        def server_time(self) -> int: ...
 
-    def _use_weight(self, weight: int) -> int:
-        raise NotImplementedError
+        def _check_timestamp(self, timestamp: int, recv_window: int | None) -> None: ...
 
-    def _current_weight(self) -> int:
-        raise NotImplementedError
-
-    _order_meta: dict[int, OrderMeta]
-    _pending_meta: dict[tuple[str, str], OrderMeta]
-    _cancel_ids: dict[int, str]
+        def _use_weight(self, weight: int) -> int: ...
 
     def _init_streams(self) -> None:
         self._stream_table: dict[str, StreamInfo] = {}
@@ -359,7 +353,10 @@ class BinanceStreams:
                 while conn.stalled and not ws.closed:
                     await asyncio.sleep(_STALL_POLL)  # a stalled server reads and answers nothing
                 if msg.type is WSMsgType.TEXT:
-                    on_text(session, msg.data)
+                    try:
+                        on_text(session, msg.data)
+                    except Exception:  # a dialect bug must not cut the client off silently
+                        log.exception("Binance emulator: %s request %.200r failed", kind, msg.data)
                 elif msg.type is WSMsgType.PING:
                     await ws.pong(msg.data)
                 elif msg.type is WSMsgType.PONG:

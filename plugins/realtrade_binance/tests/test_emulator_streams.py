@@ -198,6 +198,23 @@ def test_unknown_stream_gets_an_error_reply(emulator: Any, ws_connect: Any, recv
     assert reply["error"]["code"] == 2 and "btcusdt@nonsense" in reply["error"]["msg"]
 
 
+def test_unknown_stream_in_the_url_is_refused(emulator: Any) -> None:
+    with pytest.raises(websocket.WebSocketBadStatusException) as info:
+        websocket.create_connection(f"{emulator.base_ws}/ws/btcusdt@nonsense", timeout=5)
+
+    assert info.value.status_code == 400
+
+
+def test_server_shutdown_event_reaches_combined_connections(emulator: Any, ws_connect: Any, recv_until: Any) -> None:
+    ws = open_streams(f"{emulator.base_ws}/stream?streams=btcusdt@trade", ws_connect, recv_until)
+
+    sent = emulator.dialect.send_server_shutdown()
+
+    message, _ = recv_until(ws, lambda m: m.get("stream") == "!serverShutdown")
+    assert sent == 1
+    assert message["data"]["e"] == "serverShutdown" and isinstance(message["data"]["E"], int)
+
+
 def test_unknown_method_gets_an_error_reply(emulator: Any, ws_connect: Any, recv_until: Any) -> None:
     ws = ws_connect(f"{emulator.base_ws}/ws")
 
@@ -207,23 +224,24 @@ def test_unknown_method_gets_an_error_reply(emulator: Any, ws_connect: Any, recv
     assert reply["error"]["code"] == 2 and "unknown variant `SUBSCRIB`" in reply["error"]["msg"]
 
 
-@pytest.mark.parametrize("interval", ["1m", "5m"])
+@pytest.mark.parametrize(("interval", "interval_ms"), [("1m", 60_000), ("5m", 300_000)])
 def test_each_kline_is_closed_exactly_once_with_the_rest_values(
-    emulator: Any, exchange: Any, ws_connect: Any, recv_until: Any, interval: str
+    emulator: Any, exchange: Any, ws_connect: Any, recv_until: Any, interval: str, interval_ms: int
 ) -> None:
     ws = open_streams(f"{emulator.base_ws}/ws/btcusdt@kline_{interval}", ws_connect, recv_until)
     start = emulator.engine.now()
 
-    emulator.step(12)
+    end = emulator.step(12)
 
     events = [m for m in barrier(ws, recv_until) if m.get("e") == "kline"]
     for event in events:
         check_kline(event, interval)
     closed = [e["k"] for e in events if e["k"]["x"]]
-    opens = [k["t"] for k in closed]
-    assert len(opens) == len(set(opens)) >= 2
-    rest = rest_klines(exchange, interval, start - 10 * 60_000)
-    assert [kline_as_row(k) for k in closed] == [rest[t][:9] for t in opens]
+    # Every candle that ended while the clock moved, once each, in order.
+    first = start - start % interval_ms
+    assert [k["t"] for k in closed] == [t for t in range(first, end, interval_ms) if t + interval_ms <= end]
+    rest = rest_klines(exchange, interval, first)
+    assert [kline_as_row(k) for k in closed] == [rest[k["t"]][:9] for k in closed]
     # Nothing of a candle arrives after its final update.
     for k in closed:
         last_index = max(i for i, e in enumerate(events) if e["k"]["t"] == k["t"])

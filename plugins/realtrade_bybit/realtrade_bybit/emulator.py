@@ -27,6 +27,27 @@ Bybit request                                  engine order
 Spot market orders without ``marketUnit`` use Bybit's defaults: a Buy's ``qty`` is quote coin,
 a Sell's base coin. Conditional orders fire on a rise for Buy and a fall for Sell (Bybit's
 ``triggerDirection`` 1 and 2); a trigger price already crossed is refused (110092 / 110093).
+
+What ccxt users meet here exactly as on Bybit (none of it needs a ccxt option):
+
+- ``fetch_order`` on a unified account needs ``params={"acknowledged": True}``; or use
+  ``fetch_open_order`` / ``fetch_closed_order``.
+- An untriggered conditional order is cancelled with ``params={"trigger": True}``
+  (``orderFilter=StopOrder``); without it Bybit spot answers "Order does not exist".
+- Calls without a symbol (``fetch_open_orders()``, ``fetch_my_trades()``) ask for ccxt's default
+  type, swap (``category=linear``), which is empty here; pass the symbol, or create the client
+  with ``options={"defaultType": "spot"}``.
+
+Clocks: signatures (REST ``X-BAPI-TIMESTAMP``, stream ``auth`` expiry) are checked against the
+wall clock plus injected skew, which is also the time ``/v5/market/time`` and every envelope's
+``time`` report: clients sign with the wall clock, while the emulated market clock may run fast
+or stand still. Candles, orders, fills and stream ``ts`` are on the emulated market clock.
+
+Streams: ``/v5/public/spot`` serves ``kline.{interval}.{symbol}``, ``publicTrade.{symbol}``,
+``tickers.{symbol}`` and ``orderbook.{1,50,200}.{symbol}`` (one level deep); ``/v5/private``
+serves ``order``, ``execution``, ``wallet`` (changed coins only) and ``position`` (never pushes)
+after ``auth``. A connection that sends nothing for ``settings["idle_timeout"]`` seconds (600 by
+default) is closed; any message, a ``ping`` included, resets that timer.
 """
 
 from __future__ import annotations

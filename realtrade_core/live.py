@@ -1,0 +1,1592 @@
+"""Live mode of the broker: real orders through ccxt, status and fills from the private stream.
+
+Threads (DESIGN §4). backtrader is single-threaded, so every change to orders, positions, cash
+and the journal's view of them happens in cerebro's thread, in :meth:`LiveSession.next`, which
+``broker.next()`` calls on every pass of cerebro's loop. Three other threads only talk to the
+exchange and put typed records on one inbox queue:
+
+- the store's private WebSocket thread: :class:`~realtrade_core.events.OrderUpdate`,
+  :class:`~realtrade_core.events.Fill`, :class:`~realtrade_core.events.BalanceUpdate` and
+  ``("connected" | "disconnected" | "failed", reason)`` tuples;
+- the *order sender* (:class:`OrderSender`): creates and cancels orders, one at a time in the
+  order the strategy asked, and resolves unknown outcomes (below);
+- the *account reader* (:class:`AccountReader`): refreshes balances every ``balance_refresh``
+  seconds and, when asked, audits open orders and fetches fills over REST.
+
+Orders you can trust (DESIGN §5, EXCHANGE-NOTES lessons 3-8, 10-12):
+
+- Every order gets a client order id and a journal row *before* it is sent.
+- A fill is matched to its order by client order id, so one that arrives before the REST
+  acknowledgement is applied, not dropped; fills are applied once, keyed by trade id in the
+  journal, whichever of the stream, a REST poll or a restart brings them.
+- A timeout, 5xx or network error on create is an *unknown outcome*: the order is looked up by
+  client order id, repeatedly, until the exchange can no longer accept the lost request (its
+  ``recvWindow`` plus a margin); only an order confirmed absent is sent again, with the same
+  client order id. A 429/418 answer means "refused, not executed": the sender waits as long as
+  ``Retry-After`` asks, looks the order up anyway, and only then sends it again. Reads retry
+  with the same back-off; creates are never retried blindly.
+- Fees charged in the base asset reduce the position, so a closing sell of the whole position
+  matches the account's base balance.
+- Status updates the stream announces but whose fills do not arrive within ``fill_grace``
+  seconds, and every open order every ``audit_interval`` seconds, are checked over REST: a
+  user-data stream that silently stops delivering fills loses nothing. Without a private
+  stream (or while it is down) the same audit runs every ``poll_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import backtrader as bt
+
+from .errors import ConfigurationError
+from .events import BalanceUpdate, Fill, OrderStatus, OrderUpdate, Side
+from .journal import SUBMITTING, Journal, JournalOrder, default_journal_path
+
+if TYPE_CHECKING:
+    from .broker import Broker
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+
+#: backtrader execution type -> realtrade order type (the journal's and OrderRequest's words)
+BT_TO_TYPE = {
+    bt.Order.Market: "market",
+    bt.Order.Close: "market",
+    bt.Order.Limit: "limit",
+    bt.Order.Stop: "stop",
+    bt.Order.StopLimit: "stop_limit",
+}
+TYPE_TO_BT = {
+    "market": bt.Order.Market,
+    "limit": bt.Order.Limit,
+    "stop": bt.Order.Stop,
+    "stop_limit": bt.Order.StopLimit,
+}
+STOP_TYPES = frozenset({"stop", "stop_limit"})
+
+_CCXT_STATUS = {
+    "closed": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "cancelled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def dec(value: Any) -> Decimal | None:
+    """A Decimal from an exchange or ccxt number (floats through their shortest repr)."""
+    if value is None or value == "":
+        return None
+    try:
+        result = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return result if result.is_finite() else None
+
+
+def ms_to_num(ms: int | None) -> float:
+    """backtrader's float date for epoch milliseconds (naive UTC, like the feed's bars)."""
+    if not ms:
+        ms = now_ms()
+    return bt.date2num(datetime.fromtimestamp(ms / 1000, tz=timezone.utc).replace(tzinfo=None))
+
+
+_URL_QUERY = re.compile(r"(https?://[^\s?\"']+)\?[^\s\"']*")
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """An exchange error message fit for logs and reject reasons: URL query strings (which carry
+    signatures and keys) cut, and any given secret redacted."""
+    text = _URL_QUERY.sub(r"\1", str(text))
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text[:500]
+
+
+def apply_to_position(
+    size: Decimal, price: Decimal, delta: Decimal, fill_price: Decimal
+) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    """Decimal position arithmetic (backtrader's ``Position.update`` without float drift).
+
+    Returns ``(new_size, new_price, opened, closed)``; ``opened`` and ``closed`` carry the sign
+    of ``delta`` like backtrader's.
+    """
+    new = size + delta
+    if new == 0:
+        return new, ZERO, ZERO, delta
+    if size == 0:
+        return new, fill_price, delta, ZERO
+    if (size > 0) == (delta > 0):  # increased
+        return new, (size * price + delta * fill_price) / new, delta, ZERO
+    if (new > 0) == (size > 0):  # reduced
+        return new, price, ZERO, delta
+    return new, fill_price, new, -size  # reversed
+
+
+# --------------------------------------------------------------------------------------------
+# records the worker threads hand to cerebro's thread
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The exchange has the order (its create answered, or a lookup found it)."""
+
+    client_order_id: str
+    order_id: str
+    update: OrderUpdate | None = None  # the order's state, when the answer carried one
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitFailed:
+    """The order is not on the exchange: it refused it, or it could be confirmed absent."""
+
+    client_order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelFailed:
+    client_order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceSnapshot:
+    """Absolute balances of every asset from a REST refresh: ``asset -> (free, locked)``."""
+
+    balances: dict[str, tuple[Decimal, Decimal]]
+    time: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditDone:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMessage:
+    """Something the strategy should hear about through ``notify_store``."""
+
+    message: str
+
+
+# --------------------------------------------------------------------------------------------
+# exchange access shared by the worker threads
+
+
+class RateGate:
+    """A shared "not before" time: after a 429/418 every REST call of the broker waits it out."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._not_before = 0.0
+
+    def block(self, seconds: float) -> None:
+        with self._lock:
+            self._not_before = max(self._not_before, time.monotonic() + max(0.0, seconds))
+
+    def remaining(self) -> float:
+        with self._lock:
+            return max(0.0, self._not_before - time.monotonic())
+
+    def wait(self, stopping: threading.Event | None = None) -> None:
+        while True:
+            left = self.remaining()
+            if left <= 0:
+                return
+            if stopping is not None:
+                if stopping.wait(left):
+                    return
+            else:
+                time.sleep(left)
+
+
+class ExchangeIO:
+    """ccxt calls with realtrade's error policy, converters to realtrade events, and lookups.
+
+    Called from worker threads (and from cerebro's thread during start-up, before the workers
+    run). Raises the raw ccxt exceptions so callers can tell an unknown outcome from a refusal.
+    """
+
+    def __init__(self, broker: Broker, stopping: threading.Event) -> None:
+        self.broker = broker
+        self.store = broker.p.store
+        self.client = self.store.client
+        self.exchange = self.store.exchange or ""
+        self.gate = RateGate()
+        self.stopping = stopping
+
+    def scrub(self, text: Any) -> str:
+        creds = self.store.credentials
+        return scrub(str(text), creds.api_key, creds.secret)
+
+    # --- retry policy ----------------------------------------------------------------------------
+
+    def retry_after(self, exc: BaseException) -> float | None:
+        """Seconds the exchange asked us to wait (``Retry-After``, or Binance's ban deadline)."""
+        headers = getattr(self.client, "last_response_headers", None) or {}
+        for key, value in dict(headers).items():
+            if str(key).lower() == "retry-after":
+                try:
+                    return min(max(float(value), 0.0), 3 * 86400.0)
+                except (TypeError, ValueError):
+                    break
+        match = re.search(r"banned until (\d{13})", str(exc))
+        if match:
+            server_now = time.time() * 1000 + self.store.time_offset_ms
+            return min(max((int(match.group(1)) - server_now) / 1000, 0.0), 3 * 86400.0)
+        return None
+
+    def backoff_rate_limit(self, exc: BaseException, fallback: float) -> float:
+        wait = self.retry_after(exc)
+        wait = fallback if wait is None else wait
+        log.warning("%s rate limit (%s): backing off %.1f s as asked", self.exchange, type(exc).__name__, wait)
+        self.gate.block(wait)
+        return wait
+
+    def resync_time(self) -> None:
+        """After a timestamp error (-1021, 10002): measure the clock offset again."""
+        loader = getattr(self.client, "load_time_difference", None)
+        try:
+            if callable(loader):
+                loader()
+            self.store.sync_time()
+        except Exception as exc:  # the next attempt reports the real problem
+            log.debug("time resync failed: %s", self.scrub(exc))
+
+    def read(self, func: Callable[..., Any], *args: Any, attempts: int = 6, **kwargs: Any) -> Any:
+        """Call a *read* (never a create), retrying network errors and rate limits with back-off."""
+        import ccxt
+
+        delay = 0.5
+        for attempt in range(1, attempts + 1):
+            self.gate.wait(self.stopping)
+            try:
+                return func(*args, **kwargs)
+            except ccxt.DDoSProtection as exc:  # 429 / 418 (and RateLimitExceeded)
+                if attempt == attempts:
+                    raise
+                self.backoff_rate_limit(exc, delay)
+            except ccxt.InvalidNonce:
+                if attempt == attempts:
+                    raise
+                self.resync_time()
+            except ccxt.OperationFailed as exc:  # timeouts, 5xx, connection errors
+                if attempt == attempts or self.stopping.is_set():
+                    raise
+                log.info("%s: %s failed (%s), retrying in %.1f s", self.exchange, getattr(func, "__name__", "call"),
+                         self.scrub(exc)[:200], delay)  # fmt: skip
+                if self.stopping.wait(delay):
+                    raise
+            delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")
+
+    # --- converters ------------------------------------------------------------------------------
+
+    def order_update(self, o: dict[str, Any], *, symbol: str | None = None) -> OrderUpdate | None:
+        """An OrderUpdate from a ccxt order (None when the answer carries no status)."""
+        status_text = o.get("status")
+        if status_text is None:
+            return None
+        filled = dec(o.get("filled")) or ZERO
+        if status_text == "open":
+            status = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.NEW
+        else:
+            status = _CCXT_STATUS.get(str(status_text).lower())
+            if status is None:
+                return None
+        side = Side.BUY if o.get("side") == "buy" else Side.SELL
+        return OrderUpdate(
+            exchange=self.exchange,
+            order_id=str(o.get("id")),
+            client_order_id=o.get("clientOrderId"),
+            symbol=o.get("symbol") or symbol or "",
+            side=side,
+            type=str(o.get("type") or ""),
+            status=status,
+            price=dec(o.get("price")),
+            amount=dec(o.get("amount")) or ZERO,
+            filled=filled,
+            average=dec(o.get("average")),
+            reason=None,
+            time=int(o.get("lastUpdateTimestamp") or o.get("timestamp") or now_ms()),
+            stop_price=dec(o.get("triggerPrice") or o.get("stopPrice")),
+        )
+
+    def fill(self, t: dict[str, Any], client_order_id: str | None) -> Fill:
+        """A Fill from a ccxt trade of ours."""
+        fee = t.get("fee") or {}
+        info = t.get("info") or {}
+        cid = client_order_id or t.get("clientOrderId") or info.get("orderLinkId") or info.get("clientOrderId")
+        return Fill(
+            exchange=self.exchange,
+            trade_id=str(t.get("id")),
+            order_id=str(t.get("order") or ""),
+            client_order_id=cid or None,
+            symbol=t.get("symbol") or "",
+            side=Side.BUY if t.get("side") == "buy" else Side.SELL,
+            price=dec(t.get("price")) or ZERO,
+            amount=dec(t.get("amount")) or ZERO,
+            fee=dec(fee.get("cost")) or ZERO,
+            fee_currency=fee.get("currency"),
+            is_maker=t.get("takerOrMaker") == "maker",
+            time=int(t.get("timestamp") or 0),
+        )
+
+    def balances(self) -> dict[str, tuple[Decimal, Decimal]]:
+        raw = self.read(self.client.fetch_balance)
+        out: dict[str, tuple[Decimal, Decimal]] = {}
+        free, used = raw.get("free") or {}, raw.get("used") or {}
+        for asset in set(free) | set(used):
+            out[asset] = (dec(free.get(asset)) or ZERO, dec(used.get(asset)) or ZERO)
+        return out
+
+    # --- lookups ---------------------------------------------------------------------------------
+
+    def find_order(
+        self, symbol: str, client_order_id: str | None, order_id: str | None = None, since: int | None = None
+    ) -> dict[str, Any] | None:
+        """The exchange's record of one of our orders, open or closed, or None if it has none.
+
+        Tries the exchange's own lookup first (``fetch_order``, by id or by client id), then the
+        open orders and the recent closed orders, because some exchanges (Bybit's unified
+        account) cannot fetch a closed order by client id. Network errors propagate.
+        """
+        import ccxt
+
+        def matches(o: dict[str, Any]) -> bool:
+            if order_id is not None and str(o.get("id")) == str(order_id):
+                return True
+            return client_order_id is not None and o.get("clientOrderId") == client_order_id
+
+        extra = dict(self.broker.fetch_order_params)
+        try:
+            if order_id is not None:
+                found = self.client.fetch_order(str(order_id), symbol, extra)
+            else:
+                found = self.client.fetch_order(None, symbol, {"clientOrderId": client_order_id, **extra})
+            if found and matches(found):
+                return found
+        except (ccxt.OrderNotFound, ccxt.ArgumentsRequired, ccxt.NotSupported, ccxt.BadRequest):
+            pass
+        for o in self.client.fetch_open_orders(symbol):
+            if matches(o):
+                return o
+        has = getattr(self.client, "has", {}) or {}
+        lister = None
+        if has.get("fetchClosedOrders"):
+            lister = self.client.fetch_closed_orders
+        elif has.get("fetchOrders"):
+            lister = self.client.fetch_orders
+        if lister is not None:
+            start = None if since is None else max(0, since - 60_000)
+            for o in lister(symbol, start):
+                if matches(o):
+                    return o
+        return None
+
+    def trades_since(self, symbol: str, since: int, page: int = 100, max_pages: int = 50) -> list[dict[str, Any]]:
+        """Our trades of ``symbol`` from ``since`` (ms), oldest first, paged by time."""
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        cursor = since
+        for _ in range(max_pages):
+            batch = self.read(self.client.fetch_my_trades, symbol, cursor, page)
+            fresh = [t for t in batch if str(t.get("id")) not in seen]
+            for t in fresh:
+                seen.add(str(t.get("id")))
+                out.append(t)
+            if len(batch) < page or not fresh:
+                break
+            newest = max(int(t.get("timestamp") or 0) for t in batch)
+            if newest <= cursor:
+                break
+            cursor = newest
+        out.sort(key=lambda t: (int(t.get("timestamp") or 0), str(t.get("id"))))
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# worker threads
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    client_order_id: str
+    symbol: str
+    side: str  # "buy" | "sell"
+    type: str  # "market" | "limit" | "stop" | "stop_limit"
+    amount: Decimal
+    price: Decimal | None
+    stop_price: Decimal | None
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    client_order_id: str
+    symbol: str
+    type: str
+    order_id: str | None
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRequest:
+    """Check these orders over REST: ``(client_order_id, order_id, symbol, created_ms)``."""
+
+    orders: tuple[tuple[str, str | None, str, int], ...]
+    fetch_balance: bool = False
+
+
+class _Worker(threading.Thread):
+    def __init__(self, name: str, io: ExchangeIO, inbox: queue.Queue, stopping: threading.Event) -> None:
+        super().__init__(name=name, daemon=True)
+        self.io = io
+        self.inbox = inbox
+        self.stopping = stopping
+        self.tasks: queue.Queue = queue.Queue()
+
+    def put(self, task: Any) -> None:
+        self.tasks.put(task)
+
+    def stop(self) -> None:
+        self.tasks.put(None)
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=10)
+
+    def emit(self, item: Any) -> None:
+        self.inbox.put(item)
+
+    def timeout(self) -> float | None:
+        return None
+
+    def tick(self) -> None:
+        """Periodic work when :meth:`timeout` passed without a task."""
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                task = self.tasks.get(timeout=self.timeout())
+            except queue.Empty:
+                task = _TICK
+            if task is None or self.stopping.is_set():
+                return
+            try:
+                if task is _TICK:
+                    self.tick()
+                else:
+                    self.handle(task)
+            except Exception as exc:  # a bug or an unexpected reply must not kill the thread
+                log.exception("%s: %s failed", self.name, type(task).__name__)
+                self.emit(StoreMessage(f"{self.name}: {type(task).__name__} failed: {self.io.scrub(exc)}"))
+
+    def handle(self, task: Any) -> None:
+        raise NotImplementedError
+
+
+_TICK = object()
+
+
+class OrderSender(_Worker):
+    """Creates and cancels orders, in the strategy's order, and resolves unknown outcomes."""
+
+    def __init__(self, io: ExchangeIO, inbox: queue.Queue, stopping: threading.Event, *, window: float,
+                 retries: int) -> None:  # fmt: skip
+        super().__init__(f"realtrade-orders-{io.exchange}", io, inbox, stopping)
+        self.window = window
+        self.retries = retries
+        self.order_ids: dict[str, str] = {}  # client order id -> exchange order id, as this thread learnt them
+
+    def handle(self, task: Any) -> None:
+        if isinstance(task, CreateRequest):
+            self.create(task)
+        elif isinstance(task, CancelRequest):
+            self.cancel(task)
+
+    # --- create ------------------------------------------------------------------------------------
+
+    def create(self, req: CreateRequest) -> None:
+        import ccxt
+
+        client = self.io.client
+        ccxt_type = "limit" if req.type in ("limit", "stop_limit") else "market"
+        price = float(req.price) if req.price is not None and ccxt_type == "limit" else None
+        params: dict[str, Any] = {"clientOrderId": req.client_order_id}
+        if req.type in STOP_TYPES and req.stop_price is not None:
+            params["triggerPrice"] = float(req.stop_price)
+        params.update(self.io.broker.create_order_params(req.type, req.side))
+        tries = 0
+        rate_limited = 0
+        delay = 0.5
+        while not self.stopping.is_set():
+            tries += 1
+            self.io.gate.wait(self.stopping)
+            sent = time.monotonic()
+            try:
+                answer = client.create_order(req.symbol, ccxt_type, req.side, float(req.amount), price, dict(params))
+            except ccxt.DDoSProtection as exc:
+                # 429/418: refused, not executed. Wait as asked, make sure, then send again.
+                rate_limited += 1
+                self.io.backoff_rate_limit(exc, delay)
+                delay = min(delay * 2, 30.0)
+                found = self.resolve(req, sent, exc, window=0.0)
+                if found is not None:
+                    self.acknowledge(req, found)
+                    return
+                if rate_limited > max(3, self.retries):
+                    self.emit(SubmitFailed(req.client_order_id, f"rate limited by {self.io.exchange} "
+                                           f"{rate_limited} times; not sent: {self.io.scrub(exc)}"))  # fmt: skip
+                    return
+                continue
+            except ccxt.OperationFailed as exc:
+                # Timeout, 5xx, connection reset: the order may or may not exist. Look it up by
+                # client order id until the exchange could no longer accept the lost request.
+                if isinstance(exc, ccxt.InvalidNonce):
+                    self.io.resync_time()
+                log.warning("%s: create %s ended without an answer (%s); looking it up by client order id",
+                            self.io.exchange, req.client_order_id, self.io.scrub(exc)[:200])  # fmt: skip
+                found = self.resolve(req, sent, exc, window=self.window)
+                if found is not None:
+                    self.acknowledge(req, found)
+                    return
+                if self.stopping.is_set():
+                    return
+                if tries > self.retries:
+                    self.emit(SubmitFailed(
+                        req.client_order_id,
+                        f"{self.io.exchange} did not answer ({type(exc).__name__}: {self.io.scrub(exc)[:200]}); "
+                        f"the order is confirmed absent (looked up by client order id); gave up after {tries} tries",
+                    ))
+                    return
+                log.warning("%s: order %s confirmed absent after %s; sending it again (same client order id)",
+                            self.io.exchange, req.client_order_id, type(exc).__name__)  # fmt: skip
+                continue
+            except ccxt.BaseError as exc:  # the exchange refused it: InsufficientFunds, InvalidOrder...
+                self.emit(SubmitFailed(req.client_order_id, f"{type(exc).__name__}: {self.exchange_message(exc)}"))
+                return
+            self.acknowledge(req, answer)
+            return
+
+    def exchange_message(self, exc: BaseException) -> str:
+        """The exchange's own words (``msg`` / ``retMsg``) when the error carries its JSON."""
+        text = self.io.scrub(exc)
+        match = re.search(r'"(?:msg|retMsg)"\s*:\s*"([^"]*)"', text)
+        return match.group(1) if match else text
+
+    def acknowledge(self, req: CreateRequest, answer: dict[str, Any]) -> None:
+        order_id = str(answer.get("id"))
+        self.order_ids[req.client_order_id] = order_id
+        update = self.io.order_update(answer, symbol=req.symbol)
+        self.emit(Ack(req.client_order_id, order_id, update))
+
+    def resolve(self, req: CreateRequest, sent: float, error: BaseException, *, window: float) -> dict | None:
+        """Look the order up until found, or until a lookup at least ``window`` seconds after
+        sending confirms it absent (None). Lookups that fail are retried without limit: an
+        order is only declared absent by an answer, never by silence."""
+        delay = 0.25
+        warned = False
+        while not self.stopping.is_set():
+            self.io.gate.wait(self.stopping)
+            try:
+                found = self.io.find_order(req.symbol, req.client_order_id, since=req.created_ms)
+            except Exception as exc:
+                found = None
+                confirmed = False
+                if not warned and time.monotonic() - sent > window + 10:
+                    warned = True
+                    self.emit(StoreMessage(f"order {req.client_order_id}: outcome still unknown, the exchange "
+                                           f"cannot be asked ({self.io.scrub(exc)[:200]}); still trying"))  # fmt: skip
+            else:
+                if found is not None:
+                    return found
+                confirmed = True
+            if confirmed and time.monotonic() - sent >= window:
+                return None
+            wait = delay if not confirmed else min(delay, max(0.05, window - (time.monotonic() - sent)))
+            if self.stopping.wait(wait):
+                return None
+            delay = min(delay * 2, 30.0)
+        return None
+
+    # --- cancel -------------------------------------------------------------------------------------
+
+    def cancel(self, req: CancelRequest) -> None:
+        import ccxt
+
+        client = self.io.client
+        order_id = req.order_id or self.order_ids.get(req.client_order_id)
+        if order_id is None:
+            found = self.io.find_order(req.symbol, req.client_order_id, since=req.created_ms)
+            if found is None:
+                self.emit(CancelFailed(req.client_order_id, "the order is not on the exchange"))
+                return
+            order_id = str(found.get("id"))
+        attempts = 0
+        for params in self.io.broker.cancel_param_sets(req.type):
+            while not self.stopping.is_set():
+                self.io.gate.wait(self.stopping)
+                try:
+                    answer = client.cancel_order(order_id, req.symbol, dict(params))
+                except ccxt.OrderNotFound:
+                    break  # try the next parameter set, then look the order up
+                except ccxt.DDoSProtection as exc:
+                    self.io.backoff_rate_limit(exc, 1.0)
+                    continue  # a cancel is idempotent: repeating it is safe
+                except ccxt.OperationFailed as exc:
+                    attempts += 1
+                    if attempts > 5:
+                        self.emit(CancelFailed(req.client_order_id, f"cancel not confirmed: {self.io.scrub(exc)}"))
+                        return
+                    if self.stopping.wait(min(0.5 * 2**attempts, 10.0)):
+                        return
+                    continue
+                except ccxt.BaseError as exc:
+                    self.emit(CancelFailed(req.client_order_id, f"{type(exc).__name__}: {self.io.scrub(exc)}"))
+                    return
+                update = self.io.order_update(answer, symbol=req.symbol)
+                if update is None or update.status.is_open:
+                    self.report_state(req, order_id)  # the answer held no final state: ask
+                else:
+                    self.emit(update)
+                return
+        # Not cancelable: it filled, was canceled or expired meanwhile. Report what it is.
+        if not self.report_state(req, order_id):
+            self.emit(CancelFailed(req.client_order_id, "the exchange does not know the order"))
+
+    def report_state(self, req: CancelRequest, order_id: str) -> bool:
+        found = self.io.find_order(req.symbol, req.client_order_id, order_id, since=req.created_ms)
+        update = self.io.order_update(found, symbol=req.symbol) if found else None
+        if update is None:
+            return False
+        self.emit(update)
+        return True
+
+
+class AccountReader(_Worker):
+    """Balances every ``refresh`` seconds, and REST audits of open orders when asked."""
+
+    def __init__(self, io: ExchangeIO, inbox: queue.Queue, stopping: threading.Event, *, refresh: float,
+                 client_ids: Callable[[str], str | None]) -> None:  # fmt: skip
+        super().__init__(f"realtrade-account-{io.exchange}", io, inbox, stopping)
+        self.refresh = refresh
+        self.client_ids = client_ids  # order id -> client order id, from the journal
+        self.next_refresh = time.monotonic() + refresh
+
+    def timeout(self) -> float | None:
+        return max(0.0, self.next_refresh - time.monotonic())
+
+    def tick(self) -> None:
+        self.next_refresh = time.monotonic() + self.refresh
+        self.refresh_balances()
+
+    def refresh_balances(self) -> None:
+        try:
+            self.emit(BalanceSnapshot(self.io.balances(), now_ms()))
+        except Exception as exc:
+            log.warning("%s: balance refresh failed: %s", self.io.exchange, self.io.scrub(exc)[:300])
+
+    def handle(self, task: Any) -> None:
+        if isinstance(task, AuditRequest):
+            try:
+                self.audit(task)
+            finally:
+                self.emit(AuditDone())
+
+    def audit(self, task: AuditRequest) -> None:
+        """Fetch the fills and the state of the given orders; emit them as events."""
+        by_symbol: dict[str, list[tuple[str, str | None, str, int]]] = {}
+        for item in task.orders:
+            by_symbol.setdefault(item[2], []).append(item)
+        for symbol, items in by_symbol.items():
+            ids = {oid for _, oid, _, _ in items if oid}
+            since = min(created for *_, created in items) - 60_000
+            for t in self.io.trades_since(symbol, max(0, since)):
+                if str(t.get("order")) in ids:
+                    self.emit(("rest_fill", self.io.fill(t, self.client_ids(str(t.get("order"))))))
+            open_orders = {str(o.get("id")): o for o in self.io.read(self.io.client.fetch_open_orders, symbol)}
+            for cid, oid, _, created in items:
+                found = open_orders.get(str(oid)) if oid else None
+                if found is None:
+                    found = self.io.read(self.io.find_order, symbol, cid, oid, created)
+                update = self.io.order_update(found, symbol=symbol) if found else None
+                if update is not None:
+                    self.emit(update)
+        if task.fetch_balance:
+            self.refresh_balances()
+
+
+# --------------------------------------------------------------------------------------------
+# cerebro-thread state
+
+
+@dataclass(eq=False)
+class Tracked:
+    """One live order as cerebro's thread tracks it."""
+
+    order: bt.Order
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    amount: Decimal
+    price: Decimal | None
+    stop_price: Decimal | None
+    created_ms: int
+    order_id: str | None = None
+    executed: Decimal = ZERO  # gross base amount applied to the backtrader order
+    exchange_filled: Decimal = ZERO  # cumulative filled the exchange last reported
+    final: OrderUpdate | None = None  # a final status waiting for its fills
+    waiting_since: float | None = None  # monotonic time fills went missing
+    done: bool = False
+    reattached: bool = False
+
+
+@dataclass
+class SymbolBook:
+    """Position of one symbol in Decimal (authoritative) and backtrader's float view of it."""
+
+    symbol: str
+    base: str
+    quote: str
+    size: Decimal = ZERO
+    price: Decimal = ZERO
+    position: bt.Position = field(default_factory=bt.Position)
+    trade_size: float = 0.0  # what the strategy's Trade object has accumulated (float, as it sums)
+    data: Any = None
+    last_fill: float = 0.0  # monotonic time of the last applied fill
+
+    def sync(self) -> None:
+        self.position.size = float(self.size)
+        self.position.price = float(self.price) if self.size else 0.0
+        self.position.price_orig = self.position.price
+
+
+class LiveSession:
+    """The live broker's state and logic; see the module docstring. Owned by the Broker."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.store = broker.p.store
+        self.inbox: queue.Queue = queue.Queue()
+        self.stopping = threading.Event()
+        self.journal: Journal | None = None
+        self._own_journal = False
+        self.io: ExchangeIO | None = None
+        self.sender: OrderSender | None = None
+        self.reader: AccountReader | None = None
+        self.orders: dict[str, Tracked] = {}  # client order id -> tracked (active and finished)
+        self.by_order_id: dict[tuple[str, str], str] = {}  # (symbol, exchange order id) -> client id
+        self.books: dict[str, SymbolBook] = {}
+        self.balances: dict[str, tuple[Decimal, Decimal]] = {}
+        self.currency: str | None = broker.p.currency
+        self.parked: dict[tuple[str, str], list[tuple[float, Fill, str]]] = {}  # fills of unacked orders
+        self.stream = False  # the private stream is subscribed
+        self.stream_up = threading.Event()
+        self.stream_down = False
+        self.stream_failed = False
+        self._unsubscribe: Callable[[], None] | None = None
+        self.audit_in_flight = False
+        self.last_audit = time.monotonic()
+        self.drift_reported: dict[str, Decimal] = {}
+        self.started = False
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        store = self.store
+        self.io = ExchangeIO(self.broker, self.stopping)
+        self.journal = self._open_journal()
+        datas = self._cerebro_datas()
+        for data in datas:
+            self.book_for_data(data, create_position=False)
+        spec = store.spec
+        if spec.websocket is not None and spec.capabilities.private_stream:
+            self._unsubscribe = store.subscribe_account(self._on_stream)
+            self.stream = True
+            ws = getattr(store, "_private_ws", None)  # shared with another broker: maybe up already
+            if ws is not None and ws.is_connected():
+                self.stream_up.set()
+            if not self.stream_up.wait(self.broker.p.stream_timeout):
+                log.warning("%s: the private stream is not connected after %.0f s; polling orders over REST "
+                            "until it is", store.exchange, self.broker.p.stream_timeout)  # fmt: skip
+                self.stream_down = True
+        else:
+            log.info("%s has no private stream here: order status and fills are polled over REST every %.1f s",
+                     store.exchange, self.broker.p.poll_interval)  # fmt: skip
+        self.balances = self.io.balances()
+        self.reconcile()
+        for book in self.books.values():
+            self.load_position(book)
+        self.sender = OrderSender(self.io, self.inbox, self.stopping, window=self._unknown_window(),
+                                  retries=int(self.broker.p.submit_retries))  # fmt: skip
+        self.reader = AccountReader(self.io, self.inbox, self.stopping, refresh=float(self.broker.p.balance_refresh),
+                                    client_ids=self._client_id_for)  # fmt: skip
+        self.sender.start()
+        self.reader.start()
+        self.started = True
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for worker in (self.sender, self.reader):
+            if worker is not None:
+                worker.stop()
+        if self.journal is not None and self._own_journal:
+            self.journal.close()
+        self.started = False
+
+    def _open_journal(self) -> Journal:
+        spec = self.broker.p.journal
+        store = self.store
+        if isinstance(spec, Journal):
+            journal = spec
+        else:
+            if spec is None:
+                # An in-process emulator forgets everything when it stops; so does its journal.
+                if store.venue == "emulator" and store.emulator is not None:
+                    spec = ":memory:"
+                else:
+                    spec = default_journal_path(store.exchange or "exchange", store.venue, store.credentials.api_key)
+            journal = Journal(spec)
+            self._own_journal = True
+        for key, value in (("exchange", store.exchange or ""), ("venue", store.venue)):
+            known = journal.get_meta(key)
+            if known is None:
+                journal.set_meta(key, value)
+            elif known != value:
+                raise ConfigurationError(
+                    f"the order journal {journal.path} belongs to {key} {known!r}, not {value!r}; "
+                    f"give this broker its own journal=<path>"
+                )
+        log.info("%s %s: order journal %s", store.exchange, store.venue, journal.path)
+        return journal
+
+    def _unknown_window(self) -> float:
+        window = self.broker.p.unknown_outcome_window
+        if window is not None:
+            return float(window)
+        recv = (getattr(self.store.client, "options", {}) or {}).get("recvWindow")
+        try:
+            return max(5.0, float(recv) / 1000 + 2.0)
+        except (TypeError, ValueError):
+            return 12.0
+
+    def _cerebro_datas(self) -> list[Any]:
+        # broker.start() is called by cerebro.runstrategies: find that cerebro the way backtrader
+        # finds owners, so positions and re-attached orders know their data before the first bar.
+        cerebro = bt.metabase.findowner(self.broker, bt.Cerebro)
+        if cerebro is None:
+            return []
+        return [d for d in cerebro.datas if getattr(getattr(d, "p", None), "store", None) is self.store]
+
+    # --- symbols, books and positions -----------------------------------------------------------
+
+    def symbol_of(self, data: Any) -> str:
+        symbol = getattr(data, "_symbol", None)
+        if symbol:
+            return symbol
+        name = getattr(data.p, "dataname", None)
+        if isinstance(name, str):
+            return self.store.market(name)["symbol"]
+        if name is not None and hasattr(name, "p"):  # a DataClone: dataname is the original feed
+            return self.symbol_of(name)
+        raise ConfigurationError(f"cannot tell which market data {data._name!r} trades; use store.getdata()")
+
+    def book_for_data(self, data: Any, *, create_position: bool = True) -> SymbolBook:
+        symbol = self.symbol_of(data)
+        book = self.books.get(symbol)
+        if book is None:
+            market = self.store.market(symbol)
+            book = SymbolBook(symbol, market["base"], market["quote"], data=data)
+            self.books[symbol] = book
+            if self.currency is None:
+                self.currency = market["quote"]
+            if create_position and self.started:
+                self.load_position(book)
+        elif book.data is None:
+            book.data = data
+        return book
+
+    def load_position(self, book: SymbolBook) -> None:
+        """Spot: the position is the base asset's balance; its price comes from the journal when
+        known, else from the current price."""
+        free, locked = self.balances.get(book.base, (ZERO, ZERO))
+        book.size = free + locked
+        price = ZERO
+        if book.size:
+            known = self.journal.position(book.symbol) if self.journal else None
+            if known is not None and known[0] > 0 and known[1] > 0:
+                price = known[1]
+            else:
+                price = self._current_price(book)
+        book.price = price
+        book.trade_size = 0.0  # the strategy holds no Trade for what existed before it started
+        book.sync()
+
+    def _current_price(self, book: SymbolBook) -> Decimal:
+        data = book.data
+        try:
+            if data is not None and len(data):
+                return dec(data.close[0]) or ZERO
+        except (IndexError, TypeError):
+            pass
+        try:
+            ticker = self.io.read(self.store.client.fetch_ticker, book.symbol)
+            return dec(ticker.get("last") or ticker.get("close")) or ZERO
+        except Exception as exc:
+            log.warning("%s: no current price for %s (%s)", self.store.exchange, book.symbol, self.io.scrub(exc))
+            return ZERO
+
+    def last_price(self, book: SymbolBook) -> float:
+        data = book.data
+        try:
+            if data is not None and len(data):
+                return float(data.close[0])
+        except (IndexError, TypeError):
+            pass
+        return float(book.price)
+
+    # --- start-up reconciliation ----------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Journal vs exchange at start: resolve orders the journal left open, fetch the fills
+        missed while down, re-attach our open orders, report the ones we do not know."""
+        assert self.io is not None and self.journal is not None
+        journal, io = self.journal, self.io
+        open_journal = journal.open_orders()
+        symbols = set(self.books) | {o.symbol for o in open_journal}
+        exchange_open: dict[str, list[dict[str, Any]]] = {}
+        for symbol in sorted(symbols):
+            exchange_open[symbol] = io.read(io.client.fetch_open_orders, symbol)
+        by_cid = {o.get("clientOrderId"): o for orders in exchange_open.values() for o in orders}
+
+        # 1. Orders the journal thinks are open but the exchange does not list: what became of them?
+        for jo in open_journal:
+            live = by_cid.get(jo.client_order_id)
+            if live is not None:
+                journal.update_order(jo.client_order_id, order_id=str(live.get("id")))
+                continue
+            found = io.read(io.find_order, jo.symbol, jo.client_order_id, jo.order_id, jo.created_ms)
+            if found is None:
+                status, reason = ("rejected", "never reached the exchange") if jo.status == SUBMITTING else (
+                    "expired", "not found on the exchange at restart")  # fmt: skip
+                journal.update_order(jo.client_order_id, status=status, reason=reason)
+                self.put_store(f"journal order {jo.client_order_id} ({jo.symbol}) is not on the exchange: "
+                               f"marked {status}")  # fmt: skip
+                continue
+            update = io.order_update(found, symbol=jo.symbol)
+            journal.update_order(jo.client_order_id, order_id=str(found.get("id")),
+                                 status=update.status.value if update else None,
+                                 filled=update.filled if update else None,
+                                 average=update.average if update else None)  # fmt: skip
+            if update is not None and update.status.is_open:
+                exchange_open.setdefault(jo.symbol, []).append(found)
+                by_cid[jo.client_order_id] = found
+            elif update is not None:
+                self.put_store(f"order {jo.client_order_id} ({jo.symbol}) ended while offline: "
+                               f"{update.status.value}, filled {update.filled}")  # fmt: skip
+
+        # 2. Fills that happened while the process was down.
+        offline = 0
+        for symbol in sorted(symbols):
+            since = journal.last_fill_time(symbol)
+            if since is None:
+                created = [o.created_ms for o in journal.orders(symbol)]
+                if not created:
+                    continue  # no order of ours was ever journaled here: nothing can have filled
+                since = min(created) - 60_000
+            for t in io.trades_since(symbol, max(0, since)):
+                jo = journal.find_order(str(t.get("order")), symbol)
+                fill = io.fill(t, jo.client_order_id if jo else None)
+                if journal.record_fill(fill, source="offline"):
+                    offline += 1
+                    self._journal_position(fill)
+                    if jo is not None:
+                        journal.update_order(jo.client_order_id, filled=self._journal_filled(jo.client_order_id))
+        if offline:
+            self.put_store(f"{offline} fill(s) that happened while offline were recorded")
+
+        # 3. Re-attach our open orders; report unknown ones.
+        for symbol, orders in exchange_open.items():
+            for o in orders:
+                cid = o.get("clientOrderId")
+                jo = journal.get_order(cid) if cid else None
+                if jo is None:
+                    self.put_store(f"open order {o.get('id')} on {symbol} ({o.get('side')} {o.get('amount')} @ "
+                                   f"{o.get('price')}) is not in the journal: left alone")  # fmt: skip
+                    continue
+                book = self.books.get(symbol)
+                if book is None or book.data is None:
+                    self.put_store(f"open order {cid} on {symbol} belongs to no data feed of this run: left alone")
+                    continue
+                self.reattach(jo, str(o.get("id")), book)
+
+    def _journal_filled(self, client_order_id: str) -> Decimal:
+        assert self.journal is not None
+        return sum((f.amount for f in self.journal.fills(client_order_id=client_order_id)), ZERO)
+
+    def _journal_position(self, fill: Fill) -> None:
+        """Keep the journal's position (for the average price) in step with a fill."""
+        assert self.journal is not None
+        market = self.store.market(fill.symbol)
+        size, price = self.journal.position(fill.symbol) or (ZERO, ZERO)
+        delta = self._base_delta(fill, market["base"])
+        size, price, _, _ = apply_to_position(size, price, delta, fill.price)
+        self.journal.set_position(fill.symbol, size, price)
+
+    def reattach(self, jo: JournalOrder, order_id: str, book: SymbolBook) -> None:
+        """A backtrader order for an open order a previous run placed (``info.reattached``)."""
+        data = book.data
+        cls = bt.BuyOrder if jo.side == "buy" else bt.SellOrder
+        exectype = TYPE_TO_BT.get(jo.type, bt.Order.Market)
+        price = plimit = None
+        if jo.type == "limit":
+            price = float(jo.price) if jo.price is not None else None
+        elif jo.type == "stop":
+            price = float(jo.stop_price) if jo.stop_price is not None else None
+        elif jo.type == "stop_limit":
+            price = float(jo.stop_price) if jo.stop_price is not None else None
+            plimit = float(jo.price) if jo.price is not None else None
+        # simulated=True only while constructing: the data has no bar yet to stamp the order with.
+        order = cls(owner=None, data=data, size=float(jo.amount), price=price, pricelimit=plimit,
+                    exectype=exectype, simulated=True)  # fmt: skip
+        order.p.simulated = False
+        order.addinfo(client_order_id=jo.client_order_id, order_id=order_id, reattached=True)
+        order.addcomminfo(self.broker.getcommissioninfo(data))
+        order.submit(self.broker)
+        order.accept(self.broker)
+        tracked = Tracked(order, jo.client_order_id, jo.symbol, jo.side, jo.type, jo.amount, jo.price, jo.stop_price,
+                          jo.created_ms, order_id=order_id, reattached=True)  # fmt: skip
+        self.orders[jo.client_order_id] = tracked
+        self.by_order_id[(jo.symbol, order_id)] = jo.client_order_id
+        assert self.journal is not None
+        for f in self.journal.fills(client_order_id=jo.client_order_id):
+            fill = Fill(self.store.exchange or "", f.trade_id, f.order_id or order_id, f.client_order_id, f.symbol,
+                        Side(f.side), f.price, f.amount, f.fee, f.fee_currency, f.is_maker, f.time_ms)  # fmt: skip
+            self._execute(tracked, fill, book, historical=True, notify=False)
+        tracked.exchange_filled = tracked.executed
+        self.broker.notify(order)
+        log.info("re-attached open order %s (%s %s %s %s)", jo.client_order_id, jo.side, jo.amount, jo.symbol, jo.type)
+
+    # --- orders from the strategy (cerebro's thread) -----------------------------------------------
+
+    def submit(self, order: bt.Order) -> bt.Order:
+        """Validate, round, journal and queue an order; problems become a Rejected order."""
+        reason = self._unsupported(order)
+        if reason is None:
+            try:
+                request = self._request(order)
+            except _Reject as exc:
+                reason = str(exc)
+        if reason is not None:
+            return self._reject_now(order, reason)
+        assert self.journal is not None and self.sender is not None
+        self.journal.record_order(JournalOrder(
+            client_order_id=request.client_order_id, order_id=None, symbol=request.symbol, side=request.side,
+            type=request.type, amount=request.amount, price=request.price, stop_price=request.stop_price,
+            status=SUBMITTING, created_ms=request.created_ms,
+        ))  # fmt: skip
+        order.submit(self.broker)
+        order.addcomminfo(self.broker.getcommissioninfo(order.data))
+        self.orders[request.client_order_id] = Tracked(
+            order, request.client_order_id, request.symbol, request.side, request.type, request.amount,
+            request.price, request.stop_price, request.created_ms,
+        )  # fmt: skip
+        self.broker.notify(order)
+        self.sender.put(request)
+        return order
+
+    def _unsupported(self, order: bt.Order) -> str | None:
+        if order.exectype not in BT_TO_TYPE:
+            return f"{order.getordername()} orders are not supported in live mode; use Market, Limit, Stop or StopLimit"
+        if order.parent is not None or not order.transmit:
+            return "bracket (parent/child) orders are not supported in live mode yet"
+        if self.broker._ocos.get(order.ref, order.ref) != order.ref or len(self.broker._ocol.get(order.ref, ())) > 1:
+            return "OCO orders are not supported in live mode yet"
+        if order.valid not in (None, 0):
+            return "order validity (valid=...) is not supported in live mode: live orders are good till canceled"
+        if order.data is None or not hasattr(order.data, "p"):
+            return "the order has no data feed"
+        return None
+
+    def _request(self, order: bt.Order) -> CreateRequest:
+        import ccxt
+
+        data = order.data
+        book = self.book_for_data(data)
+        symbol = book.symbol
+        market = self.store.market(symbol)
+        client = self.store.client
+        kind = BT_TO_TYPE[order.exectype]
+        try:
+            amount = Decimal(client.amount_to_precision(symbol, abs(float(order.created.size))))
+        except ccxt.BaseError as exc:
+            raise _Reject(f"size {abs(order.created.size)} is below {symbol}'s amount precision "
+                          f"({market.get('precision', {}).get('amount')}): {exc}") from None  # fmt: skip
+        if amount <= 0:
+            raise _Reject(f"size {abs(order.created.size)} rounds to 0 at {symbol}'s amount precision")
+        limits = market.get("limits") or {}
+        min_amount = dec((limits.get("amount") or {}).get("min"))
+        max_amount = dec((limits.get("amount") or {}).get("max"))
+        if min_amount is not None and amount < min_amount:
+            raise _Reject(f"amount {amount} is below {symbol}'s minimum order amount {min_amount}")
+        if max_amount is not None and max_amount > 0 and amount > max_amount:
+            raise _Reject(f"amount {amount} is above {symbol}'s maximum order amount {max_amount}")
+
+        def price_of(value: float | None, what: str) -> Decimal:
+            if value is None or not value or math.isnan(value):
+                raise _Reject(f"a {kind} order needs a {what}")
+            try:
+                return Decimal(client.price_to_precision(symbol, float(value)))
+            except ccxt.BaseError as exc:
+                raise _Reject(f"{what} {value} is invalid for {symbol}: {exc}") from None
+
+        price = stop = None
+        if kind == "limit":
+            price = price_of(order.created.price, "limit price")
+        elif kind == "stop":
+            stop = price_of(order.created.price, "stop price")
+        elif kind == "stop_limit":
+            stop = price_of(order.created.price, "stop price")
+            price = price_of(order.created.pricelimit, "limit price")
+        reference = price or stop or dec(self.last_price(book)) or ZERO
+        min_cost = dec((limits.get("cost") or {}).get("min"))
+        if min_cost is not None and reference > 0 and amount * reference < min_cost:
+            raise _Reject(f"order value {(amount * reference).normalize():f} {market['quote']} is below {symbol}'s "
+                          f"minimum notional {min_cost} {market['quote']}")  # fmt: skip
+        # The order must complete at the amount the exchange will really fill.
+        signed = float(amount) if order.isbuy() else -float(amount)
+        order.size = signed
+        order.created.size = signed
+        order.executed.remsize = signed
+        cid = order.info.get("client_order_id") or self.broker.new_client_order_id()
+        order.addinfo(client_order_id=cid)
+        return CreateRequest(cid, symbol, "buy" if order.isbuy() else "sell", kind, amount, price, stop, now_ms())
+
+    def _reject_now(self, order: bt.Order, reason: str) -> bt.Order:
+        order.addinfo(reject_reason=reason)
+        order.reject(self.broker)
+        self.broker.notify(order)
+        log.info("order rejected before sending: %s", reason)
+        return order
+
+    def cancel(self, order: bt.Order) -> bool:
+        cid = order.info.get("client_order_id")
+        tracked = self.orders.get(cid) if cid else None
+        if tracked is None or tracked.done or not order.alive():
+            return False
+        assert self.sender is not None
+        self.sender.put(CancelRequest(cid, tracked.symbol, tracked.type, tracked.order_id, tracked.created_ms))
+        return True
+
+    def orders_open(self) -> list[bt.Order]:
+        return [t.order for t in self.orders.values() if not t.done and t.order.alive()]
+
+    # --- cerebro's loop --------------------------------------------------------------------------------
+
+    def _on_stream(self, item: Any) -> None:
+        """Runs on the WebSocket thread: only enqueue."""
+        if isinstance(item, tuple) and item and item[0] == "connected":
+            self.stream_up.set()
+        self.inbox.put(item)
+
+    def next(self) -> None:
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                self.apply(item)
+            except Exception:  # one odd event must not stop the strategy
+                log.exception("live broker: could not apply %s", type(item).__name__)
+        self._housekeeping()
+
+    def apply(self, item: Any) -> None:
+        if isinstance(item, Fill):
+            self.apply_fill(item, "stream")
+        elif isinstance(item, OrderUpdate):
+            self.apply_update(item)
+        elif isinstance(item, BalanceUpdate):
+            for asset, free, locked in item.balances:
+                self.balances[asset] = (free, locked)
+        elif isinstance(item, tuple) and len(item) == 2 and item[0] == "rest_fill":
+            self.apply_fill(item[1], "rest")
+        elif isinstance(item, Ack):
+            self.apply_ack(item)
+        elif isinstance(item, SubmitFailed):
+            self.apply_submit_failed(item)
+        elif isinstance(item, CancelFailed):
+            log.warning("cancel of %s failed: %s", item.client_order_id, item.reason)
+            self.put_store(f"cancel of order {item.client_order_id} failed: {item.reason}")
+        elif isinstance(item, BalanceSnapshot):
+            self.balances.update(item.balances)
+            self._check_drift()
+        elif isinstance(item, AuditDone):
+            self.audit_in_flight = False
+        elif isinstance(item, StoreMessage):
+            self.put_store(item.message)
+        elif isinstance(item, tuple) and len(item) == 2:
+            self.apply_connection(*item)
+
+    def apply_connection(self, kind: str, reason: str) -> None:
+        if kind == "connected":
+            if self.stream_down:
+                # Events may have been lost while the stream was down: check every open order now.
+                self.stream_down = False
+                self.request_audit(force=True)
+        elif kind == "disconnected":
+            self.stream_down = True
+        elif kind == "failed":
+            self.stream_down = self.stream_failed = True
+            self.put_store(f"private stream gave up ({reason}); polling orders over REST every "
+                           f"{self.broker.p.poll_interval} s")  # fmt: skip
+
+    def _find(self, client_order_id: str | None, order_id: str | None, symbol: str) -> Tracked | None:
+        if client_order_id and client_order_id in self.orders:
+            return self.orders[client_order_id]
+        if order_id:
+            cid = self.by_order_id.get((symbol, str(order_id)))
+            if cid is not None:
+                return self.orders.get(cid)
+        return None
+
+    def _learn_order_id(self, tracked: Tracked, order_id: str | None) -> None:
+        if order_id and tracked.order_id is None:
+            tracked.order_id = str(order_id)
+            tracked.order.addinfo(order_id=tracked.order_id)
+            self.by_order_id[(tracked.symbol, tracked.order_id)] = tracked.client_order_id
+            for _, fill, source in self.parked.pop((tracked.symbol, tracked.order_id), []):
+                self.apply_fill(fill, source)
+
+    def apply_ack(self, ack: Ack) -> None:
+        assert self.journal is not None
+        self.journal.update_order(ack.client_order_id, order_id=ack.order_id, status="new")
+        tracked = self.orders.get(ack.client_order_id)
+        if tracked is None:
+            return
+        self._learn_order_id(tracked, ack.order_id)
+        if not tracked.done:
+            self._accept(tracked)
+        if ack.update is not None:
+            self.apply_update(ack.update)
+
+    def apply_submit_failed(self, failed: SubmitFailed) -> None:
+        assert self.journal is not None
+        tracked = self.orders.get(failed.client_order_id)
+        if tracked is None:
+            return
+        if tracked.done or tracked.order.status != bt.Order.Submitted or tracked.executed:
+            # The stream already showed the order alive: the exchange has it after all.
+            log.warning("order %s: create reported %r, but the exchange shows the order; keeping it",
+                        failed.client_order_id, failed.reason)  # fmt: skip
+            return
+        self.journal.update_order(failed.client_order_id, status="rejected", reason=failed.reason)
+        tracked.done = True
+        order = tracked.order
+        order.addinfo(reject_reason=failed.reason)
+        order.reject(self.broker)
+        self.broker.notify(order)
+        log.info("order %s rejected: %s", failed.client_order_id, failed.reason)
+
+    def _accept(self, tracked: Tracked) -> None:
+        order = tracked.order
+        if order.status in (bt.Order.Created, bt.Order.Submitted):
+            order.accept(self.broker)
+            self.broker.notify(order)
+
+    def apply_update(self, update: OrderUpdate) -> None:
+        assert self.journal is not None
+        tracked = self._find(update.client_order_id, update.order_id, update.symbol)
+        cid = tracked.client_order_id if tracked else update.client_order_id
+        if cid:
+            self.journal.update_order(cid, order_id=update.order_id or None, status=update.status.value,
+                                      filled=update.filled, average=update.average, reason=update.reason)  # fmt: skip
+        self._hook(update)
+        if tracked is None or tracked.done:
+            return
+        self._learn_order_id(tracked, update.order_id)
+        tracked.exchange_filled = max(tracked.exchange_filled, update.filled)
+        if update.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED):
+            self._accept(tracked)
+        else:
+            tracked.final = update
+        self._progress(tracked)
+
+    def _progress(self, tracked: Tracked) -> None:
+        """Finish an order whose final status has arrived once all its fills are applied."""
+        if tracked.done:
+            return
+        if tracked.executed >= tracked.amount:
+            tracked.done = True
+            return
+        if tracked.exchange_filled > tracked.executed:
+            if tracked.waiting_since is None:
+                tracked.waiting_since = time.monotonic()
+            return
+        tracked.waiting_since = None
+        final = tracked.final
+        if final is None:
+            return
+        order = tracked.order
+        tracked.done = True
+        if final.status is OrderStatus.REJECTED:
+            order.addinfo(reject_reason=final.reason or "rejected by the exchange")
+            self._set_status(order, bt.Order.Rejected)
+        elif final.status is OrderStatus.EXPIRED:
+            self._set_status(order, bt.Order.Expired)
+        else:
+            self._set_status(order, bt.Order.Canceled)
+        self.broker.notify(order)
+
+    @staticmethod
+    def _set_status(order: bt.Order, status: int) -> None:
+        # order.cancel()/reject() stamp the data's current bar, which may not exist yet.
+        order.status = status
+        try:
+            if len(order.data):
+                order.executed.dt = order.data.datetime[0]
+        except (IndexError, TypeError):
+            pass
+
+    # --- fills --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _base_delta(fill: Fill, base: str) -> Decimal:
+        """The change of the base balance: the amount, less a fee charged in the base asset."""
+        delta = fill.amount if fill.side is Side.BUY else -fill.amount
+        if fill.fee and fill.fee_currency == base:
+            delta -= fill.fee
+        return delta
+
+    def _commission(self, fill: Fill, book: SymbolBook) -> float:
+        """The fee in the quote asset (backtrader's commission is money)."""
+        if not fill.fee:
+            return 0.0
+        if fill.fee_currency in (None, book.quote):
+            return float(fill.fee)
+        if fill.fee_currency == book.base:
+            return float(fill.fee * fill.price)
+        log.info("fee of trade %s paid in %s: recorded in the journal, not in the commission", fill.trade_id,
+                 fill.fee_currency)  # fmt: skip
+        return 0.0
+
+    def apply_fill(self, fill: Fill, source: str) -> None:
+        assert self.journal is not None
+        tracked = self._find(fill.client_order_id, fill.order_id, fill.symbol)
+        if tracked is None and fill.order_id and any(
+            t.order_id is None and not t.done and t.symbol == fill.symbol for t in self.orders.values()
+        ):
+            # No client id and an order of ours still waits for its acknowledgement: hold the
+            # fill until the acknowledgement says whose it is.
+            self.parked.setdefault((fill.symbol, str(fill.order_id)), []).append((time.monotonic(), fill, source))
+            return
+        if not self.journal.record_fill(fill, source):
+            return  # already applied (the stream and a REST poll both brought it, or a restart)
+        book = self.books.get(fill.symbol)
+        if book is None:
+            if fill.symbol not in (self.store.client.markets or {}):
+                return
+            market = self.store.market(fill.symbol)
+            book = self.books[fill.symbol] = SymbolBook(fill.symbol, market["base"], market["quote"])
+            self.load_position(book)
+        if tracked is None or tracked.done:
+            # Another client on this account, or a fill the order's final state did not count:
+            # the account changed, so the position follows; the strategy hears about it.
+            self._move_position(book, fill)
+            what = "a finished order" if tracked else "an order this broker did not place"
+            self.put_store(f"fill {fill.trade_id} of {what} ({fill.side.value} {fill.amount} {fill.symbol} @ "
+                           f"{fill.price}): position now {book.size}")  # fmt: skip
+        else:
+            if tracked.order_id is None:
+                log.debug("fill %s of %s arrived before the REST acknowledgement; matched by client order id",
+                          fill.trade_id, tracked.client_order_id)  # fmt: skip
+            self._learn_order_id(tracked, fill.order_id)
+            self._accept(tracked)
+            self._execute(tracked, fill, book)
+            self.journal.update_order(tracked.client_order_id, filled=tracked.executed)
+        self.journal.set_position(book.symbol, book.size, book.price)
+        self._hook(fill)
+        if tracked is not None:
+            self._progress(tracked)
+
+    def _move_position(self, book: SymbolBook, fill: Fill) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        old_price = book.price
+        delta = self._base_delta(fill, book.base)
+        book.size, book.price, opened, closed = apply_to_position(book.size, book.price, delta, fill.price)
+        book.sync()
+        book.last_fill = time.monotonic()
+        return opened, closed, old_price, delta
+
+    def _execute(self, tracked: Tracked, fill: Fill, book: SymbolBook, *, historical: bool = False,
+                 notify: bool = True) -> None:  # fmt: skip
+        """Apply one fill to the backtrader order (and, unless historical, to the position).
+
+        Historical fills (of a re-attached order, already in the balance the position was
+        loaded from) complete the order's execution record but move neither the position nor
+        the strategy's trades.
+        """
+        order = tracked.order
+        data = order.data
+        comminfo = self.broker.getcommissioninfo(data)
+        comm = self._commission(fill, book)
+        price = float(fill.price)
+        gross = float(fill.amount) if fill.side is Side.BUY else -float(fill.amount)
+        closed_f = opened_f = 0.0
+        closedvalue = closedcomm = openedvalue = openedcomm = pnl = 0.0
+        if historical:
+            openedcomm = comm
+        else:
+            opened, closed, old_price, _ = self._move_position(book, fill)
+            if closed:
+                if book.size == 0 or abs(float(closed)) >= abs(book.trade_size):
+                    # Close exactly what the strategy's Trade holds (its float sum), so the trade
+                    # closes; what it does not hold existed before the strategy started.
+                    closed_f = -book.trade_size
+                else:
+                    closed_f = float(closed)
+                book.trade_size += closed_f
+                closedvalue = comminfo.getoperationcost(closed_f, float(old_price))
+                pnl = comminfo.profitandloss(-closed_f, float(old_price), price)
+            if opened:
+                opened_f = float(opened)
+                if book.trade_size == 0 or (book.trade_size > 0) == (opened_f > 0):
+                    book.trade_size += opened_f
+                else:
+                    book.trade_size = opened_f
+                openedvalue = comminfo.getoperationcost(opened_f, price)
+            moved = abs(closed_f) + abs(opened_f)
+            if moved:
+                closedcomm = comm * abs(closed_f) / moved
+                openedcomm = comm - closedcomm
+            else:
+                openedcomm = comm
+        tracked.executed += fill.amount
+        order.execute(ms_to_num(fill.time), gross, price, closed_f, closedvalue, closedcomm, opened_f, openedvalue,
+                      openedcomm, 0.0, pnl, book.position.size, book.position.price)  # fmt: skip
+        order.addcomminfo(comminfo)
+        if tracked.executed >= tracked.amount:
+            tracked.done = True
+        if notify:
+            self.broker.notify(order)
+
+    # --- housekeeping ----------------------------------------------------------------------------
+
+    def polling(self) -> bool:
+        return not self.stream or self.stream_down or self.stream_failed
+
+    def active(self) -> list[Tracked]:
+        return [t for t in self.orders.values() if not t.done]
+
+    def request_audit(self, *, force: bool = False, orders: Iterable[Tracked] | None = None) -> None:
+        if self.audit_in_flight or self.reader is None:
+            return
+        chosen = [t for t in (orders if orders is not None else self.active()) if t.order_id and not t.done]
+        if not chosen and not force:
+            return
+        self.audit_in_flight = True
+        self.last_audit = time.monotonic()
+        items = tuple((t.client_order_id, t.order_id, t.symbol, t.created_ms) for t in chosen)
+        self.reader.put(AuditRequest(items, fetch_balance=force or self.polling()))
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        p = self.broker.p
+        # Fills of unacknowledged orders that nobody claimed: they are someone else's.
+        for key, items in list(self.parked.items()):
+            if items and now - items[0][0] > max(10.0, float(p.fill_grace)):
+                del self.parked[key]
+                for _, fill, source in items:
+                    self.apply_fill(fill, source)
+        active = self.active()
+        if not active:
+            return
+        stuck = [t for t in active if t.waiting_since is not None and now - t.waiting_since > float(p.fill_grace)]
+        if stuck:
+            self.request_audit(orders=stuck)
+            return
+        interval = float(p.poll_interval) if self.polling() else float(p.audit_interval)
+        if now - self.last_audit >= interval:
+            self.request_audit()
+
+    def _check_drift(self) -> None:
+        """The account's base balance and the position disagree with nothing in flight."""
+        busy = {t.symbol for t in self.active()}
+        for symbol, book in self.books.items():
+            if symbol in busy or time.monotonic() - book.last_fill < 5.0:
+                continue
+            free, locked = self.balances.get(book.base, (ZERO, ZERO))
+            total = free + locked
+            market = self.store.market(symbol)
+            step = dec((market.get("precision") or {}).get("amount")) or Decimal("1e-8")
+            if abs(total - book.size) > step and self.drift_reported.get(symbol) != total:
+                self.drift_reported[symbol] = total
+                self.put_store(f"{symbol}: the account holds {total} {book.base} but the position is {book.size} "
+                               f"(deposits, withdrawals or trades outside this broker)")  # fmt: skip
+
+    # --- money --------------------------------------------------------------------------------------
+
+    def cash(self) -> float:
+        if self.currency is None:
+            return 0.0
+        return float(self.balances.get(self.currency, (ZERO, ZERO))[0])
+
+    def value(self, datas: Iterable[Any] | None = None) -> float:
+        if datas is not None:
+            return sum(self.books[s].position.size * self.last_price(self.books[s])
+                       for s in {self.symbol_of(d) for d in datas} if s in self.books)  # fmt: skip
+        free, locked = self.balances.get(self.currency or "", (ZERO, ZERO))
+        total = float(free + locked)
+        for book in self.books.values():
+            if book.quote == self.currency and book.size:
+                total += float(book.size) * self.last_price(book)
+        return total
+
+    def position(self, data: Any) -> bt.Position:
+        return self.book_for_data(data).position
+
+    # --- notifications -------------------------------------------------------------------------------
+
+    def put_store(self, message: str) -> None:
+        log.info("%s: %s", self.store.exchange, message)
+        self.store.put_notification(message)
+
+    def _hook(self, event: Any) -> None:
+        from .plugins import get_plugin_host
+
+        get_plugin_host().order_event(self.store.exchange or "", event)
+
+    def _client_id_for(self, order_id: str) -> str | None:
+        # Called from the account reader thread: the journal is thread-safe, the dicts are not.
+        if self.journal is None:
+            return None
+        jo = self.journal.find_order(order_id)
+        return jo.client_order_id if jo else None
+
+
+class _Reject(Exception):
+    """An order refused before sending; the message is the reject reason."""

@@ -54,7 +54,7 @@ def new_client_order_id(prefix: str = "rt") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:30]}"
 
 
-class Broker(Contract, bt.brokers.BackBroker):
+class Broker(bt.brokers.BackBroker, Contract):
     """Base class of every exchange broker: ``store.getbroker(mode="paper" | "live", ...)``.
 
     Parameters beyond BackBroker's (``cash``, ``checksubmit``, ``coc``, ...):

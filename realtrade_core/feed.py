@@ -47,7 +47,7 @@ def _to_ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-class Data(Contract, bt.feed.DataBase):
+class Data(bt.feed.DataBase, Contract):
     """Base class of every exchange data feed.
 
     Parameters beyond backtrader's usual ones (``dataname``, ``timeframe``, ``compression``,

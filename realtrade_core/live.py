@@ -89,6 +89,13 @@ _CCXT_STATUS = {
 # small helpers
 
 
+def RATE_LIMITED() -> tuple[type[BaseException], ...]:  # noqa: N802 - reads like the exception tuple it is
+    """ccxt's rate-limit errors: 429/418 answers. RateLimitExceeded is not a DDoSProtection."""
+    import ccxt
+
+    return (ccxt.DDoSProtection, ccxt.RateLimitExceeded)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -284,7 +291,7 @@ class ExchangeIO:
             self.gate.wait(self.stopping)
             try:
                 return func(*args, **kwargs)
-            except ccxt.DDoSProtection as exc:  # 429 / 418 (and RateLimitExceeded)
+            except RATE_LIMITED() as exc:  # 429 / 418
                 if attempt == attempts:
                     raise
                 self.backoff_rate_limit(exc, delay)
@@ -546,7 +553,7 @@ class OrderSender(_Worker):
             sent = time.monotonic()
             try:
                 answer = client.create_order(req.symbol, ccxt_type, req.side, float(req.amount), price, dict(params))
-            except ccxt.DDoSProtection as exc:
+            except RATE_LIMITED() as exc:
                 # 429/418: refused, not executed. Wait as asked, make sure, then send again.
                 rate_limited += 1
                 self.io.backoff_rate_limit(exc, delay)
@@ -651,7 +658,7 @@ class OrderSender(_Worker):
                     answer = client.cancel_order(order_id, req.symbol, dict(params))
                 except ccxt.OrderNotFound:
                     break  # try the next parameter set, then look the order up
-                except ccxt.DDoSProtection as exc:
+                except RATE_LIMITED() as exc:
                     self.io.backoff_rate_limit(exc, 1.0)
                     continue  # a cancel is idempotent: repeating it is safe
                 except ccxt.OperationFailed as exc:
@@ -756,6 +763,7 @@ class Tracked:
     created_ms: int
     order_id: str | None = None
     executed: Decimal = ZERO  # gross base amount applied to the backtrader order
+    acked: bool = False  # the create's answer (or a lookup) has arrived
     exchange_filled: Decimal = ZERO  # cumulative filled the exchange last reported
     final: OrderUpdate | None = None  # a final status waiting for its fills
     waiting_since: float | None = None  # monotonic time fills went missing
@@ -775,6 +783,7 @@ class SymbolBook:
     position: bt.Position = field(default_factory=bt.Position)
     trade_size: float = 0.0  # what the strategy's Trade object has accumulated (float, as it sums)
     data: Any = None
+    last: float = 0.0  # the data's last close, read in cerebro's thread
     last_fill: float = 0.0  # monotonic time of the last applied fill
 
     def sync(self) -> None:
@@ -962,13 +971,21 @@ class LiveSession:
             return ZERO
 
     def last_price(self, book: SymbolBook) -> float:
-        data = book.data
-        try:
-            if data is not None and len(data):
-                return float(data.close[0])
-        except (IndexError, TypeError):
-            pass
+        """The last close seen in cerebro's thread (else the position's price)."""
+        if book.last > 0:
+            return book.last
         return float(book.price)
+
+    def _read_prices(self) -> None:
+        for book in self.books.values():
+            data = book.data
+            try:
+                if data is not None and len(data):
+                    close = float(data.close[0])
+                    if close > 0 and not math.isnan(close):
+                        book.last = close
+            except (IndexError, TypeError):
+                pass
 
     # --- start-up reconciliation ----------------------------------------------------------------
 
@@ -1080,7 +1097,7 @@ class LiveSession:
         order.submit(self.broker)
         order.accept(self.broker)
         tracked = Tracked(order, jo.client_order_id, jo.symbol, jo.side, jo.type, jo.amount, jo.price, jo.stop_price,
-                          jo.created_ms, order_id=order_id, reattached=True)  # fmt: skip
+                          jo.created_ms, order_id=order_id, acked=True, reattached=True)  # fmt: skip
         self.orders[jo.client_order_id] = tracked
         self.by_order_id[(jo.symbol, order_id)] = jo.client_order_id
         assert self.journal is not None
@@ -1215,6 +1232,7 @@ class LiveSession:
         self.inbox.put(item)
 
     def next(self) -> None:
+        self._read_prices()
         while True:
             try:
                 item = self.inbox.get_nowait()
@@ -1289,6 +1307,7 @@ class LiveSession:
         tracked = self.orders.get(ack.client_order_id)
         if tracked is None:
             return
+        tracked.acked = True
         self._learn_order_id(tracked, ack.order_id)
         if not tracked.done:
             self._accept(tracked)
@@ -1422,7 +1441,7 @@ class LiveSession:
             self.put_store(f"fill {fill.trade_id} of {what} ({fill.side.value} {fill.amount} {fill.symbol} @ "
                            f"{fill.price}): position now {book.size}")  # fmt: skip
         else:
-            if tracked.order_id is None:
+            if not tracked.acked:
                 log.debug("fill %s of %s arrived before the REST acknowledgement; matched by client order id",
                           fill.trade_id, tracked.client_order_id)  # fmt: skip
             self._learn_order_id(tracked, fill.order_id)

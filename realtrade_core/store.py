@@ -145,10 +145,13 @@ class Store(Contract):
 
     def stop(self) -> None:
         with self._lock:
-            for ws in (self._public_ws, self._private_ws):
-                if ws is not None:
-                    ws.stop()
+            sockets = [ws for ws in (self._public_ws, self._private_ws) if ws is not None]
             self._public_ws = self._private_ws = None
+        # Outside the lock: a closing socket's thread reports "disconnected" through handlers
+        # that take the lock, and stop() joins that thread.
+        for ws in sockets:
+            ws.stop()
+        with self._lock:
             self._bar_routes.clear()
             self._account_routes.clear()
             if self._emulator is not None:

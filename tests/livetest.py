@@ -54,8 +54,9 @@ class Recorder(bt.Strategy):
             self.env.runstop()
 
     def _tf(self, data) -> int:
-        tf = getattr(data, "tf", None)
-        return tf.ms if tf is not None else self.p.tf_ms
+        # From backtrader's own view of the data, which a resampler changes.
+        unit = {bt.TimeFrame.Minutes: MINUTE, bt.TimeFrame.Days: 86_400_000}.get(data._timeframe)
+        return unit * data._compression if unit else self.p.tf_ms
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:

@@ -52,6 +52,9 @@ class Scripted(bt.Strategy):
         if trade.isclosed:
             self.trades.append((round(trade.pnl, 6), round(trade.pnlcomm, 6), trade.barlen))
 
+    def prenext(self) -> None:
+        self.bars += 1  # the averages are still warming up
+
     def next(self) -> None:
         self.bars += 1
         size = 0.01
@@ -114,7 +117,7 @@ def test_paper_trading_matches_the_backtest(exchange, kind):
             strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
             for i in range(LIVE):
                 emulator.step(1)
-                d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i}")
+                d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i} (at {strategy.bars})")
 
         driver = Driver(cerebro, script, deadline=90)
         driver.start()

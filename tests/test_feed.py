@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import backtrader as bt
 import pytest
-from livetest import MINUTE, Driver, Recorder, candles, last_closed_open
+from livetest import MINUTE, Driver, MemoryFeed, Recorder, candles, last_closed_open
 
 from realtrade_core import ConfigurationError
 from realtrade_core.emulator.replay import synthetic_candles
@@ -133,6 +133,47 @@ def test_two_symbols_and_two_timeframes_progress_together(exchange, emulator, st
         got = strategy.rows[symbol]
         assert got == candles(emulator, symbol, got[0][0], last_closed_open(emulator))
         assert len(got) >= 11
+
+
+def test_live_resampling_gives_the_backtest_resampler_bars(exchange, emulator, store):
+    # Start on a 5-minute boundary so both runs see whole 5m periods.
+    while (last_closed_open(emulator) + MINUTE) % (5 * MINUTE):
+        emulator.step(1)
+    start = last_closed_open(emulator) + MINUTE - 10 * MINUTE
+    from datetime import datetime, timezone
+
+    fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
+    cerebro = bt.Cerebro()
+    data = store.getdata(dataname="BTC/USDT", timeframe="1m", fromdate=fromdate, qcheck=0.05)
+    cerebro.resampledata(data, timeframe=bt.TimeFrame.Minutes, compression=5)
+    cerebro.addstrategy(Recorder, tf_ms=5 * MINUTE)
+
+    def script(d: Driver) -> None:
+        strategy = d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
+        (name,) = strategy.rows
+        for _ in range(15):
+            emulator.step(1)
+        target = last_closed_open(emulator, 5 * MINUTE)
+        d.wait(lambda: strategy.rows[name] and strategy.rows[name][-1][0] >= target, "the last 5m bar")
+
+    live = run_live(cerebro, script)
+    (live_rows,) = live.rows.values()
+    end = last_closed_open(emulator)
+    one_minute = candles(emulator, "BTC/USDT", start, end)
+
+    backtest = bt.Cerebro()
+    backtest.resampledata(MemoryFeed(rows=one_minute), timeframe=bt.TimeFrame.Minutes, compression=5)
+    backtest.addstrategy(Recorder, tf_ms=5 * MINUTE)
+    (offline,) = backtest.run()
+    (offline_rows,) = offline.rows.values()
+    complete = [r for r in offline_rows if r[0] + 5 * MINUTE <= end + MINUTE]
+    assert len(complete) == 5
+    assert live_rows[: len(complete)] == complete
+    # and they are the exchange's own 5m candles
+    exchange_5m = candles(emulator, "BTC/USDT", start, end - 4 * MINUTE, 5 * MINUTE)
+    assert [r[0] for r in complete] == [r[0] for r in exchange_5m]
+    for ours, theirs in zip(complete, exchange_5m, strict=True):
+        assert ours == pytest.approx(theirs, rel=1e-12)  # volumes summed as floats vs decimals
 
 
 def test_unknown_symbol_is_a_clear_error_at_start(exchange, store):

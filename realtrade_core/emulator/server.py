@@ -148,7 +148,14 @@ class Emulator:
     gives a manual clock moved only by :meth:`step` / :meth:`advance`. ``data`` is a CSV file
     (one symbol) or a dict symbol -> CSV file; symbols without data get a seeded synthetic market
     whose live part starts now. ``interval`` applies to synthetic markets; a CSV file carries
-    its own interval.
+    its own interval. ``future`` is how many candles a synthetic market has after ``history``
+    (default: a day of real time at ``speed``, between 1,000 and 5,000, so startup stays fast);
+    past the last candle the market stands still at its last close.
+
+    The default account (``api_key`` / ``secret``, random unless given) holds ``balances``, by
+    default 100,000 of each quote asset and 10 of each base asset. ``settings`` are merged over
+    :data:`DEFAULT_SETTINGS` and handed to the dialect; ``markets`` replaces the derived
+    :class:`~.model.MarketSpec` of a symbol (and adds symbols not listed).
     """
 
     def __init__(
@@ -630,7 +637,8 @@ class Emulator:
     # --- state ------------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        """What ``GET /_emulator/state`` answers."""
+        """What ``GET /_emulator/state`` answers: ``time`` is the market clock (epoch ms),
+        ``server_time`` what the time endpoints report (wall clock plus injected skew)."""
         return {
             "exchange": self.exchange,
             "symbols": list(self.symbols),
@@ -641,6 +649,9 @@ class Emulator:
             "interval": self.interval,
             "connections": len(self.hub.connections()),
             "faults": self.faults.snapshot(),
+            # What a client in another process needs to connect (the secret is never served).
+            "urls": self.urls,
+            "ccxt_urls": self.dialect.ccxt_urls(self.base_http),
         }
 
     # --- HTTP plumbing ----------------------------------------------------------------------------

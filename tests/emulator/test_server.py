@@ -92,8 +92,10 @@ def test_two_emulators_run_side_by_side_independently(toy_dialect):
         assert one.api_key != two.api_key
         assert get_json(one.admin_url + "/state")["symbols"] == ["BTC/USDT"]
         assert get_json(two.admin_url + "/state")["symbols"] == ["ETH/USDT"]
-        one.set_clock_skew(1000)
-        assert get_json(two.urls["rest"] + "/time")["serverTime"] == two.engine.now()
+        one.set_clock_skew(60_000)
+        wall = time.time() * 1000
+        assert get_json(one.urls["rest"] + "/time")["serverTime"] - wall > 50_000
+        assert abs(get_json(two.urls["rest"] + "/time")["serverTime"] - wall) < 10_000
 
 
 def test_port_in_use_raises_a_clear_error_and_leaves_no_thread(toy_dialect):
@@ -275,6 +277,9 @@ def test_admin_state_reports_exchange_symbols_clock_connections_and_faults(toy_e
         assert state["time"] == emu.engine.now()
         assert state["speed"] is None and state["manual"] is True
         assert state["connections"] == 1
+        assert state["urls"] == emu.urls
+        assert state["ccxt_urls"] == {"public": emu.base_http + "/api", "private": emu.base_http + "/api"}
+        assert emu.secret not in json.dumps(state)
         assert state["faults"] == {
             "clock_skew_ms": 0,
             "response_delay_ms": 0,

@@ -1,0 +1,558 @@
+"""The live broker against the emulator: orders, fills, fees, unknown outcomes, restarts.
+
+Every test runs real ccxt, real sockets and real threads against an in-process emulator with a
+manual clock, for each exchange plugin. Cerebro runs in a background thread; the test thread
+hands actions to the strategy (run in cerebro's thread at the next bar), steps the emulator and
+waits, bounded, for what the strategy and the exchange must show. The engine's own records
+(``engine.fills``, ``engine.all_orders``, ``engine.balances``) are the truth compared against.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import backtrader as bt
+import pytest
+from livetest import wait_until
+
+from realtrade_core import ConfigurationError, Veto, hookimpl
+from realtrade_core.emulator.model import MarketSpec
+from realtrade_core.emulator.server import Emulator
+from realtrade_core.journal import Journal
+from realtrade_core.plugins import get_plugin_host, load_exchange
+
+EXCHANGES = ["binance", "bybit"]
+SYMBOL = "BTC/USDT"
+MARKET_ID = "BTCUSDT"
+TICK = Decimal("0.01")
+BALANCES = {"USDT": 10_000, "BTC": 0}
+
+
+@dataclass(frozen=True)
+class Note:
+    """One notify_order call, as the strategy saw it."""
+
+    ref: int
+    status: str
+    size: float
+    price: float
+    comm: float
+    client_order_id: str | None
+    reason: str | None
+    reattached: bool
+
+
+class Trader(bt.Strategy):
+    """Runs actions handed over by the test in its next(); records every notification."""
+
+    def __init__(self) -> None:
+        self.actions: queue.Queue = queue.Queue()
+        self.notes: list[Note] = []
+        self.trades: list[tuple[float, float]] = []
+        self.store_messages: list[str] = []
+        self.bars = 0
+        self.first_position: float | None = None
+        self.first_open: list[Any] | None = None
+        self.live = threading.Event()
+
+    def notify_data(self, data, status, *args, **kwargs) -> None:
+        if data._getstatusname(status) == "LIVE":
+            self.live.set()
+
+    def notify_order(self, order) -> None:
+        self.notes.append(
+            Note(
+                order.ref,
+                order.getstatusname(),
+                order.executed.size,
+                order.executed.price,
+                order.executed.comm,
+                order.info.get("client_order_id"),
+                order.info.get("reject_reason"),
+                bool(order.info.get("reattached")),
+            )
+        )
+
+    def notify_trade(self, trade) -> None:
+        if trade.isclosed:
+            self.trades.append((trade.pnl, trade.pnlcomm))
+
+    def notify_store(self, msg, *args, **kwargs) -> None:
+        self.store_messages.append(str(msg))
+
+    def next(self) -> None:
+        self.bars += 1
+        if self.first_position is None:
+            self.first_position = self.position.size
+            self.first_open = self.broker.get_orders_open()
+        while True:
+            try:
+                action, box, gate = self.actions.get_nowait()
+            except queue.Empty:
+                return
+            gate.wait(10)  # the test's market step is over: the exchange stands still
+            try:
+                box.append(action(self))
+            except BaseException as exc:
+                box.append(exc)
+
+    def statuses(self, order) -> list[str]:
+        return [n.status for n in self.notes if n.ref == order.ref]
+
+    def last(self, order) -> Note | None:
+        notes = [n for n in self.notes if n.ref == order.ref]
+        return notes[-1] if notes else None
+
+
+class LiveRun:
+    """cerebro.run() in a thread with a live broker on ``store``; driven from the test thread."""
+
+    def __init__(self, emulator: Emulator, store: Any, **broker_options: Any) -> None:
+        self.emulator = emulator
+        self.store = store
+        self.broker = store.getbroker(mode="live", **broker_options)
+        self.cerebro = bt.Cerebro()
+        self.cerebro.adddata(store.getdata(dataname=SYMBOL, timeframe="1m", backfill_bars=2, qcheck=0.02))
+        self.cerebro.setbroker(self.broker)
+        self.cerebro.addstrategy(Trader)
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="test-cerebro")
+
+    def _run(self) -> None:
+        try:
+            self.cerebro.run()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def __enter__(self) -> LiveRun:
+        self.thread.start()
+        self.wait(lambda: self.error is not None or self.cerebro.runningstrats, "the strategy", 30)
+        if self.error is not None:
+            raise self.error
+        self.strategy: Trader = self.cerebro.runningstrats[0]
+        self.wait(lambda: self.strategy.live.is_set() and self.strategy.bars > 0, "the first live bar", 30)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # runstop() before run() has started is forgotten: insist until cerebro returns.
+        deadline = time.monotonic() + 30
+        while not self.done.wait(0.05) and time.monotonic() < deadline:
+            self.cerebro.runstop()
+        if self.error is not None and exc_info[0] is None:
+            raise self.error
+
+    def wait(self, predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> None:
+        if not wait_until(lambda: bool(predicate()) or self.error is not None, timeout=timeout):
+            raise AssertionError(f"timed out waiting for {what}")
+        if self.error is not None:
+            raise AssertionError(f"cerebro failed while waiting for {what}") from self.error
+
+    def step(self, candles: int = 1) -> None:
+        """Close ``candles`` candles, waiting for the strategy to see each bar."""
+        for _ in range(candles):
+            bars = self.strategy.bars
+            self.emulator.step(1)
+            self.wait(lambda b=bars: self.strategy.bars > b, "the next bar")
+
+    def do(self, action: Callable[[Trader], Any]) -> Any:
+        """Run ``action(strategy)`` in cerebro's thread at the next bar; returns its result."""
+        box: list[Any] = []
+        gate = threading.Event()
+        self.strategy.actions.put((action, box, gate))
+        bars = self.strategy.bars
+        self.emulator.step(1)
+        gate.set()
+        self.wait(lambda: box and self.strategy.bars > bars, "the action to run")
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        result = box[0]
+        orders = [o for o in (result if isinstance(result, tuple) else (result,)) if isinstance(o, bt.Order)]
+        # Before the market moves on, the exchange must have answered (or the broker refused).
+        sent = (bt.Order.Created, bt.Order.Submitted)
+        self.wait(lambda: all(o.status not in sent for o in orders), "the exchange's answer")
+        return result
+
+    def until(self, predicate: Callable[[], Any], what: str, steps: int = 60) -> None:
+        """Step the market until ``predicate`` holds (a bounded number of candles)."""
+        for _ in range(steps):
+            if predicate():
+                return
+            self.step()
+        if not wait_until(predicate, timeout=3):
+            raise AssertionError(f"{what} did not happen within {steps} candles")
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=EXCHANGES)
+def exchange(request) -> str:
+    return request.param
+
+
+def make_emulator(exchange: str, **options: Any) -> Emulator:
+    options.setdefault("balances", BALANCES)
+    return Emulator(exchange, symbols=(SYMBOL,), speed=None, history=50, seed=5, **options)
+
+
+@pytest.fixture
+def emulator(exchange):
+    with make_emulator(exchange) as emu:
+        yield emu
+
+
+def new_store(exchange: str, emulator: Emulator) -> Any:
+    """A store of its own (not the process cache) on ``emulator``; ccxt gives up after 2 s."""
+    spec = load_exchange(exchange)
+    return spec.store(venue="emulator", emulator=emulator, spec=spec, ccxt_config={"timeout": 2000})
+
+
+@pytest.fixture
+def store(exchange, emulator):
+    store = new_store(exchange, emulator)
+    yield store
+    store.stop()
+
+
+@pytest.fixture
+def journal_path(tmp_path):
+    return str(tmp_path / "journal.sqlite3")
+
+
+def live(emulator, store, journal_path, **options) -> LiveRun:
+    options = {"journal": journal_path, "unknown_outcome_window": 0.3, "fill_grace": 1.0, **options}
+    return LiveRun(emulator, store, **options)
+
+
+def last(emulator) -> Decimal:
+    return emulator.engine.last_price(MARKET_ID)
+
+
+def engine_fills(emulator, client_order_id: str) -> list:
+    return [f for f in emulator.engine.fills(emulator.api_key) if f.client_order_id == client_order_id]
+
+
+def balance(emulator, asset: str) -> tuple[Decimal, Decimal]:
+    for b in emulator.engine.balances(emulator.api_key):
+        if b.asset == asset:
+            return b.free, b.locked
+    return Decimal(0), Decimal(0)
+
+
+def quote_commission(fill) -> float:
+    """The engine's fee of a fill in quote terms (buys pay it in the base asset)."""
+    return float(fill.fee * fill.price) if fill.fee_asset == "BTC" else float(fill.fee)
+
+
+def assert_matches_engine(note: Note, fills: list) -> None:
+    """The executed size, average price and commission of an order equal the engine's fills."""
+    assert fills, "the engine has no fill for the order"
+    size = sum(f.amount for f in fills)
+    assert abs(note.size) == pytest.approx(float(size), abs=1e-12)
+    assert note.price == pytest.approx(float(sum(f.amount * f.price for f in fills) / size), rel=1e-12)
+    assert note.comm == pytest.approx(sum(quote_commission(f) for f in fills), rel=1e-9, abs=1e-12)
+    assert note.price > 0 and note.comm > 0
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+def test_market_order_completes_with_the_exchange_fill_price_size_and_fee(exchange, emulator, store, journal_path):
+    with live(emulator, store, journal_path) as run:
+        order = run.do(lambda s: s.buy(size=0.01))
+        s = run.strategy
+        run.until(lambda: "Completed" in s.statuses(order), "the market order completing")
+        assert s.statuses(order) == ["Submitted", "Accepted", "Completed"]
+        cid = order.info.client_order_id
+        assert_matches_engine(s.last(order), engine_fills(emulator, cid))
+        # cash and value follow the account
+        cash, value, close = run.do(lambda s: (s.broker.getcash(), s.broker.getvalue(), s.data.close[0]))
+        free, locked = balance(emulator, "USDT")
+        btc = sum(balance(emulator, "BTC"))
+        assert cash == pytest.approx(float(free))
+        assert value == pytest.approx(float(free + locked) + float(btc) * close)
+        journal = Journal(journal_path)
+        recorded = journal.get_order(cid)
+        assert recorded.status == "filled" and recorded.order_id == order.info.order_id
+        assert [f.trade_id for f in journal.fills(client_order_id=cid)] == [
+            str(f.trade_id) for f in engine_fills(emulator, cid)
+        ]
+        journal.close()
+
+
+def test_base_fee_reduces_the_position_and_the_closing_trade_has_the_exchange_pnl(
+    exchange, emulator, store, journal_path
+):
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+        buy = run.do(lambda s: s.buy(size=0.01))
+        run.until(lambda: "Completed" in s.statuses(buy), "the buy completing")
+        btc = sum(balance(emulator, "BTC"))
+        assert btc == Decimal("0.01") - engine_fills(emulator, buy.info.client_order_id)[0].fee
+        assert run.broker.getposition(s.data).size == float(btc)  # the fee was paid in BTC
+        sell = run.do(lambda s: s.close())
+        run.until(lambda: "Completed" in s.statuses(sell) or "Rejected" in s.statuses(sell), "the close")
+        assert s.statuses(sell)[-1] == "Completed", s.last(sell)
+        assert sum(balance(emulator, "BTC")) == 0
+        assert run.broker.getposition(s.data).size == 0
+        (bought,) = engine_fills(emulator, buy.info.client_order_id)
+        (sold,) = engine_fills(emulator, sell.info.client_order_id)
+        assert sold.amount == btc
+        run.until(lambda: s.trades, "notify_trade")
+        pnl, pnlcomm = s.trades[0]
+        expected = float(btc) * float(sold.price - bought.price)
+        assert pnl == pytest.approx(expected, rel=1e-9, abs=1e-9)
+        assert pnlcomm == pytest.approx(expected - quote_commission(bought) - quote_commission(sold), abs=1e-9)
+        # what the trade says it made is what the account made
+        assert float(sum(balance(emulator, "USDT"))) - 10_000 == pytest.approx(pnlcomm, abs=1e-8)
+
+
+def test_limit_order_rests_and_fills_at_its_price(exchange, emulator, store, journal_path):
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+        order = run.do(lambda s: s.buy(size=0.01, exectype=bt.Order.Limit, price=float(last(emulator) - 5 * TICK)))
+        run.until(lambda: "Completed" in s.statuses(order), "the limit order filling")
+        fills = engine_fills(emulator, order.info.client_order_id)
+        assert all(f.is_maker and f.price == Decimal(str(order.created.price)) for f in fills)
+        assert_matches_engine(s.last(order), fills)
+        assert s.statuses(order) == ["Submitted", "Accepted", "Completed"]
+
+
+def test_stop_and_stop_limit_orders_trigger_and_fill(exchange, emulator, store, journal_path):
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+
+        def place(s: Trader) -> tuple:
+            trigger = float(last(emulator) + 3 * TICK)
+            stop = s.buy(size=0.01, exectype=bt.Order.Stop, price=trigger)
+            stop_limit = s.buy(size=0.01, exectype=bt.Order.StopLimit, price=trigger, plimit=trigger * 1.01)
+            return stop, stop_limit
+
+        stop, stop_limit = run.do(place)
+        run.until(lambda: all("Completed" in s.statuses(o) for o in (stop, stop_limit)), "both stops filling")
+        types = {o.order_id: o.type.value for o in emulator.engine.all_orders(emulator.api_key)}
+        for order, kind in ((stop, "stop_market"), (stop_limit, "stop_limit")):
+            fills = engine_fills(emulator, order.info.client_order_id)
+            assert types[fills[0].order_id] == kind
+            assert_matches_engine(s.last(order), fills)
+            assert s.statuses(order) == ["Submitted", "Accepted", "Completed"]
+
+
+def test_partial_fills_report_partial_then_completed_with_cumulative_sizes(exchange, tmp_path):
+    spec = MarketSpec(
+        MARKET_ID, "BTC", "USDT", step_size=Decimal("0.000001"), min_amount=Decimal("0.000001"),
+        max_fill_per_step=Decimal("0.004"),
+    )  # fmt: skip
+    with make_emulator(exchange, markets=[spec]) as emulator:
+        store = new_store(exchange, emulator)
+        try:
+            with live(emulator, store, str(tmp_path / "j.sqlite3")) as run:
+                s = run.strategy
+                order = run.do(
+                    lambda s: s.buy(size=0.01, exectype=bt.Order.Limit, price=float(last(emulator) - 2 * TICK))
+                )
+                run.until(lambda: "Completed" in s.statuses(order), "the last partial fill")
+                fills = engine_fills(emulator, order.info.client_order_id)
+                assert [f.amount for f in fills] == [Decimal("0.004"), Decimal("0.004"), Decimal("0.002")]
+                notes = [n for n in s.notes if n.ref == order.ref]
+                assert [n.status for n in notes] == ["Submitted", "Accepted", "Partial", "Partial", "Completed"]
+                assert [n.size for n in notes[2:]] == pytest.approx([0.004, 0.008, 0.01])
+                assert_matches_engine(notes[-1], fills)
+        finally:
+            store.stop()
+
+
+def test_cancel_of_a_resting_order_is_confirmed_by_the_exchange(exchange, emulator, store, journal_path):
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+        price = float((last(emulator) * Decimal("0.5")).quantize(TICK))
+        order = run.do(lambda s: s.buy(size=0.01, exectype=bt.Order.Limit, price=price))
+        run.wait(lambda: emulator.engine.open_orders(emulator.api_key), "the order resting on the exchange")
+        run.do(lambda s: s.cancel(order))
+        run.until(lambda: "Canceled" in s.statuses(order), "the cancel")
+        (engine_order,) = emulator.engine.all_orders(emulator.api_key)
+        assert engine_order.status.value == "canceled"
+        assert run.broker.getcash() == pytest.approx(10_000)  # the locked USDT came back
+        assert not run.broker.get_orders_open()
+
+
+# --- unknown outcomes ----------------------------------------------------------------------------
+
+
+def order_path(emulator) -> str:
+    ((_, path),) = emulator.order_paths
+    return path
+
+
+def test_submit_timeout_is_resolved_by_lookup_without_a_second_order(exchange, emulator, store, journal_path):
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+        emulator.timeout_next_order()  # the engine executes it, the answer never comes
+        order = run.do(lambda s: s.buy(size=0.01))
+        run.until(lambda: "Completed" in s.statuses(order), "the order completing", steps=20)
+        run.step(2)
+        orders = emulator.engine.all_orders(emulator.api_key)
+        assert [o.client_order_id for o in orders] == [order.info.client_order_id]
+        assert s.statuses(order) == ["Submitted", "Accepted", "Completed"]
+        assert_matches_engine(s.last(order), engine_fills(emulator, order.info.client_order_id))
+
+
+def test_submit_5xx_is_looked_up_then_sent_once(exchange, emulator, store, journal_path):
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+        emulator.fail_http(503, path_prefix=order_path(emulator))  # refused before the engine saw it
+        order = run.do(lambda s: s.buy(size=0.01))
+        run.until(lambda: "Completed" in s.statuses(order), "the order completing", steps=20)
+        run.step(2)
+        orders = emulator.engine.all_orders(emulator.api_key)
+        assert [o.client_order_id for o in orders] == [order.info.client_order_id]
+        assert_matches_engine(s.last(order), engine_fills(emulator, order.info.client_order_id))
+
+
+def test_a_fill_before_the_rest_answer_is_matched_by_client_order_id(exchange, emulator, store, journal_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="realtrade_core.live")
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+        emulator.set_response_delay(700)  # the stream's fill overtakes the REST acknowledgement
+        try:
+            order = run.do(lambda s: s.buy(size=0.01))
+            run.until(lambda: "Completed" in s.statuses(order), "the order completing", steps=20)
+        finally:
+            emulator.set_response_delay(0)
+        assert any("arrived before the REST acknowledgement" in r.getMessage() for r in caplog.records)
+        assert s.statuses(order) == ["Submitted", "Accepted", "Completed"]
+        run.wait(lambda: order.info.get("order_id"), "the acknowledgement")
+        assert len(emulator.engine.all_orders(emulator.api_key)) == 1
+
+
+def test_rate_limited_read_waits_as_long_as_retry_after_asks(exchange, emulator, store):
+    from realtrade_core.live import ExchangeIO
+
+    store.start()
+    broker = store.getbroker(mode="live")
+    io = ExchangeIO(broker, threading.Event())
+    path = {"binance": "/api/v3/account", "bybit": "/v5/account/wallet-balance"}[exchange]
+    emulator.fail_http(429, retry_after=1, path_prefix=path)
+    started = time.monotonic()
+    balances = io.balances()
+    assert time.monotonic() - started >= 1.0
+    assert balances["USDT"] == (Decimal(10_000), Decimal(0))
+
+
+# --- restart ---------------------------------------------------------------------------------------
+
+
+def test_restart_sees_the_position_reattaches_the_open_order_and_applies_the_offline_fill_once(
+    exchange, emulator, journal_path
+):
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            s = run.strategy
+            buy = run.do(lambda s: s.buy(size=0.02))
+            run.until(lambda: "Completed" in s.statuses(buy), "the buy")
+
+            def place(s: Trader) -> tuple:
+                near = s.sell(size=0.01, exectype=bt.Order.Limit, price=float(last(emulator) + 2 * TICK))
+                far = s.sell(size=0.005, exectype=bt.Order.Limit, price=float(last(emulator) * 2))
+                return near, far
+
+            # Placed, then the process stops before the market moves.
+            near, far = run.do(place)
+            run.wait(lambda: len(emulator.engine.open_orders(emulator.api_key)) == 2, "both orders resting")
+        near_cid, far_cid = near.info.client_order_id, far.info.client_order_id
+    finally:
+        store.stop()
+
+    # While "down": the near order fills.
+    for _ in range(60):
+        if engine_fills(emulator, near_cid):
+            break
+        emulator.step(1)
+    offline = engine_fills(emulator, near_cid)
+    assert offline and sum(f.amount for f in offline) == Decimal("0.01")
+    btc = sum(balance(emulator, "BTC"))
+
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            s = run.strategy
+            assert s.first_position == float(btc)  # right from the first bar
+            (reattached,) = s.first_open
+            assert reattached.info.client_order_id == far_cid and reattached.info.reattached
+            assert reattached.alive() and reattached.size == pytest.approx(-0.005)
+            assert any(n.client_order_id == far_cid and n.status == "Accepted" and n.reattached for n in s.notes)
+            assert any(near_cid in m and "filled" in m for m in s.store_messages), s.store_messages
+            run.step(2)
+            assert run.broker.getposition(s.data).size == float(btc)  # the offline fill counted once
+            run.do(lambda s: s.cancel(reattached))
+            run.until(lambda: any(n.client_order_id == far_cid and n.status == "Canceled" for n in s.notes), "cancel")
+            statuses = {o.client_order_id: o.status.value for o in emulator.engine.all_orders(emulator.api_key)}
+            assert statuses[far_cid] == "canceled"
+    finally:
+        store.stop()
+    journal = Journal(journal_path)
+    try:
+        recorded = journal.fills(client_order_id=near_cid)
+        assert sorted(f.trade_id for f in recorded) == sorted(str(f.trade_id) for f in offline)
+        assert {f.source for f in recorded} == {"offline"}
+        assert journal.get_order(near_cid).status == "filled"
+        assert journal.get_order(far_cid).status == "canceled"
+    finally:
+        journal.close()
+
+
+# --- rejections and the interlock ------------------------------------------------------------------
+
+
+class _RiskLimit:
+    @hookimpl
+    def realtrade_pre_trade(self, request):
+        if request.amount == 0.0123:
+            return Veto("size 0.0123 is on the test's block list", source="test-risk")
+        return None
+
+
+def test_rejections_reach_notify_order_with_their_reason(exchange, emulator, store, journal_path):
+    risk = _RiskLimit()
+    get_plugin_host().register(risk, "test-risk")
+    try:
+        with live(emulator, store, journal_path) as run:
+            s = run.strategy
+            tiny, greedy, vetoed = run.do(lambda s: (s.buy(size=0.00001), s.buy(size=1.0), s.buy(size=0.0123)))
+            run.until(lambda: all("Rejected" in s.statuses(o) for o in (tiny, greedy, vetoed)), "three rejections")
+            assert "minimum notional" in s.last(tiny).reason
+            assert "insufficient" in s.last(greedy).reason.lower()
+            assert s.last(vetoed).reason == "size 0.0123 is on the test's block list (test-risk)"
+            assert emulator.engine.all_orders(emulator.api_key) == []
+    finally:
+        get_plugin_host().unregister(risk)
+
+
+def test_live_on_mainnet_without_allow_mainnet_raises_before_any_request(exchange, monkeypatch):
+    connects: list[Any] = []
+    real_connect = socket.socket.connect
+
+    def spy(self, address):
+        connects.append(address)
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", spy)
+    spec = load_exchange(exchange)
+    store = spec.store(venue="mainnet", api_key="fake-api-key-0123", secret="fake-secret-4567", spec=spec)
+    with pytest.raises(ConfigurationError, match="allow_mainnet=True") as info:
+        store.getbroker(mode="live")
+    assert "fake-secret" not in str(info.value) and "fake-api-key" not in str(info.value)
+    assert connects == []
+    assert not store.started and store._client is None

@@ -170,9 +170,10 @@ class Broker(bt.brokers.BackBroker, Contract):
                 raise
 
     def stop(self) -> None:
+        # The stopped session stays: getcash()/getvalue() after cerebro.run() report the account
+        # as last seen, not the paper broker's starting cash.
         if self._live is not None:
             self._live.stop()
-            self._live = None
         super().stop()
 
     # --- exchange-specific hooks for live mode (override in a plugin) --------------------------

@@ -89,8 +89,8 @@ _CCXT_STATUS = {
 # small helpers
 
 
-def RATE_LIMITED() -> tuple[type[BaseException], ...]:  # noqa: N802 - reads like the exception tuple it is
-    """ccxt's rate-limit errors: 429/418 answers. RateLimitExceeded is not a DDoSProtection."""
+def rate_limit_errors() -> tuple[type[BaseException], ...]:
+    """ccxt's errors for 429/418 answers (in ccxt 4 RateLimitExceeded is not a DDoSProtection)."""
     import ccxt
 
     return (ccxt.DDoSProtection, ccxt.RateLimitExceeded)
@@ -291,7 +291,7 @@ class ExchangeIO:
             self.gate.wait(self.stopping)
             try:
                 return func(*args, **kwargs)
-            except RATE_LIMITED() as exc:  # 429 / 418
+            except rate_limit_errors() as exc:  # 429 / 418
                 if attempt == attempts:
                     raise
                 self.backoff_rate_limit(exc, delay)
@@ -553,7 +553,7 @@ class OrderSender(_Worker):
             sent = time.monotonic()
             try:
                 answer = client.create_order(req.symbol, ccxt_type, req.side, float(req.amount), price, dict(params))
-            except RATE_LIMITED() as exc:
+            except rate_limit_errors() as exc:
                 # 429/418: refused, not executed. Wait as asked, make sure, then send again.
                 rate_limited += 1
                 self.io.backoff_rate_limit(exc, delay)
@@ -581,11 +581,14 @@ class OrderSender(_Worker):
                 if self.stopping.is_set():
                     return
                 if tries > self.retries:
-                    self.emit(SubmitFailed(
-                        req.client_order_id,
-                        f"{self.io.exchange} did not answer ({type(exc).__name__}: {self.io.scrub(exc)[:200]}); "
-                        f"the order is confirmed absent (looked up by client order id); gave up after {tries} tries",
-                    ))
+                    self.emit(
+                        SubmitFailed(
+                            req.client_order_id,
+                            f"{self.io.exchange} did not answer ({type(exc).__name__}: {self.io.scrub(exc)[:200]}); "
+                            f"the order is confirmed absent (looked up by client order id); "
+                            f"gave up after {tries} tries",
+                        )
+                    )
                     return
                 log.warning("%s: order %s confirmed absent after %s; sending it again (same client order id)",
                             self.io.exchange, req.client_order_id, type(exc).__name__)  # fmt: skip
@@ -658,7 +661,7 @@ class OrderSender(_Worker):
                     answer = client.cancel_order(order_id, req.symbol, dict(params))
                 except ccxt.OrderNotFound:
                     break  # try the next parameter set, then look the order up
-                except RATE_LIMITED() as exc:
+                except rate_limit_errors() as exc:
                     self.io.backoff_rate_limit(exc, 1.0)
                     continue  # a cancel is idempotent: repeating it is safe
                 except ccxt.OperationFailed as exc:
@@ -767,6 +770,7 @@ class Tracked:
     exchange_filled: Decimal = ZERO  # cumulative filled the exchange last reported
     final: OrderUpdate | None = None  # a final status waiting for its fills
     waiting_since: float | None = None  # monotonic time fills went missing
+    audits: int = 0  # REST audits asked for the missing fills (each waits twice as long)
     done: bool = False
     reattached: bool = False
 
@@ -1030,12 +1034,17 @@ class LiveSession:
         # 2. Fills that happened while the process was down.
         offline = 0
         for symbol in sorted(symbols):
-            since = journal.last_fill_time(symbol)
-            if since is None:
-                created = [o.created_ms for o in journal.orders(symbol)]
-                if not created:
+            # From the last recorded fill, and far enough back to cover every order that was
+            # open at shutdown (the stream may have dropped some of their fills back then).
+            starts = [o.created_ms - 60_000 for o in open_journal if o.symbol == symbol]
+            last_fill = journal.last_fill_time(symbol)
+            if last_fill is not None:
+                starts.append(last_fill)
+            elif not starts:
+                if not journal.orders(symbol):
                     continue  # no order of ours was ever journaled here: nothing can have filled
-                since = min(created) - 60_000
+                starts.append(min(o.created_ms for o in journal.orders(symbol)) - 60_000)
+            since = min(starts)
             for t in io.trades_since(symbol, max(0, since)):
                 jo = journal.find_order(str(t.get("order")), symbol)
                 fill = io.fill(t, jo.client_order_id if jo else None)
@@ -1113,20 +1122,25 @@ class LiveSession:
 
     def submit(self, order: bt.Order) -> bt.Order:
         """Validate, round, journal and queue an order; problems become a Rejected order."""
-        reason = self._unsupported(order)
+        reason = "the live broker has stopped" if self.stopping.is_set() else self._unsupported(order)
+        assert self.journal is not None and self.sender is not None
         if reason is None:
             try:
                 request = self._request(order)
+                self.journal.record_order(JournalOrder(
+                    client_order_id=request.client_order_id, order_id=None, symbol=request.symbol,
+                    side=request.side, type=request.type, amount=request.amount, price=request.price,
+                    stop_price=request.stop_price, status=SUBMITTING, created_ms=request.created_ms,
+                ))  # fmt: skip
             except _Reject as exc:
                 reason = str(exc)
+            except ValueError as exc:  # the journal already has this client order id
+                reason = f"{exc}: every order needs a new client order id"
+            except Exception as exc:  # never an exception into the strategy: a Rejected order
+                log.exception("live broker: could not prepare an order")
+                reason = f"could not prepare the order: {type(exc).__name__}: {exc}"
         if reason is not None:
             return self._reject_now(order, reason)
-        assert self.journal is not None and self.sender is not None
-        self.journal.record_order(JournalOrder(
-            client_order_id=request.client_order_id, order_id=None, symbol=request.symbol, side=request.side,
-            type=request.type, amount=request.amount, price=request.price, stop_price=request.stop_price,
-            status=SUBMITTING, created_ms=request.created_ms,
-        ))  # fmt: skip
         order.submit(self.broker)
         order.addcomminfo(self.broker.getcommissioninfo(order.data))
         self.orders[request.client_order_id] = Tracked(
@@ -1214,7 +1228,7 @@ class LiveSession:
     def cancel(self, order: bt.Order) -> bool:
         cid = order.info.get("client_order_id")
         tracked = self.orders.get(cid) if cid else None
-        if tracked is None or tracked.done or not order.alive():
+        if tracked is None or tracked.done or not order.alive() or self.stopping.is_set():
             return False
         assert self.sender is not None
         self.sender.put(CancelRequest(cid, tracked.symbol, tracked.type, tracked.order_id, tracked.created_ms))
@@ -1368,6 +1382,7 @@ class LiveSession:
                 tracked.waiting_since = time.monotonic()
             return
         tracked.waiting_since = None
+        tracked.audits = 0
         final = tracked.final
         if final is None:
             return
@@ -1417,8 +1432,10 @@ class LiveSession:
     def apply_fill(self, fill: Fill, source: str) -> None:
         assert self.journal is not None
         tracked = self._find(fill.client_order_id, fill.order_id, fill.symbol)
-        if tracked is None and fill.order_id and any(
-            t.order_id is None and not t.done and t.symbol == fill.symbol for t in self.orders.values()
+        if (
+            tracked is None
+            and fill.order_id
+            and any(t.order_id is None and not t.done and t.symbol == fill.symbol for t in self.orders.values())
         ):
             # No client id and an order of ours still waits for its acknowledgement: hold the
             # fill until the acknowledgement says whose it is.
@@ -1428,11 +1445,10 @@ class LiveSession:
             return  # already applied (the stream and a REST poll both brought it, or a restart)
         book = self.books.get(fill.symbol)
         if book is None:
-            if fill.symbol not in (self.store.client.markets or {}):
-                return
-            market = self.store.market(fill.symbol)
-            book = self.books[fill.symbol] = SymbolBook(fill.symbol, market["base"], market["quote"])
-            self.load_position(book)
+            # A market this strategy does not trade: recorded, reported, nothing to keep in step.
+            self.put_store(f"fill {fill.trade_id} on {fill.symbol}, a market this broker does not trade: "
+                           f"{fill.side.value} {fill.amount} @ {fill.price}")  # fmt: skip
+            return
         if tracked is None or tracked.done:
             # Another client on this account, or a fill the order's final state did not count:
             # the account changed, so the position follows; the strategy hears about it.
@@ -1544,8 +1560,15 @@ class LiveSession:
         active = self.active()
         if not active:
             return
-        stuck = [t for t in active if t.waiting_since is not None and now - t.waiting_since > float(p.fill_grace)]
-        if stuck:
+        grace, ceiling = float(p.fill_grace), max(float(p.fill_grace), float(p.audit_interval))
+        stuck = [
+            t for t in active
+            if t.waiting_since is not None and now - t.waiting_since > min(grace * 2 ** min(t.audits, 10), ceiling)
+        ]  # fmt: skip
+        if stuck and not self.audit_in_flight:
+            for t in stuck:
+                t.audits += 1
+                t.waiting_since = now
             self.request_audit(orders=stuck)
             return
         interval = float(p.poll_interval) if self.polling() else float(p.audit_interval)

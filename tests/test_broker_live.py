@@ -373,18 +373,49 @@ def test_partial_fills_report_partial_then_completed_with_cumulative_sizes(excha
             store.stop()
 
 
-def test_cancel_of_a_resting_order_is_confirmed_by_the_exchange(exchange, emulator, store, journal_path):
+def test_cancel_of_resting_limit_and_stop_orders_is_confirmed_by_the_exchange(exchange, emulator, store, journal_path):
     with live(emulator, store, journal_path) as run:
         s = run.strategy
-        price = float((last(emulator) * Decimal("0.5")).quantize(TICK))
-        order = run.do(lambda s: s.buy(size=0.01, exectype=bt.Order.Limit, price=price))
-        run.wait(lambda: emulator.engine.open_orders(emulator.api_key), "the order resting on the exchange")
-        run.do(lambda s: s.cancel(order))
-        run.until(lambda: "Canceled" in s.statuses(order), "the cancel")
-        (engine_order,) = emulator.engine.all_orders(emulator.api_key)
-        assert engine_order.status.value == "canceled"
-        assert run.broker.getcash() == pytest.approx(10_000)  # the locked USDT came back
+
+        def place(s: Trader) -> tuple:
+            far = last(emulator)
+            limit = s.buy(size=0.01, exectype=bt.Order.Limit, price=float((far * Decimal("0.5")).quantize(TICK)))
+            stop = s.buy(size=0.01, exectype=bt.Order.Stop, price=float((far * 2).quantize(TICK)))
+            return limit, stop
+
+        orders = run.do(place)
+        assert len(emulator.engine.open_orders(emulator.api_key)) == 2
+        run.do(lambda s: [s.cancel(o) for o in orders])
+        run.until(lambda: all("Canceled" in s.statuses(o) for o in orders), "both cancels")
+        assert {o.status.value for o in emulator.engine.all_orders(emulator.api_key)} == {"canceled"}
+        run.wait(lambda: run.broker.getcash() == 10_000, "the locked USDT coming back")
         assert not run.broker.get_orders_open()
+
+
+def test_cash_follows_balance_changes_made_outside_the_strategy(exchange, emulator, store, journal_path):
+    with live(emulator, store, journal_path) as run:
+        assert run.broker.getcash() == 10_000
+        emulator.engine.set_balance(emulator.api_key, "USDT", Decimal("7500.5"))  # e.g. a withdrawal
+        run.wait(lambda: run.broker.getcash() == 7500.5, "the balance update")
+
+
+def test_without_a_private_stream_orders_fills_and_balances_are_polled(exchange, emulator, journal_path):
+    from realtrade_core.store import get_store
+
+    store = get_store(f"ccxt:{exchange}", "emulator", emulator=emulator)  # the generic adapter: REST only
+    try:
+        run = live(emulator, store, journal_path, poll_interval=0.2, balance_refresh=0.3)
+        run.cerebro.datas[0].p.poll_interval = 0.05
+        with run:
+            s = run.strategy
+            order = run.do(lambda s: s.buy(size=0.01))
+            run.until(lambda: "Completed" in s.statuses(order), "the polled fill", steps=10)
+            assert s.statuses(order) == ["Submitted", "Accepted", "Completed"]
+            assert_matches_engine(s.last(order), engine_fills(emulator, order.info.client_order_id))
+            emulator.engine.set_balance(emulator.api_key, "USDT", Decimal(5000))
+            run.wait(lambda: run.broker.getcash() == 5000, "the REST balance refresh")
+    finally:
+        store.stop()
 
 
 # --- unknown outcomes ----------------------------------------------------------------------------
@@ -395,17 +426,21 @@ def order_path(emulator) -> str:
     return path
 
 
-def test_submit_timeout_is_resolved_by_lookup_without_a_second_order(exchange, emulator, store, journal_path):
+def test_submit_timeout_is_resolved_by_lookup_without_a_second_order(exchange, emulator, store, journal_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="realtrade_core.live")
     with live(emulator, store, journal_path) as run:
         s = run.strategy
         emulator.timeout_next_order()  # the engine executes it, the answer never comes
         order = run.do(lambda s: s.buy(size=0.01))
         run.until(lambda: "Completed" in s.statuses(order), "the order completing", steps=20)
+        run.wait(lambda: order.info.get("order_id"), "the lookup finding the order")
         run.step(2)
         orders = emulator.engine.all_orders(emulator.api_key)
         assert [o.client_order_id for o in orders] == [order.info.client_order_id]
         assert s.statuses(order) == ["Submitted", "Accepted", "Completed"]
         assert_matches_engine(s.last(order), engine_fills(emulator, order.info.client_order_id))
+        # the stream's fill came long before any answer, and was matched by client order id
+        assert any("arrived before the REST acknowledgement" in r.getMessage() for r in caplog.records)
 
 
 def test_submit_5xx_is_looked_up_then_sent_once(exchange, emulator, store, journal_path):
@@ -418,22 +453,6 @@ def test_submit_5xx_is_looked_up_then_sent_once(exchange, emulator, store, journ
         orders = emulator.engine.all_orders(emulator.api_key)
         assert [o.client_order_id for o in orders] == [order.info.client_order_id]
         assert_matches_engine(s.last(order), engine_fills(emulator, order.info.client_order_id))
-
-
-def test_a_fill_before_the_rest_answer_is_matched_by_client_order_id(exchange, emulator, store, journal_path, caplog):
-    caplog.set_level(logging.DEBUG, logger="realtrade_core.live")
-    with live(emulator, store, journal_path) as run:
-        s = run.strategy
-        emulator.set_response_delay(700)  # the stream's fill overtakes the REST acknowledgement
-        try:
-            order = run.do(lambda s: s.buy(size=0.01))
-            run.until(lambda: "Completed" in s.statuses(order), "the order completing", steps=20)
-        finally:
-            emulator.set_response_delay(0)
-        assert any("arrived before the REST acknowledgement" in r.getMessage() for r in caplog.records)
-        assert s.statuses(order) == ["Submitted", "Accepted", "Completed"]
-        run.wait(lambda: order.info.get("order_id"), "the acknowledgement")
-        assert len(emulator.engine.all_orders(emulator.api_key)) == 1
 
 
 def test_rate_limited_read_waits_as_long_as_retry_after_asks(exchange, emulator, store):

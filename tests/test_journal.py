@@ -1,0 +1,134 @@
+"""The order journal: what it records, what it refuses, and that it survives a reopen."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from decimal import Decimal
+
+import pytest
+
+from realtrade_core.events import Fill, Side
+from realtrade_core.journal import Journal, JournalOrder, default_journal_path
+
+
+def order(cid: str = "rt-1", **changes) -> JournalOrder:
+    fields = dict(
+        client_order_id=cid, order_id=None, symbol="BTC/USDT", side="buy", type="limit",
+        amount=Decimal("0.01"), price=Decimal("60000.5"), stop_price=None, status="submitting",
+        created_ms=1_700_000_000_000,
+    )  # fmt: skip
+    fields.update(changes)
+    return JournalOrder(**fields)
+
+
+def fill(trade_id: str = "1", cid: str | None = "rt-1", **changes) -> Fill:
+    fields = dict(
+        exchange="binance", trade_id=trade_id, order_id="42", client_order_id=cid, symbol="BTC/USDT",
+        side=Side.BUY, price=Decimal("60000.5"), amount=Decimal("0.004"), fee=Decimal("0.000004"),
+        fee_currency="BTC", is_maker=True, time=1_700_000_060_000,
+    )  # fmt: skip
+    fields.update(changes)
+    return Fill(**fields)
+
+
+@pytest.fixture
+def journal(tmp_path):
+    with Journal(tmp_path / "journal.sqlite3") as j:
+        yield j
+
+
+def test_an_order_is_recorded_with_exact_decimals_and_found_by_either_id(journal):
+    journal.record_order(order())
+    journal.update_order("rt-1", order_id="42", status="new")
+    got = journal.get_order("rt-1")
+    assert got.amount == Decimal("0.01") and got.price == Decimal("60000.5") and got.order_id == "42"
+    assert journal.find_order("42") == got == journal.find_order("42", "BTC/USDT")
+    assert journal.find_order("42", "ETH/USDT") is None
+    assert journal.open_orders() == [got]
+
+
+def test_a_client_order_id_is_recorded_once(journal):
+    journal.record_order(order())
+    with pytest.raises(ValueError, match="rt-1"):
+        journal.record_order(order())
+
+
+def test_status_never_moves_backwards_and_filled_only_grows(journal):
+    journal.record_order(order())
+    journal.update_order("rt-1", status="partially_filled", filled=Decimal("0.004"))
+    journal.update_order("rt-1", status="new", filled=Decimal("0"))  # a stale REST answer
+    got = journal.get_order("rt-1")
+    assert (got.status, got.filled) == ("partially_filled", Decimal("0.004"))
+    journal.update_order("rt-1", status="canceled", reason="user")
+    journal.update_order("rt-1", status="filled")  # a final status is final
+    got = journal.get_order("rt-1")
+    assert got.status == "canceled" and got.reason == "user" and not got.is_open
+    assert journal.open_orders() == []
+
+
+def test_a_fill_is_recorded_once_per_symbol_and_trade_id(journal):
+    assert journal.record_fill(fill("7"), source="stream") is True
+    assert journal.record_fill(fill("7"), source="rest") is False
+    assert journal.record_fill(fill("7", symbol="ETH/USDT")) is True  # Binance ids are per symbol
+    (recorded,) = journal.fills("BTC/USDT")
+    assert recorded.source == "stream" and recorded.fee == Decimal("0.000004") and recorded.fee_currency == "BTC"
+    assert journal.has_fill("BTC/USDT", "7") and not journal.has_fill("BTC/USDT", "8")
+
+
+def test_fills_are_found_by_order_and_the_last_fill_time_by_symbol(journal):
+    journal.record_fill(fill("1", time=1000))
+    journal.record_fill(fill("2", cid=None, order_id="43", time=3000))
+    assert [f.trade_id for f in journal.fills(client_order_id="rt-1")] == ["1"]
+    assert [f.trade_id for f in journal.fills(order_id="43")] == ["2"]
+    assert journal.last_fill_time("BTC/USDT") == 3000
+    assert journal.last_fill_time("ETH/USDT") is None
+
+
+def test_everything_survives_closing_and_reopening_the_file(tmp_path):
+    path = tmp_path / "nested" / "journal.sqlite3"  # directories are created
+    with Journal(path) as journal:
+        journal.record_order(order())
+        journal.record_fill(fill("1"))
+        journal.set_position("BTC/USDT", Decimal("0.003996"), Decimal("60000.5"))
+    with Journal(path) as journal:
+        assert journal.get_order("rt-1").status == "submitting"
+        assert [f.trade_id for f in journal.fills()] == ["1"]
+        assert journal.position("BTC/USDT") == (Decimal("0.003996"), Decimal("60000.5"))
+        assert journal.position("ETH/USDT") is None
+
+
+def test_the_file_is_in_wal_mode(journal):
+    with sqlite3.connect(journal.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+
+
+def test_concurrent_writers_lose_nothing(journal):
+    def write(start: int) -> None:
+        for i in range(start, start + 50):
+            journal.record_fill(fill(str(i)))
+
+    threads = [threading.Thread(target=write, args=(n * 50,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(journal.fills()) == 200
+
+
+def test_default_path_is_under_the_data_dir_and_never_holds_the_secret(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    path = default_journal_path("binance", "testnet", "AbCdEfGh12345678secretish")
+    assert path == tmp_path / "realtrade" / "binance-testnet-AbCdEfGh.sqlite3"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert default_journal_path("bybit", "mainnet", None).name == "bybit-mainnet-nokey.sqlite3"
+    assert ".local/share/realtrade" in default_journal_path("bybit", "mainnet", "k").as_posix()
+
+
+def test_an_unwritable_location_is_a_configuration_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    from realtrade_core import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="journal=<a writable path>"):
+        Journal(blocker / "journal.sqlite3")

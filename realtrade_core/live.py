@@ -494,10 +494,14 @@ class _Worker(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            try:
-                task = self.tasks.get(timeout=self.timeout())
-            except queue.Empty:
-                task = _TICK
+            timeout = self.timeout()
+            if timeout is not None and timeout <= 0:
+                task = _TICK  # due: a steady stream of tasks must not starve the periodic work
+            else:
+                try:
+                    task = self.tasks.get(timeout=timeout)
+                except queue.Empty:
+                    task = _TICK
             if task is None or self.stopping.is_set():
                 return
             try:

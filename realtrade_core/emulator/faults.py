@@ -45,6 +45,8 @@ class Faults:
 
         The returned record has ``count`` 1: it describes the one answer to inject now.
         """
+        if not self.http_faults:  # every REST request asks: skip the lock when there is nothing
+            return None
         with self.lock:
             for index, fault in enumerate(self.http_faults):
                 if path.startswith(fault.path_prefix):
@@ -56,6 +58,8 @@ class Faults:
 
     def take_accept_then_timeout(self) -> bool:
         """Consume one pending "accept the order, then never answer" fault; True if there was one."""
+        if not self.accept_then_timeout:
+            return False
         with self.lock:
             if self.accept_then_timeout > 0:
                 self.accept_then_timeout -= 1

@@ -40,7 +40,8 @@ class PrintBars(bt.Strategy):
 def main(exchange: str = "binance") -> None:
     store = get_store(exchange, venue="emulator", emulator_options={"speed": 600, "symbols": ("BTC/USDT",)})
     cerebro = bt.Cerebro()
-    cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", backfill_bars=8))  # 8 closed candles of history, then live
+    # 8 closed candles of history, then live bars
+    cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", backfill_bars=8))
     cerebro.addstrategy(PrintBars)
     try:
         cerebro.run()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
 
 import backtrader as bt
 import pytest
@@ -76,6 +77,6 @@ def test_a_store_trades_against_a_served_emulator_by_url(served):
         (strategy,) = cerebro.run()
         rows = strategy.rows["BTC/USDT"]
         assert 28 <= len(rows) <= 30
-        assert all(b[0] - a[0] == 60_000 for a, b in zip(rows, rows[1:]))
+        assert all(b[0] - a[0] == 60_000 for a, b in pairwise(rows))
     finally:
         store.stop()

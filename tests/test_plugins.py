@@ -219,3 +219,18 @@ def test_extensions_load_from_their_own_group_and_a_broken_one_is_reported(site)
     rows = {r.name: r for r in host().load_extensions()}
     assert rows["alerts"].status == "loaded"
     assert rows["badext"].status == "error"
+
+
+def test_every_hook_is_prefixed_documented_with_an_example_and_listed_in_the_readme():
+    import inspect
+    from pathlib import Path
+
+    from realtrade_core import hookspecs
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    hooks = [f for name, f in vars(hookspecs).items() if inspect.isfunction(f) and name.startswith("realtrade_")]
+    assert len(hooks) >= 4
+    for hook in hooks:
+        doc = inspect.getdoc(hook) or ""
+        assert "Example::" in doc and "Called" in doc, hook.__name__
+        assert f"`{hook.__name__}`" in readme, hook.__name__

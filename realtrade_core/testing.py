@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timezone
+from itertools import pairwise
 from typing import Any, ClassVar
 
 import pytest
@@ -83,7 +84,7 @@ class ExchangeConformance:
         markets = client.load_markets()
         assert self.symbol in markets
         rows = client.fetch_ohlcv(self.symbol, "1m", limit=50)
-        assert len(rows) == 50 and all(b[0] - a[0] == MINUTE for a, b in zip(rows, rows[1:], strict=False))
+        assert len(rows) == 50 and all(b[0] - a[0] == MINUTE for a, b in pairwise(rows))
 
     def test_historical_feed_returns_contiguous_closed_candles(self, store: Any, emulator: Any) -> None:
         import backtrader as bt

@@ -132,7 +132,7 @@ class Broker(bt.brokers.BackBroker, Contract):
         if self.p.commission is not None:
             self.setcommission(commission=float(self.p.commission))
         self._fee_set: set[str] = set()
-        self._live: Any = None  # the LiveSession while a live broker runs
+        self._live: Any = None  # the LiveSession of a live broker (kept after stop: final cash/value)
 
     @property
     def paper(self) -> bool:
@@ -140,7 +140,7 @@ class Broker(bt.brokers.BackBroker, Contract):
 
     @property
     def live(self) -> Any:
-        """The running :class:`~realtrade_core.live.LiveSession` (None in paper mode or before start)."""
+        """The :class:`~realtrade_core.live.LiveSession` (None in paper mode or before start)."""
         return self._live
 
     def check_live_allowed(self) -> None:

@@ -571,9 +571,10 @@ class OrderSender(_Worker):
                                            f"{rate_limited} times; not sent: {self.io.scrub(exc)}"))  # fmt: skip
                     return
                 continue
-            except ccxt.OperationFailed as exc:
-                # Timeout, 5xx, connection reset: the order may or may not exist. Look it up by
-                # client order id until the exchange could no longer accept the lost request.
+            except (ccxt.OperationFailed, ccxt.BadResponse) as exc:
+                # Timeout, 5xx, connection reset, an unreadable answer: the order may or may not
+                # exist. Look it up by client order id until the exchange could no longer accept
+                # the lost request.
                 if isinstance(exc, ccxt.InvalidNonce):
                     self.io.resync_time()
                 log.warning("%s: create %s ended without an answer (%s); looking it up by client order id",

@@ -208,6 +208,7 @@ class Store(Contract):
         if self._credentials:
             config["apiKey"] = self._credentials.api_key
             config["secret"] = self._credentials.secret
+            _redact_in_logs("ccxt", self._credentials)
         client = cls(config)
         if self.venue == "testnet":
             client.set_sandbox_mode(True)
@@ -457,6 +458,37 @@ class Store(Contract):
     def getbroker(self, **kwargs: Any) -> Any:
         """A broker wired to this store (paper by default)."""
         return self.spec.broker(store=self, **kwargs)
+
+
+class _RedactSecrets(logging.Filter):
+    """Replaces API keys and secrets in log records (ccxt's DEBUG request log prints the key)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            cleaned = message
+            for secret in self.secrets:
+                cleaned = cleaned.replace(secret, "***")
+            if cleaned != message:
+                record.msg, record.args = cleaned, None
+        return True
+
+
+_redactor = _RedactSecrets()
+
+
+def _redact_in_logs(logger_name: str, credentials: Credentials) -> None:
+    for value in (credentials.api_key, credentials.secret):
+        if value:
+            _redactor.secrets.add(value)
+    for name in (logger_name, f"{logger_name}.base.exchange"):
+        target = logging.getLogger(name)
+        if _redactor not in target.filters:
+            target.addFilter(_redactor)
 
 
 def _get_json(url: str, timeout: float = 10.0) -> Any:

@@ -501,6 +501,10 @@ def test_restart_sees_the_position_reattaches_the_open_order_and_applies_the_off
         emulator.step(1)
     offline = engine_fills(emulator, near_cid)
     assert offline and sum(f.amount for f in offline) == Decimal("0.01")
+    # Someone else places an order on the same account meanwhile.
+    price = (last(emulator) * Decimal("0.5")).quantize(TICK)
+    emulator.engine.place_order(emulator.api_key, MARKET_ID, "buy", "limit", Decimal("0.001"), price=price,
+                                client_order_id="by-hand-1")  # fmt: skip
     btc = sum(balance(emulator, "BTC"))
 
     store = new_store(exchange, emulator)
@@ -513,12 +517,14 @@ def test_restart_sees_the_position_reattaches_the_open_order_and_applies_the_off
             assert reattached.alive() and reattached.size == pytest.approx(-0.005)
             assert any(n.client_order_id == far_cid and n.status == "Accepted" and n.reattached for n in s.notes)
             assert any(near_cid in m and "filled" in m for m in s.store_messages), s.store_messages
+            assert any("not in the journal" in m for m in s.store_messages), s.store_messages
+            assert all(o.info.client_order_id != "by-hand-1" for o in run.broker.get_orders_open())
             run.step(2)
             assert run.broker.getposition(s.data).size == float(btc)  # the offline fill counted once
             run.do(lambda s: s.cancel(reattached))
             run.until(lambda: any(n.client_order_id == far_cid and n.status == "Canceled" for n in s.notes), "cancel")
             statuses = {o.client_order_id: o.status.value for o in emulator.engine.all_orders(emulator.api_key)}
-            assert statuses[far_cid] == "canceled"
+            assert statuses[far_cid] == "canceled" and statuses["by-hand-1"] == "new"  # not ours: left alone
     finally:
         store.stop()
     journal = Journal(journal_path)

@@ -218,12 +218,28 @@ class Store(Contract):
             client.urls["api"] = self._ccxt_urls
         return client
 
-    def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call ccxt, turning its errors into realtrade errors that say what to do."""
+    def _call(self, func: Callable[..., Any], *args: Any, _resync: bool = True, **kwargs: Any) -> Any:
+        """Call ccxt, turning its errors into realtrade errors that say what to do.
+
+        A refused timestamp (clock skew) re-measures the clock offset and retries once; use it
+        for reads and cancels, never for creating orders (the broker resolves those itself).
+        """
         import ccxt
 
         try:
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            except ccxt.InvalidNonce:
+                if not _resync:
+                    raise
+                log.warning("%s %s refused our clock; re-measuring the offset", self.exchange, self.venue)
+                self.sync_time()
+                return func(*args, **kwargs)
+        except ccxt.InvalidNonce as exc:
+            raise ExchangeError(
+                f"{self.exchange} {self.venue}: the request timestamp was refused even after re-syncing "
+                f"with the exchange clock ({exc}); check the system clock"
+            ) from exc
         except ccxt.AuthenticationError as exc:
             raise ExchangeError(
                 f"{self.exchange} {self.venue}: the API key was refused ({type(exc).__name__}); "
@@ -265,11 +281,17 @@ class Store(Contract):
         return tf
 
     def sync_time(self) -> int:
-        """Measure the exchange clock's offset from ours (ms); used for request timestamps."""
+        """Measure the exchange clock's offset from ours (ms) and sign requests with it.
+
+        Called at start and again whenever the exchange refuses a request's timestamp (a laptop
+        waking from sleep, a drifting clock), so signed requests keep working.
+        """
         local_before = time.time() * 1000
-        server = self._call(self.client.fetch_time)
+        server = self._call(self.client.fetch_time, _resync=False)
         local_after = time.time() * 1000
         self._time_offset_ms = int(server - (local_before + local_after) / 2)
+        # ccxt signs with milliseconds() - timeDifference (Binance, Bybit and many others).
+        self.client.options["timeDifference"] = -self._time_offset_ms
         return self._time_offset_ms
 
     @property

@@ -1,4 +1,4 @@
-"""Secrets never reach logs, reprs or error messages."""
+"""Store behaviour a user relies on: secrets stay out of logs, the exchange clock is tracked."""
 
 from __future__ import annotations
 
@@ -23,3 +23,14 @@ def test_keys_appear_in_no_log_line_repr_or_error(caplog):
     assert emulator.secret not in text
     assert emulator.api_key not in text
     assert "X-MBX-APIKEY" in caplog.text  # ccxt did log its request headers, redacted
+
+
+def test_a_skewed_exchange_clock_is_measured_and_signed_requests_keep_working():
+    with Emulator("bybit", symbols=("BTC/USDT",), speed=None, history=50) as emulator:
+        store = get_store("bybit", "emulator", emulator=emulator)
+        store.start()
+        emulator.set_clock_skew(30_000)  # the exchange's clock jumps 30 s ahead of ours
+        balance = store._call(store.client.fetch_balance)
+        assert balance["USDT"]["free"] > 0
+        assert 29_000 <= store.time_offset_ms <= 31_000
+        store.stop()

@@ -271,6 +271,22 @@ class Store(Contract):
             f"Symbols are written BASE/QUOTE, e.g. 'BTC/USDT'"
         )
 
+    def symbols_by_id(self) -> dict[str, str]:
+        """Exchange market id -> unified symbol for this store's market type, for stream parsers.
+
+        ccxt 4 keeps a list of markets per id: ``BTCUSDT`` may be the spot and a perpetual market.
+        """
+        markets_by_id = self.client.markets_by_id
+        if not markets_by_id:
+            raise ConfigurationError(f"{self.exchange}: markets are not loaded; call store.start() first")
+        out: dict[str, str] = {}
+        for market_id, entries in markets_by_id.items():
+            for market in entries if isinstance(entries, list) else [entries]:
+                if market.get("type") == self.market_type:
+                    out[market_id] = market["symbol"]
+                    break
+        return out
+
     def timeframe(self, timeframe: str | int, compression: int | None = None) -> Timeframe:
         """Parse ``timeframe`` and check the exchange has such candles."""
         tf = parse_timeframe(timeframe, compression)

@@ -121,21 +121,6 @@ def sign(secret: str, params: Mapping[str, Any]) -> str:
     return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
 
-def symbol_map(store: Any) -> dict[str, str]:
-    """Binance market id -> unified symbol for the store's market type (ccxt 4 keeps a list of
-    markets per id; ``BTCUSDT`` may be the spot and the USD-M market at once)."""
-    client = store.client
-    if not client.markets_by_id:
-        raise ConfigurationError(f"{store.exchange}: markets are not loaded; call store.start() first")
-    out: dict[str, str] = {}
-    for market_id, entries in client.markets_by_id.items():
-        for market in entries if isinstance(entries, list) else [entries]:
-            if market.get("type") == store.market_type:
-                out[market_id] = market["symbol"]
-                break
-    return out
-
-
 def venue_urls(store: Any) -> dict[str, str]:
     """``{"public", "private"}`` URLs for the store's venue."""
     if store.venue != "emulator":
@@ -191,7 +176,7 @@ class BinanceWebSocket(BaseWebSocket):
         """An unstarted connection for ``store``'s venue: market data, or (``private``) the
         account's user data with the store's credentials."""
         urls = venue_urls(store)
-        symbols = symbol_map(store)
+        symbols = store.symbols_by_id()
         if not private:
             return BinanceWebSocket(url=urls["public"], symbols=symbols, config=config)
         credentials = store.credentials

@@ -106,21 +106,6 @@ def auth_signature(secret: str, expires: int) -> str:
     return hmac.new(secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-def symbol_map(store: Any) -> dict[str, str]:
-    """Bybit market id -> unified symbol for the store's market type (ccxt 4 keeps a list of
-    markets per id; ``BTCUSDT`` is the spot and the linear market at once)."""
-    client = store.client
-    if not client.markets_by_id:
-        raise ConfigurationError(f"{store.exchange}: markets are not loaded; call store.start() first")
-    out: dict[str, str] = {}
-    for market_id, entries in client.markets_by_id.items():
-        for market in entries if isinstance(entries, list) else [entries]:
-            if market.get("type") == store.market_type:
-                out[market_id] = market["symbol"]
-                break
-    return out
-
-
 def venue_urls(store: Any) -> dict[str, str]:
     """``{"public", "private"}`` URLs for the store's venue."""
     if store.venue != "emulator":
@@ -177,7 +162,7 @@ class BybitWebSocket(BaseWebSocket):
         """An unstarted connection for ``store``'s venue: public spot data, or (``private``) the
         account's orders, executions and wallet with the store's credentials."""
         urls = venue_urls(store)
-        symbols = symbol_map(store)
+        symbols = store.symbols_by_id()
         if not private:
             return BybitWebSocket(url=urls["public"], symbols=symbols, config=config)
         credentials = store.credentials

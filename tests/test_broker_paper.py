@@ -23,7 +23,7 @@ LIVE = 40
 class Scripted(bt.Strategy):
     """Trades on simple rules with every order type; records what the broker did."""
 
-    params = (("kind", "market"), ("stop_after", None))
+    params = (("kind", "market"), ("stop_after", None), ("live_only", False), ("from_bar", 0))
 
     def __init__(self) -> None:
         self.fast = bt.ind.SMA(period=3)
@@ -55,8 +55,18 @@ class Scripted(bt.Strategy):
     def prenext(self) -> None:
         self.bars += 1  # the averages are still warming up
 
+    def notify_data(self, data, status, *args, **kwargs) -> None:
+        self.is_live = data._getstatusname(status) == "LIVE"
+
     def next(self) -> None:
-        self.bars += 1
+        self.trade()
+        self.bars += 1  # counted last: a driver waiting on it then sees this bar's orders
+
+    def trade(self) -> None:
+        if self.p.live_only and not getattr(self, "is_live", False):
+            return  # a live account trades only on live bars
+        if self.bars + 1 <= self.p.from_bar:
+            return
         size = 0.01
         price = self.data.close[0]
         if self.p.kind == "market":
@@ -89,12 +99,12 @@ class Scripted(bt.Strategy):
                 )
 
 
-def run_backtest(rows: list[tuple], kind: str, fee: float) -> Scripted:
+def run_backtest(rows: list[tuple], kind: str, fee: float, live_only_from: int = 0) -> Scripted:
     cerebro = bt.Cerebro()
     cerebro.adddata(MemoryFeed(rows=rows), name="BTC/USDT")
     cerebro.broker.setcash(10_000.0)
     cerebro.broker.setcommission(commission=fee)
-    cerebro.addstrategy(Scripted, kind=kind)
+    cerebro.addstrategy(Scripted, kind=kind, from_bar=live_only_from)
     (strategy,) = cerebro.run()
     strategy.final_value = cerebro.broker.getvalue()
     return strategy
@@ -134,3 +144,46 @@ def test_paper_trading_matches_the_backtest(exchange, kind):
     assert paper.executed == backtest.executed
     assert paper.trades == backtest.trades
     assert paper.final_value == pytest.approx(backtest.final_value, abs=1e-6)
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_live_trading_on_the_emulator_makes_the_backtest_trades(exchange, tmp_path):
+    """Market orders live: same orders, sides and fill prices as the backtest.
+
+    A market order sent after bar i closes fills at the exchange's last price, which is bar i+1's
+    open: backtrader's own market fill. Sells are smaller by the buy fee, which the exchange
+    charges in the base asset (the position really is smaller), so sizes are compared with that.
+    """
+    account = {"USDT": 10_000}  # no BTC at start, like the backtest
+    with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=200, seed=11, balances=account) as emulator:
+        store = get_store(exchange, "emulator", emulator=emulator)
+        start = last_closed_open(emulator) - (BACKFILL - 1) * MINUTE
+        cerebro = bt.Cerebro()
+        fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
+        cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", fromdate=fromdate, qcheck=0.05))
+        cerebro.setbroker(store.getbroker(mode="live", journal=str(tmp_path / "journal.sqlite3")))
+        cerebro.addstrategy(Scripted, kind="market", live_only=True)
+
+        def script(d: Driver) -> None:
+            strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
+            for i in range(LIVE):
+                # An order sent on the last bar must reach the exchange before the market moves on.
+                d.wait(lambda: not strategy.broker.get_orders_open(), "orders to settle")
+                emulator.step(1)
+                d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i} (at {strategy.bars})")
+            d.wait(lambda: not strategy.broker.get_orders_open(), "the last order to settle")
+
+        driver = Driver(cerebro, script, deadline=120)
+        driver.start()
+        (live,) = cerebro.run()
+        driver.check()
+        rows = candles(emulator, "BTC/USDT", start, start + (BACKFILL + LIVE - 1) * MINUTE)
+        fee = float(store.market("BTC/USDT")["taker"])
+        store.stop()
+
+    backtest = run_backtest(rows, "market", fee, live_only_from=BACKFILL)
+    assert len(backtest.executed) >= 2, "the strategy must trade live for the comparison to mean anything"
+    assert [(e[1], e[4]) for e in live.executed] == [(e[1], e[4]) for e in backtest.executed]  # side, price
+    for ours, theirs in zip(live.executed, backtest.executed, strict=True):
+        expected = theirs[3] if theirs[1] == "Buy" else theirs[3] * (1 - fee)
+        assert ours[3] == pytest.approx(expected, rel=1e-6)

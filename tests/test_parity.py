@@ -1,4 +1,4 @@
-"""Paper trading gives the same orders, fills, trades and final value as a plain backtest.
+"""The same strategy in a backtest, in paper trading and in live trading on the emulator.
 
 The same strategy runs twice on the same candles: once in a plain backtrader backtest (candles
 from memory, BackBroker), once in paper mode on live bars from the emulator (backfill, then

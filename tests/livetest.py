@@ -34,6 +34,10 @@ class Recorder(bt.Strategy):
         self.rows: dict[str, list[tuple]] = {d._name: [] for d in self.datas}
         self.states: dict[str, list[str]] = {d._name: [] for d in self.datas}
         self.live_seen = threading.Event()
+        self.store_messages: list[str] = []
+
+    def notify_store(self, msg, *args, **kwargs) -> None:
+        self.store_messages.append(str(msg))
 
     def notify_data(self, data, status, *args, **kwargs) -> None:
         name = data._getstatusname(status)

@@ -113,6 +113,9 @@ def test_live_bars_are_exactly_the_replayed_candles_across_five_disconnects(exch
     states = strategy.states["BTC/USDT"]
     assert states[:3] == ["CONNECTED", "DELAYED", "LIVE"]
     assert states.count("DISCONNECTED") >= 1 and states[-1] == "LIVE"
+    # the store's connection changes reached the strategy too
+    assert any(m.startswith("disconnected") for m in strategy.store_messages)
+    assert sum(m.startswith("connected") for m in strategy.store_messages) >= 2
 
 
 def test_two_symbols_and_two_timeframes_progress_together(exchange, emulator, store):

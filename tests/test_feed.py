@@ -8,6 +8,7 @@ emulator replayed.
 from __future__ import annotations
 
 import csv
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import backtrader as bt
@@ -66,7 +67,6 @@ def test_historical_mode_returns_exactly_the_replayed_csv(exchange, tmp_path):
     with Emulator(exchange, symbols=("BTC/USDT",), data=str(path), speed=None, history=2500) as emu:
         store = get_store(exchange, "emulator", emulator=emu)
         cerebro = bt.Cerebro()
-        from datetime import datetime, timezone
 
         first = datetime.fromtimestamp(rows[0].open_time / 1000, tz=timezone.utc).replace(tzinfo=None)
         end = datetime.fromtimestamp(rows[2500].open_time / 1000, tz=timezone.utc).replace(tzinfo=None)
@@ -85,7 +85,6 @@ def test_historical_mode_returns_exactly_the_replayed_csv(exchange, tmp_path):
 def test_live_bars_are_exactly_the_replayed_candles_across_five_disconnects(exchange, emulator, store):
     start = last_closed_open(emulator) - 19 * MINUTE  # 20 candles of backfill
     cerebro = bt.Cerebro()
-    from datetime import datetime, timezone
 
     fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
     cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", fromdate=fromdate, qcheck=0.05))
@@ -143,7 +142,6 @@ def test_live_resampling_gives_the_backtest_resampler_bars(exchange, emulator, s
     while (last_closed_open(emulator) + MINUTE) % (5 * MINUTE):
         emulator.step(1)
     start = last_closed_open(emulator) + MINUTE - 10 * MINUTE
-    from datetime import datetime, timezone
 
     fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
     cerebro = bt.Cerebro()
@@ -177,6 +175,37 @@ def test_live_resampling_gives_the_backtest_resampler_bars(exchange, emulator, s
     assert [r[0] for r in complete] == [r[0] for r in exchange_5m]
     for ours, theirs in zip(complete, exchange_5m, strict=True):
         assert ours == pytest.approx(theirs, rel=1e-12)  # volumes summed as floats vs decimals
+
+
+def test_live_replay_builds_the_exchange_5m_candles_tick_by_tick(exchange, emulator, store):
+    while (last_closed_open(emulator) + MINUTE) % (5 * MINUTE):
+        emulator.step(1)
+    start = last_closed_open(emulator) + MINUTE - 5 * MINUTE
+    fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
+    cerebro = bt.Cerebro()
+    data = store.getdata(dataname="BTC/USDT", timeframe="1m", fromdate=fromdate, qcheck=0.05)
+    cerebro.replaydata(data, timeframe=bt.TimeFrame.Minutes, compression=5)
+    updates: list[tuple] = []
+
+    class Replayed(Recorder):
+        def next(self):
+            super().next()
+            updates.append((len(self.data), self.data.close[0]))
+
+    cerebro.addstrategy(Replayed, tf_ms=5 * MINUTE)
+
+    def script(d: Driver) -> None:
+        d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
+        for i in range(10):
+            emulator.step(1)
+            d.wait(lambda n=i: len(updates) >= 5 + n + 1, f"replayed update {i}")
+
+    run_live(cerebro, script)
+    end = last_closed_open(emulator)
+    one_minute = candles(emulator, "BTC/USDT", start, end)
+    # every 1m candle updated the forming 5m bar, whose close is always the latest 1m close
+    assert [u[1] for u in updates] == [r[4] for r in one_minute]
+    assert [u[0] for u in updates] == [1] * 5 + [2] * 5 + [3] * 5
 
 
 def test_unknown_symbol_is_a_clear_error_at_start(exchange, store):

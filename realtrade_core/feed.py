@@ -272,6 +272,7 @@ class _BarPump(threading.Thread):
             if item is None:
                 continue
             kind, payload = item
+            self.store.refresh_time()
             if kind == "bar":
                 if self.last_open is not None and payload[0] > self.last_open + self.tf.ms:
                     self.catch_up(until=payload[0] - self.tf.ms)  # a gap: fill it from REST first
@@ -296,6 +297,7 @@ class _BarPump(threading.Thread):
             interval = min(30.0, max(0.5, self.tf.ms / 1000 / 10))
         while not self.stopping.wait(interval):
             try:
+                self.store.refresh_time()
                 self.catch_up()
             except RealtradeError as exc:
                 log.warning("%s: polling failed, retrying: %s", self.symbol, exc)

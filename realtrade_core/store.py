@@ -87,6 +87,8 @@ class Store(Contract):
         self._attached: Any = emulator  # a running in-process emulator given by the caller
         self._urls: dict[str, str] = {}
         self._time_offset_ms = 0
+        self._time_synced_at = 0.0  # time.monotonic() of the last clock measurement
+        self.time_sync_interval = 300.0  # seconds between clock re-measurements
         self._notifications: deque = deque()
         self._listeners: list[Callable[[StoreEvent], None]] = []
         self._public_ws: Any = None
@@ -308,7 +310,17 @@ class Store(Contract):
         self._time_offset_ms = int(server - (local_before + local_after) / 2)
         # ccxt signs with milliseconds() - timeDifference (Binance, Bybit and many others).
         self.client.options["timeDifference"] = -self._time_offset_ms
+        self._time_synced_at = time.monotonic()
         return self._time_offset_ms
+
+    def refresh_time(self) -> None:
+        """Re-measure the clock offset when the last measurement is older than
+        ``time_sync_interval``. Feeds call it from their worker threads, never from cerebro's."""
+        if time.monotonic() - self._time_synced_at >= self.time_sync_interval:
+            try:
+                self.sync_time()
+            except RealtradeError as exc:
+                log.warning("%s %s: could not re-measure the clock offset: %s", self.exchange, self.venue, exc)
 
     @property
     def time_offset_ms(self) -> int:

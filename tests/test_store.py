@@ -34,3 +34,18 @@ def test_a_skewed_exchange_clock_is_measured_and_signed_requests_keep_working():
         assert balance["USDT"]["free"] > 0
         assert 29_000 <= store.time_offset_ms <= 31_000
         store.stop()
+
+
+def test_the_clock_offset_is_re_measured_after_the_sync_interval():
+    with Emulator("binance", symbols=("BTC/USDT",), speed=None, history=50) as emulator:
+        store = get_store("binance", "emulator", emulator=emulator)
+        store.start()
+        assert abs(store.time_offset_ms) < 1_000
+        emulator.set_clock_skew(-20_000)
+        store.refresh_time()  # measured moments ago: nothing to do
+        assert abs(store.time_offset_ms) < 1_000
+        store.time_sync_interval = 0.0
+        store.refresh_time()
+        assert -21_000 <= store.time_offset_ms <= -19_000
+        assert store.client.options["timeDifference"] == -store.time_offset_ms
+        store.stop()

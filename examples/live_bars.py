@@ -11,7 +11,7 @@ import sys
 
 import backtrader as bt
 
-from realtrade_core.store import get_store
+import realtrade_core as rt
 
 
 class PrintBars(bt.Strategy):
@@ -38,7 +38,7 @@ class PrintBars(bt.Strategy):
 
 
 def main(exchange: str = "binance") -> None:
-    store = get_store(exchange, venue="emulator", emulator_options={"speed": 600, "symbols": ("BTC/USDT",)})
+    store = rt.get_store(exchange, venue="emulator", emulator_options={"speed": 600, "symbols": ("BTC/USDT",)})
     cerebro = bt.Cerebro()
     # 8 closed candles of history, then live bars
     cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", backfill_bars=8))

@@ -11,7 +11,7 @@ import sys
 
 import backtrader as bt
 
-from realtrade_core.store import get_store
+import realtrade_core as rt
 
 
 class SmaCross(bt.Strategy):
@@ -41,7 +41,7 @@ class SmaCross(bt.Strategy):
 
 
 def main(exchange: str = "binance") -> None:
-    store = get_store(exchange, venue="emulator", emulator_options={"speed": 600, "symbols": ("BTC/USDT",)})
+    store = rt.get_store(exchange, venue="emulator", emulator_options={"speed": 600, "symbols": ("BTC/USDT",)})
     cerebro = bt.Cerebro()
     cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", backfill_bars=30))
     cerebro.setbroker(store.getbroker(cash=10_000.0))  # mode="paper" is the default

@@ -7,6 +7,7 @@ Exchanges are installed as separate distributions and loaded by name::
 
     rt.list_exchanges()                 # what is installed (package metadata only)
     spec = rt.load_exchange("binance")  # imports that one plugin
+    store = rt.get_store("binance", venue="emulator")  # data and broker for Cerebro
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ __all__ = [
     "StoreEvent",
     "Veto",
     "__version__",
+    "clear_stores",
     "get_plugin_host",
+    "get_store",
     "hookimpl",
     "list_exchanges",
     "load_exchange",
@@ -58,6 +61,8 @@ __all__ = [
 # The base classes import backtrader / websocket-client: resolve them on first access only.
 _LAZY = {
     "Store": ".store",
+    "get_store": ".store",
+    "clear_stores": ".store",
     "Broker": ".broker",
     "Data": ".feed",
     "BaseWebSocket": ".websocket",
@@ -66,7 +71,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from .broker import Broker
     from .feed import Data
-    from .store import Store
+    from .store import Store, clear_stores, get_store
     from .websocket import BaseWebSocket
 
 

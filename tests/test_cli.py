@@ -75,3 +75,9 @@ def test_no_command_prints_help():
     result = run_cli()
     assert result.returncode == 2
     assert "exchanges" in result.stdout and "emulator" in result.stdout
+
+
+def test_get_store_is_reachable_from_the_package_without_importing_backtrader():
+    code = "import sys, realtrade_core as rt; rt.get_store; print('backtrader' in sys.modules, 'ccxt' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "False False", result.stderr

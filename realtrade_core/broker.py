@@ -269,6 +269,8 @@ class Broker(bt.brokers.BackBroker, Contract):
             order.addinfo(reject_reason=reason)
             order.reject(self)
             self.notify(order)
+            if self._live is not None:
+                self._live.discard_untransmitted(order)  # a bracket goes whole or not at all
             return order
         if self._live is not None:
             return self._live.submit(order)

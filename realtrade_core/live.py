@@ -31,6 +31,17 @@ Orders you can trust (DESIGN §5, EXCHANGE-NOTES lessons 3-8, 10-12):
   seconds, and every open order every ``audit_interval`` seconds, are checked over REST: a
   user-data stream that silently stops delivering fills loses nothing. Without a private
   stream (or while it is down) the same audit runs every ``poll_interval`` seconds.
+
+Brackets and OCO are client-side, as in backtrader's BackBroker: a bracket's parent is sent
+when its last child is submitted; the children are Submitted and Accepted at once but held
+until the parent has completely filled, then sized by what it filled (a sell child never more
+than the account holds, as ``close()``). On spot every resting sell locks what it may sell, so
+the non-stop child (take-profit) goes to the exchange and a stop child is armed here: when a
+bar crosses its price the take-profit is cancelled and, once that is confirmed, the stop goes
+as a market order (a stop-limit as a limit order). A child that ends cancels its siblings; a
+parent that ends unfilled cancels its children, which are never sent. Orders grouped by
+``oco=`` cancel the others when one executes or ends. Armed stops live in memory only: a
+restart does not bring them back.
 """
 
 from __future__ import annotations
@@ -778,6 +789,8 @@ class Tracked:
     audits: int = 0  # REST audits asked for the missing fills (each waits twice as long)
     done: bool = False
     reattached: bool = False
+    held: bool = False  # a bracket child, Accepted before it was sent
+    seen: bool = False  # the exchange has shown the order (acknowledgement, update or fill)
 
 
 @dataclass
@@ -799,6 +812,19 @@ class SymbolBook:
         self.position.size = float(self.size)
         self.position.price = float(self.price) if self.size else 0.0
         self.position.price_orig = self.position.price
+
+
+@dataclass(eq=False)
+class Bracket:
+    """A bracket: the parent, and its children held until the parent has filled."""
+
+    parent: bt.Order
+    children: list[bt.Order]
+    sent: bool = False  # the children went to the exchange
+    amount: Decimal = ZERO  # what the children close (the parent's fill, less a base fee)
+    armed: dict[int, int] = field(default_factory=dict)  # stop child ref -> bar count when armed
+    triggered: list[bt.Order] = field(default_factory=list)  # armed stops whose price was crossed
+    cancelled_for_trigger: set[int] = field(default_factory=set)  # siblings cancelled to make room
 
 
 class LiveSession:
@@ -829,6 +855,12 @@ class LiveSession:
         self.last_audit = time.monotonic()
         self.drift_reported: dict[str, Decimal] = {}
         self.started = False
+        # Brackets, client-side as BackBroker does: members wait in ``untransmitted`` (parent
+        # ref -> orders) until the last one is submitted; the children of a transmitted parent
+        # are held (``brackets``: parent ref -> Bracket) until the parent has completely filled.
+        self.untransmitted: dict[int, list[bt.Order]] = {}
+        self.brackets: dict[int, Bracket] = {}
+        self.bracket_of: dict[int, int] = {}  # member order ref -> parent ref
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -1127,11 +1159,70 @@ class LiveSession:
 
     def submit(self, order: bt.Order) -> bt.Order:
         """Validate, round, journal and queue an order; problems become a Rejected order."""
+        if order.parent is not None or not order.transmit:
+            return self._submit_bracket_member(order)
+        return self._send(order)
+
+    def _submit_bracket_member(self, order: bt.Order) -> bt.Order:
+        """BackBroker's transmit semantics: the parent goes when its last child is submitted."""
+        pref = order.parent.ref if order.parent is not None else order.ref
+        if order.parent is None:
+            self.untransmitted[pref] = [order]
+        elif pref not in self.untransmitted:
+            return self._reject_now(order, "its bracket parent is not waiting for children (rejected or sent)")
+        else:
+            self.untransmitted[pref].append(order)
+        if not order.transmit:
+            return order
+        parent, *children = self.untransmitted.pop(pref)
+        reason = None
+        if self.stopping.is_set():
+            reason = "the live broker has stopped"
+        else:
+            for member in (parent, *children):
+                why = self._unsupported(member)
+                if why is not None:
+                    reason = f"bracket member {member.ref}: {why}"
+                    break
+        if reason is not None:
+            for member in (parent, *children):
+                self._reject_now(member, reason)
+            return order
+        self._send(parent)
+        if parent.status == bt.Order.Rejected:
+            why = parent.info.get("reject_reason")
+            for child in children:
+                self._reject_now(child, f"its bracket parent was rejected: {why}")
+            return order
+        bracket = Bracket(parent, children)
+        self.brackets[parent.ref] = bracket
+        self.bracket_of[parent.ref] = parent.ref
+        for child in children:
+            self.bracket_of[child.ref] = parent.ref
+            child.addcomminfo(self.broker.getcommissioninfo(child.data))
+            child.submit(self.broker)
+            self.broker.notify(child)
+            child.accept(self.broker)
+            self.broker.notify(child)
+        return order
+
+    def discard_untransmitted(self, order: bt.Order) -> None:
+        """A bracket member vetoed before reaching the session: the rest of its bracket goes too."""
+        pref = order.parent.ref if order.parent is not None else order.ref
+        group = self.untransmitted.pop(pref, None)
+        if group is None:
+            return
+        for member in group:
+            if member is not order and member.status != bt.Order.Rejected:
+                self._reject_now(member, f"bracket member {order.ref} was rejected: {order.info.get('reject_reason')}")
+
+    def _send(self, order: bt.Order, *, held: bool = False, as_type: str | None = None) -> bt.Order:
+        """Journal and queue one order; a ``held`` bracket child is already Accepted."""
         reason = "the live broker has stopped" if self.stopping.is_set() else self._unsupported(order)
         assert self.journal is not None and self.sender is not None
         if reason is None:
             try:
-                request = self._request(order)
+                request = self._request(order, as_type)
                 self.journal.record_order(JournalOrder(
                     client_order_id=request.client_order_id, order_id=None, symbol=request.symbol,
                     side=request.side, type=request.type, amount=request.amount, price=request.price,
@@ -1145,31 +1236,31 @@ class LiveSession:
                 log.exception("live broker: could not prepare an order")
                 reason = f"could not prepare the order: {type(exc).__name__}: {exc}"
         if reason is not None:
-            return self._reject_now(order, reason)
-        order.submit(self.broker)
-        order.addcomminfo(self.broker.getcommissioninfo(order.data))
+            self._reject_now(order, reason)
+            self._after(order)
+            return order
+        if not held:
+            order.submit(self.broker)
+            order.addcomminfo(self.broker.getcommissioninfo(order.data))
         self.orders[request.client_order_id] = Tracked(
             order, request.client_order_id, request.symbol, request.side, request.type, request.amount,
-            request.price, request.stop_price, request.created_ms,
+            request.price, request.stop_price, request.created_ms, held=held,
         )  # fmt: skip
-        self.broker.notify(order)
+        if not held:
+            self.broker.notify(order)
         self.sender.put(request)
         return order
 
     def _unsupported(self, order: bt.Order) -> str | None:
         if order.exectype not in BT_TO_TYPE:
             return f"{order.getordername()} orders are not supported in live mode; use Market, Limit, Stop or StopLimit"
-        if order.parent is not None or not order.transmit:
-            return "bracket (parent/child) orders are not supported in live mode yet"
-        if self.broker._ocos.get(order.ref, order.ref) != order.ref or len(self.broker._ocol.get(order.ref, ())) > 1:
-            return "OCO orders are not supported in live mode yet"
         if order.valid not in (None, 0):
             return "order validity (valid=...) is not supported in live mode: live orders are good till canceled"
         if order.data is None or not hasattr(order.data, "p"):
             return "the order has no data feed"
         return None
 
-    def _request(self, order: bt.Order) -> CreateRequest:
+    def _request(self, order: bt.Order, as_type: str | None = None) -> CreateRequest:
         import ccxt
 
         data = order.data
@@ -1177,7 +1268,7 @@ class LiveSession:
         symbol = book.symbol
         market = self.store.market(symbol)
         client = self.store.client
-        kind = BT_TO_TYPE[order.exectype]
+        kind = as_type or BT_TO_TYPE[order.exectype]
         try:
             amount = Decimal(client.amount_to_precision(symbol, abs(float(order.created.size))))
         except ccxt.BaseError as exc:
@@ -1203,7 +1294,8 @@ class LiveSession:
 
         price = stop = None
         if kind == "limit":
-            price = price_of(order.created.price, "limit price")
+            limit = order.created.pricelimit if order.exectype == bt.Order.StopLimit else order.created.price
+            price = price_of(limit, "limit price")
         elif kind == "stop":
             stop = price_of(order.created.price, "stop price")
         elif kind == "stop_limit":
@@ -1233,6 +1325,16 @@ class LiveSession:
     def cancel(self, order: bt.Order) -> bool:
         cid = order.info.get("client_order_id")
         tracked = self.orders.get(cid) if cid else None
+        if tracked is None and order.alive() and order.ref in self.bracket_of:
+            # A held child: as in BackBroker, cancelling it cancels its whole bracket, which
+            # here means the parent (its end cancels the children).
+            bracket = self.brackets.get(self.bracket_of[order.ref])
+            if bracket is None:
+                return False
+            if not bracket.sent:
+                return self.cancel(bracket.parent) if bracket.parent.alive() else False
+            self._cancel_member(order, "cancelled by the strategy")  # an armed stop
+            return True
         if tracked is None or tracked.done or not order.alive() or self.stopping.is_set():
             return False
         assert self.sender is not None
@@ -1240,7 +1342,177 @@ class LiveSession:
         return True
 
     def orders_open(self) -> list[bt.Order]:
-        return [t.order for t in self.orders.values() if not t.done and t.order.alive()]
+        orders = [t.order for t in self.orders.values() if not t.done and t.order.alive()]
+        held = [
+            c for b in self.brackets.values() for c in b.children
+            if c.alive() and c.info.get("client_order_id") not in self.orders
+        ]  # fmt: skip
+        return orders + held
+
+    # --- brackets and OCO (cerebro's thread) -------------------------------------------------------
+
+    def _after(self, order: bt.Order) -> None:
+        """Bracket and OCO consequences of an order's fill or end, as BackBroker has them."""
+        try:
+            self._bracket_step(order)
+            self._oco_step(order)
+        except Exception:  # never an exception into the strategy
+            log.exception("live broker: bracket/OCO handling of order %s failed", order.ref)
+
+    def _bracket_step(self, order: bt.Order) -> None:
+        pref = self.bracket_of.get(order.ref)
+        bracket = self.brackets.get(pref) if pref is not None else None
+        if bracket is None or order.alive():
+            return
+        if order is bracket.parent:
+            if order.status == bt.Order.Completed and not bracket.sent:
+                self._send_children(bracket)
+            elif not bracket.sent:
+                for child in bracket.children:
+                    self._cancel_member(child, f"its bracket parent ended {order.getstatusname()}")
+                self._forget(bracket)
+            return
+        if order.ref in bracket.cancelled_for_trigger and order.status != bt.Order.Completed:
+            self._release_triggered(bracket)  # cancelled to make room for a triggered stop
+            if not any(c.alive() for c in bracket.children):
+                self._forget(bracket)
+            return
+        # A child ended (filled, cancelled, rejected): its siblings are cancelled (OCO).
+        for sibling in bracket.children:
+            if sibling is not order:
+                self._cancel_member(sibling, f"bracket sibling {order.ref} ended {order.getstatusname()}")
+        if not any(c.alive() for c in bracket.children):
+            self._forget(bracket)
+
+    def _forget(self, bracket: Bracket) -> None:
+        self.brackets.pop(bracket.parent.ref, None)
+        for member in (bracket.parent, *bracket.children):
+            self.bracket_of.pop(member.ref, None)
+
+    def _send_children(self, bracket: Bracket) -> None:
+        """The parent has filled: send the children, sized by what was really filled.
+
+        A spot exchange locks what every resting order may sell, so the take-profit and the
+        stop of a bracket cannot both rest for the whole position. The non-stop child goes to
+        the exchange and the stop children are armed here: when a bar crosses a stop's price,
+        its sibling is cancelled and the stop goes as a market order (a stop-limit as a limit
+        order at its limit price) for what is left.
+        """
+        bracket.sent = True
+        parent = bracket.parent
+        tracked = self.orders.get(parent.info.get("client_order_id"))
+        bracket.amount = tracked.executed if tracked is not None else Decimal(str(abs(parent.executed.size)))
+        if parent.isbuy():
+            book = self.book_for_data(parent.data)
+            bracket.amount = min(bracket.amount, max(book.size, ZERO))
+        alive = [c for c in bracket.children if c.alive()]
+        stops = [c for c in alive if c.exectype in (bt.Order.Stop, bt.Order.StopLimit)]
+        if len(alive) < 2 or len(stops) == len(alive):
+            stops = []
+        for child in alive:
+            if child in stops:
+                self._size_child(child, bracket.amount)
+                child.activate()
+                bracket.armed[child.ref] = len(child.data)
+            else:
+                self._send_child(child, bracket.amount)
+
+    def _size_child(self, child: bt.Order, amount: Decimal) -> None:
+        signed = float(amount) if child.isbuy() else -float(amount)
+        child.size = signed
+        child.created.size = signed
+        child.executed.remsize = signed
+
+    def _send_child(self, child: bt.Order, amount: Decimal, as_type: str | None = None) -> None:
+        if child.issell():
+            # What the account holds: a fee charged in the base asset made it smaller (the
+            # rule of close(), which sells the position).
+            book = self.book_for_data(child.data)
+            amount = min(amount, max(book.size, ZERO))
+        if amount <= 0:
+            self._reject_now(child, "nothing to sell: the position is empty")
+            self._after(child)
+            return
+        self._size_child(child, amount)
+        child.activate()
+        self._send(child, held=True, as_type=as_type)
+
+    def _check_armed(self) -> None:
+        """Trigger armed bracket stops whose price a bar has crossed (as a backtest would)."""
+        for bracket in list(self.brackets.values()):
+            for child in bracket.children:
+                armed_at = bracket.armed.get(child.ref)
+                if armed_at is None or child in bracket.triggered or not child.alive():
+                    continue
+                data = child.data
+                try:
+                    if len(data) <= armed_at:
+                        continue
+                    stop = float(child.created.price)
+                    crossed = data.high[0] >= stop if child.isbuy() else data.low[0] <= stop
+                except (IndexError, TypeError):
+                    continue
+                if not crossed:
+                    continue
+                log.info("bracket stop %s triggered at %s: cancelling its sibling", child.ref, stop)
+                bracket.triggered.append(child)
+                for sibling in bracket.children:
+                    if sibling is not child and sibling.alive() and sibling.ref not in bracket.armed:
+                        bracket.cancelled_for_trigger.add(sibling.ref)
+                        self._cancel_member(sibling, f"bracket stop {child.ref} triggered")
+                self._release_triggered(bracket)
+
+    def _release_triggered(self, bracket: Bracket) -> None:
+        """Send a triggered stop once the siblings cancelled for it are gone."""
+        if not bracket.triggered:
+            return
+        if any(c.alive() for c in bracket.children if c.ref in bracket.cancelled_for_trigger):
+            return
+        child = bracket.triggered[0]
+        if not child.alive():
+            return
+        sold = Decimal(0)
+        for sibling in bracket.children:
+            if sibling is not child:
+                tracked = self.orders.get(sibling.info.get("client_order_id") or "")
+                sold += tracked.executed if tracked is not None else ZERO
+        as_type = "limit" if child.exectype == bt.Order.StopLimit else "market"
+        bracket.armed.pop(child.ref, None)
+        self._send_child(child, bracket.amount - sold, as_type)
+
+    def _cancel_member(self, order: bt.Order, why: str) -> None:
+        """Cancel a bracket or OCO member: on the exchange if it was sent, else locally."""
+        if not order.alive():
+            return
+        cid = order.info.get("client_order_id")
+        tracked = self.orders.get(cid) if cid else None
+        if tracked is not None:
+            if not tracked.done:
+                self.cancel(order)
+            return
+        order.addinfo(cancel_reason=why)
+        self._set_status(order, bt.Order.Canceled)
+        self.broker.notify(order)
+        self._after(order)
+
+    def _oco_step(self, order: bt.Order) -> None:
+        """BackBroker's _ococheck: when one order of a group executes or ends, the others go."""
+        if order.alive() and not order.executed.size:
+            return
+        ocos, ocol = self.broker._ocos, self.broker._ocol
+        leader = ocos.get(ocos.get(order.ref, order.ref))
+        group = ocol.get(leader) if leader is not None else None
+        if not group or len(group) < 2:
+            return
+        ocol.pop(leader, None)
+        refs = set(group) - {order.ref}
+        candidates = [t.order for t in self.orders.values()]
+        candidates += [c for b in self.brackets.values() for c in (b.parent, *b.children)]
+        seen: set[int] = set()
+        for other in candidates:
+            if other.ref in refs and other.ref not in seen:
+                seen.add(other.ref)
+                self._cancel_member(other, f"OCO: order {order.ref} {order.getstatusname()}")
 
     # --- cerebro's loop --------------------------------------------------------------------------------
 
@@ -1252,6 +1524,7 @@ class LiveSession:
 
     def next(self) -> None:
         self._read_prices()
+        self._check_armed()
         while True:
             try:
                 item = self.inbox.get_nowait()
@@ -1338,7 +1611,8 @@ class LiveSession:
         tracked = self.orders.get(failed.client_order_id)
         if tracked is None:
             return
-        if tracked.done or tracked.order.status != bt.Order.Submitted or tracked.executed:
+        shown = tracked.seen if tracked.held else tracked.order.status != bt.Order.Submitted
+        if tracked.done or shown or tracked.executed:
             # The stream already showed the order alive: the exchange has it after all.
             log.warning("order %s: create reported %r, but the exchange shows the order; keeping it",
                         failed.client_order_id, failed.reason)  # fmt: skip
@@ -1350,8 +1624,10 @@ class LiveSession:
         order.reject(self.broker)
         self.broker.notify(order)
         log.info("order %s rejected: %s", failed.client_order_id, failed.reason)
+        self._after(order)
 
     def _accept(self, tracked: Tracked) -> None:
+        tracked.seen = True
         order = tracked.order
         if order.status in (bt.Order.Created, bt.Order.Submitted):
             order.accept(self.broker)
@@ -1401,6 +1677,7 @@ class LiveSession:
         else:
             self._set_status(order, bt.Order.Canceled)
         self.broker.notify(order)
+        self._after(order)
 
     @staticmethod
     def _set_status(order: bt.Order, status: int) -> None:
@@ -1533,6 +1810,7 @@ class LiveSession:
             tracked.done = True
         if notify:
             self.broker.notify(order)
+            self._after(order)
 
     # --- housekeeping ----------------------------------------------------------------------------
 

@@ -581,3 +581,101 @@ def test_live_on_mainnet_without_allow_mainnet_raises_before_any_request(exchang
     assert "fake-secret" not in str(info.value) and "fake-api-key" not in str(info.value)
     assert connects == []
     assert not store.started and store._client is None
+
+
+# --- brackets and OCO -----------------------------------------------------------------------------
+
+
+def engine_orders(emulator) -> dict[str, Any]:
+    """The engine's orders of this account by client order id."""
+    return {o.client_order_id: o for o in emulator.engine.all_orders(emulator.api_key)}
+
+
+def place_bracket(run: LiveRun, emulator, stop_ticks: Decimal | None, limit_ticks: Decimal | None) -> tuple:
+    """A market-entry buy_bracket; a child ``None`` is placed far away (it will not fill)."""
+
+    def place(s: Trader) -> tuple:
+        px = last(emulator)
+        stop = px - stop_ticks * TICK if stop_ticks is not None else (px * Decimal("0.5")).quantize(TICK)
+        limit = px + limit_ticks * TICK if limit_ticks is not None else (px * 2).quantize(TICK)
+        return tuple(s.buy_bracket(size=0.01, exectype=bt.Order.Market, stopprice=float(stop),
+                                   limitprice=float(limit)))  # fmt: skip
+
+    return run.do(place)
+
+
+@pytest.mark.parametrize("leg", ["take_profit", "stop"])
+def test_bracket_children_go_after_the_parent_fills_and_one_filling_cancels_the_other(
+    exchange, emulator, store, journal_path, leg
+):
+    """A spot account locks what each resting sell may sell: the take-profit rests on the
+    exchange, the stop is armed in the broker; a bar crossing it cancels the take-profit on the
+    exchange, then the stop sells as a market order."""
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+        stop_ticks, limit_ticks = (None, Decimal(3)) if leg == "take_profit" else (Decimal(3), None)
+        parent, stop, limit = place_bracket(run, emulator, stop_ticks, limit_ticks)
+        assert stop.status == limit.status == bt.Order.Accepted  # at creation, as in a backtest
+        assert not stop.info.get("order_id") and not limit.info.get("order_id")  # held in the broker
+        run.until(lambda: "Completed" in s.statuses(parent), "the parent filling")
+        run.wait(lambda: limit.info.get("order_id"), "the take-profit on the exchange")
+        winner, loser = (limit, stop) if leg == "take_profit" else (stop, limit)
+        run.until(lambda: "Completed" in s.statuses(winner), f"the {leg} filling")
+        run.until(lambda: "Canceled" in s.statuses(loser), "the sibling cancelled")
+        orders = engine_orders(emulator)
+        assert orders[winner.info.client_order_id].status.value == "filled"
+        if leg == "stop":
+            assert orders[limit.info.client_order_id].status.value == "canceled"  # cancelled on the exchange
+            assert orders[stop.info.client_order_id].type.value == "market"
+        else:
+            assert stop.info.client_order_id not in orders  # the armed stop never went
+        assert not emulator.engine.open_orders(emulator.api_key)
+        # the children sold what the account held after the base-asset fee: position closed
+        (bought,) = engine_fills(emulator, parent.info.client_order_id)
+        sold = engine_fills(emulator, winner.info.client_order_id)
+        assert sum(f.amount for f in sold) == bought.amount - bought.fee
+        assert sum(balance(emulator, "BTC")) == 0
+        assert run.broker.getposition(s.data).size == 0
+        assert s.statuses(winner) == ["Submitted", "Accepted", "Completed"]
+        assert s.statuses(loser) == ["Submitted", "Accepted", "Canceled"]
+        assert s.statuses(parent) == ["Submitted", "Accepted", "Completed"]
+        assert not run.broker.get_orders_open()
+        run.until(lambda: s.trades, "notify_trade")
+
+
+def test_bracket_parent_cancelled_cancels_the_children_which_are_never_sent(exchange, emulator, store, journal_path):
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+
+        def place(s: Trader) -> tuple:
+            px = last(emulator)
+            return tuple(s.buy_bracket(size=0.01, price=float((px * Decimal("0.5")).quantize(TICK)),
+                                       stopprice=float((px * Decimal("0.4")).quantize(TICK)),
+                                       limitprice=float((px * Decimal("0.6")).quantize(TICK))))  # fmt: skip
+
+        parent, stop, limit = run.do(place)
+        assert set(engine_orders(emulator)) == {parent.info.client_order_id}
+        assert len(run.broker.get_orders_open()) == 3
+        run.do(lambda s: s.cancel(parent))
+        run.until(lambda: all("Canceled" in s.statuses(o) for o in (parent, stop, limit)), "the bracket cancelled")
+        assert s.statuses(stop) == ["Submitted", "Accepted", "Canceled"]
+        assert s.statuses(limit) == ["Submitted", "Accepted", "Canceled"]
+        assert set(engine_orders(emulator)) == {parent.info.client_order_id}  # the children never went
+        assert engine_orders(emulator)[parent.info.client_order_id].status.value == "canceled"
+        assert not run.broker.get_orders_open()
+
+
+def test_oco_orders_one_filling_cancels_the_other(exchange, emulator, store, journal_path):
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+
+        def place(s: Trader) -> tuple:
+            px = last(emulator)
+            first = s.buy(size=0.01, exectype=bt.Order.Limit, price=float((px * Decimal("0.5")).quantize(TICK)))
+            second = s.buy(size=0.01, oco=first)
+            return first, second
+
+        first, second = run.do(place)
+        run.until(lambda: "Completed" in s.statuses(second), "the market order filling")
+        run.until(lambda: "Canceled" in s.statuses(first), "the OCO sibling cancelled")
+        assert engine_orders(emulator)[first.info.client_order_id].status.value == "canceled"

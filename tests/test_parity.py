@@ -99,6 +99,17 @@ class Scripted(bt.Strategy):
                 )
 
 
+def live_cerebro(emulator, store, broker) -> tuple[bt.Cerebro, int]:
+    """Cerebro on live 1m BTC/USDT bars with BACKFILL candles of history; returns it and the
+    open time of the first candle."""
+    start = last_closed_open(emulator) - (BACKFILL - 1) * MINUTE
+    fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
+    cerebro = bt.Cerebro()
+    cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", fromdate=fromdate, qcheck=0.05))
+    cerebro.setbroker(broker)
+    return cerebro, start
+
+
 def run_backtest(rows: list[tuple], kind: str, fee: float, live_only_from: int = 0) -> Scripted:
     cerebro = bt.Cerebro()
     cerebro.adddata(MemoryFeed(rows=rows), name="BTC/USDT")
@@ -115,12 +126,8 @@ def run_backtest(rows: list[tuple], kind: str, fee: float, live_only_from: int =
 def test_paper_trading_matches_the_backtest(exchange, kind):
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=200, seed=11) as emulator:
         store = get_store(exchange, "emulator", emulator=emulator)
-        start = last_closed_open(emulator) - (BACKFILL - 1) * MINUTE
-        cerebro = bt.Cerebro()
-        fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
-        cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", fromdate=fromdate, qcheck=0.05))
         broker = store.getbroker(cash=10_000.0)
-        cerebro.setbroker(broker)
+        cerebro, start = live_cerebro(emulator, store, broker)
         cerebro.addstrategy(Scripted, kind=kind)
 
         def script(d: Driver) -> None:
@@ -157,11 +164,7 @@ def test_live_trading_on_the_emulator_makes_the_backtest_trades(exchange, tmp_pa
     account = {"USDT": 10_000}  # no BTC at start, like the backtest
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=200, seed=11, balances=account) as emulator:
         store = get_store(exchange, "emulator", emulator=emulator)
-        start = last_closed_open(emulator) - (BACKFILL - 1) * MINUTE
-        cerebro = bt.Cerebro()
-        fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
-        cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", fromdate=fromdate, qcheck=0.05))
-        cerebro.setbroker(store.getbroker(mode="live", journal=str(tmp_path / "journal.sqlite3")))
+        cerebro, start = live_cerebro(emulator, store, store.getbroker(mode="live", journal=str(tmp_path / "j.db")))
         cerebro.addstrategy(Scripted, kind="market", live_only=True)
 
         def script(d: Driver) -> None:
@@ -229,11 +232,7 @@ def test_live_bracket_trading_on_the_emulator_makes_the_backtest_orders(exchange
     account = {"USDT": 10_000}
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=200, seed=11, balances=account) as emulator:
         store = get_store(exchange, "emulator", emulator=emulator)
-        start = last_closed_open(emulator) - (BACKFILL - 1) * MINUTE
-        cerebro = bt.Cerebro()
-        fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
-        cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", fromdate=fromdate, qcheck=0.05))
-        cerebro.setbroker(store.getbroker(mode="live", journal=str(tmp_path / "journal.sqlite3")))
+        cerebro, start = live_cerebro(emulator, store, store.getbroker(mode="live", journal=str(tmp_path / "j.db")))
         cerebro.addstrategy(Scripted, kind="bracket", live_only=True)
 
         def script(d: Driver) -> None:

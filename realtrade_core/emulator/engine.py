@@ -68,8 +68,12 @@ Details the rules above leave open, fixed here:
   fill at or above its stop. If a fill ever costs more than an order still holds (a gap far
   past the margin), the difference is taken from the free balance, and when that cannot cover
   it either the order expires instead of driving a balance negative.
-- Stop orders fill at the step price that triggered them (slippage past the stop on a gap); a
-  triggered STOP_LIMIT that is not marketable at that price rests (GTC) or expires (IOC/FOK).
+- Between two steps of a candle the price moves through every price in between, so a stop
+  that a step crosses triggers at its own stop price: a STOP_MARKET fills there, a STOP_LIMIT
+  arrives there as a limit order. A candle's first step is a jump from the previous close (a
+  gap), so a stop it crosses triggers at that open price. This is backtrader's own stop
+  model, which makes backtests and emulated live runs comparable fill for fill. A triggered
+  STOP_LIMIT that is not marketable at its trigger price rests (GTC) or expires (IOC/FOK).
 - Fees are rounded down to 8 decimals. Every change of an account's balances is followed by one
   BalanceEvent holding the changed assets; a fill's OrderEvent comes before its BalanceEvent.
 """
@@ -666,7 +670,9 @@ class Engine:
                 )
             )
         if m.open_orders:
-            self._match(m, price, t)
+            # Within a candle the price moves continuously from step to step, so a stop it
+            # crosses is reached at its own price; a candle's first step may gap from the close.
+            self._match(m, price, t, gap=k == 1)
 
     def _close(self, m: _Market) -> None:
         candle = m.candles[m.idx]
@@ -1056,8 +1062,9 @@ class Engine:
         if not self._fill(working, working.order.remaining, price, False, t):
             self._finish(working, OrderStatus.EXPIRED, ExecutionType.EXPIRED, t)
 
-    def _match(self, m: _Market, price: Decimal, t: int) -> None:
-        """Match the symbol's open orders against a path step at ``price``."""
+    def _match(self, m: _Market, price: Decimal, t: int, *, gap: bool = False) -> None:
+        """Match the symbol's open orders against a path step at ``price``; ``gap``: the step
+        jumped there (a candle's open) rather than moving through the prices in between."""
         cap = m.spec.max_fill_per_step
         for working in list(m.open_orders.values()):
             order = working.order
@@ -1067,7 +1074,7 @@ class Engine:
                 assert order.stop_price is not None
                 hit = price >= order.stop_price if order.side is Side.BUY else price <= order.stop_price
                 if hit:
-                    self._trigger(working, price, t)
+                    self._trigger(working, price if gap else order.stop_price, t)
                 continue
             assert order.price is not None
             reached = price <= order.price if order.side is Side.BUY else price >= order.price

@@ -513,31 +513,42 @@ def test_fok_limit_that_is_marketable_fills_completely() -> None:
     assert (order.status, order.filled, order.fills[0].price) == (OrderStatus.FILLED, D("2"), D("100"))
 
 
-def test_stop_market_buy_triggers_when_price_rises_and_fills_at_step_price() -> None:
+def test_stop_market_buy_triggers_when_price_rises_and_fills_at_its_stop_price() -> None:
     engine = make_engine()
     events = record(engine)
     order = engine.place_order(KEY, SYMBOL, Side.BUY, OrderType.STOP_MARKET, D("1"), stop_price=D("101.5"))
     engine.advance_to(LIVE + 15_000)
     assert engine.get_order(KEY, order_id=order.order_id).status is OrderStatus.NEW
-    engine.advance_to(LIVE + 30_000)  # 102
+    engine.advance_to(LIVE + 30_000)  # 98 -> 102 passes through 101.5
     done = engine.get_order(KEY, order_id=order.order_id)
     assert (done.status, done.triggered, done.fills[0].price, done.fills[0].is_maker) == (
         OrderStatus.FILLED,
         True,
-        D("102"),
+        D("101.5"),
         False,
     )
     executions = [e.execution for e in of_type(events, OrderEvent)]
     assert executions == [ExecutionType.NEW, ExecutionType.TRIGGERED, ExecutionType.TRADE]
-    assert balance(engine, "USDT") == (D("9898"), D(0))
+    assert balance(engine, "USDT") == (D("9898.5"), D(0))
 
 
 def test_stop_market_sell_triggers_when_price_falls() -> None:
     engine = make_engine()
     order = engine.place_order(KEY, SYMBOL, Side.SELL, OrderType.STOP_MARKET, D("1"), stop_price=D("98.5"))
-    engine.advance_to(LIVE + 15_000)  # 98
+    engine.advance_to(LIVE + 15_000)  # 100 -> 98 passes through 98.5
     done = engine.get_order(KEY, order_id=order.order_id)
-    assert (done.status, done.fills[0].price, done.fee_asset) == (OrderStatus.FILLED, D("98"), "USDT")
+    assert (done.status, done.fills[0].price, done.fee_asset) == (OrderStatus.FILLED, D("98.5"), "USDT")
+
+
+def test_stop_crossed_by_a_gap_at_the_open_fills_at_the_open() -> None:
+    gapped = [*CANDLES[:3], candle(3, "97", "98", "96", "97.5")]  # opens 4 below the previous close
+    engine = make_engine(gapped)
+    order = engine.place_order(KEY, SYMBOL, Side.SELL, OrderType.STOP_MARKET, D("1"), stop_price=D("97.5"))
+    engine.advance_to(LIVE + 45_000)  # candle 2 never falls below 98
+    assert engine.get_order(KEY, order_id=order.order_id).status is OrderStatus.NEW
+    engine.advance_to(LIVE + MINUTE)  # candle 3 opens at 97: past the stop before any trade there
+    done = engine.get_order(KEY, order_id=order.order_id)
+    assert (done.status, done.fills[0].price) == (OrderStatus.FILLED, D("97"))
 
 
 def test_stop_market_buy_locks_at_the_stop_price_with_margin() -> None:
@@ -551,7 +562,7 @@ def test_stop_limit_sell_triggers_then_rests_at_its_limit() -> None:
     order = engine.place_order(
         KEY, SYMBOL, Side.SELL, OrderType.STOP_LIMIT, D("1"), price=D("99.5"), stop_price=D("99")
     )
-    engine.advance_to(LIVE + 15_000)  # 98 triggers; 99.5 is above the market, so it rests
+    engine.advance_to(LIVE + 15_000)  # triggers at 99; 99.5 is above the market, so it rests
     triggered = engine.get_order(KEY, order_id=order.order_id)
     assert (triggered.triggered, triggered.status) == (True, OrderStatus.NEW)
     engine.advance_to(LIVE + 30_000)  # 102 reaches the limit
@@ -562,9 +573,9 @@ def test_stop_limit_sell_triggers_then_rests_at_its_limit() -> None:
 def test_stop_limit_marketable_on_trigger_fills_as_taker() -> None:
     engine = make_engine()
     order = engine.place_order(KEY, SYMBOL, Side.SELL, OrderType.STOP_LIMIT, D("1"), price=D("97"), stop_price=D("99"))
-    engine.advance_to(LIVE + 15_000)
+    engine.advance_to(LIVE + 15_000)  # the market passes 99 on its way to 98: a sell at 97 takes there
     fill = engine.get_order(KEY, order_id=order.order_id).fills[0]
-    assert (fill.price, fill.is_maker) == (D("98"), False)
+    assert (fill.price, fill.is_maker) == (D("99"), False)
 
 
 def test_orders_do_not_match_during_a_hole() -> None:

@@ -15,6 +15,14 @@ carries only the first characters of the API key, so two accounts get two journa
 Order statuses are the values of :class:`~realtrade_core.events.OrderStatus` plus
 ``submitting`` (sent, no answer yet). A status never moves backwards: a late, stale answer
 (a REST poll that saw ``new`` after the stream said ``filled``) cannot reopen an order.
+
+Links tie orders together where the broker, not the exchange, keeps the rule: a bracket (its
+parent, and children held until the parent fills, or a stop the broker watches) and an OCO
+group. Each member has one row, keyed by its client order id (given before it is sent), with
+what is needed to send it later and its state: ``held`` (waits for its parent), ``armed`` (a
+stop the broker watches), ``triggered`` (its price was crossed; it goes once its sibling is
+cancelled), ``sent`` (an order on the exchange, see ``orders``) or ``done``. A restart reads
+the groups not yet done and carries on where the previous process stopped.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from .events import Fill
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the links table (created in older files on open)
 
 SUBMITTING = "submitting"
 OPEN_STATUSES = frozenset({SUBMITTING, "new", "partially_filled"})
@@ -85,6 +93,21 @@ CREATE TABLE IF NOT EXISTS fills (
 );
 CREATE INDEX IF NOT EXISTS fills_by_order ON fills (order_id);
 CREATE INDEX IF NOT EXISTS fills_by_time ON fills (symbol, time_ms);
+CREATE TABLE IF NOT EXISTS links (
+    client_order_id TEXT PRIMARY KEY,
+    group_id        TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    symbol          TEXT NOT NULL,
+    side            TEXT NOT NULL,
+    type            TEXT NOT NULL,
+    amount          TEXT,
+    price           TEXT,
+    stop_price      TEXT,
+    state           TEXT NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS links_by_group ON links (group_id);
 CREATE TABLE IF NOT EXISTS positions (
     symbol     TEXT PRIMARY KEY,
     size       TEXT NOT NULL,
@@ -149,6 +172,28 @@ class JournalFill:
     source: str
 
 
+LINK_KINDS = frozenset({"parent", "child", "oco"})
+LINK_STATES = frozenset({"held", "armed", "triggered", "sent", "done"})
+
+
+@dataclass(frozen=True, slots=True)
+class JournalLink:
+    """One member of a bracket or OCO group; see the module docstring."""
+
+    client_order_id: str
+    group_id: str  # a bracket's parent client order id; an OCO group's first member's
+    kind: str  # "parent" | "child" | "oco"
+    symbol: str
+    side: str
+    type: str  # as JournalOrder.type
+    amount: Decimal | None  # None until known (a bracket child is sized by its parent's fill)
+    price: Decimal | None
+    stop_price: Decimal | None
+    state: str
+    created_ms: int = 0
+    updated_ms: int = 0
+
+
 def default_journal_path(exchange: str, venue: str, api_key: str | None) -> Path:
     """``$XDG_DATA_HOME/realtrade/<exchange>-<venue>-<key prefix>.sqlite3`` (``~/.local/share``
     when XDG_DATA_HOME is unset). Only the first 8 characters of the API key are used, never
@@ -188,7 +233,7 @@ class Journal:
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             self._db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
         except sqlite3.Error as exc:
             raise ConfigurationError(
@@ -425,6 +470,55 @@ class Journal:
         return rows[0][0] if rows and rows[0][0] is not None else None
 
     # --- positions -----------------------------------------------------------------------------
+
+    # --- links (brackets and OCO groups) ---------------------------------------------------------
+
+    def record_link(self, link: JournalLink) -> None:
+        """Insert or replace one member of a group."""
+        if link.kind not in LINK_KINDS or link.state not in LINK_STATES:
+            raise ValueError(f"bad link kind/state {link.kind!r}/{link.state!r}")
+        now = _now_ms()
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO links (client_order_id, group_id, kind, symbol, side, type, amount, price,"
+                " stop_price, state, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (link.client_order_id, link.group_id, link.kind, link.symbol, link.side, link.type,
+                 _text(link.amount), _text(link.price), _text(link.stop_price), link.state,
+                 link.created_ms or now, now),
+            )  # fmt: skip
+
+    def update_link(self, client_order_id: str, *, state: str | None = None, amount: Decimal | None = None) -> None:
+        """Change a member's state and/or amount; a member already ``done`` stays done."""
+        if state is not None and state not in LINK_STATES:
+            raise ValueError(f"bad link state {state!r}")
+        with self._tx() as db:
+            db.execute(
+                "UPDATE links SET state = CASE WHEN state = 'done' THEN state ELSE COALESCE(?, state) END,"
+                " amount = COALESCE(?, amount), updated_ms = ? WHERE client_order_id = ?",
+                (state, _text(amount), _now_ms(), client_order_id),
+            )
+
+    def get_link(self, client_order_id: str) -> JournalLink | None:
+        rows = self._query("SELECT * FROM links WHERE client_order_id = ?", (client_order_id,))
+        return self._link(rows[0]) if rows else None
+
+    def active_groups(self) -> dict[str, list[JournalLink]]:
+        """Every group with a member not ``done``: group id -> members, oldest first."""
+        rows = self._query(
+            "SELECT * FROM links WHERE group_id IN (SELECT group_id FROM links WHERE state != 'done')"
+            " ORDER BY created_ms, rowid"
+        )
+        groups: dict[str, list[JournalLink]] = {}
+        for row in rows:
+            link = self._link(row)
+            groups.setdefault(link.group_id, []).append(link)
+        return groups
+
+    @staticmethod
+    def _link(row: tuple) -> JournalLink:
+        (cid, group, kind, symbol, side, type_, amount, price, stop, state, created, updated) = row
+        return JournalLink(cid, group, kind, symbol, side, type_, _dec(amount), _dec(price), _dec(stop), state,
+                           created, updated)  # fmt: skip
 
     def set_position(self, symbol: str, size: Decimal, price: Decimal) -> None:
         """Remember the position and its average entry price (what a restart starts from)."""

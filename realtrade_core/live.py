@@ -40,8 +40,12 @@ the non-stop child (take-profit) goes to the exchange and a stop child is armed 
 bar crosses its price the take-profit is cancelled and, once that is confirmed, the stop goes
 as a market order (a stop-limit as a limit order). A child that ends cancels its siblings; a
 parent that ends unfilled cancels its children, which are never sent. Orders grouped by
-``oco=`` cancel the others when one executes or ends. Armed stops live in memory only: a
-restart does not bring them back.
+``oco=`` cancel the others when one executes or ends. Every member of a bracket or OCO group
+is linked in the journal with its state (held, armed, triggered, sent, done), so a restart
+rebuilds the groups the previous run left unfinished: held children wait for their parent
+again (or go out, if it filled while the process was down), an armed stop is watched again,
+a stop whose sibling was being cancelled for it is sent, and a group member that ended while
+down ends its group as it would have live.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ import backtrader as bt
 
 from .errors import ConfigurationError
 from .events import BalanceUpdate, Fill, OrderStatus, OrderUpdate, Side
-from .journal import SUBMITTING, Journal, JournalOrder, default_journal_path
+from .journal import SUBMITTING, Journal, JournalLink, JournalOrder, default_journal_path
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -86,6 +90,13 @@ TYPE_TO_BT = {
     "stop_limit": bt.Order.StopLimit,
 }
 STOP_TYPES = frozenset({"stop", "stop_limit"})
+#: a journal order's final status -> backtrader's
+FINAL_TO_BT = {
+    "filled": bt.Order.Completed,
+    "canceled": bt.Order.Canceled,
+    "expired": bt.Order.Expired,
+    "rejected": bt.Order.Rejected,
+}
 
 _CCXT_STATUS = {
     "closed": OrderStatus.FILLED,
@@ -127,6 +138,11 @@ def ms_to_num(ms: int | None) -> float:
     if not ms:
         ms = now_ms()
     return bt.date2num(datetime.fromtimestamp(ms / 1000, tz=timezone.utc).replace(tzinfo=None))
+
+
+def bar_close_ms(data: Any) -> int:
+    """Epoch milliseconds of the data's current bar (stamped at its candle's close)."""
+    return int(bt.num2date(data.datetime[0]).replace(tzinfo=timezone.utc).timestamp() * 1000)
 
 
 _URL_QUERY = re.compile(r"(https?://[^\s?\"']+)\?[^\s\"']*")
@@ -825,6 +841,7 @@ class Bracket:
     armed: dict[int, int] = field(default_factory=dict)  # stop child ref -> bar count when armed
     triggered: list[bt.Order] = field(default_factory=list)  # armed stops whose price was crossed
     cancelled_for_trigger: set[int] = field(default_factory=set)  # siblings cancelled to make room
+    armed_since: dict[int, int] = field(default_factory=dict)  # restored stop ref -> ms it was armed
 
 
 class LiveSession:
@@ -861,6 +878,8 @@ class LiveSession:
         self.untransmitted: dict[int, list[bt.Order]] = {}
         self.brackets: dict[int, Bracket] = {}
         self.bracket_of: dict[int, int] = {}  # member order ref -> parent ref
+        self.cid_by_ref: dict[int, str] = {}  # order ref -> client order id, for orders sent
+        self.linked: set[str] = set()  # client order ids with a link row in the journal
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -896,6 +915,7 @@ class LiveSession:
         self.sender.start()
         self.reader.start()
         self.started = True
+        self.restore_links()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -1123,23 +1143,8 @@ class LiveSession:
 
     def reattach(self, jo: JournalOrder, order_id: str, book: SymbolBook) -> None:
         """A backtrader order for an open order a previous run placed (``info.reattached``)."""
-        data = book.data
-        cls = bt.BuyOrder if jo.side == "buy" else bt.SellOrder
-        exectype = TYPE_TO_BT.get(jo.type, bt.Order.Market)
-        price = plimit = None
-        if jo.type == "limit":
-            price = float(jo.price) if jo.price is not None else None
-        elif jo.type == "stop":
-            price = float(jo.stop_price) if jo.stop_price is not None else None
-        elif jo.type == "stop_limit":
-            price = float(jo.stop_price) if jo.stop_price is not None else None
-            plimit = float(jo.price) if jo.price is not None else None
-        # simulated=True only while constructing: the data has no bar yet to stamp the order with.
-        order = cls(owner=None, data=data, size=float(jo.amount), price=price, pricelimit=plimit,
-                    exectype=exectype, simulated=True)  # fmt: skip
-        order.p.simulated = False
-        order.addinfo(client_order_id=jo.client_order_id, order_id=order_id, reattached=True)
-        order.addcomminfo(self.broker.getcommissioninfo(data))
+        order = self._make_order(jo, jo.amount, book)
+        order.addinfo(order_id=order_id)
         order.submit(self.broker)
         order.accept(self.broker)
         tracked = Tracked(order, jo.client_order_id, jo.symbol, jo.side, jo.type, jo.amount, jo.price, jo.stop_price,
@@ -1154,6 +1159,175 @@ class LiveSession:
         tracked.exchange_filled = tracked.executed
         self.broker.notify(order)
         log.info("re-attached open order %s (%s %s %s %s)", jo.client_order_id, jo.side, jo.amount, jo.symbol, jo.type)
+
+    def _make_order(self, row: JournalOrder | JournalLink, amount: Decimal, book: SymbolBook) -> bt.Order:
+        """A backtrader order (``info.reattached``) for an order a previous run placed or held."""
+        cls = bt.BuyOrder if row.side == "buy" else bt.SellOrder
+        price = plimit = None
+        if row.type == "limit":
+            price = row.price
+        elif row.type in STOP_TYPES:
+            price, plimit = row.stop_price, row.price if row.type == "stop_limit" else None
+        # simulated=True only while constructing: the data has no bar yet to stamp the order with.
+        order = cls(owner=None, data=book.data, size=float(amount), exectype=TYPE_TO_BT.get(row.type, bt.Order.Market),
+                    price=None if price is None else float(price), pricelimit=None if plimit is None else float(plimit),
+                    simulated=True)  # fmt: skip
+        order.p.simulated = False
+        order.addinfo(client_order_id=row.client_order_id, reattached=True)
+        order.addcomminfo(self.broker.getcommissioninfo(book.data))
+        return order
+
+    # --- brackets and OCO groups across restarts ------------------------------------------------------
+
+    def _link(self, order: bt.Order, group: str, kind: str, state: str, amount: Decimal | None = None) -> None:
+        """Journal ``order`` as a member of ``group`` (see the journal's links)."""
+        cid = order.info.get("client_order_id")
+        if not cid or self.journal is None:
+            return
+        created = order.created
+        price = stop = None
+        if order.exectype == bt.Order.Limit:
+            price = created.price
+        elif order.exectype == bt.Order.Stop:
+            stop = created.price
+        elif order.exectype == bt.Order.StopLimit:
+            stop, price = created.price, created.pricelimit
+        self.linked.add(cid)
+        try:
+            self.journal.record_link(JournalLink(
+                cid, group, kind, self.symbol_of(order.data), "buy" if order.isbuy() else "sell",
+                BT_TO_TYPE.get(order.exectype, "market"), amount, dec(price), dec(stop), state,
+            ))  # fmt: skip
+        except Exception:
+            log.exception("live broker: could not journal order %s as a member of %s", cid, group)
+
+    def _set_link(self, order: bt.Order, state: str, amount: Decimal | None = None) -> None:
+        cid = order.info.get("client_order_id")
+        if cid in self.linked and self.journal is not None:
+            try:
+                self.journal.update_link(cid, state=state, amount=amount)
+            except Exception:
+                log.exception("live broker: could not journal the %s state of order %s", state, cid)
+
+    def restore_links(self) -> None:
+        """Rebuild the brackets and OCO groups a previous run left unfinished."""
+        assert self.journal is not None
+        for group, links in self.journal.active_groups().items():
+            self.linked.update(link.client_order_id for link in links)
+            try:
+                book = self.books.get(links[0].symbol)
+                if book is None or book.data is None:
+                    self.put_store(f"orders linked to {group} ({links[0].symbol}) belong to no data feed of this "
+                                   f"run: they wait for a run that trades {links[0].symbol}")  # fmt: skip
+                elif any(link.kind == "oco" for link in links):
+                    self._restore_oco(links)
+                else:
+                    self._restore_bracket(group, links, book)
+            except Exception:
+                log.exception("live broker: could not restore the orders linked to %s", group)
+                self.put_store(f"could not restore the orders linked to {group}: check them on the exchange")
+
+    def _live_or_ended(self, link: JournalLink, book: SymbolBook) -> tuple[bt.Order, bool]:
+        """A sent member: its re-attached order if still open, else a stand-in in its final status."""
+        tracked = self.orders.get(link.client_order_id)
+        if tracked is not None and not tracked.done:
+            return tracked.order, False
+        assert self.journal is not None
+        self.journal.update_link(link.client_order_id, state="done")
+        if tracked is not None:
+            return tracked.order, True
+        jo = self.journal.get_order(link.client_order_id)
+        order = self._make_order(link, link.amount or (jo.amount if jo else ZERO), book)
+        order.status = FINAL_TO_BT.get(jo.status if jo else "", bt.Order.Canceled)
+        return order, True
+
+    def _restore_held(self, link: JournalLink, amount: Decimal, book: SymbolBook) -> bt.Order:
+        """A member the broker holds (a child waiting for its parent, an armed stop): Accepted."""
+        order = self._make_order(link, amount, book)
+        order.submit(self.broker)
+        order.accept(self.broker)
+        self.broker.notify(order)
+        log.info("restored %s bracket order %s (%s %s %s %s)", link.state, link.client_order_id, link.side, amount,
+                 link.symbol, link.type)  # fmt: skip
+        return order
+
+    def _restore_bracket(self, group: str, links: list[JournalLink], book: SymbolBook) -> None:
+        assert self.journal is not None
+        parent_link = next((link for link in links if link.kind == "parent"), None)
+        children = [link for link in links if link.kind == "child"]
+        if parent_link is None or not children:
+            for link in links:
+                self.journal.update_link(link.client_order_id, state="done")
+            return
+        parent, parent_ended = self._live_or_ended(parent_link, book)
+        bracket = Bracket(parent, [])
+        held = [link for link in children if link.state == "held"]
+        if held:  # the children never went out: they wait for the parent, as before the restart
+            pj = self.journal.get_order(parent_link.client_order_id)
+            amount = pj.amount if pj is not None else parent_link.amount or ZERO
+            bracket.children = [self._restore_held(link, amount, book) for link in held]
+            self._register(bracket)
+            if parent_ended:
+                filled = pj.filled if pj is not None else ZERO
+                self.put_store(f"bracket parent {group} ended while offline ({pj.status if pj else 'unknown'}, "
+                               f"filled {filled})")  # fmt: skip
+                if parent.status == bt.Order.Completed and not bracket.sent:
+                    self._send_children(bracket, filled)
+                else:
+                    self._bracket_step(parent)
+            return
+        # The children went out: the live ones carry on, the ended ones end the bracket.
+        bracket.sent = True
+        bracket.amount = next((link.amount for link in children if link.amount), ZERO)
+        ended = []
+        for link in children:
+            if link.state in ("armed", "triggered"):
+                child = self._restore_held(link, bracket.amount, book)
+                if link.state == "armed":
+                    bracket.armed[child.ref] = 0
+                    bracket.armed_since[child.ref] = link.updated_ms  # bars closing later are watched
+                else:
+                    bracket.triggered.append(child)
+            else:
+                child, done = self._live_or_ended(link, book)
+                if done:
+                    ended.append(child)
+            bracket.children.append(child)
+        self._register(bracket)
+        if bracket.triggered:
+            for sibling in bracket.children:
+                if sibling not in bracket.triggered and sibling.ref not in bracket.armed:
+                    bracket.cancelled_for_trigger.add(sibling.ref)
+                    self._cancel_member(sibling, f"bracket stop {bracket.triggered[0].ref} triggered")
+        for child in ended:
+            self._bracket_step(child)
+        if self.brackets.get(parent.ref) is bracket:
+            self._release_triggered(bracket)
+
+    def _register(self, bracket: Bracket) -> None:
+        self.brackets[bracket.parent.ref] = bracket
+        for member in (bracket.parent, *bracket.children):
+            self.bracket_of[member.ref] = bracket.parent.ref
+
+    def _restore_oco(self, links: list[JournalLink]) -> None:
+        assert self.journal is not None
+        alive, ended = [], False
+        for link in links:
+            tracked = self.orders.get(link.client_order_id)
+            if tracked is not None and not tracked.done:
+                alive.append(tracked.order)
+            else:
+                ended = True
+                self.journal.update_link(link.client_order_id, state="done")
+        if ended:  # one ended (or filled) while the process was down: the others go too
+            for order in alive:
+                self._cancel_member(order, "OCO: another order of its group ended while offline")
+            return
+        ocos, ocol = self.broker._ocos, self.broker._ocol
+        leader = alive[0].ref
+        for order in alive:
+            ocos[order.ref] = leader
+        ocol[leader] = [order.ref for order in alive]
 
     # --- orders from the strategy (cerebro's thread) -----------------------------------------------
 
@@ -1195,10 +1369,11 @@ class LiveSession:
                 self._reject_now(child, f"its bracket parent was rejected: {why}")
             return order
         bracket = Bracket(parent, children)
-        self.brackets[parent.ref] = bracket
-        self.bracket_of[parent.ref] = parent.ref
+        self._register(bracket)
+        group = parent.info.get("client_order_id")
+        self._link(parent, group, "parent", "sent")
         for child in children:
-            self.bracket_of[child.ref] = parent.ref
+            self._link(child, group, "child", "held")
             child.addcomminfo(self.broker.getcommissioninfo(child.data))
             child.submit(self.broker)
             self.broker.notify(child)
@@ -1248,6 +1423,14 @@ class LiveSession:
         )  # fmt: skip
         if not held:
             self.broker.notify(order)
+        self.cid_by_ref[order.ref] = request.client_order_id
+        leader = self.broker._ocos.get(order.ref, order.ref)
+        if leader != order.ref and leader in self.cid_by_ref:
+            group = self.cid_by_ref[leader]
+            first = self.orders.get(group)
+            if first is not None and group not in self.linked:
+                self._link(first.order, group, "oco", "done" if first.done else "sent")
+            self._link(order, group, "oco", "sent")
         self.sender.put(request)
         return order
 
@@ -1353,6 +1536,8 @@ class LiveSession:
 
     def _after(self, order: bt.Order) -> None:
         """Bracket and OCO consequences of an order's fill or end, as BackBroker has them."""
+        if not order.alive():
+            self._set_link(order, "done")
         try:
             self._bracket_step(order)
             self._oco_step(order)
@@ -1389,7 +1574,7 @@ class LiveSession:
         for member in (bracket.parent, *bracket.children):
             self.bracket_of.pop(member.ref, None)
 
-    def _send_children(self, bracket: Bracket) -> None:
+    def _send_children(self, bracket: Bracket, amount: Decimal | None = None) -> None:
         """The parent has filled: send the children, sized by what was really filled.
 
         A spot exchange locks what every resting order may sell, so the take-profit and the
@@ -1401,7 +1586,10 @@ class LiveSession:
         bracket.sent = True
         parent = bracket.parent
         tracked = self.orders.get(parent.info.get("client_order_id"))
-        bracket.amount = tracked.executed if tracked is not None else Decimal(str(abs(parent.executed.size)))
+        if amount is not None:
+            bracket.amount = amount
+        else:
+            bracket.amount = tracked.executed if tracked is not None else Decimal(str(abs(parent.executed.size)))
         if parent.isbuy():
             book = self.book_for_data(parent.data)
             bracket.amount = min(bracket.amount, max(book.size, ZERO))
@@ -1414,6 +1602,7 @@ class LiveSession:
                 self._size_child(child, bracket.amount)
                 child.activate()
                 bracket.armed[child.ref] = len(child.data)
+                self._set_link(child, "armed", bracket.amount)
             else:
                 self._send_child(child, bracket.amount)
 
@@ -1436,6 +1625,8 @@ class LiveSession:
         self._size_child(child, amount)
         child.activate()
         self._send(child, held=True, as_type=as_type)
+        if child.alive():
+            self._set_link(child, "sent", amount)
 
     def _check_armed(self) -> None:
         """Trigger armed bracket stops whose price a bar has crossed (as a backtest would)."""
@@ -1448,6 +1639,9 @@ class LiveSession:
                 try:
                     if len(data) <= armed_at:
                         continue
+                    since = bracket.armed_since.get(child.ref)
+                    if since is not None and bar_close_ms(data) <= since:
+                        continue  # a bar of history from before the stop was armed
                     stop = float(child.created.price)
                     crossed = data.high[0] >= stop if child.isbuy() else data.low[0] <= stop
                 except (IndexError, TypeError):
@@ -1456,6 +1650,7 @@ class LiveSession:
                     continue
                 log.info("bracket stop %s triggered at %s: cancelling its sibling", child.ref, stop)
                 bracket.triggered.append(child)
+                self._set_link(child, "triggered")
                 for sibling in bracket.children:
                     if sibling is not child and sibling.alive() and sibling.ref not in bracket.armed:
                         bracket.cancelled_for_trigger.add(sibling.ref)
@@ -1474,8 +1669,9 @@ class LiveSession:
         sold = Decimal(0)
         for sibling in bracket.children:
             if sibling is not child:
-                tracked = self.orders.get(sibling.info.get("client_order_id") or "")
-                sold += tracked.executed if tracked is not None else ZERO
+                cid = sibling.info.get("client_order_id") or ""
+                tracked = self.orders.get(cid)
+                sold += tracked.executed if tracked is not None else self._journal_filled(cid)
         as_type = "limit" if child.exectype == bt.Order.StopLimit else "market"
         bracket.armed.pop(child.ref, None)
         self._send_child(child, bracket.amount - sold, as_type)

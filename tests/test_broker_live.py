@@ -679,3 +679,130 @@ def test_oco_orders_one_filling_cancels_the_other(exchange, emulator, store, jou
         run.until(lambda: "Completed" in s.statuses(second), "the market order filling")
         run.until(lambda: "Canceled" in s.statuses(first), "the OCO sibling cancelled")
         assert engine_orders(emulator)[first.info.client_order_id].status.value == "canceled"
+
+
+# --- brackets and OCO groups across a restart -----------------------------------------------------
+
+
+def notes_of(s: Trader, client_order_id: str) -> list[str]:
+    return [n.status for n in s.notes if n.client_order_id == client_order_id]
+
+
+def links(journal_path: str) -> dict[str, str]:
+    journal = Journal(journal_path)
+    try:
+        return {link.client_order_id: link.state for g in journal.active_groups().values() for link in g}
+    finally:
+        journal.close()
+
+
+def test_restart_watches_the_bracket_stop_again_and_it_still_closes_the_position(exchange, emulator, journal_path):
+    """The stop of a bracket is held by the broker (the take-profit rests on the exchange): it
+    is journaled, so the next run watches it again and the position stays protected."""
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            s = run.strategy
+            parent, stop, limit = place_bracket(run, emulator, Decimal(3), None)
+            # no step: the market stands still, so the stop cannot trigger before the restart
+            run.wait(lambda: parent.status == bt.Order.Completed, "the parent filling")
+            run.wait(lambda: limit.info.get("order_id"), "the take-profit on the exchange")
+        stop_cid, limit_cid = stop.info.client_order_id, limit.info.client_order_id
+    finally:
+        store.stop()
+    assert links(journal_path) == {parent.info.client_order_id: "done", stop_cid: "armed", limit_cid: "sent"}
+    held = sum(balance(emulator, "BTC"))
+
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            s = run.strategy
+            assert s.first_position == float(held)
+            by_cid = {o.info.client_order_id: o for o in s.first_open}
+            assert set(by_cid) == {stop_cid, limit_cid}
+            assert by_cid[stop_cid].size == pytest.approx(-float(held)) and by_cid[stop_cid].info.reattached
+            assert notes_of(s, stop_cid) == ["Accepted"]
+            run.until(lambda: "Completed" in notes_of(s, stop_cid), "the restored stop closing the position")
+            run.wait(lambda: "Canceled" in notes_of(s, limit_cid), "the take-profit cancelled")
+            orders = engine_orders(emulator)
+            assert orders[limit_cid].status.value == "canceled"
+            assert (orders[stop_cid].type.value, orders[stop_cid].status.value) == ("market", "filled")
+            assert sum(balance(emulator, "BTC")) == 0 and run.broker.getposition(s.data).size == 0
+            assert not run.broker.get_orders_open()
+    finally:
+        store.stop()
+    assert links(journal_path) == {}  # the bracket is finished in the journal too
+
+
+def test_restart_sends_the_children_of_a_bracket_whose_parent_filled_while_offline(exchange, emulator, journal_path):
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+
+            def place(s: Trader) -> tuple:
+                px = last(emulator)
+                return tuple(s.buy_bracket(size=0.01, price=float(px - 2 * TICK),
+                                           stopprice=float((px * Decimal("0.5")).quantize(TICK)),
+                                           limitprice=float((px * 2).quantize(TICK))))  # fmt: skip
+
+            parent, stop, limit = run.do(place)
+            run.wait(lambda: parent.info.get("order_id"), "the parent on the exchange")
+        parent_cid, stop_cid, limit_cid = (o.info.client_order_id for o in (parent, stop, limit))
+    finally:
+        store.stop()
+    assert links(journal_path) == {parent_cid: "sent", stop_cid: "held", limit_cid: "held"}
+    for _ in range(60):  # while down, the parent fills
+        if engine_orders(emulator)[parent_cid].status.value == "filled":
+            break
+        emulator.step(1)
+    (bought,) = engine_fills(emulator, parent_cid)
+    assert set(engine_orders(emulator)) == {parent_cid}  # nothing else went out meanwhile
+
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            s = run.strategy
+            run.wait(lambda: limit_cid in engine_orders(emulator), "the take-profit sent at start")
+            take_profit = engine_orders(emulator)[limit_cid]
+            assert (take_profit.side.value, take_profit.amount) == ("sell", bought.amount - bought.fee)
+            assert stop_cid not in engine_orders(emulator)  # the stop is watched by the broker
+            assert {o.info.client_order_id for o in run.broker.get_orders_open()} == {stop_cid, limit_cid}
+            assert any(parent_cid in m and "filled" in m for m in s.store_messages), s.store_messages
+            assert links(journal_path) == {parent_cid: "done", stop_cid: "armed", limit_cid: "sent"}
+    finally:
+        store.stop()
+
+
+def test_restart_cancels_the_rest_of_an_oco_group_one_of_which_filled_while_offline(exchange, emulator, journal_path):
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+
+            def place(s: Trader) -> tuple:
+                px = last(emulator)
+                near = s.buy(size=0.01, exectype=bt.Order.Limit, price=float(px - 2 * TICK))
+                far = s.buy(size=0.01, exectype=bt.Order.Limit, price=float((px * Decimal("0.5")).quantize(TICK)),
+                            oco=near)  # fmt: skip
+                return near, far
+
+            near, far = run.do(place)
+            run.wait(lambda: far.info.get("order_id"), "both orders on the exchange")
+        near_cid, far_cid = near.info.client_order_id, far.info.client_order_id
+    finally:
+        store.stop()
+    for _ in range(60):
+        if engine_orders(emulator)[near_cid].status.value == "filled":
+            break
+        emulator.step(1)
+    assert engine_orders(emulator)[far_cid].status.value == "new"
+
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            s = run.strategy
+            run.wait(lambda: engine_orders(emulator)[far_cid].status.value == "canceled", "the OCO sibling cancelled")
+            run.wait(lambda: "Canceled" in notes_of(s, far_cid), "notify_order of the cancel")
+            assert not run.broker.get_orders_open()
+    finally:
+        store.stop()
+    assert links(journal_path) == {}

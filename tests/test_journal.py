@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from realtrade_core.events import Fill, Side
-from realtrade_core.journal import Journal, JournalOrder, default_journal_path
+from realtrade_core.journal import Journal, JournalLink, JournalOrder, default_journal_path
 
 
 def order(cid: str = "rt-1", **changes) -> JournalOrder:
@@ -132,3 +132,43 @@ def test_an_unwritable_location_is_a_configuration_error(tmp_path):
 
     with pytest.raises(ConfigurationError, match="journal=<a writable path>"):
         Journal(blocker / "journal.sqlite3")
+
+
+def link(cid: str, kind: str, state: str, group: str = "rt-p", **changes) -> JournalLink:
+    fields = dict(
+        client_order_id=cid, group_id=group, kind=kind, symbol="BTC/USDT", side="sell", type="stop",
+        amount=None, price=None, stop_price=Decimal("59000"), state=state,
+    )  # fmt: skip
+    fields.update(changes)
+    return JournalLink(**fields)
+
+
+def test_links_keep_unfinished_groups_across_a_reopen_and_done_is_final(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path) as j:
+        j.record_link(link("rt-p", "parent", "sent", side="buy", type="limit", price=Decimal("60000"), stop_price=None))
+        j.record_link(link("rt-s", "child", "held"))
+        j.record_link(link("rt-x", "oco", "sent", group="rt-x"))
+        j.update_link("rt-x", state="done")
+        j.update_link("rt-p", state="done")
+        j.update_link("rt-s", state="armed", amount=Decimal("0.00999"))
+    with Journal(path) as j:
+        groups = j.active_groups()
+        assert list(groups) == ["rt-p"]  # the OCO group is finished
+        assert [(m.client_order_id, m.state) for m in groups["rt-p"]] == [("rt-p", "done"), ("rt-s", "armed")]
+        assert groups["rt-p"][1].amount == Decimal("0.00999") and groups["rt-p"][1].stop_price == Decimal("59000")
+        j.update_link("rt-p", state="sent")  # a stale update cannot reopen a finished member
+        assert j.get_link("rt-p").state == "done"
+        with pytest.raises(ValueError, match="bad link state"):
+            j.update_link("rt-s", state="lost")
+
+
+def test_a_journal_written_before_links_existed_gains_the_table_on_open(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                     "INSERT INTO meta VALUES ('schema_version', '1');")  # fmt: skip
+    db.close()
+    with Journal(path) as j:
+        assert j.active_groups() == {}
+        assert j.get_meta("schema_version") == "2"

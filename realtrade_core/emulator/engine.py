@@ -22,6 +22,13 @@ Matching rules (documented for users in the emulator's docstring and the README)
   path step whose price reaches it (buy: step price <= limit; sell: step price >= limit), at most
   ``MarketSpec.max_fill_per_step`` per step (partial fills).
 - IOC: whatever does not fill on arrival expires. FOK: fills completely on arrival or expires.
+- Stops trigger on a rise for buys and on a fall for sells, unless ``trigger_above`` says
+  otherwise (a sell stop-limit triggering on a rise is a take-profit). With
+  ``lock_on_trigger`` a stop holds no funds until it triggers and is cancelled then if the
+  account cannot cover it (Bybit's conditional orders).
+- OCO pairs (:meth:`Engine.place_oco`, Binance's order lists): a resting limit order and a
+  stop for one amount, funds locked once; one trading or triggering expires the other, and
+  cancelling one cancels both.
 - STOP_MARKET / STOP_LIMIT trigger when a path step crosses ``stop_price`` (buy: price >=
   stop, sell: price <= stop), then behave as MARKET / LIMIT at ``price``. A stop whose trigger is
   already crossed on arrival is rejected with WOULD_TRIGGER_IMMEDIATELY.
@@ -238,12 +245,14 @@ class _Account:
 class _Working:
     """One order of an account: its latest snapshot and the funds it still holds locked."""
 
-    __slots__ = ("account", "lock_asset", "locked", "market", "order")
+    __slots__ = ("account", "lock_asset", "lock_on_trigger", "locked", "market", "order", "partner")
 
     def __init__(self, order: Order, account: _Account, market: _Market, locked: Decimal, lock_asset: str) -> None:
         self.order = order
         self.account = account
         self.market = market
+        self.partner: _Working | None = None  # the other order of an OCO pair
+        self.lock_on_trigger = False  # a stop that takes its funds only when it triggers
         self.locked = locked
         self.lock_asset = lock_asset
 
@@ -452,6 +461,7 @@ class Engine:
         self._subscribers: tuple[Subscriber, ...] = ()
         self._tokens = itertools.count(1)
         self._order_ids = itertools.count(1)
+        self._list_ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
         self._advancing = False
 
@@ -905,145 +915,263 @@ class Engine:
         stop_price: Decimal | None = None,
         time_in_force: TimeInForce = TimeInForce.GTC,
         client_order_id: str | None = None,
+        trigger_above: bool | None = None,
+        lock_on_trigger: bool = False,
     ) -> Order:
         """Validate, accept and immediately match an order; returns its snapshot after matching.
 
         Raises EngineError on any rejection, before anything changed. A missing
         ``client_order_id`` gets a generated one. A client id already used by an *open* order of
-        the account is DUPLICATE_CLIENT_ORDER_ID.
+        the account is DUPLICATE_CLIENT_ORDER_ID. A stop triggers when the price rises to
+        ``stop_price`` if ``trigger_above`` (default: buys) and when it falls to it otherwise
+        (default: sells). ``lock_on_trigger``: a stop takes no funds until it triggers, and is
+        cancelled then if the account cannot cover it (Bybit's conditional orders).
         """
         with self._lock:
             self._sync()
             account = self._account(api_key)
             m = self._market(symbol)
-            spec = m.spec
-            invalid = RejectReason.INVALID_PARAMETER
-
-            side = _enum(Side, side, "side")
-            order_type = _enum(OrderType, type, "type")
-            tif = _enum(TimeInForce, time_in_force, "time_in_force")
-            amount = _decimal(amount, "amount")
-            if amount <= 0:
-                raise _reject(invalid, f"amount must be positive, got {amount}")
-            if order_type in _PRICED_TYPES:
-                if price is None:
-                    raise _reject(invalid, f"a {order_type.value} order needs a price")
-                price = _decimal(price, "price")
-                if price <= 0:
-                    raise _reject(invalid, f"price must be positive, got {price}")
-            else:
-                price = None
-            if order_type in _STOP_TYPES:
-                if stop_price is None:
-                    raise _reject(invalid, f"a {order_type.value} order needs a stop price")
-                stop_price = _decimal(stop_price, "stop price")
-                if stop_price <= 0:
-                    raise _reject(invalid, f"stop price must be positive, got {stop_price}")
-            else:
-                stop_price = None
-            if client_order_id == "":
-                client_order_id = None
-            if client_order_id is not None and (
-                not isinstance(client_order_id, str) or not _CLIENT_ID_RE.fullmatch(client_order_id)
-            ):
-                raise _reject(
-                    invalid,
-                    f"client order id {client_order_id!r} must be 1 to 36 characters of letters, digits and ._:/-",
-                )
-
-            tick = spec.tick_size
-            if price is not None and not _is_multiple(price, tick):
-                raise _reject(RejectReason.PRICE_PRECISION, f"price {price} is not a multiple of the tick size {tick}")
-            if stop_price is not None and not _is_multiple(stop_price, tick):
-                raise _reject(
-                    RejectReason.PRICE_PRECISION, f"stop price {stop_price} is not a multiple of the tick size {tick}"
-                )
-            if not _is_multiple(amount, spec.step_size):
-                raise _reject(
-                    RejectReason.AMOUNT_PRECISION,
-                    f"amount {amount} is not a multiple of the step size {spec.step_size}",
-                )
-            if amount < spec.min_amount:
-                raise _reject(RejectReason.MIN_AMOUNT, f"amount {amount} is below the minimum {spec.min_amount}")
-            if amount > spec.max_amount:
-                raise _reject(RejectReason.MAX_AMOUNT, f"amount {amount} is above the maximum {spec.max_amount}")
-            reference = price if price is not None else stop_price if stop_price is not None else m.last
-            notional = amount * reference
-            if notional < spec.min_notional:
-                raise _reject(
-                    RejectReason.MIN_NOTIONAL,
-                    f"order value {notional} {spec.quote} is below the minimum {spec.min_notional} {spec.quote}",
-                )
-            if stop_price is not None:
-                crossed = m.last >= stop_price if side is Side.BUY else m.last <= stop_price
-                if crossed:
-                    raise _reject(
-                        RejectReason.WOULD_TRIGGER_IMMEDIATELY,
-                        f"stop price {stop_price} is already crossed by the last price {m.last}",
-                    )
-            if client_order_id is not None and client_order_id in account.open_by_client:
-                raise _reject(
-                    RejectReason.DUPLICATE_CLIENT_ORDER_ID,
-                    f"client order id {client_order_id!r} is already used by an open order",
-                )
-
-            if side is Side.BUY:
-                lock_asset = spec.quote
-                if price is not None:
-                    need = amount * price
-                elif stop_price is not None:
-                    need = amount * max(m.last, stop_price) * self._margin
-                else:
-                    need = amount * m.last * self._margin
-            else:
-                lock_asset = spec.base
-                need = amount
-            held = account.balances.get(lock_asset)
-            free = held.free if held is not None else _ZERO
-            if free < need:
-                raise _reject(
-                    RejectReason.INSUFFICIENT_BALANCE,
-                    f"the order needs {need} {lock_asset}, the account has {free} {lock_asset} free",
-                )
-
-            # Accepted: from here on nothing raises.
-            order_id = next(self._order_ids)
-            if client_order_id is None:
-                client_order_id = f"emu-{order_id}"
-                while client_order_id in account.open_by_client:
-                    client_order_id += "x"
-            now = self._time
-            order = Order(
-                order_id=order_id,
-                client_order_id=client_order_id,
-                account=account.api_key,
-                symbol=m.symbol,
-                side=side,
-                type=order_type,
-                time_in_force=tif,
-                amount=amount,
-                price=price,
-                stop_price=stop_price,
-                status=OrderStatus.NEW,
-                created_time=now,
-                updated_time=now,
+            side, order_type, tif, amount, price, stop_price, client_order_id, above = self._check_order(
+                account, m, side, type, amount, price, stop_price, time_in_force, client_order_id, trigger_above
             )
+            lock_on_trigger = lock_on_trigger and order_type in _STOP_TYPES
+            lock_asset, need = self._need(m, side, amount, price, stop_price)
+            if lock_on_trigger:
+                need = _ZERO
+            else:
+                self._check_funds(account, lock_asset, need)
+            # Accepted: from here on nothing raises.
+            working = self._accept(account, m, side, order_type, tif, amount, price, stop_price, client_order_id,
+                                   above, lock_asset, need)  # fmt: skip
+            working.lock_on_trigger = lock_on_trigger
+            self._emit(OrderEvent(working.order, ExecutionType.NEW, None, self._time))
+            if need:
+                self._emit(BalanceEvent(account.api_key, account.snapshot((lock_asset,)), self._time))
+            if order_type is OrderType.MARKET:
+                self._take(working, m.last, self._time)
+            elif order_type is OrderType.LIMIT:
+                self._arrive_as_limit(working, m.last, self._time)
+            return working.order
+
+    def place_oco(
+        self,
+        api_key: str,
+        symbol: str,
+        side: Side,
+        amount: Decimal,
+        *,
+        limit_price: Decimal,
+        stop_price: Decimal,
+        stop_limit_price: Decimal | None = None,
+        limit_client_order_id: str | None = None,
+        stop_client_order_id: str | None = None,
+    ) -> tuple[Order, Order]:
+        """An OCO pair for one amount: a limit order that must rest (sell above the last price,
+        buy below it) and a stop on the other side (a stop-limit when ``stop_limit_price``).
+
+        The pair locks the funds once, behind the limit order. When the limit order trades
+        (even partly) the stop expires; when the stop triggers the limit order expires first
+        and the stop takes the funds. Cancelling either cancels both. Returns ``(limit, stop)``.
+        """
+        with self._lock:
+            self._sync()
+            account = self._account(api_key)
+            m = self._market(symbol)
+            stop_type = OrderType.STOP_MARKET if stop_limit_price is None else OrderType.STOP_LIMIT
+            limit = self._check_order(account, m, side, OrderType.LIMIT, amount, limit_price, None, TimeInForce.GTC,
+                                      limit_client_order_id, None)  # fmt: skip
+            stop = self._check_order(account, m, side, stop_type, amount, stop_limit_price, stop_price,
+                                     TimeInForce.GTC, stop_client_order_id, None)  # fmt: skip
+            side, amount = limit[0], limit[3]
+            if limit[6] is not None and limit[6] == stop[6]:
+                raise _reject(
+                    RejectReason.DUPLICATE_CLIENT_ORDER_ID, "the two orders of an OCO need different client order ids"
+                )
+            lp, sp = limit[4], stop[5]
+            assert lp is not None and sp is not None
+            if (side is Side.SELL and not lp > m.last > sp) or (side is Side.BUY and not lp < m.last < sp):
+                rule = "limit price > last price > stop price" if side is Side.SELL else (
+                    "limit price < last price < stop price")  # fmt: skip
+                raise _reject(RejectReason.INVALID_PARAMETER,
+                              f"the relationship of the prices for the orders is not correct: a {side.value} OCO needs "
+                              f"{rule} (limit {lp}, last {m.last}, stop {sp})")  # fmt: skip
+            lock_asset, need = self._need(m, side, amount, lp, None)
+            if side is Side.BUY:
+                need = max(need, self._need(m, side, amount, stop[4], sp)[1])
+            self._check_funds(account, lock_asset, need)
+            list_id = next(self._list_ids)
+            t = self._time
+            legs = []
+            for args, locked in ((limit, need), (stop, _ZERO)):
+                working = self._accept(account, m, *args[:7], args[7], lock_asset, locked, list_id=list_id)
+                legs.append(working)
+            first, second = legs
+            first.partner, second.partner = second, first
+            second.lock_on_trigger = True
+            for working in legs:
+                self._emit(OrderEvent(working.order, ExecutionType.NEW, None, t))
+            self._emit(BalanceEvent(account.api_key, account.snapshot((lock_asset,)), t))
+            return first.order, second.order
+
+    def _check_order(
+        self,
+        account: _Account,
+        m: _Market,
+        side: Any,
+        type: Any,
+        amount: Any,
+        price: Any,
+        stop_price: Any,
+        time_in_force: Any,
+        client_order_id: str | None,
+        trigger_above: bool | None,
+    ) -> tuple[Side, OrderType, TimeInForce, Decimal, Decimal | None, Decimal | None, str | None, bool]:
+        """Every check of an order but its funds; its normalised fields (last: trigger direction)."""
+        spec = m.spec
+        invalid = RejectReason.INVALID_PARAMETER
+        side = _enum(Side, side, "side")
+        order_type = _enum(OrderType, type, "type")
+        tif = _enum(TimeInForce, time_in_force, "time_in_force")
+        amount = _decimal(amount, "amount")
+        if amount <= 0:
+            raise _reject(invalid, f"amount must be positive, got {amount}")
+        if order_type in _PRICED_TYPES:
+            if price is None:
+                raise _reject(invalid, f"a {order_type.value} order needs a price")
+            price = _decimal(price, "price")
+            if price <= 0:
+                raise _reject(invalid, f"price must be positive, got {price}")
+        else:
+            price = None
+        if order_type in _STOP_TYPES:
+            if stop_price is None:
+                raise _reject(invalid, f"a {order_type.value} order needs a stop price")
+            stop_price = _decimal(stop_price, "stop price")
+            if stop_price <= 0:
+                raise _reject(invalid, f"stop price must be positive, got {stop_price}")
+        else:
+            stop_price = None
+        if client_order_id == "":
+            client_order_id = None
+        if client_order_id is not None and (
+            not isinstance(client_order_id, str) or not _CLIENT_ID_RE.fullmatch(client_order_id)
+        ):
+            raise _reject(
+                invalid,
+                f"client order id {client_order_id!r} must be 1 to 36 characters of letters, digits and ._:/-",
+            )
+
+        tick = spec.tick_size
+        if price is not None and not _is_multiple(price, tick):
+            raise _reject(RejectReason.PRICE_PRECISION, f"price {price} is not a multiple of the tick size {tick}")
+        if stop_price is not None and not _is_multiple(stop_price, tick):
+            raise _reject(
+                RejectReason.PRICE_PRECISION, f"stop price {stop_price} is not a multiple of the tick size {tick}"
+            )
+        if not _is_multiple(amount, spec.step_size):
+            raise _reject(
+                RejectReason.AMOUNT_PRECISION,
+                f"amount {amount} is not a multiple of the step size {spec.step_size}",
+            )
+        if amount < spec.min_amount:
+            raise _reject(RejectReason.MIN_AMOUNT, f"amount {amount} is below the minimum {spec.min_amount}")
+        if amount > spec.max_amount:
+            raise _reject(RejectReason.MAX_AMOUNT, f"amount {amount} is above the maximum {spec.max_amount}")
+        reference = price if price is not None else stop_price if stop_price is not None else m.last
+        notional = amount * reference
+        if notional < spec.min_notional:
+            raise _reject(
+                RejectReason.MIN_NOTIONAL,
+                f"order value {notional} {spec.quote} is below the minimum {spec.min_notional} {spec.quote}",
+            )
+        above = side is Side.BUY if trigger_above is None else bool(trigger_above)
+        if stop_price is not None:
+            crossed = m.last >= stop_price if above else m.last <= stop_price
+            if crossed:
+                raise _reject(
+                    RejectReason.WOULD_TRIGGER_IMMEDIATELY,
+                    f"stop price {stop_price} is already crossed by the last price {m.last}",
+                )
+        if client_order_id is not None and client_order_id in account.open_by_client:
+            raise _reject(
+                RejectReason.DUPLICATE_CLIENT_ORDER_ID,
+                f"client order id {client_order_id!r} is already used by an open order",
+            )
+        return side, order_type, tif, amount, price, stop_price, client_order_id, above
+
+    def _need(
+        self, m: _Market, side: Side, amount: Decimal, price: Decimal | None, stop_price: Decimal | None
+    ) -> tuple[str, Decimal]:
+        """The asset and amount an order locks (see the module docstring)."""
+        if side is Side.SELL:
+            return m.spec.base, amount
+        if price is not None:
+            return m.spec.quote, amount * price
+        if stop_price is not None:
+            return m.spec.quote, amount * max(m.last, stop_price) * self._margin
+        return m.spec.quote, amount * m.last * self._margin
+
+    @staticmethod
+    def _check_funds(account: _Account, asset: str, need: Decimal) -> None:
+        held = account.balances.get(asset)
+        free = held.free if held is not None else _ZERO
+        if free < need:
+            raise _reject(
+                RejectReason.INSUFFICIENT_BALANCE,
+                f"the order needs {need} {asset}, the account has {free} {asset} free",
+            )
+
+    def _accept(
+        self,
+        account: _Account,
+        m: _Market,
+        side: Side,
+        order_type: OrderType,
+        tif: TimeInForce,
+        amount: Decimal,
+        price: Decimal | None,
+        stop_price: Decimal | None,
+        client_order_id: str | None,
+        above: bool,
+        lock_asset: str,
+        need: Decimal,
+        *,
+        list_id: int | None = None,
+    ) -> _Working:
+        """Book a checked order: lock ``need``, list it as open (no event emitted)."""
+        order_id = next(self._order_ids)
+        if client_order_id is None:
+            client_order_id = f"emu-{order_id}"
+            while client_order_id in account.open_by_client:
+                client_order_id += "x"
+        now = self._time
+        order = Order(
+            order_id=order_id,
+            client_order_id=client_order_id,
+            account=account.api_key,
+            symbol=m.symbol,
+            side=side,
+            type=order_type,
+            time_in_force=tif,
+            amount=amount,
+            price=price,
+            stop_price=stop_price,
+            status=OrderStatus.NEW,
+            created_time=now,
+            updated_time=now,
+            trigger_above=above if stop_price is not None else None,
+            list_id=list_id,
+        )
+        if need:
             bal = account.balance(lock_asset)
             bal.free -= need
             bal.locked += need
-            working = _Working(order, account, m, need, lock_asset)
-            account.orders[order_id] = working
-            account.open_by_client[client_order_id] = order_id
-            account.latest_by_client[client_order_id] = order_id
-            m.open_orders[order_id] = working
-            self._emit(OrderEvent(order, ExecutionType.NEW, None, now))
-            self._emit(BalanceEvent(account.api_key, account.snapshot((lock_asset,)), now))
-
-            if order_type is OrderType.MARKET:
-                self._take(working, m.last, now)
-            elif order_type is OrderType.LIMIT:
-                self._arrive_as_limit(working, m.last, now)
-            return working.order
+        working = _Working(order, account, m, need, lock_asset)
+        account.orders[order_id] = working
+        account.open_by_client[client_order_id] = order_id
+        account.latest_by_client[client_order_id] = order_id
+        m.open_orders[order_id] = working
+        return working
 
     @staticmethod
     def _marketable(order: Order, price: Decimal) -> bool:
@@ -1072,7 +1200,7 @@ class Engine:
                 continue  # closed meanwhile by a subscriber calling back into the engine
             if order.type in _STOP_TYPES and not order.triggered:
                 assert order.stop_price is not None
-                hit = price >= order.stop_price if order.side is Side.BUY else price <= order.stop_price
+                hit = price >= order.stop_price if order.trigger_above else price <= order.stop_price
                 if hit:
                     self._trigger(working, price if gap else order.stop_price, t)
                 continue
@@ -1085,6 +1213,23 @@ class Engine:
                 self._fill(working, amount, order.price, True, t)
 
     def _trigger(self, working: _Working, price: Decimal, t: int) -> None:
+        partner = working.partner
+        if partner is not None and partner.order.status.is_open:
+            self._finish(partner, OrderStatus.EXPIRED, ExecutionType.EXPIRED, t)  # releases the pair's funds
+        if working.lock_on_trigger:
+            order = working.order
+            asset, need = self._need(working.market, order.side, order.remaining, order.price, price)
+            held = working.account.balance(asset)
+            if held.free < need:
+                # Bybit: "if the margin is insufficient after the conditional order is triggered,
+                # the order will be cancelled".
+                self._finish(working, OrderStatus.CANCELED, ExecutionType.CANCELED, t)
+                return
+            held.free -= need
+            held.locked += need
+            working.locked, working.lock_asset = need, asset
+            working.lock_on_trigger = False
+            self._emit(BalanceEvent(working.account.api_key, working.account.snapshot((asset,)), t))
         working.order = replace(working.order, triggered=True, updated_time=t)
         self._emit(OrderEvent(working.order, ExecutionType.TRIGGERED, None, t))
         if working.order.type is OrderType.STOP_MARKET:
@@ -1157,6 +1302,9 @@ class Engine:
             self._unlist(working)
         self._emit(OrderEvent(working.order, ExecutionType.TRADE, fill, t))
         self._emit(BalanceEvent(account.api_key, account.snapshot((spec.base, spec.quote)), t))
+        partner = working.partner
+        if partner is not None and partner.order.status.is_open:
+            self._finish(partner, OrderStatus.EXPIRED, ExecutionType.EXPIRED, t)  # one of an OCO pair traded
         return True
 
     def _finish(self, working: _Working, status: OrderStatus, execution: ExecutionType, t: int) -> None:
@@ -1221,6 +1369,9 @@ class Engine:
                     f"order {working.order.order_id} is {working.order.status.value} and cannot be canceled",
                 )
             self._finish(working, OrderStatus.CANCELED, ExecutionType.CANCELED, self._time)
+            partner = working.partner
+            if partner is not None and partner.order.status.is_open:
+                self._finish(partner, OrderStatus.CANCELED, ExecutionType.CANCELED, self._time)  # the whole pair
             return working.order
 
     def get_order(

@@ -167,6 +167,8 @@ class Order:
     fee: Decimal = Decimal(0)
     fee_asset: str | None = None
     triggered: bool = False
+    trigger_above: bool | None = None  # stops: trigger on a rise to stop_price (else on a fall)
+    list_id: int | None = None  # the OCO pair the order belongs to
     created_time: int = 0
     updated_time: int = 0
     fills: tuple[Fill, ...] = ()

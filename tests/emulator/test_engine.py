@@ -578,6 +578,78 @@ def test_stop_limit_marketable_on_trigger_fills_as_taker() -> None:
     assert (fill.price, fill.is_maker) == (D("99"), False)
 
 
+def test_a_sell_stop_limit_triggering_on_a_rise_is_a_take_profit_at_its_price() -> None:
+    engine = make_engine()
+    order = engine.place_order(KEY, SYMBOL, Side.SELL, OrderType.STOP_LIMIT, D("1"), price=D("101.5"),
+                               stop_price=D("101.5"), trigger_above=True)  # fmt: skip
+    assert order.trigger_above is True
+    engine.advance_to(LIVE + 15_000)  # 98: the wrong way
+    assert engine.get_order(KEY, order_id=order.order_id).status is OrderStatus.NEW
+    engine.advance_to(LIVE + 30_000)  # 98 -> 102 passes 101.5
+    fill = engine.get_order(KEY, order_id=order.order_id).fills[0]
+    assert (fill.price, fill.is_maker) == (D("101.5"), False)
+
+
+def test_lock_on_trigger_takes_no_funds_until_the_stop_triggers() -> None:
+    engine = make_engine(balances={"USDT": D("10000"), "BTC": D("1")})
+    stop = engine.place_order(KEY, SYMBOL, Side.SELL, OrderType.STOP_MARKET, D("1"), stop_price=D("98.5"),
+                              lock_on_trigger=True)  # fmt: skip
+    take = engine.place_order(KEY, SYMBOL, Side.SELL, OrderType.STOP_LIMIT, D("1"), price=D("101.5"),
+                              stop_price=D("101.5"), trigger_above=True, lock_on_trigger=True)  # fmt: skip
+    assert balance(engine, "BTC") == (D("1"), D(0))  # both rest, neither holds the coin
+    engine.advance_to(LIVE + 15_000)  # falls through 98.5: the stop takes the coin and sells it
+    assert engine.get_order(KEY, order_id=stop.order_id).fills[0].price == D("98.5")
+    engine.advance_to(LIVE + 30_000)  # rises through 101.5: nothing left to sell, so it is cancelled
+    assert engine.get_order(KEY, order_id=take.order_id).status is OrderStatus.CANCELED
+    assert balance(engine, "BTC") == (D(0), D(0))
+
+
+def test_oco_locks_once_and_the_limit_trading_expires_the_stop() -> None:
+    engine = make_engine(balances={"USDT": D("0"), "BTC": D("1")})
+    events = record(engine)
+    limit, stop = engine.place_oco(KEY, SYMBOL, Side.SELL, D("1"), limit_price=D("101.5"), stop_price=D("97.5"),
+                                   limit_client_order_id="tp", stop_client_order_id="sl")  # fmt: skip
+    assert limit.list_id == stop.list_id is not None
+    assert balance(engine, "BTC") == (D(0), D("1"))
+    engine.advance_to(LIVE + 30_000)  # 102 reaches the take-profit
+    assert engine.get_order(KEY, order_id=limit.order_id).fills[0].price == D("101.5")
+    assert engine.get_order(KEY, order_id=stop.order_id).status is OrderStatus.EXPIRED
+    assert balance(engine, "BTC") == (D(0), D(0)) and balance(engine, "USDT")[0] == D("101.5") - D("0.1015")
+    assert [(e.order.client_order_id, e.execution) for e in of_type(events, OrderEvent)][-2:] == [
+        ("tp", ExecutionType.TRADE),
+        ("sl", ExecutionType.EXPIRED),
+    ]
+
+
+def test_oco_stop_triggering_expires_the_limit_and_sells_at_the_stop_price() -> None:
+    engine = make_engine(balances={"USDT": D("0"), "BTC": D("1")})
+    limit, stop = engine.place_oco(KEY, SYMBOL, Side.SELL, D("1"), limit_price=D("103.5"), stop_price=D("98.5"))
+    engine.advance_to(LIVE + 15_000)  # falls through 98.5
+    assert engine.get_order(KEY, order_id=limit.order_id).status is OrderStatus.EXPIRED
+    done = engine.get_order(KEY, order_id=stop.order_id)
+    assert (done.status, done.fills[0].price) == (OrderStatus.FILLED, D("98.5"))
+    assert balance(engine, "BTC") == (D(0), D(0))
+
+
+def test_cancelling_one_order_of_an_oco_cancels_both() -> None:
+    engine = make_engine(balances={"USDT": D("0"), "BTC": D("1")})
+    limit, stop = engine.place_oco(KEY, SYMBOL, Side.SELL, D("1"), limit_price=D("103.5"), stop_price=D("97.5"))
+    engine.cancel_order(KEY, SYMBOL, order_id=stop.order_id)
+    statuses = {o.order_id: o.status for o in engine.all_orders(KEY)}
+    assert statuses == {limit.order_id: OrderStatus.CANCELED, stop.order_id: OrderStatus.CANCELED}
+    assert balance(engine, "BTC") == (D("1"), D(0))
+
+
+@pytest.mark.parametrize(("limit", "stop"), [("99.5", "97.5"), ("103.5", "100.5"), ("100", "97.5")])
+def test_oco_prices_on_the_wrong_side_of_the_market_are_rejected(limit: str, stop: str) -> None:
+    engine = make_engine()
+    with pytest.raises(EngineError) as caught:
+        engine.place_oco(KEY, SYMBOL, Side.SELL, D("1"), limit_price=D(limit), stop_price=D(stop))
+    assert caught.value.reason in (RejectReason.INVALID_PARAMETER, RejectReason.WOULD_TRIGGER_IMMEDIATELY)
+    assert "relationship" in caught.value.message or "crossed" in caught.value.message
+    assert engine.open_orders(KEY) == [] and balance(engine, "BTC") == (D("10"), D(0))
+
+
 def test_orders_do_not_match_during_a_hole() -> None:
     engine = make_engine()
     engine.advance_to(T0 + 4 * MINUTE)

@@ -18,15 +18,24 @@ Bybit request                                  engine order
 ``orderType=Market``                           MARKET (reported with ``timeInForce`` IOC)
 ``orderType=Limit`` (+ GTC / IOC / FOK)        LIMIT with that time in force
 ``orderType=Limit, timeInForce=PostOnly``      LIMIT GTC, refused (170218) if it would take
-``Market`` + ``triggerPrice`` + StopOrder      STOP_MARKET (``orderStatus`` Untriggered first)
-``Limit`` + ``triggerPrice`` + StopOrder       STOP_LIMIT
+``Market`` + ``triggerPrice`` + StopOrder      STOP_MARKET (``orderStatus`` Untriggered first),
+                                               funds taken only when it triggers
+``Limit`` + ``triggerPrice`` + StopOrder       STOP_LIMIT, funds taken only when it triggers
+``triggerPrice`` + tpslOrder                   STOP_MARKET / STOP_LIMIT, funds held from the start
 ``marketUnit=quoteCoin`` market order          base amount = quote qty / last price (trigger
                                                price for conditional orders), rounded down
 =============================================  ===============================================
 
 Spot market orders without ``marketUnit`` use Bybit's defaults: a Buy's ``qty`` is quote coin,
-a Sell's base coin. Conditional orders fire on a rise for Buy and a fall for Sell (Bybit's
-``triggerDirection`` 1 and 2); a trigger price already crossed is refused (110092 / 110093).
+a Sell's base coin. As on Bybit spot, a conditional order fires when the price rises to a trigger
+placed above the last price and when it falls to one placed below it (reported as
+``triggerDirection`` 1 and 2): a sell limit with its trigger above the market is a take-profit, a
+sell market with its trigger below a stop-loss. A trigger at the last price is refused
+(110092 / 110093), and so is a ``triggerDirection`` that contradicts the trigger's side (10001).
+A StopOrder conditional order holds no funds while it waits, so a take-profit and a stop-loss can
+both rest on the same coins; when one triggers and the account can no longer cover it, it is
+cancelled (``orderStatus`` Cancelled, ``rejectReason`` EC_Others; ccxt status ``canceled``),
+while one the client cancels before it fires is Deactivated.
 
 What ccxt users meet here exactly as on Bybit (none of it needs a ccxt option):
 

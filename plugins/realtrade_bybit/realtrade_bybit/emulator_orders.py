@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -116,6 +116,8 @@ class _CreateRequest:
     amount: Decimal
     price: Decimal | None
     trigger: Decimal | None
+    trigger_above: bool | None  # a conditional order fires on a rise to ``trigger`` (else a fall)
+    lock_on_trigger: bool  # StopOrder: no funds held until it triggers
     time_in_force: TimeInForce
     link_id: str
     extra: OrderExtra
@@ -157,7 +159,7 @@ class BybitOrdersMixin(BybitRestMixin):
             raise BybitError(PARAMS_ERROR, "params error: isLeverage=1 (spot margin) is not supported by the emulator")
         if params.get("takeProfit") or params.get("stopLoss"):
             raise BybitError(PARAMS_ERROR, "params error: attached takeProfit/stopLoss is not supported")
-        trigger = self._trigger(params, side)
+        trigger, order_filter = self._trigger(params)
         tif = params.get("timeInForce") or "GTC"
         if tif not in ("GTC", "IOC", "FOK", "PostOnly"):
             raise BybitError(INVALID_TIF, "Invalid timeInForce.")
@@ -178,8 +180,10 @@ class BybitOrdersMixin(BybitRestMixin):
             last = self.engine.last_price(spec.symbol)
             if (side is Side.BUY and price >= last) or (side is Side.SELL and price <= last):
                 raise BybitError(POST_ONLY_WOULD_TAKE, "The LIMIT-MAKER order is rejected due to invalid price.")
+        trigger_above: bool | None = None
         if trigger is not None:
             engine_type = OrderType.STOP_MARKET if market else OrderType.STOP_LIMIT
+            trigger_above = self._trigger_direction(params, spec, side, trigger)
         else:
             engine_type = OrderType.MARKET if market else OrderType.LIMIT
         return _CreateRequest(
@@ -189,16 +193,19 @@ class BybitOrdersMixin(BybitRestMixin):
             amount=amount,
             price=price,
             trigger=trigger,
+            trigger_above=trigger_above,
+            lock_on_trigger=order_filter == "StopOrder",
             # PostOnly rests as GTC once checked above; a market order's IOC is the engine's rule.
             time_in_force=TimeInForce(tif) if tif in ("IOC", "FOK") and not market else TimeInForce.GTC,
             link_id=str(link_id) if link_id is not None else uuid.uuid4().hex,
-            extra=OrderExtra(dec(qty), market_unit, tif),
+            extra=OrderExtra(dec(qty), market_unit, tif, order_filter),
         )
 
     @staticmethod
-    def _trigger(params: dict[str, Any], side: Side) -> Decimal | None:
-        """The trigger price of a conditional order (``orderFilter`` StopOrder/tpslOrder), or None."""
-        order_filter = params.get("orderFilter") or "Order"
+    def _trigger(params: dict[str, Any]) -> tuple[Decimal | None, str]:
+        """The trigger price of a conditional order (``orderFilter`` StopOrder/tpslOrder) or None,
+        and the order filter."""
+        order_filter = str(params.get("orderFilter") or "Order")
         if order_filter not in ("Order", *_CONDITIONAL_FILTERS):
             raise BybitError(INVALID_ORDER_FILTER, "Invalid orderFilter parameter.")
         text = params.get("triggerPrice")
@@ -207,15 +214,35 @@ class BybitOrdersMixin(BybitRestMixin):
             raise BybitError(INVALID_ORDER_FILTER, "Invalid orderFilter parameter: triggerPrice needs StopOrder.")
         if trigger is None and order_filter != "Order":
             raise BybitError(TPSL_PRICE_REQUIRED, "Please enter the TP/SL price.")
+        return trigger, order_filter
+
+    def _trigger_direction(self, params: dict[str, Any], spec: MarketSpec, side: Side, trigger: Decimal) -> bool:
+        """Whether a spot conditional order fires on a rise (True) or a fall (False).
+
+        Bybit spot decides it from where the trigger lies against the last price when the order
+        is placed: above fires on a rise to it, below on a fall. A trigger at the last price
+        would fire at once and is refused; a ``triggerDirection`` the client sends anyway must
+        agree with the trigger's side of the market.
+        """
         direction = params.get("triggerDirection")
-        if trigger is not None and direction not in (None, "", 0, "0"):
-            if str(direction) != ("1" if side is Side.BUY else "2"):
-                raise BybitError(
-                    PARAMS_ERROR,
-                    "params error: the emulator's conditional orders fire on a rise for Buy (triggerDirection 1) "
-                    "and on a fall for Sell (triggerDirection 2)",
-                )
-        return trigger
+        requested: bool | None = None
+        if direction not in (None, "", 0, "0"):
+            if str(direction) not in ("1", "2"):
+                raise BybitError(PARAMS_ERROR, "params error: triggerDirection must be 1 (rise) or 2 (fall)")
+            requested = str(direction) == "1"
+        last = self.engine.last_price(spec.symbol)
+        if trigger == last:
+            rising = requested if requested is not None else side is Side.BUY
+            raise self._crossed(rising, trigger, last)
+        above = trigger > last
+        if requested is not None and requested != above:
+            where = "above" if above else "below"
+            raise BybitError(
+                PARAMS_ERROR,
+                f"params error: triggerDirection {direction} contradicts triggerPrice {dec(trigger)}, which is "
+                f"{where} the last price {dec(last)}",
+            )
+        return above
 
     def _order_create(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
         request = self._parse_create(params, api_key)
@@ -232,6 +259,8 @@ class BybitOrdersMixin(BybitRestMixin):
                 stop_price=request.trigger,
                 time_in_force=request.time_in_force,
                 client_order_id=request.link_id,
+                trigger_above=request.trigger_above,
+                lock_on_trigger=request.lock_on_trigger,
             )
         except EngineError as exc:
             self._extras.pop(key, None)
@@ -242,12 +271,18 @@ class BybitOrdersMixin(BybitRestMixin):
         return {"orderId": str(order.order_id), "orderLinkId": order.client_order_id}
 
     def _already_crossed(self, request: _CreateRequest) -> BybitError:
-        """Bybit's answer to a conditional order whose trigger the last price already passed."""
-        last = dec(self.engine.last_price(request.spec.symbol))
-        trigger = dec(request.trigger)
-        if request.side is Side.BUY:
-            return BybitError(EXPECT_RISING, f"expect Rising, but trigger_price[{trigger}] <= current[{last}]")
-        return BybitError(EXPECT_FALLING, f"expect Falling, but trigger_price[{trigger}] >= current[{last}]")
+        """Bybit's answer to a conditional order whose trigger the last price passed meanwhile."""
+        assert request.trigger is not None
+        rising = request.trigger_above if request.trigger_above is not None else request.side is Side.BUY
+        return self._crossed(rising, request.trigger, self.engine.last_price(request.spec.symbol))
+
+    @staticmethod
+    def _crossed(rising: bool, trigger: Decimal, last: Decimal) -> BybitError:
+        """Bybit's refusal of a trigger the last price has reached (110092 rising, 110093 falling)."""
+        price, current = dec(trigger), dec(last)
+        if rising:
+            return BybitError(EXPECT_RISING, f"expect Rising, but trigger_price[{price}] <= current[{current}]")
+        return BybitError(EXPECT_FALLING, f"expect Falling, but trigger_price[{price}] >= current[{current}]")
 
     def _base_amount(self, spec: MarketSpec, quote_qty: Decimal, trigger: Decimal | None) -> Decimal:
         """The base amount the engine executes for a ``marketUnit=quoteCoin`` market order.
@@ -309,7 +344,17 @@ class BybitOrdersMixin(BybitRestMixin):
         # orderFilter=StopOrder (ccxt: params={"trigger": True}), a plain one only without it.
         if order is None or not order.status.is_open or not _matches_filter(order, order_filter):
             raise BybitError(ORDER_NOT_EXISTS, "Order does not exist.")
-        cancelled = self.engine.cancel_order(api_key, spec.symbol, order_id=order.order_id)
+        key = (api_key, order.client_order_id)
+        extra = self._extras.get(key)
+        if extra is not None:
+            # Marked before the engine emits the cancellation, so its push already says so.
+            self._extras[key] = replace(extra, cancel_by_user=True)
+        try:
+            cancelled = self.engine.cancel_order(api_key, spec.symbol, order_id=order.order_id)
+        except EngineError:
+            if extra is not None:
+                self._extras[key] = extra  # it closed otherwise meanwhile
+            raise
         return {"orderId": str(cancelled.order_id), "orderLinkId": cancelled.client_order_id}
 
     def _order_realtime(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:

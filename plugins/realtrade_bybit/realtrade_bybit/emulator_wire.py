@@ -321,15 +321,33 @@ class OrderExtra:
     ``qty`` / ``market_unit`` are the quantity as the client sent it (a quote amount for a
     ``quoteCoin`` market order, which the engine executes as the equivalent base amount);
     ``time_in_force`` keeps ``PostOnly``, which the engine runs as GTC after the dialect checked
-    that the order would rest.
+    that the order would rest. ``order_filter`` is the ``orderFilter`` the order was placed with
+    (``StopOrder`` conditional orders take their funds only when they trigger);
+    ``cancel_by_user`` is set when the client cancels the order, which tells a conditional order
+    the client deactivated from one the exchange cancelled at its trigger.
     """
 
     qty: str
     market_unit: str  # "baseCoin", "quoteCoin" or "" (not a market order)
     time_in_force: str  # "GTC", "IOC", "FOK", "PostOnly"
+    order_filter: str = "Order"  # "Order", "StopOrder" or "tpslOrder"
+    cancel_by_user: bool = False
 
 
-def order_status(order: Order, execution: ExecutionType | None = None) -> str:
+def cancelled_at_trigger(order: Order, extra: OrderExtra | None) -> bool:
+    """True for a ``StopOrder`` conditional order cancelled when it triggered because the account
+    could not cover it (Bybit: such an order "does not occupy the margin" until then)."""
+    return (
+        extra is not None
+        and extra.order_filter == "StopOrder"
+        and not extra.cancel_by_user
+        and order.stop_price is not None
+        and not order.triggered
+        and order.status is OrderStatus.CANCELED
+    )
+
+
+def order_status(order: Order, execution: ExecutionType | None = None, extra: OrderExtra | None = None) -> str:
     """Bybit's ``orderStatus`` for an engine order (UTA spot, conditional orders included)."""
     if execution is ExecutionType.TRIGGERED:
         return "Triggered"
@@ -338,6 +356,8 @@ def order_status(order: Order, execution: ExecutionType | None = None) -> str:
     if conditional and not order.triggered:
         if status is OrderStatus.NEW:
             return "Untriggered"
+        if cancelled_at_trigger(order, extra):
+            return "Cancelled"  # fired, but the funds were no longer there
         if status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
             return "Deactivated"  # a conditional order cancelled before it fired
     if status is OrderStatus.NEW:
@@ -378,6 +398,12 @@ def order_record(order: Order, extra: OrderExtra | None, execution: ExecutionTyp
     else:
         tif = order.time_in_force.value
     price = order.price if order.price is not None and not market else None
+    at_trigger = cancelled_at_trigger(order, extra)
+    cancel_type = "CancelByUser" if order.status is OrderStatus.CANCELED and not at_trigger else "UNKNOWN"
+    rising = order.trigger_above if order.trigger_above is not None else order.side is Side.BUY
+    stop_type = ""
+    if conditional:
+        stop_type = "tpslOrder" if extra is not None and extra.order_filter == "tpslOrder" else "Stop"
     record: dict[str, object] = {
         "orderId": str(order.order_id),
         "orderLinkId": order.client_order_id,
@@ -388,9 +414,9 @@ def order_record(order: Order, extra: OrderExtra | None, execution: ExecutionTyp
         "side": "Buy" if order.side is Side.BUY else "Sell",
         "isLeverage": "0",
         "positionIdx": 0,
-        "orderStatus": order_status(order, execution),
-        "cancelType": "CancelByUser" if order.status is OrderStatus.CANCELED else "UNKNOWN",
-        "rejectReason": "EC_NoError",
+        "orderStatus": order_status(order, execution, extra),
+        "cancelType": cancel_type,
+        "rejectReason": "EC_Others" if at_trigger else "EC_NoError",
         "avgPrice": dec(order.average_price) if order.filled else "0",
         "leavesQty": dec(leaves),
         "leavesValue": dec(leaves * price) if price is not None else "0",
@@ -399,7 +425,7 @@ def order_record(order: Order, extra: OrderExtra | None, execution: ExecutionTyp
         "cumExecFee": dec(order.fee),
         "timeInForce": tif,
         "orderType": "Market" if market else "Limit",
-        "stopOrderType": "Stop" if conditional else "",
+        "stopOrderType": stop_type,
         "orderIv": "",
         "marketUnit": unit,
         "triggerPrice": dec(order.stop_price) if conditional else "0",
@@ -407,8 +433,9 @@ def order_record(order: Order, extra: OrderExtra | None, execution: ExecutionTyp
         "stopLoss": "",
         "tpTriggerBy": "",
         "slTriggerBy": "",
-        # Engine stops fire on a rise for buys and on a fall for sells (1 = rise, 2 = fall).
-        "triggerDirection": (1 if order.side is Side.BUY else 2) if conditional else 0,
+        # 1: fires when the price rises to triggerPrice, 2: when it falls to it (spot: decided
+        # from where the trigger lay against the last price when the order was placed).
+        "triggerDirection": (1 if rising else 2) if conditional else 0,
         "triggerBy": "LastPrice" if conditional else "",
         "lastPriceOnCreated": "",
         "reduceOnly": False,

@@ -430,12 +430,24 @@ def test_quantity_off_the_step_size_is_invalid(emulator, exchange):
         exchange.privatePostV5OrderCreate({**request, "qty": "0.0100001"})
 
 
-@pytest.mark.parametrize(("side", "factor"), [("buy", "0.9"), ("sell", "1.1")])
-def test_stop_order_whose_trigger_is_already_crossed_is_invalid(emulator, exchange, side, factor):
-    # Buy stops fire on a rise, sell stops on a fall: these triggers are already behind the price.
-    trigger = float((emulator.engine.last_price(ID) * Decimal(factor)).quantize(Decimal("0.01")))
-    with pytest.raises(ccxt.InvalidOrder, match="expect"):
+@pytest.mark.parametrize(("side", "code", "expect"), [("buy", "110092", "Rising"), ("sell", "110093", "Falling")])
+def test_stop_order_triggering_at_the_last_price_is_invalid(emulator, exchange, side, code, expect):
+    # Spot triggers fire on a rise when placed above the price and on a fall when below: one at
+    # the price itself would fire at once.
+    trigger = float(emulator.engine.last_price(ID))
+    with pytest.raises(ccxt.InvalidOrder, match=f"{code}.*expect {expect}"):
         exchange.create_order(SYMBOL, "market", side, 0.01, None, {"triggerPrice": trigger})
+
+
+def test_trigger_direction_contradicting_the_trigger_price_is_a_bad_request(emulator, exchange):
+    # ccxt refuses triggerDirection for spot; its implicit API sends it as given.
+    below = str((emulator.engine.last_price(ID) * Decimal("0.9")).quantize(Decimal("0.01")))
+    request = {"category": "spot", "symbol": ID, "side": "Sell", "orderType": "Market", "qty": "0.01"}
+    request.update({"orderFilter": "StopOrder", "triggerPrice": below})
+    with pytest.raises(ccxt.BadRequest, match=r"10001.*triggerDirection"):
+        exchange.privatePostV5OrderCreate({**request, "triggerDirection": 1})
+    placed = exchange.privatePostV5OrderCreate({**request, "triggerDirection": 2})["result"]
+    assert engine_order(emulator, placed["orderId"]).trigger_above is False
 
 
 def test_duplicate_order_link_id_is_invalid(emulator, exchange):

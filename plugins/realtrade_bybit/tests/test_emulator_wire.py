@@ -124,6 +124,39 @@ def test_order_statuses_follow_bybit(changes, execution, status):
     assert order_status(order(**changes), execution) == status
 
 
+STOP_ORDER = OrderExtra("0.5", "", "GTC", "StopOrder")
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "cancel_type", "reject_reason"),
+    [
+        # A StopOrder cancelled by the exchange when it fired without the funds to cover it.
+        (STOP_ORDER, "Cancelled", "UNKNOWN", "EC_Others"),
+        # One the client cancelled while it waited.
+        (OrderExtra("0.5", "", "GTC", "StopOrder", cancel_by_user=True), "Deactivated", "CancelByUser", "EC_NoError"),
+        (OrderExtra("0.5", "", "GTC", "tpslOrder"), "Deactivated", "CancelByUser", "EC_NoError"),
+        (None, "Deactivated", "CancelByUser", "EC_NoError"),
+    ],
+)
+def test_cancelled_conditional_order_tells_who_cancelled_it(extra, status, cancel_type, reject_reason):
+    record = order_record(order(stop_price=Decimal("90"), status=OrderStatus.CANCELED), extra)
+    assert (record["orderStatus"], record["cancelType"], record["rejectReason"]) == (
+        status,
+        cancel_type,
+        reject_reason,
+    )
+
+
+@pytest.mark.parametrize(
+    ("side", "above", "direction"),
+    [(Side.SELL, True, 1), (Side.SELL, False, 2), (Side.BUY, False, 2), (Side.BUY, None, 1), (Side.SELL, None, 2)],
+)
+def test_trigger_direction_follows_the_order(side, above, direction):
+    record = order_record(order(side=side, stop_price=Decimal("90"), trigger_above=above), STOP_ORDER)
+    assert (record["triggerDirection"], record["stopOrderType"]) == (direction, "Stop")
+    assert order_record(order(), None)["triggerDirection"] == 0
+
+
 def test_quote_denominated_market_order_reports_the_quantity_as_sent():
     placed = order(type=OrderType.MARKET, price=None, amount=Decimal("0.001"))
     record = order_record(placed, OrderExtra("100", "quoteCoin", "IOC"))

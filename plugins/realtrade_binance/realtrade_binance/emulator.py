@@ -12,7 +12,12 @@ WebSocket client work against the emulator with only the URLs changed:
   ``/ws-api/v3`` with ``userDataStream.subscribe.signature`` (:mod:`.emulator_streams`).
 
 Order types: MARKET (by ``quantity`` or ``quoteOrderQty``), LIMIT (GTC/IOC/FOK), LIMIT_MAKER,
-STOP_LOSS and STOP_LOSS_LIMIT; matching follows the core engine's rules.
+STOP_LOSS and STOP_LOSS_LIMIT; matching follows the core engine's rules. OCO order lists
+(``POST /api/v3/orderList/oco``): a LIMIT_MAKER and a STOP_LOSS or STOP_LOSS_LIMIT (GTC) for one
+quantity, the LIMIT_MAKER above the last price for a SELL and below it for a BUY; both orders
+carry the list's ``orderListId``. When one trades or triggers the other EXPIRES, and cancelling
+either (``DELETE /api/v3/order`` or ``/api/v3/orderList``) cancels both. User data streams a
+``listStatus`` event when a list starts and when it is over (ALL_DONE).
 
 Clocks. Market data, order and event times are the engine's emulated time. ``GET
 /api/v3/time`` and the WebSocket API's ``time`` report :meth:`server_time`, and ``timestamp`` /

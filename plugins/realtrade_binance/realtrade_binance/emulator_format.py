@@ -15,7 +15,7 @@ import re
 import secrets
 import string
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl
@@ -73,6 +73,10 @@ INSUFFICIENT_BALANCE_MSG = "Account has insufficient balance for requested actio
 BAD_SIGNATURE = (-1022, "Signature for this request is not valid.")
 BAD_API_KEY = (-2015, "Invalid API-key, IP, or permissions for action.")
 BAD_API_KEY_FORMAT = (-2014, "API-key format invalid.")
+OCO_BAD_PRICES = (-2010, "The relationship of the prices for the orders is not correct.")
+UNSUPPORTED_COMBINATION = (-1014, "Unsupported order combination.")
+UNSUPPORTED_TYPE = (-2010, "Order type not supported for this symbol.")
+NO_SUCH_ORDER_LIST = (-2013, "Order list does not exist.")
 
 
 def engine_error(reason: RejectReason, message: str, *, market: bool = False) -> BinanceError:
@@ -519,7 +523,7 @@ def symbol_info(spec: MarketSpec) -> dict[str, Any]:
         "quoteCommissionPrecision": _PRECISION,
         "orderTypes": list(ORDER_TYPES),
         "icebergAllowed": False,
-        "ocoAllowed": False,
+        "ocoAllowed": True,
         "otoAllowed": False,
         "opoAllowed": False,
         "quoteOrderQtyMarketAllowed": True,
@@ -591,6 +595,11 @@ def order_type_name(order: Order, meta: OrderMeta | None = None) -> str:
     return _TYPE[order.type]
 
 
+def list_id_of(order: Order) -> int:
+    """Binance's ``orderListId`` / ``g``: the order list of the order, -1 when it has none."""
+    return order.list_id if order.list_id is not None else -1
+
+
 def status_name(status: OrderStatus) -> str:
     return _STATUS[status]
 
@@ -637,7 +646,7 @@ def order_ack(order: Order, transact_time: int) -> dict[str, Any]:
     return {
         "symbol": order.symbol,
         "orderId": order.order_id,
-        "orderListId": -1,
+        "orderListId": list_id_of(order),
         "clientOrderId": order.client_order_id,
         "transactTime": transact_time,
     }
@@ -676,7 +685,7 @@ def order_query(order: Order, meta: OrderMeta | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "symbol": order.symbol,
         "orderId": order.order_id,
-        "orderListId": -1,
+        "orderListId": list_id_of(order),
         "clientOrderId": order.client_order_id,
     }
     body.update(_core(order, meta))
@@ -699,7 +708,7 @@ def order_cancel(
         "symbol": order.symbol,
         "origClientOrderId": order.client_order_id,
         "orderId": order.order_id,
-        "orderListId": -1,
+        "orderListId": list_id_of(order),
         "clientOrderId": cancel_client_order_id,
         "transactTime": transact_time,
     }
@@ -710,13 +719,13 @@ def order_cancel(
     return body
 
 
-def my_trade(fill: Fill) -> dict[str, Any]:
-    """One row of ``GET /api/v3/myTrades``."""
+def my_trade(fill: Fill, list_id: int = -1) -> dict[str, Any]:
+    """One row of ``GET /api/v3/myTrades`` (``list_id``: the order list of the fill's order)."""
     return {
         "symbol": fill.symbol,
         "id": fill.trade_id,
         "orderId": fill.order_id,
-        "orderListId": -1,
+        "orderListId": list_id,
         "price": fmt(fill.price),
         "qty": fmt(fill.amount),
         "quoteQty": fmt(fill.quote_amount),
@@ -757,7 +766,7 @@ def execution_report(
         "p": fmt(order.price),
         "P": fmt(order.stop_price),
         "F": "0.00000000",
-        "g": -1,
+        "g": list_id_of(order),
         "C": original_id,
         "x": execution,
         "X": _STATUS[order.status],
@@ -783,6 +792,69 @@ def execution_report(
         event["W"] = working_time(order)
     event["V"] = "NONE"
     return event
+
+
+# --- order lists (OCO) ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OrderList:
+    """What Binance reports about an OCO order list beyond its orders: the engine keeps only the
+    ``list_id`` both legs share. ``legs`` are ``(orderId, clientOrderId)``, oldest first."""
+
+    list_id: int
+    account: str
+    symbol: str
+    client_id: str  # listClientOrderId
+    time: int  # transactionTime: when the list was placed
+    legs: list[tuple[int, str]] = field(default_factory=list)
+    closed: set[int] = field(default_factory=set)  # order ids of legs no longer open
+    done: bool = False  # the contingency has played out (ALL_DONE)
+
+    @property
+    def status(self) -> tuple[str, str]:
+        """``(listStatusType, listOrderStatus)``."""
+        return ("ALL_DONE", "ALL_DONE") if self.done else ("EXEC_STARTED", "EXECUTING")
+
+
+def order_list_body(order_list: OrderList, reports: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """An order list as REST answers it (``POST /api/v3/orderList/oco``, ``DELETE`` and ``GET
+    /api/v3/orderList``); ``reports`` become ``orderReports`` when given."""
+    status_type, order_status = order_list.status
+    body: dict[str, Any] = {
+        "orderListId": order_list.list_id,
+        "contingencyType": "OCO",
+        "listStatusType": status_type,
+        "listOrderStatus": order_status,
+        "listClientOrderId": order_list.client_id,
+        "transactionTime": order_list.time,
+        "symbol": order_list.symbol,
+        "orders": [
+            {"symbol": order_list.symbol, "orderId": order_id, "clientOrderId": client_id}
+            for order_id, client_id in order_list.legs
+        ],
+    }
+    if reports is not None:
+        body["orderReports"] = list(reports)
+    return body
+
+
+def list_status_event(order_list: OrderList, event_time: int) -> dict[str, Any]:
+    """A user-data ``listStatus`` event (sent beside the legs' ``executionReport`` events)."""
+    status_type, order_status = order_list.status
+    return {
+        "e": "listStatus",
+        "E": event_time,
+        "s": order_list.symbol,
+        "g": order_list.list_id,
+        "c": "OCO",
+        "l": status_type,
+        "L": order_status,
+        "r": "NONE",
+        "C": order_list.client_id,
+        "T": event_time,
+        "O": [{"s": order_list.symbol, "i": order_id, "c": client_id} for order_id, client_id in order_list.legs],
+    }
 
 
 def account_position(balances: Iterable[Balance], event_time: int) -> dict[str, Any]:

@@ -43,9 +43,14 @@ from .emulator_format import (
     INVALID_SYMBOL,
     MAX_PRICE,
     NO_SUCH_ORDER,
+    NO_SUCH_ORDER_LIST,
+    OCO_BAD_PRICES,
     UNKNOWN_ORDER,
+    UNSUPPORTED_COMBINATION,
+    UNSUPPORTED_TYPE,
     BinanceError,
     Interval,
+    OrderList,
     OrderMeta,
     account_info,
     empty_exchange_info,
@@ -63,6 +68,7 @@ from .emulator_format import (
     order_ack,
     order_cancel,
     order_full,
+    order_list_body,
     order_query,
     order_result,
     parse_decimal,
@@ -105,6 +111,10 @@ _NEEDS_TIF = frozenset({"LIMIT", "STOP_LOSS_LIMIT"})
 _NEEDS_PRICE = frozenset({"LIMIT", "STOP_LOSS_LIMIT", "LIMIT_MAKER"})
 _NEEDS_STOP = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT"})
 _RESP_TYPES = ("ACK", "RESULT", "FULL")
+_STOP_LOSS_TYPES = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT"})
+#: Leg types Binance accepts in an OCO; the emulator has no TAKE_PROFIT orders.
+_OCO_LEG_TYPES = frozenset({"LIMIT_MAKER", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
+_OCO_UNSUPPORTED = ("IcebergQty", "TrailingDelta", "PegPriceType", "PegOffsetType", "PegOffsetValue")
 
 
 def _weight_by_symbol(single: int, every: int) -> Callable[[dict[str, str]], int]:
@@ -146,6 +156,10 @@ class BinanceRest:
         # The id of a cancel request, keyed by order id while the engine cancels (its event
         # reports the cancel under that id, as Binance does).
         self._cancel_ids: dict[int, str] = {}
+        # OCO order lists by orderListId (the engine's list_id), filled in from the engine's
+        # events; ``_pending_lists`` gives a leg's listClientOrderId while the list is placed.
+        self._order_lists: dict[int, OrderList] = {}
+        self._pending_lists: dict[tuple[str, str], str] = {}
 
     # --- routing --------------------------------------------------------------------------------
 
@@ -164,7 +178,11 @@ class BinanceRest:
             web.get(API + "/ticker/24hr", e(self._ticker_24h, _weight_by_symbol(2, 80))),
             web.get(API + "/ticker/price", e(self._ticker_price, _weight_by_symbol(2, 4))),
             web.get(API + "/ticker/bookTicker", e(self._book_ticker, _weight_by_symbol(2, 4))),
-            web.post(API + "/order", e(self._new_order, 1, SIGNED, orders=True)),
+            web.post(API + "/order", e(self._new_order, 1, SIGNED, orders=1)),
+            web.post(API + "/orderList/oco", e(self._new_oco, 1, SIGNED, orders=2)),
+            web.get(API + "/orderList", e(self._get_order_list, 4, SIGNED)),
+            web.delete(API + "/orderList", e(self._cancel_order_list, 1, SIGNED)),
+            web.get(API + "/openOrderList", e(self._open_order_lists, 6, SIGNED)),
             web.post(API + "/order/test", e(self._test_order, 1, SIGNED)),
             web.get(API + "/order", e(self._get_order, 4, SIGNED)),
             web.delete(API + "/order", e(self._cancel_order, 1, SIGNED)),
@@ -186,7 +204,7 @@ class BinanceRest:
             web.get("/sapi/v1/asset/tradeFee", e(self._trade_fees, 1, SIGNED)),
         ]
 
-    def _endpoint(self, fn: Handler, weight: Weight, security: str = NONE, *, orders: bool = False) -> AiohttpHandler:
+    def _endpoint(self, fn: Handler, weight: Weight, security: str = NONE, *, orders: int = 0) -> AiohttpHandler:
         async def handler(request: web.Request) -> web.Response:
             query = request.rel_url.raw_query_string
             body = await request.text() if request.can_read_body else ""
@@ -198,7 +216,7 @@ class BinanceRest:
                 if security == SIGNED:
                     api_key = self._authenticate(request, params, query, body)
                 if orders and api_key is not None:
-                    headers.update(self._count_order(api_key))
+                    headers.update(self._count_order(api_key, orders))
                 result, status = fn(params, api_key), 200
             except BinanceError as exc:
                 result, status = exc.body(), exc.status
@@ -228,16 +246,16 @@ class BinanceRest:
             self._weight_used += weight
             return self._weight_used
 
-    def _count_order(self, api_key: str) -> dict[str, str]:
+    def _count_order(self, api_key: str, orders: int = 1) -> dict[str, str]:
         now = time.monotonic()
         day = int(time.time() // 86_400)
         with self._weight_lock:
             recent = self._orders_10s.setdefault(api_key, deque())
-            recent.append(now)
+            recent.extend([now] * orders)
             while recent and recent[0] <= now - 10:
                 recent.popleft()
             known_day, count = self._orders_day.get(api_key, (day, 0))
-            count = count + 1 if known_day == day else 1
+            count = count + orders if known_day == day else orders
             self._orders_day[api_key] = (day, count)
             return {"X-MBX-ORDER-COUNT-10S": str(len(recent)), "X-MBX-ORDER-COUNT-1D": str(count)}
 
@@ -313,6 +331,16 @@ class BinanceRest:
 
     def _meta(self, order: Order) -> OrderMeta | None:
         return self._order_meta.get(order.order_id)
+
+    def _order_list(self, order: Order) -> OrderList:
+        """The order list of ``order`` (an OCO leg), registered when its first event is seen."""
+        assert order.list_id is not None
+        order_list = self._order_lists.get(order.list_id)
+        if order_list is None:
+            client_id = self._pending_lists.get((order.account, order.client_order_id)) or new_client_order_id()
+            order_list = OrderList(order.list_id, order.account, order.symbol, client_id, order.created_time)
+            self._order_lists[order.list_id] = order_list
+        return order_list
 
     # --- market data ----------------------------------------------------------------------------
 
@@ -688,22 +716,237 @@ class BinanceRest:
     def _cancel(self, api_key: str, order: Order, cancel_id: str) -> dict[str, Any]:
         if not order.status.is_open:
             raise BinanceError(*UNKNOWN_ORDER)
-        self._cancel_ids[order.order_id] = cancel_id
+        ids = {order.order_id: cancel_id}
+        if order.list_id is not None:
+            # Cancelling one leg of an OCO cancels the list: the other leg is reported cancelled
+            # under a cancel id of its own.
+            for order_id, _ in self._order_list(order).legs:
+                ids.setdefault(order_id, new_client_order_id())
+        self._cancel_ids.update(ids)
         try:
             canceled = self.engine.cancel_order(api_key, order.symbol, order_id=order.order_id)
         except EngineError:
             raise BinanceError(*UNKNOWN_ORDER) from None
         finally:
-            self._cancel_ids.pop(order.order_id, None)
+            for order_id in ids:
+                self._cancel_ids.pop(order_id, None)
         return order_cancel(canceled, cancel_id, canceled.updated_time, self._meta(canceled))
 
     def _cancel_all(self, params: dict[str, str], api_key: str | None) -> Any:
+        """Every open order of the symbol; an OCO is answered as its order list, as Binance does."""
         assert api_key is not None
         symbol = self._symbol(params)
         orders = self.engine.open_orders(api_key, symbol)
         if not orders:
             raise BinanceError(*UNKNOWN_ORDER)
-        return [self._cancel(api_key, order, new_client_order_id()) for order in orders]
+        answers: list[dict[str, Any]] = []
+        lists_done: set[int] = set()
+        for order in orders:
+            if order.list_id is None:
+                answers.append(self._cancel(api_key, order, new_client_order_id()))
+            elif order.list_id not in lists_done:
+                lists_done.add(order.list_id)
+                order_list = self._order_list(order)
+                if order_list.done:  # a partly filled limit leg outlives its list
+                    answers.append(self._cancel(api_key, order, new_client_order_id()))
+                else:
+                    answers.append(self._cancel_list(api_key, order_list))
+        return answers
+
+    # --- order lists (OCO) ------------------------------------------------------------------------
+
+    def _oco_leg(self, params: dict[str, str], pos: str, spec: MarketSpec) -> dict[str, Any]:
+        """One leg of an OCO request (``pos``: "above" or "below"), checked as Binance checks it."""
+        kind = params.get(pos + "Type")
+        if not kind:
+            raise mandatory(pos + "Type")
+        if kind not in _OCO_LEG_TYPES:
+            raise BinanceError(-1116, "Invalid orderType.")
+        if kind not in _ENGINE_TYPES:  # TAKE_PROFIT, TAKE_PROFIT_LIMIT
+            raise BinanceError(*UNSUPPORTED_TYPE)
+        for suffix in _OCO_UNSUPPORTED:
+            if params.get(pos + suffix) not in (None, "", "0"):
+                raise not_required(pos + suffix)
+        price = parse_decimal(params, pos + "Price")
+        stop = parse_decimal(params, pos + "StopPrice")
+        tif = params.get(pos + "TimeInForce") or None
+        if kind == "STOP_LOSS_LIMIT":
+            if tif is None:
+                raise mandatory(pos + "TimeInForce")
+            if tif not in ("GTC", "IOC", "FOK"):
+                raise BinanceError(-1115, "Invalid timeInForce.")
+            if tif != "GTC":  # the emulator's OCO stop-limit rests once triggered
+                raise BinanceError(*UNSUPPORTED_COMBINATION)
+        elif tif is not None:
+            raise not_required(pos + "TimeInForce")
+        if kind in _NEEDS_PRICE:
+            if price is None:
+                raise mandatory(pos + "Price")
+        elif price is not None:
+            raise not_required(pos + "Price")
+        if kind in _NEEDS_STOP:
+            if stop is None:
+                raise mandatory(pos + "StopPrice")
+        elif stop is not None:
+            raise not_required(pos + "StopPrice")
+        for value in (price, stop):
+            if value is not None and not spec.tick_size <= value <= MAX_PRICE:
+                raise BinanceError(-1013, "Filter failure: PRICE_FILTER")
+        client_id = params.get(pos + "ClientOrderId") or None
+        if client_id is not None and not CLIENT_ORDER_ID_RE.match(client_id):
+            raise illegal(pos + "ClientOrderId", CLIENT_ORDER_ID_LEGAL)
+        return {"kind": kind, "price": price, "stop": stop, "client_id": client_id or new_client_order_id()}
+
+    @staticmethod
+    def _oco_error(exc: EngineError) -> BinanceError:
+        """Binance's answer to an engine rejection of an OCO: a stop already crossed, or prices on
+        the wrong sides of the last price, is Binance's OCO price-relationship error."""
+        reason = exc.reason
+        relationship = exc.message.lower().startswith("the relationship of the prices")
+        if reason is RejectReason.WOULD_TRIGGER_IMMEDIATELY or (
+            reason is RejectReason.INVALID_PARAMETER and relationship
+        ):
+            return BinanceError(*OCO_BAD_PRICES)
+        return engine_error(reason, exc.message)
+
+    def _new_oco(self, params: dict[str, str], api_key: str | None) -> Any:
+        """``POST /api/v3/orderList/oco``: a LIMIT_MAKER and a STOP_LOSS / STOP_LOSS_LIMIT for one
+        quantity. SELL: the LIMIT_MAKER above the last price (take-profit), the stop below; BUY:
+        the stop above, the LIMIT_MAKER below. Other combinations are refused (-1014)."""
+        assert api_key is not None
+        symbol = self._symbol(params)
+        assert symbol is not None
+        spec = self.engine.market(symbol)
+        side = params.get("side")
+        if not side:
+            raise mandatory("side")
+        if side not in ("BUY", "SELL"):
+            raise BinanceError(-1117, "Invalid side.")
+        quantity = parse_decimal(params, "quantity", required=True)
+        assert quantity is not None
+        above = self._oco_leg(params, "above", spec)
+        below = self._oco_leg(params, "below", spec)
+        limit, stop = (above, below) if side == "SELL" else (below, above)
+        if limit["kind"] != "LIMIT_MAKER" or stop["kind"] not in _STOP_LOSS_TYPES:
+            raise BinanceError(*UNSUPPORTED_COMBINATION)
+        list_client_id = params.get("listClientOrderId") or None
+        if list_client_id is not None:
+            if not CLIENT_ORDER_ID_RE.match(list_client_id):
+                raise illegal("listClientOrderId", CLIENT_ORDER_ID_LEGAL)
+            # Binance takes a listClientOrderId again only once its list is over.
+            if any(
+                ol.account == api_key and ol.client_id == list_client_id and not ol.done
+                for ol in list(self._order_lists.values())
+            ):
+                raise BinanceError(-2010, "Duplicate order sent.")
+        resp_type = params.get("newOrderRespType") or "FULL"
+        if resp_type not in _RESP_TYPES:
+            raise illegal("newOrderRespType", ", ".join(_RESP_TYPES))
+
+        list_client_id = list_client_id or new_client_order_id()
+        meta = OrderMeta("LIMIT_MAKER")
+        keys = [(api_key, limit["client_id"]), (api_key, stop["client_id"])]
+        for key in keys:
+            self._pending_lists[key] = list_client_id
+        self._pending_meta[keys[0]] = meta
+        try:
+            placed = self.engine.place_oco(
+                api_key,
+                symbol,
+                Side.BUY if side == "BUY" else Side.SELL,
+                quantity,
+                limit_price=limit["price"],
+                stop_price=stop["stop"],
+                stop_limit_price=stop["price"],
+                limit_client_order_id=limit["client_id"],
+                stop_client_order_id=stop["client_id"],
+            )
+            self._order_meta[placed[0].order_id] = meta
+        except EngineError as exc:
+            raise self._oco_error(exc) from None
+        finally:
+            for key in keys:
+                self._pending_lists.pop(key, None)
+            self._pending_meta.pop(keys[0], None)
+        order_list = self._order_list(placed[0])
+        log.debug("order list %d (OCO %s %s) accepted", order_list.list_id, side, symbol)
+        reports = []
+        for order in sorted(placed, key=lambda o: o.order_id):
+            order_meta = self._meta(order)
+            if resp_type == "ACK":
+                reports.append(order_ack(order, order.created_time))
+            elif resp_type == "RESULT":
+                reports.append(order_result(order, order.created_time, order_meta))
+            else:
+                reports.append(order_full(order, order.created_time, order_meta))
+        return order_list_body(order_list, reports)
+
+    def _find_order_list(
+        self, params: dict[str, str], api_key: str, client_param: str, not_found: tuple[int, str]
+    ) -> OrderList:
+        """The account's order list named by ``orderListId`` or ``client_param``."""
+        list_id = parse_int(params, "orderListId")
+        client_id = params.get(client_param) or None
+        if list_id is None and client_id is None:
+            raise BinanceError(
+                -1102, f"Param '{client_param}' or 'orderListId' must be sent, but both were empty/null!"
+            )
+        found: OrderList | None = None
+        if list_id is not None:
+            found = self._order_lists.get(list_id)
+            if found is not None and client_id is not None and found.client_id != client_id:
+                found = None
+        else:
+            for candidate in reversed(list(self._order_lists.values())):
+                if candidate.account == api_key and candidate.client_id == client_id:
+                    found = candidate
+                    break
+        if found is None or found.account != api_key:
+            raise BinanceError(*not_found)
+        return found
+
+    def _cancel_list(self, api_key: str, order_list: OrderList) -> dict[str, Any]:
+        """Cancel an OCO (the engine cancels both legs with either); answered as the list."""
+        ids = {order_id: new_client_order_id() for order_id, _ in order_list.legs}
+        symbol = order_list.symbol
+        self._cancel_ids.update(ids)
+        try:
+            for order_id in ids:
+                if self.engine.get_order(api_key, symbol, order_id=order_id).status.is_open:
+                    self.engine.cancel_order(api_key, symbol, order_id=order_id)
+                    break
+            else:
+                raise BinanceError(*UNKNOWN_ORDER)
+        except EngineError:
+            raise BinanceError(*UNKNOWN_ORDER) from None
+        finally:
+            for order_id in ids:
+                self._cancel_ids.pop(order_id, None)
+        orders = [self.engine.get_order(api_key, symbol, order_id=order_id) for order_id in ids]
+        reports = [order_cancel(o, ids[o.order_id], o.updated_time, self._meta(o)) for o in orders]
+        return order_list_body(order_list, reports)
+
+    def _cancel_order_list(self, params: dict[str, str], api_key: str | None) -> Any:
+        """``DELETE /api/v3/orderList``: cancel an OCO still executing."""
+        assert api_key is not None
+        symbol = self._symbol(params)
+        cancel_id = params.get("newClientOrderId") or None
+        if cancel_id is not None and not CLIENT_ORDER_ID_RE.match(cancel_id):
+            raise illegal("newClientOrderId", CLIENT_ORDER_ID_LEGAL)
+        order_list = self._find_order_list(params, api_key, "listClientOrderId", UNKNOWN_ORDER)
+        if order_list.symbol != symbol or order_list.done:
+            raise BinanceError(*UNKNOWN_ORDER)
+        return self._cancel_list(api_key, order_list)
+
+    def _get_order_list(self, params: dict[str, str], api_key: str | None) -> Any:
+        """``GET /api/v3/orderList`` (by ``orderListId`` or ``origClientOrderId``)."""
+        assert api_key is not None
+        return order_list_body(self._find_order_list(params, api_key, "origClientOrderId", NO_SUCH_ORDER_LIST))
+
+    def _open_order_lists(self, params: dict[str, str], api_key: str | None) -> Any:
+        """``GET /api/v3/openOrderList``: the account's order lists still executing."""
+        assert api_key is not None
+        return [order_list_body(ol) for ol in list(self._order_lists.values()) if ol.account == api_key and not ol.done]
 
     def _open_orders(self, params: dict[str, str], api_key: str | None) -> Any:
         assert api_key is not None
@@ -743,4 +986,10 @@ class BinanceRest:
             fills = fills[:limit]
         else:
             fills = fills[-limit:]
-        return [my_trade(f) for f in fills]
+        list_ids = {
+            order_id: ol.list_id
+            for ol in list(self._order_lists.values())
+            if ol.account == api_key
+            for order_id, _ in ol.legs
+        }
+        return [my_trade(f, list_ids.get(f.order_id, -1)) for f in fills]

@@ -33,7 +33,9 @@ from realtrade_core.emulator.model import (
     BookEvent,
     Candle,
     EngineEvent,
+    ExecutionType,
     KlineEvent,
+    Order,
     OrderEvent,
     TradeEvent,
 )
@@ -43,6 +45,7 @@ from .emulator_format import (
     BAD_SIGNATURE,
     BinanceError,
     Interval,
+    OrderList,
     OrderMeta,
     account_position,
     agg_trade_event,
@@ -51,6 +54,7 @@ from .emulator_format import (
     execution_report,
     intervals_for,
     kline_event,
+    list_status_event,
     mandatory,
     merge_candle,
     signature_ok,
@@ -143,6 +147,8 @@ class BinanceStreams:
         _cancel_ids: dict[int, str]
 
         def server_time(self) -> int: ...
+
+        def _order_list(self, order: Order) -> OrderList: ...
 
         def _check_timestamp(self, timestamp: int, recv_window: int | None) -> None: ...
 
@@ -312,6 +318,7 @@ class BinanceStreams:
 
     def _on_order(self, event: OrderEvent) -> None:
         order = event.order
+        order_list = self._track_list(event) if order.list_id is not None else None
         subs = self._user_subs.get(order.account)
         if not subs:
             return
@@ -323,6 +330,28 @@ class BinanceStreams:
         self._execution_ids += 1
         report = execution_report(order, execution, event.fill, event.time, self._execution_ids, meta, cancel_id)
         self._publish_user(order.account, subs, report)
+        if order_list is not None:
+            self._publish_user(order.account, subs, list_status_event(order_list, event.time))
+
+    def _track_list(self, event: OrderEvent) -> OrderList | None:
+        """Follow an OCO leg's event; returns the list when its status changes: both legs placed
+        (EXEC_STARTED), or the contingency played out (ALL_DONE: a leg traded or triggered and
+        the other expired, or both were cancelled)."""
+        order = event.order
+        order_list = self._order_list(order)
+        if event.execution is ExecutionType.NEW:
+            if all(order.order_id != leg for leg, _ in order_list.legs):
+                order_list.legs.append((order.order_id, order.client_order_id))
+                order_list.legs.sort()
+            return order_list if len(order_list.legs) == 2 else None
+        if order_list.done:
+            return None
+        if not order.status.is_open:
+            order_list.closed.add(order.order_id)
+        if event.execution is ExecutionType.EXPIRED or len(order_list.closed) >= len(order_list.legs):
+            order_list.done = True
+            return order_list
+        return None
 
     def _publish_user(self, account: str, subs: tuple[int, ...], event: dict[str, Any]) -> None:
         for sid in subs:

@@ -12,6 +12,7 @@ from realtrade_binance.emulator import BinanceDialect
 from realtrade_binance.emulator_format import (
     INTERVALS,
     BinanceError,
+    OrderList,
     account_position,
     engine_error,
     execution_report,
@@ -20,7 +21,12 @@ from realtrade_binance.emulator_format import (
     injected_error_body,
     intervals_for,
     kline_row,
+    list_status_event,
+    my_trade,
+    order_ack,
     order_cancel,
+    order_list_body,
+    order_query,
     parse_decimal,
     signature_ok,
     split_signature,
@@ -270,6 +276,59 @@ def test_cancel_answer_carries_both_client_ids() -> None:
     answer = order_cancel(order(status=OrderStatus.CANCELED), "cancel-id", 5000)
 
     assert (answer["origClientOrderId"], answer["clientOrderId"], answer["status"]) == ("abc", "cancel-id", "CANCELED")
+
+
+def test_every_order_answer_names_its_order_list() -> None:
+    leg, alone = order(list_id=4), order()
+    fill = Fill(3, 7, "abc", "BTCUSDT", Side.BUY, Decimal("100"), Decimal("0.5"), Decimal("50"), Decimal(0), "BTC",
+                True, 2000)  # fmt: skip
+
+    rendered = [order_ack(leg, 1000), order_query(leg), order_cancel(leg, "c", 1000)]
+
+    assert [body["orderListId"] for body in rendered] == [4, 4, 4]
+    assert execution_report(leg, "NEW", None, 1000, 1)["g"] == 4
+    assert (order_query(alone)["orderListId"], execution_report(alone, "NEW", None, 1000, 1)["g"]) == (-1, -1)
+    assert (my_trade(fill)["orderListId"], my_trade(fill, 4)["orderListId"]) == (-1, 4)
+
+
+def test_order_list_renders_as_binance_lists() -> None:
+    order_list = OrderList(4, "key", "BTCUSDT", "list-1", 1000, legs=[(7, "tp"), (8, "sl")])
+
+    body = order_list_body(order_list, [{"orderId": 7}, {"orderId": 8}])
+    event = list_status_event(order_list, 1500)
+
+    assert body == {
+        "orderListId": 4,
+        "contingencyType": "OCO",
+        "listStatusType": "EXEC_STARTED",
+        "listOrderStatus": "EXECUTING",
+        "listClientOrderId": "list-1",
+        "transactionTime": 1000,
+        "symbol": "BTCUSDT",
+        "orders": [
+            {"symbol": "BTCUSDT", "orderId": 7, "clientOrderId": "tp"},
+            {"symbol": "BTCUSDT", "orderId": 8, "clientOrderId": "sl"},
+        ],
+        "orderReports": [{"orderId": 7}, {"orderId": 8}],
+    }
+    assert event == {
+        "e": "listStatus",
+        "E": 1500,
+        "s": "BTCUSDT",
+        "g": 4,
+        "c": "OCO",
+        "l": "EXEC_STARTED",
+        "L": "EXECUTING",
+        "r": "NONE",
+        "C": "list-1",
+        "T": 1500,
+        "O": [{"s": "BTCUSDT", "i": 7, "c": "tp"}, {"s": "BTCUSDT", "i": 8, "c": "sl"}],
+    }
+    order_list.done = True
+    assert (list_status_event(order_list, 2000)["l"], order_list_body(order_list)["listOrderStatus"]) == (
+        "ALL_DONE",
+        "ALL_DONE",
+    )
 
 
 def test_account_position_lists_the_changed_assets() -> None:

@@ -337,6 +337,89 @@ def test_cancel_streams_a_canceled_report_naming_the_original_order(
     )
 
 
+def place_sell_oco(exchange: Any, emulator: Any, limit_ticks: int, stop_ticks: int) -> dict[str, Any]:
+    """A SELL OCO of 0.01 BTC: LIMIT_MAKER ``limit_ticks`` above the last price, STOP_LOSS
+    ``stop_ticks`` below it (ccxt's implicit call, as BinanceBroker sends it)."""
+    last = emulator.engine.last_price(MARKET_ID)
+    tick = emulator.engine.market(MARKET_ID).tick_size
+    return exchange.privatePostOrderListOco(
+        {
+            "symbol": MARKET_ID,
+            "side": "SELL",
+            "quantity": "0.01",
+            "aboveType": "LIMIT_MAKER",
+            "abovePrice": str(last + limit_ticks * tick),
+            "belowType": "STOP_LOSS",
+            "belowStopPrice": str(last - stop_ticks * tick),
+        }
+    )
+
+
+def user_events(seen: list[Any], kind: str) -> list[dict[str, Any]]:
+    return [m["event"] for m in seen if m["event"]["e"] == kind]
+
+
+def test_oco_legs_stream_their_list_id_and_the_list_status(
+    emulator: Any, exchange: Any, ws_connect: Any, recv_until: Any
+) -> None:
+    ws = ws_connect(emulator.urls["ws_api"])
+    subscribe_user_data(ws, emulator, recv_until)
+
+    answer = place_sell_oco(exchange, emulator, 1, 2000)
+
+    list_id = answer["orderListId"]
+    limit_id, stop_id = (o["orderId"] for o in answer["orders"])
+    started, seen = recv_until(ws, lambda m: m["event"]["e"] == "listStatus")
+    reports = user_events(seen, "executionReport")
+    assert [(r["i"], r["x"], r["X"], r["o"], r["g"]) for r in reports] == [
+        (limit_id, "NEW", "NEW", "LIMIT_MAKER", list_id),
+        (stop_id, "NEW", "NEW", "STOP_LOSS", list_id),
+    ]
+    assert [set(r) - EXECUTION_REPORT_FIELDS for r in reports] == [{"W"}, set()]  # W: on the book
+    event = started["event"]
+    assert (event["g"], event["c"], event["l"], event["L"], event["C"], event["s"]) == (
+        list_id,
+        "OCO",
+        "EXEC_STARTED",
+        "EXECUTING",
+        answer["listClientOrderId"],
+        MARKET_ID,
+    )
+    assert event["O"] == [{"s": MARKET_ID, "i": o["orderId"], "c": o["clientOrderId"]} for o in answer["orders"]]
+
+    for _ in range(300):
+        if emulator.engine.get_order(emulator.api_key, MARKET_ID, order_id=limit_id).status.value == "filled":
+            break
+        emulator.step(1)
+    done, seen = recv_until(ws, lambda m: m["event"]["e"] == "listStatus")
+    reports = user_events(seen, "executionReport")
+    assert [(r["i"], r["x"], r["X"], r["g"]) for r in reports] == [
+        (limit_id, "TRADE", "FILLED", list_id),
+        (stop_id, "EXPIRED", "EXPIRED", list_id),
+    ]
+    assert (done["event"]["g"], done["event"]["l"], done["event"]["L"]) == (list_id, "ALL_DONE", "ALL_DONE")
+
+
+def test_cancelling_one_oco_leg_streams_both_cancellations(
+    emulator: Any, exchange: Any, ws_connect: Any, recv_until: Any
+) -> None:
+    ws = ws_connect(emulator.urls["ws_api"])
+    subscribe_user_data(ws, emulator, recv_until)
+    answer = place_sell_oco(exchange, emulator, 1000, 1000)
+    recv_until(ws, lambda m: m["event"]["e"] == "listStatus")
+    limit, stop = answer["orders"]
+
+    exchange.cancel_order(str(limit["orderId"]), SYMBOL)
+
+    done, seen = recv_until(ws, lambda m: m["event"]["e"] == "listStatus")
+    reports = user_events(seen, "executionReport")
+    assert [(r["i"], r["x"], r["X"], r["C"], r["g"]) for r in reports] == [
+        (limit["orderId"], "CANCELED", "CANCELED", limit["clientOrderId"], answer["orderListId"]),
+        (stop["orderId"], "CANCELED", "CANCELED", stop["clientOrderId"], answer["orderListId"]),
+    ]
+    assert (done["event"]["l"], done["event"]["L"]) == ("ALL_DONE", "ALL_DONE")
+
+
 def test_bad_signature_on_the_websocket_api_is_refused(emulator: Any, ws_connect: Any, recv_until: Any) -> None:
     ws = ws_connect(emulator.urls["ws_api"])
 

@@ -187,6 +187,19 @@ class Broker(bt.brokers.BackBroker, Contract):
         """ccxt param sets to try in turn when cancelling; the next is tried on OrderNotFound."""
         return [{}]
 
+    #: The exchange takes a stop's trigger direction from the last price when the order arrives
+    #: (Bybit spot): a stop the market has already crossed would be accepted to fire on the way
+    #: back, so the live broker compares the stop price with the last price before sending it.
+    stop_direction_from_market: ClassVar[bool] = False
+
+    def stop_already_crossed(self, exc: BaseException) -> bool:
+        """Whether the exchange refused a stop order because the market has already crossed its
+        price (it would trigger immediately); the broker then sends it as the order it triggers
+        into. ccxt maps Binance's answer to ``OrderImmediatelyFillable``."""
+        import ccxt
+
+        return isinstance(exc, ccxt.OrderImmediatelyFillable)
+
     # --- commission from the exchange's fee schedule ------------------------------------------
 
     def getcommissioninfo(self, data: Any) -> Any:

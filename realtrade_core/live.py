@@ -46,6 +46,21 @@ rebuilds the groups the previous run left unfinished: held children wait for the
 again (or go out, if it filled while the process was down), an armed stop is watched again,
 a stop whose sibling was being cancelled for it is sent, and a group member that ended while
 down ends its group as it would have live.
+
+Order validity (backtrader's ``valid=``): the order rests on the exchange as good-till-cancelled.
+BackBroker expires an order at the first bar whose datetime is past ``order.valid``, before that
+bar can fill it, so the live broker cancels it on the exchange as soon as the bar before has
+closed (the data's *next* bar would be past ``valid``); once the cancel is confirmed the order
+ends Expired, stamped with that next bar's datetime as in a backtest. A fill that lands before
+the cancel still counts (a partly filled order ends Expired with what it filled). An order that
+would expire before any bar could fill it is never sent. Held bracket children follow their
+bracket: the parent's or a sibling's end cancels them. The strategy cancelling the order on the
+last bar it is valid for makes it Canceled, as in a backtest. Validity is not journaled: an
+order re-attached after a restart is good till cancelled.
+
+A stop whose price the market has already crossed when it reaches the exchange (refused: it
+would trigger immediately) is one backtrader fills at the next price, so it is sent again at
+once as the order it triggers into: a market order (a stop-limit as a limit order).
 """
 
 from __future__ import annotations
@@ -58,7 +73,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +126,11 @@ _CCXT_STATUS = {
 # small helpers
 
 
+def triggered_type(kind: str) -> str:
+    """The order a stop becomes when it triggers: a market order (a stop-limit: a limit order)."""
+    return "limit" if kind == "stop_limit" else "market"
+
+
 def rate_limit_errors() -> tuple[type[BaseException], ...]:
     """ccxt's errors for 429/418 answers (in ccxt 4 RateLimitExceeded is not a DDoSProtection)."""
     import ccxt
@@ -143,6 +163,34 @@ def ms_to_num(ms: int | None) -> float:
 def bar_close_ms(data: Any) -> int:
     """Epoch milliseconds of the data's current bar (stamped at its candle's close)."""
     return int(bt.num2date(data.datetime[0]).replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+_BAR_LENGTH = {
+    bt.TimeFrame.Seconds: lambda n: timedelta(seconds=n),
+    bt.TimeFrame.Minutes: lambda n: timedelta(minutes=n),
+    bt.TimeFrame.Days: lambda n: timedelta(days=n),
+    bt.TimeFrame.Weeks: lambda n: timedelta(weeks=n),
+}
+
+
+def next_bar_time(data: Any) -> float | None:
+    """backtrader's date number of the data's next bar (None before its first bar).
+
+    Bars are stamped at their candle's close, one bar length apart; for other timeframes
+    (months, ticks) the last bar's length stands in for the next one's.
+    """
+    try:
+        if not len(data):
+            return None
+        now = float(data.datetime[0])
+        if math.isnan(now):
+            return None
+        length = _BAR_LENGTH.get(data._timeframe)
+        if length is not None:
+            return float(bt.date2num(bt.num2date(now) + length(max(int(data._compression), 1))))
+        return now + (now - float(data.datetime[-1])) if len(data) > 1 else now
+    except (IndexError, TypeError, ValueError, AttributeError):
+        return None
 
 
 _URL_QUERY = re.compile(r"(https?://[^\s?\"']+)\?[^\s\"']*")
@@ -569,12 +617,10 @@ class OrderSender(_Worker):
         import ccxt
 
         client = self.io.client
-        ccxt_type = "limit" if req.type in ("limit", "stop_limit") else "market"
-        price = float(req.price) if req.price is not None and ccxt_type == "limit" else None
-        params: dict[str, Any] = {"clientOrderId": req.client_order_id}
-        if req.type in STOP_TYPES and req.stop_price is not None:
-            params["triggerPrice"] = float(req.stop_price)
-        params.update(self.io.broker.create_order_params(req.type, req.side))
+        kind = req.type
+        if kind in STOP_TYPES and self.io.broker.stop_direction_from_market and self.already_crossed(req):
+            kind = triggered_type(kind)
+        ccxt_type, price, params = self.create_args(req, kind)
         tries = 0
         rate_limited = 0
         delay = 0.5
@@ -626,10 +672,51 @@ class OrderSender(_Worker):
                             self.io.exchange, req.client_order_id, type(exc).__name__)  # fmt: skip
                 continue
             except ccxt.BaseError as exc:  # the exchange refused it: InsufficientFunds, InvalidOrder...
+                if kind in STOP_TYPES and self.io.broker.stop_already_crossed(exc):
+                    # The market has passed the stop price already: backtrader fills such a stop
+                    # at the next price, so it goes as the order it triggers into.
+                    kind = triggered_type(kind)
+                    ccxt_type, price, params = self.create_args(req, kind)
+                    tries = 0
+                    log.info("%s: stop order %s would trigger immediately (%s); sending it as a %s order",
+                             self.io.exchange, req.client_order_id, self.exchange_message(exc), kind)  # fmt: skip
+                    continue
                 self.emit(SubmitFailed(req.client_order_id, f"{type(exc).__name__}: {self.exchange_message(exc)}"))
                 return
             self.acknowledge(req, answer)
             return
+
+    def already_crossed(self, req: CreateRequest) -> bool:
+        """Whether the exchange's last price has already crossed the stop price of ``req``.
+
+        For exchanges that take a stop's trigger direction from the last price (Bybit spot): a
+        buy stop under the market would be accepted to fire on a fall, a sell stop above it on a
+        rise, where backtrader fills both at the next price.
+        """
+        try:
+            ticker = self.io.read(self.io.client.fetch_ticker, req.symbol)
+        except Exception as exc:
+            log.warning("%s: no last price to check stop %s against (%s); sending it as a stop",
+                        self.io.exchange, req.client_order_id, self.io.scrub(exc)[:200])  # fmt: skip
+            return False
+        last = dec(ticker.get("last") or ticker.get("close"))
+        if last is None or req.stop_price is None:
+            return False
+        crossed = last >= req.stop_price if req.side == "buy" else last <= req.stop_price
+        if crossed:
+            log.info("%s: stop order %s at %s is already crossed by the last price %s; sending it as a %s order",
+                     self.io.exchange, req.client_order_id, req.stop_price, last, triggered_type(req.type))  # fmt: skip
+        return crossed
+
+    def create_args(self, req: CreateRequest, kind: str) -> tuple[str, float | None, dict[str, Any]]:
+        """ccxt's order type, price and params to create ``req`` as an order of ``kind``."""
+        ccxt_type = "limit" if kind in ("limit", "stop_limit") else "market"
+        price = float(req.price) if req.price is not None and ccxt_type == "limit" else None
+        params: dict[str, Any] = {"clientOrderId": req.client_order_id}
+        if kind in STOP_TYPES and req.stop_price is not None:
+            params["triggerPrice"] = float(req.stop_price)
+        params.update(self.io.broker.create_order_params(kind, req.side))
+        return ccxt_type, price, params
 
     def exchange_message(self, exc: BaseException) -> str:
         """The exchange's own words (``msg`` / ``retMsg``) when the error carries its JSON."""
@@ -807,6 +894,10 @@ class Tracked:
     reattached: bool = False
     held: bool = False  # a bracket child, Accepted before it was sent
     seen: bool = False  # the exchange has shown the order (acknowledgement, update or fill)
+    cancelling: bool = False  # a cancel request is on its way (the strategy's, or for validity)
+    expiring: float | None = None  # past ``valid``: the datetime of the bar it expires at
+    expire_bar: int = 0  # the data's bar count when the expiring cancel was sent
+    unsent: bool = False  # expired before it could trade: never sent to the exchange
 
 
 @dataclass
@@ -1431,14 +1522,24 @@ class LiveSession:
             if first is not None and group not in self.linked:
                 self._link(first.order, group, "oco", "done" if first.done else "sent")
             self._link(order, group, "oco", "sent")
+        expires = self._expiry(order, request.type)
+        if expires is not None:
+            # BackBroker would expire it before the next bar could fill it: it never goes out
+            # (the next pass of next() ends it Expired, once its bracket or OCO group is set up).
+            tracked = self.orders[request.client_order_id]
+            tracked.expiring, tracked.unsent = expires, True
+            self.journal.update_order(request.client_order_id, status="expired",
+                                      reason="valid ended before a bar could fill it: not sent")  # fmt: skip
+            return order
         self.sender.put(request)
         return order
 
     def _unsupported(self, order: bt.Order) -> str | None:
+        if order.exectype in (bt.Order.StopTrail, bt.Order.StopTrailLimit):
+            return (f"trailing stops ({order.getordername()}) are not supported in live mode yet; use Market, "
+                    f"Limit, Stop or StopLimit")  # fmt: skip
         if order.exectype not in BT_TO_TYPE:
             return f"{order.getordername()} orders are not supported in live mode; use Market, Limit, Stop or StopLimit"
-        if order.valid not in (None, 0):
-            return "order validity (valid=...) is not supported in live mode: live orders are good till canceled"
         if order.data is None or not hasattr(order.data, "p"):
             return "the order has no data feed"
         return None
@@ -1520,9 +1621,76 @@ class LiveSession:
             return True
         if tracked is None or tracked.done or not order.alive() or self.stopping.is_set():
             return False
-        assert self.sender is not None
-        self.sender.put(CancelRequest(cid, tracked.symbol, tracked.type, tracked.order_id, tracked.created_ms))
+        if tracked.expiring is not None:
+            try:
+                expired = order.data.datetime[0] >= tracked.expiring
+            except (IndexError, TypeError):
+                expired = True
+            if expired:
+                return False  # in a backtest it has expired already
+            tracked.expiring = None  # cancelled on the last bar it is valid for: Canceled, as in a backtest
+            if tracked.cancelling:
+                return True  # the cancel for its validity is on its way
+        self._request_cancel(tracked)
         return True
+
+    def _request_cancel(self, tracked: Tracked) -> None:
+        assert self.sender is not None
+        tracked.cancelling = True
+        self.sender.put(CancelRequest(tracked.client_order_id, tracked.symbol, tracked.type, tracked.order_id,
+                                      tracked.created_ms))  # fmt: skip
+
+    # --- validity (backtrader's valid=) --------------------------------------------------------------
+
+    @staticmethod
+    def _expiry(order: bt.Order, kind: str) -> float | None:
+        """The datetime of the bar ``order`` expires at, when that is the data's next bar.
+
+        BackBroker expires an order (never a market order) at the first bar whose datetime is
+        past ``order.valid``, before that bar can fill it: live, it must leave the exchange when
+        the bar before closes.
+        """
+        if not order.valid or kind == "market" or order.exectype == bt.Order.Market:
+            return None
+        following = next_bar_time(order.data)
+        return following if following is not None and following > order.valid else None
+
+    def _expire_orders(self) -> None:
+        """Cancel on the exchange the orders whose validity ends before the next bar; finish
+        the ones that were never sent. Held bracket children follow their bracket."""
+        if self.stopping.is_set() or self.sender is None:
+            return
+        for tracked in list(self.orders.values()):
+            order = tracked.order
+            if tracked.done or not order.valid:
+                continue
+            if tracked.unsent:
+                tracked.done = True
+                self._accept(tracked)
+                self._finish_expired(tracked)
+                continue
+            if tracked.cancelling or not order.alive():
+                continue
+            expires = self._expiry(order, tracked.type)
+            if expires is None:
+                continue
+            bars = len(order.data)
+            if tracked.expiring is not None and bars <= tracked.expire_bar:
+                continue  # its cancel failed: tried again on the next bar
+            if tracked.expiring is None:
+                tracked.expiring = expires
+                log.info("order %s: valid until %s, expires at the bar of %s: cancelling it",
+                         tracked.client_order_id, bt.num2date(order.valid), bt.num2date(expires))  # fmt: skip
+            tracked.expire_bar = bars
+            self._request_cancel(tracked)
+
+    def _finish_expired(self, tracked: Tracked) -> None:
+        order = tracked.order
+        self._set_status(order, bt.Order.Expired)
+        if tracked.expiring is not None:
+            order.executed.dt = tracked.expiring  # the bar BackBroker expires it at
+        self.broker.notify(order)
+        self._after(order)
 
     def orders_open(self) -> list[bt.Order]:
         orders = [t.order for t in self.orders.values() if not t.done and t.order.alive()]
@@ -1730,6 +1898,7 @@ class LiveSession:
                 self.apply(item)
             except Exception:  # one odd event must not stop the strategy
                 log.exception("live broker: could not apply %s", type(item).__name__)
+        self._expire_orders()
         self._housekeeping()
 
     def apply(self, item: Any) -> None:
@@ -1747,6 +1916,9 @@ class LiveSession:
         elif isinstance(item, SubmitFailed):
             self.apply_submit_failed(item)
         elif isinstance(item, CancelFailed):
+            tracked = self.orders.get(item.client_order_id)
+            if tracked is not None:
+                tracked.cancelling = False  # the strategy may cancel again; validity retries next bar
             log.warning("cancel of %s failed: %s", item.client_order_id, item.reason)
             self.put_store(f"cancel of order {item.client_order_id} failed: {item.reason}")
         elif isinstance(item, BalanceSnapshot):
@@ -1868,6 +2040,9 @@ class LiveSession:
         if final.status is OrderStatus.REJECTED:
             order.addinfo(reject_reason=final.reason or "rejected by the exchange")
             self._set_status(order, bt.Order.Rejected)
+        elif tracked.expiring is not None:  # cancelled because its validity ended
+            self._finish_expired(tracked)
+            return
         elif final.status is OrderStatus.EXPIRED:
             self._set_status(order, bt.Order.Expired)
         else:

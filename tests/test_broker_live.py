@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -536,6 +537,132 @@ def test_restart_sees_the_position_reattaches_the_open_order_and_applies_the_off
         assert journal.get_order(far_cid).status == "canceled"
     finally:
         journal.close()
+
+
+# --- validity (valid=) and stops already crossed --------------------------------------------------
+
+
+def test_an_order_past_its_validity_is_cancelled_on_the_exchange_and_ends_expired(
+    exchange, emulator, store, journal_path
+):
+    """valid=: the order rests on the exchange while a bar may fill it; when the bar before the
+    first bar past ``valid`` closes it is cancelled there, and the strategy gets Expired,
+    stamped with that first bar past ``valid`` (as BackBroker expires it)."""
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+        far = float((last(emulator) * Decimal("0.5")).quantize(TICK))
+        order, bar = run.do(lambda s: (s.buy(size=0.01, exectype=bt.Order.Limit, price=far, valid=timedelta(minutes=2)),
+                                       s.data.datetime.datetime(0)))  # fmt: skip
+        cid = order.info.client_order_id
+        run.step()  # bar + 1 min: still valid, resting
+        assert engine_orders(emulator)[cid].status.value == "new" and order.alive()
+        run.step()  # bar + 2 min: the next bar is past valid, so the order leaves the exchange now
+        run.wait(lambda: order.status == bt.Order.Expired, "the order expiring")
+        assert engine_orders(emulator)[cid].status.value == "canceled"
+        run.step()
+        run.wait(lambda: "Expired" in s.statuses(order), "notify_order(Expired)")
+        assert s.statuses(order) == ["Submitted", "Accepted", "Expired"]
+        assert bt.num2date(order.executed.dt) == bar + timedelta(minutes=3)
+        assert order.executed.size == 0 and not run.broker.get_orders_open()
+        run.wait(lambda: run.broker.getcash() == 10_000, "the locked USDT coming back")
+
+
+def test_cancelled_on_the_last_bar_it_is_valid_for_an_order_ends_canceled(exchange, emulator, store, journal_path):
+    """On its last valid bar the order is already being taken off the exchange for its
+    validity; the strategy cancelling it then still makes it Canceled, as in a backtest."""
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+        far = float((last(emulator) * Decimal("0.5")).quantize(TICK))
+        order = run.do(lambda s: s.buy(size=0.01, exectype=bt.Order.Limit, price=far, valid=timedelta(minutes=2)))
+        run.step()
+        assert run.do(lambda s: s.broker.cancel(order)) is True  # at bar + 2 min, its last valid bar
+        run.wait(lambda: order.status == bt.Order.Canceled, "the cancel")
+        run.step()
+        run.wait(lambda: "Canceled" in s.statuses(order), "notify_order(Canceled)")
+        assert s.statuses(order) == ["Submitted", "Accepted", "Canceled"]
+        assert engine_orders(emulator)[order.info.client_order_id].status.value == "canceled"
+
+
+def test_an_order_that_would_expire_before_a_bar_could_fill_it_is_never_sent(exchange, emulator, store, journal_path):
+    """A validity that ends before the next bar (a timedelta shorter than a bar, or the plain
+    number backtrader leaves unconverted) expires the order in a backtest before it can fill:
+    live it never goes out, even when its price would fill at once."""
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+
+        def place(s: Trader) -> tuple:
+            marketable = float(last(emulator) + 5 * TICK)
+            return (s.buy(size=0.01, exectype=bt.Order.Limit, price=marketable, valid=timedelta(seconds=30)),
+                    s.buy(size=0.01, exectype=bt.Order.Limit, price=marketable, valid=1))  # fmt: skip
+
+        orders = run.do(place)
+        run.step()
+        run.wait(lambda: all("Expired" in s.statuses(o) for o in orders), "both orders expiring")
+        for order in orders:
+            assert s.statuses(order) == ["Submitted", "Accepted", "Expired"]
+        assert engine_orders(emulator) == {}
+        journal = Journal(journal_path)
+        assert {journal.get_order(o.info.client_order_id).status for o in orders} == {"expired"}
+        journal.close()
+
+
+def test_fills_made_before_the_validity_cancel_lands_count(exchange, tmp_path):
+    """An order partly filled when its validity ends: the cancel takes the rest off the exchange
+    and the order ends Expired with what it filled."""
+    spec = MarketSpec(
+        MARKET_ID, "BTC", "USDT", step_size=Decimal("0.000001"), min_amount=Decimal("0.000001"),
+        max_fill_per_step=Decimal("0.002"),  # a candle's steps cannot fill 0.01
+    )  # fmt: skip
+    with make_emulator(exchange, markets=[spec]) as emulator:
+        store = new_store(exchange, emulator)
+        try:
+            with live(emulator, store, str(tmp_path / "j.sqlite3")) as run:
+                s = run.strategy
+
+                def place(s: Trader) -> bt.Order:
+                    price = float(last(emulator) - 2 * TICK)
+                    return s.buy(size=0.01, exectype=bt.Order.Limit, price=price, valid=timedelta(minutes=1))
+
+                order = run.do(place)
+                run.step()  # the one bar it is valid for
+                run.wait(lambda: order.status == bt.Order.Expired, "the order expiring")
+                run.step()
+                run.wait(lambda: "Expired" in s.statuses(order), "notify_order(Expired)")
+                placed = engine_orders(emulator)[order.info.client_order_id]
+                assert placed.status.value == "canceled"
+                assert 0 < placed.filled < Decimal("0.01"), "the order must fill partly for the test to mean anything"
+                statuses = s.statuses(order)
+                assert statuses[:2] == ["Submitted", "Accepted"] and statuses[-1] == "Expired"
+                assert set(statuses[2:-1]) == {"Partial"}
+                assert order.executed.size == pytest.approx(float(placed.filled), abs=1e-12)
+                assert_matches_engine(s.last(order), engine_fills(emulator, order.info.client_order_id))
+        finally:
+            store.stop()
+
+
+def test_a_stop_whose_price_is_already_crossed_goes_as_the_order_it_triggers_into(
+    exchange, emulator, store, journal_path
+):
+    """The exchange refuses a stop the last price has already crossed (it would trigger
+    immediately); backtrader fills it at the next price, so it goes as a market order (a
+    stop-limit as a limit order) and completes, still a Stop / StopLimit to the strategy."""
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+
+        def place(s: Trader) -> tuple:
+            crossed = float(last(emulator) - 3 * TICK)  # a buy stop below the market
+            stop = s.buy(size=0.01, exectype=bt.Order.Stop, price=crossed)
+            stop_limit = s.buy(size=0.01, exectype=bt.Order.StopLimit, price=crossed, plimit=crossed * 1.01)
+            return stop, stop_limit
+
+        stop, stop_limit = run.do(place)
+        run.until(lambda: all("Completed" in s.statuses(o) for o in (stop, stop_limit)), "both stops filling")
+        placed = engine_orders(emulator)
+        for order, kind in ((stop, "market"), (stop_limit, "limit")):
+            assert placed[order.info.client_order_id].type.value == kind
+            assert s.statuses(order) == ["Submitted", "Accepted", "Completed"]
+            assert_matches_engine(s.last(order), engine_fills(emulator, order.info.client_order_id))
+        assert stop.getordername() == "Stop" and stop_limit.getordername() == "StopLimit"
 
 
 # --- rejections and the interlock ------------------------------------------------------------------

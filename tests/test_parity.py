@@ -7,17 +7,20 @@ stepped live candles). Every executed order, every closed trade and the final va
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import backtrader as bt
 import pytest
 from livetest import MINUTE, Driver, MemoryFeed, candles, last_closed_open
 
+from realtrade_core.emulator.model import MarketSpec
 from realtrade_core.emulator.server import Emulator
 from realtrade_core.store import get_store
 
 BACKFILL = 40
 LIVE = 40
+VALID = timedelta(minutes=3)  # of the limit kind's entries: three bars to fill, or they expire
 
 
 class Scripted(bt.Strategy):
@@ -76,15 +79,18 @@ class Scripted(bt.Strategy):
                 self.close()
         elif self.p.kind == "limit":
             if not self.position and not any(o.alive() for o in self.broker.get_orders_open()):
-                self.buy(size=size, exectype=bt.Order.Limit, price=round(price * 0.999, 2), valid=5)
+                # A timedelta: backtrader (1.9.78) leaves a plain number unconverted, which
+                # expires the order at the next bar before it can fill.
+                self.buy(size=size, exectype=bt.Order.Limit, price=round(price * 0.999, 2), valid=VALID)
             elif self.position and self.cross < 0:
-                self.sell(size=size, exectype=bt.Order.Limit, price=round(price * 1.0005, 2))
+                # What the position holds: live, the buy's fee was paid in the base asset.
+                self.sell(size=self.position.size, exectype=bt.Order.Limit, price=round(price * 1.0005, 2))
         elif self.p.kind == "stop":
             if not self.position and not self.broker.get_orders_open():
                 self.buy(size=size, exectype=bt.Order.Stop, price=round(price * 1.0005, 2))
             elif self.position and not self.broker.get_orders_open():
                 self.sell(
-                    size=size,
+                    size=self.position.size,
                     exectype=bt.Order.StopLimit,
                     price=round(price * 0.9995, 2),
                     plimit=round(price * 0.999, 2),
@@ -153,48 +159,19 @@ def test_paper_trading_matches_the_backtest(exchange, kind):
     assert paper.final_value == pytest.approx(backtest.final_value, abs=1e-6)
 
 
-@pytest.mark.parametrize("exchange", ["binance", "bybit"])
-def test_live_trading_on_the_emulator_makes_the_backtest_trades(exchange, tmp_path):
-    """Market orders live: same orders, sides and fill prices as the backtest.
+@dataclass
+class LiveResult:
+    """A live run's strategy, the candles it traded on and the emulator's market."""
 
-    A market order sent after bar i closes fills at the exchange's last price, which is bar i+1's
-    open: backtrader's own market fill. Sells are smaller by the buy fee, which the exchange
-    charges in the base asset (the position really is smaller), so sizes are compared with that.
-    """
-    account = {"USDT": 10_000}  # no BTC at start, like the backtest
-    with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=200, seed=11, balances=account) as emulator:
-        store = get_store(exchange, "emulator", emulator=emulator)
-        cerebro, start = live_cerebro(emulator, store, store.getbroker(mode="live", journal=str(tmp_path / "j.db")))
-        cerebro.addstrategy(Scripted, kind="market", live_only=True)
-
-        def script(d: Driver) -> None:
-            strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
-            for i in range(LIVE):
-                # An order sent on the last bar must reach the exchange before the market moves on.
-                d.wait(lambda: not strategy.broker.get_orders_open(), "orders to settle")
-                emulator.step(1)
-                d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i} (at {strategy.bars})")
-            d.wait(lambda: not strategy.broker.get_orders_open(), "the last order to settle")
-
-        driver = Driver(cerebro, script, deadline=120)
-        driver.start()
-        (live,) = cerebro.run()
-        driver.check()
-        rows = candles(emulator, "BTC/USDT", start, start + (BACKFILL + LIVE - 1) * MINUTE)
-        fee = float(store.market("BTC/USDT")["taker"])
-        store.stop()
-
-    backtest = run_backtest(rows, "market", fee, live_only_from=BACKFILL)
-    assert len(backtest.executed) >= 2, "the strategy must trade live for the comparison to mean anything"
-    assert [(e[1], e[4]) for e in live.executed] == [(e[1], e[4]) for e in backtest.executed]  # side, price
-    for ours, theirs in zip(live.executed, backtest.executed, strict=True):
-        expected = theirs[3] if theirs[1] == "Buy" else theirs[3] * (1 - fee)
-        assert ours[3] == pytest.approx(expected, rel=1e-6)
+    strategy: Scripted
+    rows: list[tuple]
+    market: MarketSpec
 
 
 def settled(emulator, session) -> bool:
-    """Every fill and final status of the engine is applied, every sent order acknowledged,
-    and no triggered bracket stop waits to be sent: the market may move on."""
+    """Every fill and final status of the engine is applied, every sent order acknowledged and
+    every cancel answered, and no triggered bracket stop waits to be sent: the market may move
+    on. (Only the session's own records are read here: a feed's lines may be mid-update.)"""
     try:
         tracked = dict(session.orders)
         brackets = list(session.brackets.values())
@@ -207,10 +184,107 @@ def settled(emulator, session) -> bool:
                 return False
         if any(not (t.acked or t.done) for t in tracked.values()):
             return False
+        if any(t.cancelling and not t.done for t in tracked.values()):
+            return False  # a cancel (e.g. at the end of an order's validity) must land first
         return not any(c.alive() and c.info.get("client_order_id") not in tracked
                        for b in brackets for c in b.triggered)  # fmt: skip
     except RuntimeError:  # changed while read from this thread: look again
         return False
+
+
+def run_live(exchange: str, kind: str, bars: int, journal: str, deadline: float = 120) -> LiveResult:
+    """``Scripted(kind, live_only=True)`` trading live on the emulator for ``bars`` live bars.
+
+    The market moves only once every order is settled (at the exchange, answered, its fills
+    applied), and each candle is traded before it closes: the driver lets the emulator walk
+    the candle's path, waits until its fills are applied, then closes it. A fill and the candle
+    come on different streams, so without that a fill made while the candle closes could reach
+    the strategy a bar later than in a backtest.
+    """
+    account = {"USDT": 10_000}  # no BTC at start, like the backtest
+    with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=200, seed=11, balances=account) as emulator:
+        store = get_store(exchange, "emulator", emulator=emulator)
+        cerebro, start = live_cerebro(emulator, store, store.getbroker(mode="live", journal=journal))
+        cerebro.addstrategy(Scripted, kind=kind, live_only=True)
+
+        def script(d: Driver) -> None:
+            strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
+            session = strategy.broker.live
+            for i in range(bars):
+                d.wait(lambda: settled(emulator, session), "orders to settle")
+                emulator.advance(MINUTE - 1)  # the candle trades...
+                d.wait(lambda: settled(emulator, session), f"the fills of live candle {i}")
+                emulator.advance(1)  # ...and closes
+                d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i} (at {strategy.bars})")
+            d.wait(lambda: settled(emulator, session), "the last orders to settle")
+
+        driver = Driver(cerebro, script, deadline=deadline)
+        driver.start()
+        (live,) = cerebro.run()
+        driver.check()
+        rows = candles(emulator, "BTC/USDT", start, start + (BACKFILL + bars - 1) * MINUTE)
+        market = emulator.engine.market("BTCUSDT")
+        store.stop()
+    assert len(rows) == BACKFILL + bars and live.bars == len(rows)
+    return LiveResult(live, rows, market)
+
+
+def held_after_fee(size: float, fee: float) -> float:
+    """What the account holds after buying ``size``: the exchange charges the buy's fee in the
+    base asset (the position really is smaller), so the exits sell that much."""
+    return round(size * (1 - fee), 8)
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_live_trading_on_the_emulator_makes_the_backtest_trades(exchange, tmp_path):
+    """Market orders live: same orders, sides and fill prices as the backtest.
+
+    A market order sent after bar i closes fills at the exchange's last price, which is bar i+1's
+    open: backtrader's own market fill. Sells are smaller by the buy fee, which the exchange
+    charges in the base asset (the position really is smaller), so sizes are compared with that.
+    """
+    run = run_live(exchange, "market", LIVE, str(tmp_path / "j.db"))
+    live, fee = run.strategy, float(run.market.taker_fee)
+    backtest = run_backtest(run.rows, "market", fee, live_only_from=BACKFILL)
+    assert len(backtest.executed) >= 2, "the strategy must trade live for the comparison to mean anything"
+    assert [(e[1], e[4]) for e in live.executed] == [(e[1], e[4]) for e in backtest.executed]  # side, price
+    for ours, theirs in zip(live.executed, backtest.executed, strict=True):
+        expected = theirs[3] if theirs[1] == "Buy" else theirs[3] * (1 - fee)
+        assert ours[3] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["limit", "stop"])
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_live_limit_and_stop_trading_on_the_emulator_makes_the_backtest_orders(exchange, kind, tmp_path):
+    """Limit and stop orders live: exactly the backtest's orders.
+
+    Every executed order has the backtest's status, side, type, price, bar and size, and the
+    same trades close. Limit entries are valid for three bars: unfilled, they expire (cancelled
+    on the exchange) at the bar the backtest expires them. A resting limit fills at its price as
+    maker, a stop at its stop price as taker; the buy's fee is charged in the base asset, so the
+    exits (which sell the position) are smaller by it. The backtest charges the fee of the
+    entries' kind of fill.
+    """
+    run = run_live(exchange, kind, LIVE, str(tmp_path / "j.db"))
+    live = run.strategy
+    fee = float(run.market.maker_fee if kind == "limit" else run.market.taker_fee)
+    backtest = run_backtest(run.rows, kind, fee, live_only_from=BACKFILL)
+    statuses = {e[0] for e in backtest.executed}
+    assert {"Completed"} <= statuses and len(backtest.trades) >= 2, "the strategy must trade live"
+    if kind == "limit":
+        assert "Expired" in statuses, "an entry must expire for the comparison to mean anything"
+    assert len(live.executed) == len(backtest.executed), (live.executed, backtest.executed)
+    for ours, theirs in zip(live.executed, backtest.executed, strict=True):
+        assert ours[:3] == theirs[:3], (ours, theirs)  # status, side, order type
+        assert ours[4] == theirs[4], (ours, theirs)  # price
+        # The bar: an expiry is stamped with it, a fill with its time on the exchange within it.
+        bar = theirs[6]
+        within = bar - timedelta(minutes=1) <= ours[6] <= bar if ours[0] == "Completed" else ours[6] == bar
+        assert within, (ours, theirs)
+        expected = theirs[3] if theirs[1] == "Buy" else -held_after_fee(-theirs[3], fee)
+        assert ours[3] == pytest.approx(expected, abs=1e-12), (ours, theirs)
+    assert len(live.trades) == len(backtest.trades)
+    assert [t[2] for t in live.trades] == [t[2] for t in backtest.trades]  # bars each trade lasted
 
 
 BRACKET_LIVE = 150  # brackets are slower: enough bars for exits by both legs
@@ -222,44 +296,21 @@ def test_live_bracket_trading_on_the_emulator_makes_the_backtest_orders(exchange
 
     The first bracket (entry and take-profit exit) is the backtest's, prices included. Later
     ones may shift by a bar, so they are checked for their shape: every entry is followed by
-    one completed exit and its cancelled sibling. Two differences are by design: the live
-    broker arms a bracket's stop and, once a bar has crossed it, cancels the resting
-    take-profit (the exchange locks the position for it) and then sells at market, so a stop
-    exit is notified after the take-profit's cancellation and one bar later than in the
-    backtest; and a take-profit that fills while the bar closes may be seen by the strategy a
-    bar later (the fill and the candle come on different streams).
+    one completed exit and its cancelled sibling. One difference is by design: the live broker
+    arms a bracket's stop and, once a bar has crossed it, cancels the resting take-profit (the
+    exchange locks the position for it) and then sells at market, so a stop exit is notified
+    after the take-profit's cancellation and one bar later than in the backtest.
     """
-    account = {"USDT": 10_000}
-    with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=200, seed=11, balances=account) as emulator:
-        store = get_store(exchange, "emulator", emulator=emulator)
-        cerebro, start = live_cerebro(emulator, store, store.getbroker(mode="live", journal=str(tmp_path / "j.db")))
-        cerebro.addstrategy(Scripted, kind="bracket", live_only=True)
-
-        def script(d: Driver) -> None:
-            strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
-            session = strategy.broker.live
-            for i in range(BRACKET_LIVE):
-                d.wait(lambda: settled(emulator, session), "orders to settle")
-                emulator.step(1)
-                d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i} (at {strategy.bars})")
-            d.wait(lambda: settled(emulator, session), "the last orders to settle")
-
-        driver = Driver(cerebro, script, deadline=180)
-        driver.start()
-        (live,) = cerebro.run()
-        driver.check()
-        rows = candles(emulator, "BTC/USDT", start, start + (BACKFILL + BRACKET_LIVE - 1) * MINUTE)
-        fee = float(store.market("BTC/USDT")["taker"])
-        store.stop()
-
-    backtest = run_backtest(rows, "bracket", fee, live_only_from=BACKFILL)
+    run = run_live(exchange, "bracket", BRACKET_LIVE, str(tmp_path / "j.db"), deadline=180)
+    live, fee = run.strategy, float(run.market.taker_fee)
+    backtest = run_backtest(run.rows, "bracket", fee, live_only_from=BACKFILL)
     ours = [e[:3] for e in live.executed]
     theirs = [e[:3] for e in backtest.executed]
     take_profit = [("Completed", "Buy", "Limit"), ("Completed", "Sell", "Limit"), ("Canceled", "Sell", "Stop")]
     stop_exit = [("Completed", "Buy", "Limit"), ("Canceled", "Sell", "Limit"), ("Completed", "Sell", "Stop")]
     assert theirs[:3] == take_profit and ours[:3] == take_profit, (ours, theirs)
     assert [e[4] for e in live.executed[:2]] == [e[4] for e in backtest.executed[:2]]  # entry and exit prices
-    exit_size = round(live.executed[0][3] * (1 - fee), 8)  # the base fee: what the account holds
+    exit_size = held_after_fee(live.executed[0][3], fee)  # the base fee: what the account holds
     cycles = [ours[i : i + 3] for i in range(0, len(ours), 3)]
     assert all(c in (take_profit, stop_exit) for c in cycles[:-1]), cycles
     assert cycles[-1] in (take_profit, stop_exit, [("Completed", "Buy", "Limit")]), cycles

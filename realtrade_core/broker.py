@@ -22,6 +22,10 @@ member                      required  meaning
 ``create_order_params()``   no        extra ccxt params for ``create_order`` (default ``{}``)
 ``cancel_param_sets()``     no        ccxt param sets tried in turn to cancel (default
                                       ``[{}]``), e.g. conditional orders filed apart
+``bracket_exits``           no        how a live bracket's exits rest once its parent has
+                                      filled: ``"held"`` (default), ``"oco"`` or
+                                      ``"conditional"``; see :attr:`Broker.bracket_exits`
+``create_oco_orders()``     no        send an exchange OCO list (needed for ``"oco"``)
 ==========================  ========  ======================================================
 """
 
@@ -40,6 +44,7 @@ from .spec import OrderRequest
 log = logging.getLogger(__name__)
 
 MODES = ("paper", "live")
+BRACKET_EXITS = ("held", "oco", "conditional")
 _ORDER_TYPES = {
     bt.Order.Market: "market",
     bt.Order.Limit: "limit",
@@ -119,6 +124,7 @@ class Broker(bt.brokers.BackBroker, Contract):
         ("submit_retries", 2),
         ("stream_timeout", 10.0),
         ("currency", None),
+        ("bracket_exits", None),  # None: the exchange plugin's Broker.bracket_exits
     )
 
     def __init__(self) -> None:
@@ -127,6 +133,13 @@ class Broker(bt.brokers.BackBroker, Contract):
             raise ConfigurationError(f"unknown broker mode {self.p.mode!r}; use 'paper' (default) or 'live'")
         if self.p.store is None:
             raise ConfigurationError("a realtrade broker needs a store: use store.getbroker()")
+        exits = self.p.bracket_exits or self.bracket_exits
+        if exits not in BRACKET_EXITS:
+            raise ConfigurationError(f"unknown bracket_exits {exits!r}; use one of {', '.join(BRACKET_EXITS)}")
+        if exits == "oco" and type(self).create_oco_orders is Broker.create_oco_orders:
+            venue = self.exchange or "this exchange"
+            raise ConfigurationError(f"bracket_exits='oco' needs OCO order lists, which {venue} does not offer "
+                                     f"here; use 'held' or 'conditional'")  # fmt: skip
         if self.p.mode == "live":
             self.check_live_allowed()
         if self.p.commission is not None:
@@ -186,6 +199,37 @@ class Broker(bt.brokers.BackBroker, Contract):
     def cancel_param_sets(self, order_type: str) -> list[dict[str, Any]]:
         """ccxt param sets to try in turn when cancelling; the next is tried on OrderNotFound."""
         return [{}]
+
+    #: Where a live bracket's two exits (take-profit and stop) rest once the parent has filled.
+    #: A spot account locks the coins behind every resting sell, so both cannot simply rest:
+    #:
+    #: - ``"held"``: the take-profit rests on the exchange and the broker holds the stop; when a
+    #:   closed bar has crossed it, the take-profit is cancelled and the stop sent as a market
+    #:   (stop-limit: limit) order. Works everywhere; a stop exit comes a bar late and only while
+    #:   the process runs.
+    #: - ``"oco"``: both as one exchange OCO list (:meth:`create_oco_orders`); the exchange
+    #:   executes whichever the market reaches and expires the other, process or no process.
+    #: - ``"conditional"``: both as conditional orders that hold no funds until they trigger
+    #:   (the take-profit as a conditional limit at its price); the broker cancels the other
+    #:   when one fills, and if both ever trigger the second finds nothing to sell.
+    #:
+    #: ``store.getbroker(mode="live", bracket_exits=...)`` overrides it for one broker.
+    bracket_exits: ClassVar[str] = "held"
+
+    def create_oco_orders(
+        self,
+        symbol: str,
+        side: str,
+        amount: Any,
+        limit_price: Any,
+        stop_price: Any,
+        stop_limit_price: Any,
+        limit_client_order_id: str,
+        stop_client_order_id: str,
+    ) -> list[dict[str, Any]]:
+        """Send an exchange OCO order list (a resting limit order and a stop, one amount);
+        returns both as ccxt order dicts, limit first. Raises ccxt's errors."""
+        raise NotImplementedError(f"{self.exchange or 'this exchange'} has no OCO order lists in realtrade")
 
     #: The exchange takes a stop's trigger direction from the last price when the order arrives
     #: (Bybit spot): a stop the market has already crossed would be accepted to fire on the way

@@ -523,6 +523,27 @@ class CreateRequest:
     price: Decimal | None
     stop_price: Decimal | None
     created_ms: int
+    trigger_above: bool | None = None  # a stop firing on a rise (None: buys rise, sells fall)
+
+    @property
+    def fires_on_rise(self) -> bool:
+        return self.side == "buy" if self.trigger_above is None else self.trigger_above
+
+
+@dataclass(frozen=True, slots=True)
+class OcoRequest:
+    """A bracket's two exits as one exchange OCO order list: a limit order and a stop."""
+
+    limit: CreateRequest
+    stop: CreateRequest
+
+
+@dataclass(frozen=True, slots=True)
+class OcoRefused:
+    """The exchange refused an OCO list (nothing was placed): ``reason`` says why."""
+
+    request: OcoRequest
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -608,6 +629,8 @@ class OrderSender(_Worker):
     def handle(self, task: Any) -> None:
         if isinstance(task, CreateRequest):
             self.create(task)
+        elif isinstance(task, OcoRequest):
+            self.create_oco(task)
         elif isinstance(task, CancelRequest):
             self.cancel(task)
 
@@ -686,6 +709,65 @@ class OrderSender(_Worker):
             self.acknowledge(req, answer)
             return
 
+    def create_oco(self, req: OcoRequest) -> None:
+        """Send an OCO list; an unknown outcome is resolved by looking its legs up, as for one
+        order. A refusal comes back as :class:`OcoRefused` (the session then falls back)."""
+        import ccxt
+
+        legs = (req.limit, req.stop)
+        tries = 0
+        delay = 0.5
+        while not self.stopping.is_set():
+            tries += 1
+            self.io.gate.wait(self.stopping)
+            sent = time.monotonic()
+            try:
+                answers = self.io.broker.create_oco_orders(
+                    req.limit.symbol, req.limit.side, req.limit.amount, req.limit.price, req.stop.stop_price,
+                    req.stop.price, req.limit.client_order_id, req.stop.client_order_id,
+                )  # fmt: skip
+            except rate_limit_errors() as exc:
+                self.io.backoff_rate_limit(exc, delay)
+                delay = min(delay * 2, 30.0)
+                if self.acknowledge_legs(legs, sent, exc, 0.0) or tries > max(3, self.retries):
+                    if tries > max(3, self.retries):
+                        self.emit(OcoRefused(req, f"rate limited by {self.io.exchange} {tries} times"))
+                    return
+                continue
+            except (ccxt.OperationFailed, ccxt.BadResponse) as exc:
+                if isinstance(exc, ccxt.InvalidNonce):
+                    self.io.resync_time()
+                log.warning("%s: OCO %s/%s ended without an answer (%s); looking it up by client order id",
+                            self.io.exchange, req.limit.client_order_id, req.stop.client_order_id,
+                            self.io.scrub(exc)[:200])  # fmt: skip
+                if self.acknowledge_legs(legs, sent, exc, self.window) or self.stopping.is_set():
+                    return
+                if tries > self.retries:
+                    self.emit(OcoRefused(req, f"{self.io.exchange} did not answer ({type(exc).__name__}); the list "
+                                              f"is confirmed absent; gave up after {tries} tries"))  # fmt: skip
+                    return
+                continue
+            except ccxt.BaseError as exc:
+                self.emit(OcoRefused(req, f"{type(exc).__name__}: {self.exchange_message(exc)}"))
+                return
+            for leg, answer in zip(legs, answers, strict=True):
+                self.acknowledge(leg, answer)
+            return
+
+    def acknowledge_legs(self, legs: tuple[CreateRequest, CreateRequest], sent: float, error: BaseException,
+                         window: float) -> bool:  # fmt: skip
+        """Look an OCO's legs up after an unknown outcome; True when the list exists."""
+        found = self.resolve(legs[0], sent, error, window=window)
+        if found is None:
+            return False
+        self.acknowledge(legs[0], found)
+        other = self.resolve(legs[1], sent, error, window=0.0)
+        if other is not None:
+            self.acknowledge(legs[1], other)
+        else:
+            self.emit(SubmitFailed(legs[1].client_order_id, "its OCO list exists but this leg was not found"))
+        return True
+
     def already_crossed(self, req: CreateRequest) -> bool:
         """Whether the exchange's last price has already crossed the stop price of ``req``.
 
@@ -702,7 +784,7 @@ class OrderSender(_Worker):
         last = dec(ticker.get("last") or ticker.get("close"))
         if last is None or req.stop_price is None:
             return False
-        crossed = last >= req.stop_price if req.side == "buy" else last <= req.stop_price
+        crossed = last >= req.stop_price if req.fires_on_rise else last <= req.stop_price
         if crossed:
             log.info("%s: stop order %s at %s is already crossed by the last price %s; sending it as a %s order",
                      self.io.exchange, req.client_order_id, req.stop_price, last, triggered_type(req.type))  # fmt: skip
@@ -898,6 +980,7 @@ class Tracked:
     expiring: float | None = None  # past ``valid``: the datetime of the bar it expires at
     expire_bar: int = 0  # the data's bar count when the expiring cancel was sent
     unsent: bool = False  # expired before it could trade: never sent to the exchange
+    waiting_sibling: float | None = None  # an OCO leg's end, held until the other leg's fill
 
 
 @dataclass
@@ -933,6 +1016,7 @@ class Bracket:
     triggered: list[bt.Order] = field(default_factory=list)  # armed stops whose price was crossed
     cancelled_for_trigger: set[int] = field(default_factory=set)  # siblings cancelled to make room
     armed_since: dict[int, int] = field(default_factory=dict)  # restored stop ref -> ms it was armed
+    native_oco: bool = False  # the exits are an exchange OCO list: the exchange ends the other one
 
 
 class LiveSession:
@@ -971,6 +1055,7 @@ class LiveSession:
         self.bracket_of: dict[int, int] = {}  # member order ref -> parent ref
         self.cid_by_ref: dict[int, str] = {}  # order ref -> client order id, for orders sent
         self.linked: set[str] = set()  # client order ids with a link row in the journal
+        self.prepared: dict[int, CreateRequest] = {}  # order ref -> request journaled, not yet queued
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -1384,6 +1469,8 @@ class LiveSession:
                 if done:
                     ended.append(child)
             bracket.children.append(child)
+        mode = self.broker.p.bracket_exits or self.broker.bracket_exits
+        bracket.native_oco = mode == "oco" and not bracket.armed and not bracket.triggered and len(children) == 2
         self._register(bracket)
         if bracket.triggered:
             for sibling in bracket.children:
@@ -1482,8 +1569,10 @@ class LiveSession:
             if member is not order and member.status != bt.Order.Rejected:
                 self._reject_now(member, f"bracket member {order.ref} was rejected: {order.info.get('reject_reason')}")
 
-    def _send(self, order: bt.Order, *, held: bool = False, as_type: str | None = None) -> bt.Order:
-        """Journal and queue one order; a ``held`` bracket child is already Accepted."""
+    def _send(self, order: bt.Order, *, held: bool = False, as_type: str | None = None,
+              dispatch: bool = True) -> bt.Order:  # fmt: skip
+        """Journal and queue one order; a ``held`` bracket child is already Accepted. Without
+        ``dispatch`` the request is kept in ``self.prepared`` for the caller to send."""
         reason = "the live broker has stopped" if self.stopping.is_set() else self._unsupported(order)
         assert self.journal is not None and self.sender is not None
         if reason is None:
@@ -1531,7 +1620,10 @@ class LiveSession:
             self.journal.update_order(request.client_order_id, status="expired",
                                       reason="valid ended before a bar could fill it: not sent")  # fmt: skip
             return order
-        self.sender.put(request)
+        if dispatch:
+            self.sender.put(request)
+        else:
+            self.prepared[order.ref] = request
         return order
 
     def _unsupported(self, order: bt.Order) -> str | None:
@@ -1553,6 +1645,7 @@ class LiveSession:
         market = self.store.market(symbol)
         client = self.store.client
         kind = as_type or BT_TO_TYPE[order.exectype]
+        trigger_above = None
         try:
             amount = Decimal(client.amount_to_precision(symbol, abs(float(order.created.size))))
         except ccxt.BaseError as exc:
@@ -1585,6 +1678,12 @@ class LiveSession:
         elif kind == "stop_limit":
             stop = price_of(order.created.price, "stop price")
             price = price_of(order.created.pricelimit, "limit price")
+        elif kind == "take_profit":
+            # A limit exit as a conditional limit order at its price, firing when the market
+            # reaches it (a sell from below, a buy from above): it holds no funds until then.
+            kind = "stop_limit"
+            stop = price = price_of(order.created.price, "limit price")
+            trigger_above = order.issell()
         reference = price or stop or dec(self.last_price(book)) or ZERO
         min_cost = dec((limits.get("cost") or {}).get("min"))
         if min_cost is not None and reference > 0 and amount * reference < min_cost:
@@ -1597,7 +1696,8 @@ class LiveSession:
         order.executed.remsize = signed
         cid = order.info.get("client_order_id") or self.broker.new_client_order_id()
         order.addinfo(client_order_id=cid)
-        return CreateRequest(cid, symbol, "buy" if order.isbuy() else "sell", kind, amount, price, stop, now_ms())
+        return CreateRequest(cid, symbol, "buy" if order.isbuy() else "sell", kind, amount, price, stop, now_ms(),
+                             trigger_above)  # fmt: skip
 
     def _reject_now(self, order: bt.Order, reason: str) -> bt.Order:
         order.addinfo(reject_reason=reason)
@@ -1730,9 +1830,15 @@ class LiveSession:
             if not any(c.alive() for c in bracket.children):
                 self._forget(bracket)
             return
-        # A child ended (filled, cancelled, rejected): its siblings are cancelled (OCO).
+        # A child ended (filled, cancelled, rejected): its siblings are cancelled (OCO). The
+        # exchange does that itself for an OCO list whose leg traded or triggered.
+        if bracket.native_oco:
+            for sibling in bracket.children:
+                waiting = self.orders.get(sibling.info.get("client_order_id") or "")
+                if sibling is not order and waiting is not None and waiting.waiting_sibling is not None:
+                    self._progress(waiting)
         for sibling in bracket.children:
-            if sibling is not order:
+            if sibling is not order and not bracket.native_oco:
                 self._cancel_member(sibling, f"bracket sibling {order.ref} ended {order.getstatusname()}")
         if not any(c.alive() for c in bracket.children):
             self._forget(bracket)
@@ -1765,6 +1871,20 @@ class LiveSession:
         stops = [c for c in alive if c.exectype in (bt.Order.Stop, bt.Order.StopLimit)]
         if len(alive) < 2 or len(stops) == len(alive):
             stops = []
+        mode = self.broker.p.bracket_exits or self.broker.bracket_exits
+        if len(alive) == 2 and len(stops) == 1 and mode in ("oco", "conditional"):
+            (stop,) = stops
+            (limit,) = [c for c in alive if c is not stop]
+            if mode == "oco":
+                if self._send_oco(bracket, limit, stop):
+                    return
+            else:
+                self._send_child(stop, bracket.amount)
+                self._send_child(limit, bracket.amount, as_type="take_profit")
+                return
+        self._hold_exits(bracket, alive, stops)
+
+    def _hold_exits(self, bracket: Bracket, alive: list[bt.Order], stops: list[bt.Order]) -> None:
         for child in alive:
             if child in stops:
                 self._size_child(child, bracket.amount)
@@ -1773,6 +1893,85 @@ class LiveSession:
                 self._set_link(child, "armed", bracket.amount)
             else:
                 self._send_child(child, bracket.amount)
+
+    def _send_oco(self, bracket: Bracket, limit: bt.Order, stop: bt.Order) -> bool:
+        """Both exits as one OCO list; False (nothing sent) when they cannot go that way."""
+        book = self.book_for_data(limit.data)
+        amount = bracket.amount
+        if limit.issell():
+            amount = min(amount, max(book.size, ZERO))
+        if amount <= 0 or limit.issell() != stop.issell():
+            return False
+        requests = []
+        for child in (limit, stop):
+            self._size_child(child, amount)
+            child.activate()
+            self._send(child, held=True, dispatch=False)
+            request = self.prepared.pop(child.ref, None)
+            if request is None or not child.alive():
+                break
+            requests.append(request)
+        if len(requests) < 2:
+            # One could not be prepared (rejected with its reason): the other goes alone.
+            for child in (limit, stop):
+                request = self.prepared.pop(child.ref, None)
+                if request is not None and child.alive():
+                    assert self.sender is not None
+                    self.sender.put(request)
+                    self._set_link(child, "sent", amount)
+            return True
+        bracket.native_oco = True
+        for child in (limit, stop):
+            self._set_link(child, "sent", amount)
+        assert self.sender is not None
+        self.sender.put(OcoRequest(*requests))
+        return True
+
+    def _sibling_pending(self, tracked: Tracked) -> bool:
+        """An OCO leg ended by the exchange waits (at most ``fill_grace`` seconds) for the other
+        leg, which triggered, to fill, so the strategy hears of the exit before the cancel."""
+        now = time.monotonic()
+        if tracked.waiting_sibling is None:
+            tracked.waiting_sibling = now
+        if now - tracked.waiting_sibling > float(self.broker.p.fill_grace):
+            return False
+        pref = self.bracket_of.get(tracked.order.ref)
+        bracket = self.brackets.get(pref) if pref is not None else None
+        return bracket is not None and any(
+            c.alive() for c in bracket.children if c is not tracked.order and c is not bracket.parent
+        )
+
+    def _oco_leg(self, order: bt.Order) -> bool:
+        """Whether ``order`` is an exit of a bracket placed as an exchange OCO list (its end by
+        the other leg is a cancellation, as backtrader reports a bracket sibling's)."""
+        pref = self.bracket_of.get(order.ref)
+        bracket = self.brackets.get(pref) if pref is not None else None
+        return bracket is not None and bracket.native_oco and order is not bracket.parent
+
+    def apply_oco_refused(self, refused: OcoRefused) -> None:
+        """The exchange refused the list (a price already crossed, say): nothing was placed, so
+        the exits go the generic way: the take-profit alone, the stop held by the broker."""
+        assert self.journal is not None
+        children = []
+        for request in (refused.request.limit, refused.request.stop):
+            self.journal.update_order(request.client_order_id, status="rejected", reason=refused.reason)
+            self.journal.update_link(request.client_order_id, state="done")
+            tracked = self.orders.pop(request.client_order_id, None)
+            if tracked is not None:
+                children.append(tracked.order)
+        pref = self.bracket_of.get(children[0].ref) if children else None
+        bracket = self.brackets.get(pref) if pref is not None else None
+        self.put_store(f"the exchange refused a bracket's OCO exits ({refused.reason}); the take-profit goes alone "
+                       f"and the broker holds the stop")  # fmt: skip
+        if bracket is None:
+            return
+        bracket.native_oco = False
+        group = bracket.parent.info.get("client_order_id")
+        for child in children:
+            child.addinfo(client_order_id=self.broker.new_client_order_id())  # the first ones are spent
+            self._link(child, group, "child", "held")
+        alive = [c for c in children if c.alive()]
+        self._hold_exits(bracket, alive, [c for c in alive if c.exectype in (bt.Order.Stop, bt.Order.StopLimit)])
 
     def _size_child(self, child: bt.Order, amount: Decimal) -> None:
         signed = float(amount) if child.isbuy() else -float(amount)
@@ -1915,6 +2114,8 @@ class LiveSession:
             self.apply_ack(item)
         elif isinstance(item, SubmitFailed):
             self.apply_submit_failed(item)
+        elif isinstance(item, OcoRefused):
+            self.apply_oco_refused(item)
         elif isinstance(item, CancelFailed):
             tracked = self.orders.get(item.client_order_id)
             if tracked is not None:
@@ -2036,6 +2237,8 @@ class LiveSession:
         if final is None:
             return
         order = tracked.order
+        if final.status is OrderStatus.EXPIRED and self._oco_leg(order) and self._sibling_pending(tracked):
+            return  # the other leg's fill is on its way: backtrader notifies it first
         tracked.done = True
         if final.status is OrderStatus.REJECTED:
             order.addinfo(reject_reason=final.reason or "rejected by the exchange")
@@ -2043,7 +2246,7 @@ class LiveSession:
         elif tracked.expiring is not None:  # cancelled because its validity ended
             self._finish_expired(tracked)
             return
-        elif final.status is OrderStatus.EXPIRED:
+        elif final.status is OrderStatus.EXPIRED and not self._oco_leg(order):
             self._set_status(order, bt.Order.Expired)
         else:
             self._set_status(order, bt.Order.Canceled)
@@ -2214,6 +2417,9 @@ class LiveSession:
         active = self.active()
         if not active:
             return
+        for t in active:
+            if t.waiting_sibling is not None:
+                self._progress(t)
         grace, ceiling = float(p.fill_grace), max(float(p.fill_grace), float(p.audit_interval))
         stuck = [
             t for t in active

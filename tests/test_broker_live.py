@@ -735,10 +735,10 @@ def place_bracket(run: LiveRun, emulator, stop_ticks: Decimal | None, limit_tick
 def test_bracket_children_go_after_the_parent_fills_and_one_filling_cancels_the_other(
     exchange, emulator, store, journal_path, leg
 ):
-    """A spot account locks what each resting sell may sell: the take-profit rests on the
-    exchange, the stop is armed in the broker; a bar crossing it cancels the take-profit on the
-    exchange, then the stop sells as a market order."""
-    with live(emulator, store, journal_path) as run:
+    """bracket_exits="held" (any exchange): a spot account locks what each resting sell may sell,
+    so the take-profit rests on the exchange and the stop is armed in the broker; a bar crossing
+    it cancels the take-profit on the exchange, then the stop sells as a market order."""
+    with live(emulator, store, journal_path, bracket_exits="held") as run:
         s = run.strategy
         stop_ticks, limit_ticks = (None, Decimal(3)) if leg == "take_profit" else (Decimal(3), None)
         parent, stop, limit = place_bracket(run, emulator, stop_ticks, limit_ticks)
@@ -768,6 +768,43 @@ def test_bracket_children_go_after_the_parent_fills_and_one_filling_cancels_the_
         assert s.statuses(parent) == ["Submitted", "Accepted", "Completed"]
         assert not run.broker.get_orders_open()
         run.until(lambda: s.trades, "notify_trade")
+
+
+@pytest.mark.parametrize("leg", ["take_profit", "stop"])
+def test_bracket_exits_both_rest_on_the_exchange_and_the_one_reached_ends_the_other(
+    exchange, emulator, store, journal_path, leg
+):
+    """The exchanges' own way (Binance: one OCO order list; Bybit: two conditional orders that
+    hold no coins until they trigger): both exits rest on the exchange, so the position is
+    protected even if the process stops, and the one the market reaches fills at its price."""
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+        stop_ticks, limit_ticks = (None, Decimal(3)) if leg == "take_profit" else (Decimal(3), None)
+        _, stop, limit = place_bracket(run, emulator, stop_ticks, limit_ticks)
+        run.wait(lambda: stop.info.get("order_id") and limit.info.get("order_id"), "both exits on the exchange")
+        stop_cid, limit_cid = stop.info.client_order_id, limit.info.client_order_id
+        resting = {o.client_order_id for o in emulator.engine.open_orders(emulator.api_key)}
+        assert resting == {stop_cid, limit_cid}
+        if exchange == "binance":
+            orders = engine_orders(emulator)
+            assert orders[stop_cid].list_id == orders[limit_cid].list_id is not None  # one OCO list
+        else:
+            assert balance(emulator, "BTC")[1] == 0  # conditional orders hold nothing until they trigger
+        winner, loser = (limit, stop) if leg == "take_profit" else (stop, limit)
+        run.until(lambda: "Completed" in s.statuses(winner), f"the {leg} filling")
+        run.until(lambda: "Canceled" in s.statuses(loser), "the other exit ended")
+        orders = engine_orders(emulator)
+        (fill,) = engine_fills(emulator, winner.info.client_order_id)
+        target = orders[winner.info.client_order_id]
+        assert fill.price == (target.stop_price if leg == "stop" else target.price)  # its own price, no slippage
+        assert orders[loser.info.client_order_id].status.value in ("expired", "canceled")
+        assert not emulator.engine.open_orders(emulator.api_key)
+        assert sum(balance(emulator, "BTC")) == 0 and run.broker.getposition(s.data).size == 0
+        assert s.statuses(winner) == ["Submitted", "Accepted", "Completed"]
+        assert s.statuses(loser) == ["Submitted", "Accepted", "Canceled"]
+        assert not run.broker.get_orders_open()
+        run.until(lambda: s.trades, "notify_trade")
+    assert links(journal_path) == {}
 
 
 def test_bracket_parent_cancelled_cancels_the_children_which_are_never_sent(exchange, emulator, store, journal_path):
@@ -828,7 +865,7 @@ def test_restart_watches_the_bracket_stop_again_and_it_still_closes_the_position
     is journaled, so the next run watches it again and the position stays protected."""
     store = new_store(exchange, emulator)
     try:
-        with live(emulator, store, journal_path) as run:
+        with live(emulator, store, journal_path, bracket_exits="held") as run:
             s = run.strategy
             parent, stop, limit = place_bracket(run, emulator, Decimal(3), None)
             # no step: the market stands still, so the stop cannot trigger before the restart
@@ -842,7 +879,7 @@ def test_restart_watches_the_bracket_stop_again_and_it_still_closes_the_position
 
     store = new_store(exchange, emulator)
     try:
-        with live(emulator, store, journal_path) as run:
+        with live(emulator, store, journal_path, bracket_exits="held") as run:
             s = run.strategy
             assert s.first_position == float(held)
             by_cid = {o.info.client_order_id: o for o in s.first_open}
@@ -864,7 +901,7 @@ def test_restart_watches_the_bracket_stop_again_and_it_still_closes_the_position
 def test_restart_sends_the_children_of_a_bracket_whose_parent_filled_while_offline(exchange, emulator, journal_path):
     store = new_store(exchange, emulator)
     try:
-        with live(emulator, store, journal_path) as run:
+        with live(emulator, store, journal_path, bracket_exits="held") as run:
 
             def place(s: Trader) -> tuple:
                 px = last(emulator)
@@ -887,7 +924,7 @@ def test_restart_sends_the_children_of_a_bracket_whose_parent_filled_while_offli
 
     store = new_store(exchange, emulator)
     try:
-        with live(emulator, store, journal_path) as run:
+        with live(emulator, store, journal_path, bracket_exits="held") as run:
             s = run.strategy
             run.wait(lambda: limit_cid in engine_orders(emulator), "the take-profit sent at start")
             take_profit = engine_orders(emulator)[limit_cid]

@@ -26,6 +26,9 @@ class BybitBroker(Broker):
     fetch_order_params: ClassVar[dict[str, Any]] = {"acknowledged": True}
     # Spot conditional orders fire on a rise when placed above the last price, on a fall below it.
     stop_direction_from_market: ClassVar[bool] = True
+    # Spot conditional orders hold no funds until they trigger: a bracket's take-profit and
+    # stop can both rest on the exchange for the same coins.
+    bracket_exits: ClassVar[str] = "conditional"
 
     def cancel_param_sets(self, order_type: str) -> list[dict[str, Any]]:
         # Bybit spot files conditional orders apart until they trigger (orderFilter=StopOrder):

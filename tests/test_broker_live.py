@@ -970,3 +970,63 @@ def test_restart_cancels_the_rest_of_an_oco_group_one_of_which_filled_while_offl
     finally:
         store.stop()
     assert links(journal_path) == {}
+
+
+def test_restart_keeps_both_exchange_side_exits_and_the_one_reached_ends_the_other(exchange, emulator, journal_path):
+    """With the exchange's own exits (Binance OCO list, Bybit conditional orders) both rest on
+    the exchange: a restart re-attaches them as one bracket, and the stop still exits."""
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            _, stop, limit = place_bracket(run, emulator, Decimal(3), None)
+            run.wait(lambda: stop.info.get("order_id") and limit.info.get("order_id"), "both exits on the exchange")
+        stop_cid, limit_cid = stop.info.client_order_id, limit.info.client_order_id
+    finally:
+        store.stop()
+    assert {o.client_order_id for o in emulator.engine.open_orders(emulator.api_key)} == {stop_cid, limit_cid}
+
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            s = run.strategy
+            assert {o.info.client_order_id for o in s.first_open} == {stop_cid, limit_cid}
+            run.until(lambda: "Completed" in notes_of(s, stop_cid), "the stop exit")
+            run.until(lambda: "Canceled" in notes_of(s, limit_cid), "the take-profit ended")
+            (fill,) = engine_fills(emulator, stop_cid)
+            assert fill.price == engine_orders(emulator)[stop_cid].stop_price
+            assert not emulator.engine.open_orders(emulator.api_key) and sum(balance(emulator, "BTC")) == 0
+            assert not run.broker.get_orders_open()
+    finally:
+        store.stop()
+    assert links(journal_path) == {}
+
+
+@pytest.mark.parametrize("exchange", ["binance"])  # the exchange with OCO lists
+def test_an_oco_list_the_exchange_refuses_falls_back_to_a_resting_take_profit_and_a_held_stop(
+    exchange, emulator, journal_path
+):
+    """Binance refuses an OCO whose take-profit the market has already passed; nothing was
+    placed, so the exits go the generic way and the position is still closed."""
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            s = run.strategy
+
+            def place(s: Trader) -> tuple:
+                px = last(emulator)  # the take-profit under the market: the list is refused
+                return tuple(s.buy_bracket(size=0.01, exectype=bt.Order.Market, limitprice=float(px - 5 * TICK),
+                                           stopprice=float((px * Decimal("0.5")).quantize(TICK))))  # fmt: skip
+
+            _, stop, limit = run.do(place)
+            # the market stands still until the exits are settled
+            run.wait(lambda: limit.info.get("order_id"), "the take-profit on the exchange, alone")
+            run.until(lambda: "Completed" in s.statuses(limit), "the take-profit filling at once")
+            run.until(lambda: "Canceled" in s.statuses(stop), "the held stop cancelled")
+            assert any("refused a bracket's OCO exits" in m for m in s.store_messages), s.store_messages
+            orders = engine_orders(emulator)
+            assert orders[limit.info.client_order_id].status.value == "filled"
+            assert stop.info.client_order_id not in orders  # held by the broker, never sent
+            assert sum(balance(emulator, "BTC")) == 0 and not run.broker.get_orders_open()
+    finally:
+        store.stop()
+    assert links(journal_path) == {}

@@ -32,20 +32,24 @@ Orders you can trust (DESIGN §5, EXCHANGE-NOTES lessons 3-8, 10-12):
   user-data stream that silently stops delivering fills loses nothing. Without a private
   stream (or while it is down) the same audit runs every ``poll_interval`` seconds.
 
-Brackets and OCO are client-side, as in backtrader's BackBroker: a bracket's parent is sent
-when its last child is submitted; the children are Submitted and Accepted at once but held
-until the parent has completely filled, then sized by what it filled (a sell child never more
-than the account holds, as ``close()``). On spot every resting sell locks what it may sell, so
-the non-stop child (take-profit) goes to the exchange and a stop child is armed here: when a
-bar crosses its price the take-profit is cancelled and, once that is confirmed, the stop goes
-as a market order (a stop-limit as a limit order). A child that ends cancels its siblings; a
-parent that ends unfilled cancels its children, which are never sent. Orders grouped by
-``oco=`` cancel the others when one executes or ends. Every member of a bracket or OCO group
-is linked in the journal with its state (held, armed, triggered, sent, done), so a restart
-rebuilds the groups the previous run left unfinished: held children wait for their parent
-again (or go out, if it filled while the process was down), an armed stop is watched again,
-a stop whose sibling was being cancelled for it is sent, and a group member that ended while
-down ends its group as it would have live.
+Brackets and OCO follow backtrader's BackBroker: a bracket's parent is sent when its last
+child is submitted; the children are Submitted and Accepted at once but held until the parent
+has completely filled, then sized by what it filled (a sell child never more than the account
+holds, as ``close()``). On spot every resting sell locks what it may sell, so the two exits
+rest as the exchange allows (``Broker.bracket_exits``): one exchange OCO list (``"oco"``,
+Binance), two conditional orders that hold nothing until they trigger (``"conditional"``,
+Bybit; the take-profit as a conditional limit at its price), or the take-profit alone with the
+stop armed here (``"held"``): when a bar crosses the stop, the take-profit is cancelled and,
+once that is confirmed, the stop goes as a market order (a stop-limit as a limit order). An
+OCO list the exchange refuses falls back to ``"held"``. A child that ends cancels its siblings
+(an OCO list's other leg is ended by the exchange and reported Canceled, after the fill, as
+backtrader reports it); a parent that ends unfilled cancels its children, which are never sent.
+Orders grouped by ``oco=`` cancel the others when one executes or ends. Every member of a
+bracket or OCO group is linked in the journal with its state (held, armed, triggered, sent,
+done), so a restart rebuilds the groups the previous run left unfinished: held children wait
+for their parent again (or go out, if it filled while the process was down), an armed stop is
+watched again, a stop whose sibling was being cancelled for it is sent, and a group member
+that ended while down ends its group as it would have live.
 
 Order validity (backtrader's ``valid=``): the order rests on the exchange as good-till-cancelled.
 BackBroker expires an order at the first bar whose datetime is past ``order.valid``, before that

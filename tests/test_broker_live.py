@@ -423,8 +423,8 @@ def test_without_a_private_stream_orders_fills_and_balances_are_polled(exchange,
 
 
 def order_path(emulator) -> str:
-    ((_, path),) = emulator.order_paths
-    return path
+    """The path that creates one order (Binance also creates OCO lists on another)."""
+    return min((path for _, path in emulator.order_paths), key=len)
 
 
 def test_submit_timeout_is_resolved_by_lookup_without_a_second_order(exchange, emulator, store, journal_path, caplog):
@@ -1030,3 +1030,31 @@ def test_an_oco_list_the_exchange_refuses_falls_back_to_a_resting_take_profit_an
     finally:
         store.stop()
     assert links(journal_path) == {}
+
+
+@pytest.mark.parametrize("exchange", ["binance"])  # the exchange with OCO lists
+def test_an_oco_list_whose_answer_times_out_is_looked_up_not_sent_twice(exchange, emulator, journal_path):
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+
+            def place(s: Trader) -> tuple:
+                px = last(emulator)
+                return tuple(s.buy_bracket(size=0.01, price=float(px - 2 * TICK),
+                                           stopprice=float((px * Decimal("0.9")).quantize(TICK)),
+                                           limitprice=float((px * Decimal("1.1")).quantize(TICK))))  # fmt: skip
+
+            parent, stop, limit = run.do(place)
+            run.wait(lambda: parent.info.get("order_id"), "the entry resting")
+            emulator.timeout_next_order()  # the list is placed, its answer never comes
+            run.until(lambda: parent.status == bt.Order.Completed, "the entry filling")
+            run.wait(lambda: stop.info.get("order_id") and limit.info.get("order_id"), "the lookup finding both legs")
+            orders = engine_orders(emulator)
+            assert len(orders) == 3  # the entry and one OCO list: nothing sent twice
+            assert orders[stop.info.client_order_id].list_id == orders[limit.info.client_order_id].list_id
+            assert {o.info.client_order_id for o in run.broker.get_orders_open()} == {
+                stop.info.client_order_id,
+                limit.info.client_order_id,
+            }
+    finally:
+        store.stop()

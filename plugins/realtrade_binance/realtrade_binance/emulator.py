@@ -85,7 +85,9 @@ class BinanceDialect(BinanceRest, BinanceStreams, EmulatorDialect):
     """
 
     name: ClassVar[str] = "binance"
-    order_paths: ClassVar[frozenset[tuple[str, str]]] = frozenset({("POST", "/api/v3/order")})
+    order_paths: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {("POST", "/api/v3/order"), ("POST", "/api/v3/orderList/oco")}
+    )
 
     def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
         EmulatorDialect.__init__(self, engine, hub, faults, settings)

@@ -286,6 +286,10 @@ class _BarPump(threading.Thread):
                     self.state(feed.DELAYED)
                     self.catch_up()
                 self.state(feed.LIVE)
+            elif kind == "connected" and self.last_open is not None:
+                # The first connection is ready (subscribed) only now: a candle that closed
+                # after the backfill but before the subscription took effect is fetched.
+                self.catch_up()
             elif kind == "failed":
                 self.state(feed.CONNBROKEN)
                 self.out.put((_END, None))

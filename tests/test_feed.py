@@ -247,3 +247,37 @@ def test_generic_ccxt_adapter_polls_closed_bars_over_rest(exchange, emulator):
     assert got == candles(emulator, "BTC/USDT", got[0][0], last_closed_open(emulator))
     assert len(got) == 6
     store.stop()
+
+
+def test_a_candle_that_closed_before_the_stream_was_subscribed_is_fetched_when_it_is():
+    """The backfill ends, a candle closes, and only then is the WebSocket subscription ready:
+    the feed fetches that candle over REST at once instead of a bar late (or, on a quiet
+    market, never)."""
+    import queue
+    import threading
+    from types import SimpleNamespace
+
+    from realtrade_core.feed import _BAR, _BarPump
+    from realtrade_core.timeframes import parse_timeframe
+
+    rows = [[t * MINUTE, 1.0, 2.0, 0.5, 1.5, 10.0] for t in range(3)]
+
+    class Store:
+        def fetch_closed_candles(self, symbol, tf, since, until=None):
+            return [r for r in rows if r[0] >= since and (until is None or r[0] <= until)]
+
+        def refresh_time(self):
+            pass
+
+    feed = SimpleNamespace(p=SimpleNamespace(store=Store(), dataname="X/Y"), _symbol="X/Y",
+                           tf=parse_timeframe("1m"), _outbox=queue.Queue())  # fmt: skip
+    pump = _BarPump(feed)
+    pump.last_open = rows[1][0]  # the backfill delivered up to candle 1; candle 2 closed since
+    loop = threading.Thread(target=pump.loop_stream, daemon=True)
+    loop.start()
+    pump.inbox.put(("connected", ""))
+    try:
+        assert feed._outbox.get(timeout=10) == (_BAR, tuple(rows[2]))
+    finally:
+        pump.stop()
+        loop.join(timeout=10)

@@ -5,7 +5,9 @@ market running fast (300x: a 1-minute candle every 0.2 s) and an account holding
 and the broker runs in live mode: every order goes through ccxt to the emulator's REST API and
 its status and fills come back over the exchange's private WebSocket stream, exactly as they
 would from the real exchange. The strategy buys, closes the position a few bars later, parks a
-limit order far below the market and cancels it, then stops itself.
+limit order far below the market and cancels it, then opens a bracket (a market entry with a
+take-profit and a stop 0.2% away, both resting on the exchange once the entry has filled: a
+Binance OCO list, two Bybit conditional orders) and stops itself once the bracket has exited.
 
     python examples/live_emulator.py [binance|bybit] [--bars N]
 
@@ -29,6 +31,7 @@ class BuyCloseCancel(bt.Strategy):
         self.live = False
         self.live_bars = 0
         self.parked = None
+        self.bracket: list = []
 
     def notify_data(self, data, status, *args, **kwargs) -> None:
         print(f"data   {data._getstatusname(status)}")
@@ -65,7 +68,12 @@ class BuyCloseCancel(bt.Strategy):
             self.parked = self.buy(size=self.p.size, exectype=bt.Order.Limit, price=round(self.data.close[0] * 0.9, 2))
         elif self.live_bars == 7 and self.parked is not None:
             self.cancel(self.parked)
-        if self.live_bars >= self.p.bars:
+        elif self.live_bars == 8:
+            price = self.data.close[0]
+            self.bracket = self.buy_bracket(size=self.p.size, exectype=bt.Order.Market,
+                                            limitprice=round(price * 1.002, 2), stopprice=round(price * 0.998, 2))
+        bracket_done = self.bracket and not any(o.alive() for o in self.bracket)
+        if self.live_bars >= self.p.bars and (not self.bracket or bracket_done or self.live_bars > self.p.bars + 300):
             self.env.runstop()
 
 

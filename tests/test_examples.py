@@ -49,4 +49,9 @@ def test_live_emulator_example_runs(exchange):
     assert float(bought.group(2)) > 0 and float(sold.group(2)) > 0
     assert re.search(r"^trade  closed: pnl [+-]\d+\.\d{4}, after fees [+-]\d+\.\d{4} USDT$", out, re.M)
     assert re.search(r"^order  BUY  Limit Canceled$", out, re.M)
+    # the bracket: its entry, then one exit filled and the other cancelled
+    assert re.search(r"^order  BUY  Market Completed 0\.01000 @", out[bought.end():], re.M), out
+    exits = re.findall(r"^order  SELL (Limit|Stop) (Completed|Canceled)", out, re.M)
+    one_each = ([("Limit", "Canceled"), ("Stop", "Completed")], [("Limit", "Completed"), ("Stop", "Canceled")])
+    assert sorted(exits) in one_each, out
     assert re.search(r"^final  cash [\d,]+\.\d\d USDT, value [\d,]+\.\d\d USDT$", out, re.M)

@@ -733,9 +733,10 @@ class OrderSender(_Worker):
             except rate_limit_errors() as exc:
                 self.io.backoff_rate_limit(exc, delay)
                 delay = min(delay * 2, 30.0)
-                if self.acknowledge_legs(legs, sent, exc, 0.0) or tries > max(3, self.retries):
-                    if tries > max(3, self.retries):
-                        self.emit(OcoRefused(req, f"rate limited by {self.io.exchange} {tries} times"))
+                if self.acknowledge_legs(legs, sent, exc, 0.0):
+                    return
+                if tries > max(3, self.retries):
+                    self.emit(OcoRefused(req, f"rate limited by {self.io.exchange} {tries} times"))
                     return
                 continue
             except (ccxt.OperationFailed, ccxt.BadResponse) as exc:
@@ -1059,7 +1060,6 @@ class LiveSession:
         self.bracket_of: dict[int, int] = {}  # member order ref -> parent ref
         self.cid_by_ref: dict[int, str] = {}  # order ref -> client order id, for orders sent
         self.linked: set[str] = set()  # client order ids with a link row in the journal
-        self.prepared: dict[int, CreateRequest] = {}  # order ref -> request journaled, not yet queued
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -1573,10 +1573,17 @@ class LiveSession:
             if member is not order and member.status != bt.Order.Rejected:
                 self._reject_now(member, f"bracket member {order.ref} was rejected: {order.info.get('reject_reason')}")
 
-    def _send(self, order: bt.Order, *, held: bool = False, as_type: str | None = None,
-              dispatch: bool = True) -> bt.Order:  # fmt: skip
-        """Journal and queue one order; a ``held`` bracket child is already Accepted. Without
-        ``dispatch`` the request is kept in ``self.prepared`` for the caller to send."""
+    def _send(self, order: bt.Order, *, held: bool = False, as_type: str | None = None) -> bt.Order:
+        """Journal and queue one order; a ``held`` bracket child is already Accepted."""
+        request = self._prepare(order, held=held, as_type=as_type)
+        if request is not None:
+            assert self.sender is not None
+            self.sender.put(request)
+        return order
+
+    def _prepare(self, order: bt.Order, *, held: bool, as_type: str | None) -> CreateRequest | None:
+        """Check, round, journal and track one order; its request, or None when it is not to
+        be sent (rejected with its reason, or expired before a bar could fill it)."""
         reason = "the live broker has stopped" if self.stopping.is_set() else self._unsupported(order)
         assert self.journal is not None and self.sender is not None
         if reason is None:
@@ -1597,7 +1604,7 @@ class LiveSession:
         if reason is not None:
             self._reject_now(order, reason)
             self._after(order)
-            return order
+            return None
         if not held:
             order.submit(self.broker)
             order.addcomminfo(self.broker.getcommissioninfo(order.data))
@@ -1623,12 +1630,8 @@ class LiveSession:
             tracked.expiring, tracked.unsent = expires, True
             self.journal.update_order(request.client_order_id, status="expired",
                                       reason="valid ended before a bar could fill it: not sent")  # fmt: skip
-            return order
-        if dispatch:
-            self.sender.put(request)
-        else:
-            self.prepared[order.ref] = request
-        return order
+            return None
+        return request
 
     def _unsupported(self, order: bt.Order) -> str | None:
         if order.exectype in (bt.Order.StopTrail, bt.Order.StopTrailLimit):
@@ -1907,24 +1910,20 @@ class LiveSession:
         if amount <= 0 or limit.issell() != stop.issell():
             return False
         requests = []
+        bracket.native_oco = True  # a leg rejected here must not cancel the other: it goes alone
         for child in (limit, stop):
             self._size_child(child, amount)
             child.activate()
-            self._send(child, held=True, dispatch=False)
-            request = self.prepared.pop(child.ref, None)
-            if request is None or not child.alive():
-                break
-            requests.append(request)
+            request = self._prepare(child, held=True, as_type=None)
+            if request is not None and child.alive():
+                requests.append(request)
         if len(requests) < 2:
-            # One could not be prepared (rejected with its reason): the other goes alone.
-            for child in (limit, stop):
-                request = self.prepared.pop(child.ref, None)
-                if request is not None and child.alive():
-                    assert self.sender is not None
-                    self.sender.put(request)
-                    self._set_link(child, "sent", amount)
+            bracket.native_oco = False
+            assert self.sender is not None
+            for request in requests:
+                self.sender.put(request)
+                self._set_link(self.orders[request.client_order_id].order, "sent", amount)
             return True
-        bracket.native_oco = True
         for child in (limit, stop):
             self._set_link(child, "sent", amount)
         assert self.sender is not None

@@ -1058,3 +1058,28 @@ def test_an_oco_list_whose_answer_times_out_is_looked_up_not_sent_twice(exchange
             }
     finally:
         store.stop()
+
+
+@pytest.mark.parametrize("exchange", ["binance"])  # the exchange with OCO lists
+def test_a_bracket_exit_rejected_before_sending_leaves_the_other_to_go_alone(exchange, emulator, journal_path):
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            s = run.strategy
+
+            def place(s: Trader) -> tuple:
+                px = last(emulator)  # a stop so low that 0.01 BTC at it is below the minimum notional
+                return tuple(s.buy_bracket(size=0.01, exectype=bt.Order.Market, stopprice=1.0,
+                                           limitprice=float((px * 2).quantize(TICK))))  # fmt: skip
+
+            _, stop, limit = run.do(place)
+            run.wait(lambda: limit.info.get("order_id"), "the take-profit on the exchange, alone")
+            assert stop.status == bt.Order.Rejected and "minimum notional" in stop.info.reject_reason
+            orders = engine_orders(emulator)
+            assert orders[limit.info.client_order_id].list_id is None  # a plain order, not a list
+            assert stop.info.client_order_id not in orders
+            assert [o.info.client_order_id for o in run.broker.get_orders_open()] == [limit.info.client_order_id]
+            run.step()
+            assert "Rejected" in s.statuses(stop)
+    finally:
+        store.stop()

@@ -103,6 +103,13 @@ class Scripted(bt.Strategy):
                     stopprice=round(price * 0.997, 2),
                     limitprice=round(price * 1.003, 2),
                 )
+        elif self.p.kind == "oco":
+            # Enter on a dip or a breakout, whichever comes first; leave on the averages' cross.
+            if not self.position and not self.broker.get_orders_open():
+                dip = self.buy(size=size, exectype=bt.Order.Limit, price=round(price * 0.9993, 2))
+                self.buy(size=size, exectype=bt.Order.Stop, price=round(price * 1.0007, 2), oco=dip)
+            elif self.position and self.cross < 0:
+                self.close()
 
 
 def live_cerebro(emulator, store, broker) -> tuple[bt.Cerebro, int]:
@@ -127,7 +134,7 @@ def run_backtest(rows: list[tuple], kind: str, fee: float, live_only_from: int =
     return strategy
 
 
-@pytest.mark.parametrize("kind", ["market", "limit", "stop", "bracket"])
+@pytest.mark.parametrize("kind", ["market", "limit", "stop", "bracket", "oco"])
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
 def test_paper_trading_matches_the_backtest(exchange, kind):
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=200, seed=11) as emulator:
@@ -260,10 +267,10 @@ def test_live_trading_on_the_emulator_makes_the_backtest_trades(exchange, tmp_pa
         assert ours[3] == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["limit", "stop"])
+@pytest.mark.parametrize("kind", ["limit", "stop", "oco"])
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
 def test_live_limit_and_stop_trading_on_the_emulator_makes_the_backtest_orders(exchange, kind, tmp_path):
-    """Limit and stop orders live: exactly the backtest's orders.
+    """Limit, stop and OCO (``oco=``) orders live: exactly the backtest's orders.
 
     Every executed order has the backtest's status, side, type, price, bar and size, and the
     same trades close. Limit entries are valid for three bars: unfilled, they expire (cancelled
@@ -280,13 +287,16 @@ def test_live_limit_and_stop_trading_on_the_emulator_makes_the_backtest_orders(e
     assert {"Completed"} <= statuses and len(backtest.trades) >= 2, "the strategy must trade live"
     if kind == "limit":
         assert "Expired" in statuses, "an entry must expire for the comparison to mean anything"
+    if kind == "oco":
+        assert "Canceled" in statuses, "an OCO sibling must be cancelled for the comparison to mean anything"
     assert len(live.executed) == len(backtest.executed), (live.executed, backtest.executed)
     for ours, theirs in zip(live.executed, backtest.executed, strict=True):
         assert ours[:3] == theirs[:3], (ours, theirs)  # status, side, order type
         assert ours[4] == theirs[4], (ours, theirs)  # price
-        # The bar: an expiry is stamped with it, a fill with its time on the exchange within it.
+        # The bar: an expiry is stamped with it; a fill (its time on the exchange) and an OCO
+        # sibling's cancellation (while the bar trades) fall within it.
         bar = theirs[6]
-        within = bar - timedelta(minutes=1) <= ours[6] <= bar if ours[0] == "Completed" else ours[6] == bar
+        within = ours[6] == bar if ours[0] == "Expired" else bar - timedelta(minutes=1) <= ours[6] <= bar
         assert within, (ours, theirs)
         expected = theirs[3] if theirs[1] == "Buy" else -held_after_fee(-theirs[3], fee)
         assert ours[3] == pytest.approx(expected, abs=1e-12), (ours, theirs)

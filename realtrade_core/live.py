@@ -1060,6 +1060,7 @@ class LiveSession:
         self.bracket_of: dict[int, int] = {}  # member order ref -> parent ref
         self.cid_by_ref: dict[int, str] = {}  # order ref -> client order id, for orders sent
         self.linked: set[str] = set()  # client order ids with a link row in the journal
+        self.timed: dict[str, Tracked] = {}  # client order id -> an unfinished order with valid=
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -1612,6 +1613,8 @@ class LiveSession:
             order, request.client_order_id, request.symbol, request.side, request.type, request.amount,
             request.price, request.stop_price, request.created_ms, held=held,
         )  # fmt: skip
+        if order.valid:
+            self.timed[request.client_order_id] = self.orders[request.client_order_id]
         if not held:
             self.broker.notify(order)
         self.cid_by_ref[order.ref] = request.client_order_id
@@ -1767,9 +1770,10 @@ class LiveSession:
         the ones that were never sent. Held bracket children follow their bracket."""
         if self.stopping.is_set() or self.sender is None:
             return
-        for tracked in list(self.orders.values()):
+        for tracked in list(self.timed.values()):
             order = tracked.order
             if tracked.done or not order.valid:
+                del self.timed[tracked.client_order_id]
                 continue
             if tracked.unsent:
                 tracked.done = True

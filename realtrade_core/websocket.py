@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import websocket as _wsclient
 
 from .contract import Contract, placeholder
+from .errors import ConfigurationError
 from .events import (
     DATA_EVENTS,
     ConnectionEvent,
@@ -196,8 +197,32 @@ class _ProtocolError(Exception):
 # Small helpers
 
 
-def _wall_ms() -> int:
+def wall_ms() -> int:
+    """Epoch milliseconds on this machine's clock."""
     return int(time.time() * 1000)
+
+
+def exchange_clock(store: Any) -> Callable[[], int]:
+    """Epoch milliseconds on the exchange's clock as ``store`` measured it: what a private
+    stream signs its login with."""
+    return lambda: wall_ms() + store.time_offset_ms
+
+
+def venue_stream_urls(
+    store: Any, exchange: str, urls: Mapping[str, Mapping[str, str]], emulator_keys: Mapping[str, str]
+) -> dict[str, str]:
+    """``{"public", "private"}`` stream URLs for ``store``'s venue: from ``urls`` (venue -> role
+    -> URL) for a real venue; for the emulator from the store, ``emulator_keys`` naming the
+    emulator's URL for each role."""
+    if store.venue != "emulator":
+        return dict(urls[store.venue])
+    known = store.stream_urls()
+    missing = [key for key in emulator_keys.values() if key not in known]
+    if missing:
+        raise ConfigurationError(
+            f"{exchange} emulator: no {', '.join(missing)} URL; start the store (store.start()) first"
+        )
+    return {role: known[key] for role, key in emulator_keys.items()}
 
 
 def _encode(message: Outgoing) -> tuple[int, bytes | str]:
@@ -1055,13 +1080,13 @@ class BaseWebSocket(Contract):
                 self._stale += 1
                 msg = f"stale: no data, ping or pong for {now - last:.1f}s"
                 logger.warning("%s: %s; replacing the connection", self.name, msg)
-                self._emit("error", ErrorEvent(self.exchange, "stale", msg, "", _wall_ms()))
+                self._emit("error", ErrorEvent(self.exchange, "stale", msg, "", wall_ms()))
                 raise _SessionEnd(msg, True)
             due = min(due, last + cfg.stale_after)
         if self._auth_deadline is not None:
             if now >= self._auth_deadline:
                 msg = f"no auth acknowledgement within {cfg.auth_timeout:g}s"
-                self._emit("error", ErrorEvent(self.exchange, "auth", msg, "", _wall_ms()))
+                self._emit("error", ErrorEvent(self.exchange, "auth", msg, "", wall_ms()))
                 raise _SessionEnd(msg, True)
             due = min(due, self._auth_deadline)
         if cfg.app_ping_interval is not None:
@@ -1126,7 +1151,7 @@ class BaseWebSocket(Contract):
         if not event.ok:
             msg = f"authentication rejected: {event.reason}" if event.reason else "authentication rejected"
             logger.error("%s: %s", self.name, msg)
-            self._emit("error", ErrorEvent(self.exchange, "auth", msg, "", _wall_ms()))
+            self._emit("error", ErrorEvent(self.exchange, "auth", msg, "", wall_ms()))
             self._end = (msg, True)
             return
         ws = self._ws_now
@@ -1224,12 +1249,12 @@ class BaseWebSocket(Contract):
         self._log.log("unknown", logging.DEBUG, "%s: unknown message: %.200r", self.name, data)
 
     def _connection_event(self, state: ConnectionState, reason: str) -> ConnectionEvent:
-        return ConnectionEvent(self.exchange, state, reason, self._attempt, _wall_ms())
+        return ConnectionEvent(self.exchange, state, reason, self._attempt, wall_ms())
 
     def _error(self, where: str, exc: BaseException, what: str) -> None:
         message = f"{what}: {self._scrub(str(exc))}" if str(exc) else what
         logger.warning("%s: %s (%s)", self.name, message, type(exc).__name__)
-        self._emit("error", ErrorEvent(self.exchange, where, message, type(exc).__name__, _wall_ms()))
+        self._emit("error", ErrorEvent(self.exchange, where, message, type(exc).__name__, wall_ms()))
 
     def _remember_url(self, url: str) -> None:
         parts = urlsplit(url)

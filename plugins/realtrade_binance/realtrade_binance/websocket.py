@@ -29,7 +29,6 @@ import itertools
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -48,7 +47,16 @@ from realtrade_core.events import (
     Side,
     Trade,
 )
-from realtrade_core.websocket import Authenticated, BaseWebSocket, Outgoing, Reconnect, WebSocketConfig
+from realtrade_core.websocket import (
+    Authenticated,
+    BaseWebSocket,
+    Outgoing,
+    Reconnect,
+    WebSocketConfig,
+    exchange_clock,
+    venue_stream_urls,
+    wall_ms,
+)
 
 __all__ = ["URLS", "BinanceUserDataWebSocket", "BinanceWebSocket"]
 
@@ -102,10 +110,6 @@ _ORDER_TYPE = {
 _QUIET_USER_EVENTS = frozenset({"balanceUpdate", "listStatus", "externalLockUpdate"})
 
 
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _positive(text: str | None) -> Decimal | None:
     """Binance writes "absent" prices as zero ("0.00000000")."""
     if not text:
@@ -123,15 +127,7 @@ def sign(secret: str, params: Mapping[str, Any]) -> str:
 
 def venue_urls(store: Any) -> dict[str, str]:
     """``{"public", "private"}`` URLs for the store's venue."""
-    if store.venue != "emulator":
-        return dict(URLS[store.venue])
-    urls = store.stream_urls()
-    missing = [key for key in _EMULATOR_KEYS.values() if key not in urls]
-    if missing:
-        raise ConfigurationError(
-            f"binance emulator: no {', '.join(missing)} URL; start the store (store.start()) first"
-        )
-    return {role: urls[key] for role, key in _EMULATOR_KEYS.items()}
+    return venue_stream_urls(store, "binance", URLS, _EMULATOR_KEYS)
 
 
 class BinanceWebSocket(BaseWebSocket):
@@ -187,7 +183,7 @@ class BinanceWebSocket(BaseWebSocket):
             credentials=credentials,
             symbols=symbols,
             # Signed with the exchange's clock as the store measured it, not ours.
-            server_time=lambda: _wall_ms() + store.time_offset_ms,
+            server_time=exchange_clock(store),
             config=config,
         )
 
@@ -334,7 +330,7 @@ class BinanceUserDataWebSocket(BinanceWebSocket):
         url: str = URLS["mainnet"]["private"],
         credentials: Credentials,
         symbols: Mapping[str, str] | None = None,
-        server_time: Callable[[], int] = _wall_ms,
+        server_time: Callable[[], int] = wall_ms,
         recv_window: int | None = None,
         config: WebSocketConfig | None = None,
         name: str | None = None,

@@ -23,7 +23,6 @@ import hmac
 import itertools
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -42,7 +41,15 @@ from realtrade_core.events import (
     Side,
     Trade,
 )
-from realtrade_core.websocket import Authenticated, BaseWebSocket, Outgoing, WebSocketConfig
+from realtrade_core.websocket import (
+    Authenticated,
+    BaseWebSocket,
+    Outgoing,
+    WebSocketConfig,
+    exchange_clock,
+    venue_stream_urls,
+    wall_ms,
+)
 
 __all__ = ["PRIVATE_TOPICS", "URLS", "BybitPrivateWebSocket", "BybitWebSocket"]
 
@@ -87,10 +94,6 @@ _ORDER_STATUS = {
 _STATUS_AS_REASON = frozenset({"PartiallyFilledCanceled", "Deactivated"})
 
 
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _dec(text: Any) -> Decimal:
     """Bybit writes absent numbers as "" (or leaves them out)."""
     return Decimal(text) if text not in (None, "") else Decimal(0)
@@ -108,13 +111,7 @@ def auth_signature(secret: str, expires: int) -> str:
 
 def venue_urls(store: Any) -> dict[str, str]:
     """``{"public", "private"}`` URLs for the store's venue."""
-    if store.venue != "emulator":
-        return dict(URLS[store.venue])
-    urls = store.stream_urls()
-    missing = [key for key in _EMULATOR_KEYS.values() if key not in urls]
-    if missing:
-        raise ConfigurationError(f"bybit emulator: no {', '.join(missing)} URL; start the store (store.start()) first")
-    return {role: urls[key] for role, key in _EMULATOR_KEYS.items()}
+    return venue_stream_urls(store, "bybit", URLS, _EMULATOR_KEYS)
 
 
 class BybitWebSocket(BaseWebSocket):
@@ -172,7 +169,7 @@ class BybitWebSocket(BaseWebSocket):
             url=urls["private"],
             credentials=credentials,
             symbols=symbols,
-            server_time=lambda: _wall_ms() + store.time_offset_ms,
+            server_time=exchange_clock(store),
             config=config,
         )
 
@@ -378,7 +375,7 @@ class BybitWebSocket(BaseWebSocket):
                 balances.append(AssetBalance(coin["coin"], total - locked, locked))
         if not balances:
             return ()
-        return (BalanceUpdate("bybit", tuple(balances), int(msg.get("creationTime") or _wall_ms())),)
+        return (BalanceUpdate("bybit", tuple(balances), int(msg.get("creationTime") or wall_ms())),)
 
 
 class BybitPrivateWebSocket(BybitWebSocket):
@@ -395,7 +392,7 @@ class BybitPrivateWebSocket(BybitWebSocket):
         url: str = URLS["mainnet"]["private"],
         credentials: Credentials,
         symbols: Mapping[str, str] | None = None,
-        server_time: Callable[[], int] = _wall_ms,
+        server_time: Callable[[], int] = wall_ms,
         topics: Iterable[str] = PRIVATE_TOPICS,
         config: WebSocketConfig | None = None,
         name: str | None = None,

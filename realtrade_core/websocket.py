@@ -208,6 +208,33 @@ def exchange_clock(store: Any) -> Callable[[], int]:
     return lambda: wall_ms() + store.time_offset_ms
 
 
+def connection_for_store(
+    store: Any,
+    *,
+    private: bool,
+    urls: Mapping[str, str],
+    public_cls: type[BaseWebSocket],
+    private_cls: type[BaseWebSocket],
+    config: WebSocketConfig | None = None,
+    private_stream: str = "private stream",
+) -> BaseWebSocket:
+    """The usual ``for_store``: ``public_cls(url=, symbols=, config=)`` for market data, or
+    ``private_cls(url=, credentials=, symbols=, server_time=, config=)`` for the account, signed
+    with the exchange's clock as the store measured it, not ours."""
+    symbols = store.symbols_by_id()
+    if not private:
+        return public_cls(url=urls["public"], symbols=symbols, config=config)
+    if not store.credentials:
+        raise ConfigurationError(f"{store.exchange} {store.venue}: the {private_stream} needs an API key and secret")
+    return private_cls(
+        url=urls["private"],
+        credentials=store.credentials,
+        symbols=symbols,
+        server_time=exchange_clock(store),
+        config=config,
+    )
+
+
 def venue_stream_urls(
     store: Any, exchange: str, urls: Mapping[str, Mapping[str, str]], emulator_keys: Mapping[str, str]
 ) -> dict[str, str]:

@@ -53,7 +53,7 @@ from realtrade_core.websocket import (
     Outgoing,
     Reconnect,
     WebSocketConfig,
-    exchange_clock,
+    connection_for_store,
     venue_stream_urls,
     wall_ms,
 )
@@ -171,20 +171,14 @@ class BinanceWebSocket(BaseWebSocket):
     def for_store(cls, store: Any, *, private: bool, config: WebSocketConfig | None = None) -> BaseWebSocket:
         """An unstarted connection for ``store``'s venue: market data, or (``private``) the
         account's user data with the store's credentials."""
-        urls = venue_urls(store)
-        symbols = store.symbols_by_id()
-        if not private:
-            return BinanceWebSocket(url=urls["public"], symbols=symbols, config=config)
-        credentials = store.credentials
-        if not credentials:
-            raise ConfigurationError(f"binance {store.venue}: the user-data stream needs an API key and secret")
-        return BinanceUserDataWebSocket(
-            url=urls["private"],
-            credentials=credentials,
-            symbols=symbols,
-            # Signed with the exchange's clock as the store measured it, not ours.
-            server_time=exchange_clock(store),
+        return connection_for_store(
+            store,
+            private=private,
+            urls=venue_urls(store),
+            public_cls=BinanceWebSocket,
+            private_cls=BinanceUserDataWebSocket,
             config=config,
+            private_stream="user-data stream",
         )
 
     @classmethod

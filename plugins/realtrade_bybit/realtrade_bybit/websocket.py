@@ -46,7 +46,7 @@ from realtrade_core.websocket import (
     BaseWebSocket,
     Outgoing,
     WebSocketConfig,
-    exchange_clock,
+    connection_for_store,
     venue_stream_urls,
     wall_ms,
 )
@@ -158,19 +158,14 @@ class BybitWebSocket(BaseWebSocket):
     def for_store(cls, store: Any, *, private: bool, config: WebSocketConfig | None = None) -> BaseWebSocket:
         """An unstarted connection for ``store``'s venue: public spot data, or (``private``) the
         account's orders, executions and wallet with the store's credentials."""
-        urls = venue_urls(store)
-        symbols = store.symbols_by_id()
-        if not private:
-            return BybitWebSocket(url=urls["public"], symbols=symbols, config=config)
-        credentials = store.credentials
-        if not credentials:
-            raise ConfigurationError(f"bybit {store.venue}: the private stream needs an API key and secret")
-        return BybitPrivateWebSocket(
-            url=urls["private"],
-            credentials=credentials,
-            symbols=symbols,
-            server_time=exchange_clock(store),
+        return connection_for_store(
+            store,
+            private=private,
+            urls=venue_urls(store),
+            public_cls=BybitWebSocket,
+            private_cls=BybitPrivateWebSocket,
             config=config,
+            private_stream="private stream",
         )
 
     @classmethod

@@ -16,8 +16,10 @@ ccxt, real sockets, real threads, no network. Needs pytest (imported here, not b
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from itertools import pairwise
 from typing import Any, ClassVar
@@ -34,6 +36,84 @@ def _wait(predicate: Any, timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.01)
     return bool(predicate())
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something true (returned), at most ``timeout``
+    seconds; then fail the test naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what or predicate}")
+        time.sleep(0.005)
+
+
+class EventRecorder:
+    """Collects what a WebSocket connection emits (any thread), by event name, and waits for
+    it with a bound. Called directly, it records ``"data"`` (use it as a store callback)."""
+
+    def __init__(self, ws: Any = None, *names: str) -> None:
+        self.entries: list[tuple[str, Any]] = []
+        self._cond = threading.Condition()
+        if ws is not None:
+            for name in names or ("data", "connected", "disconnected", "error", "max_reconnect"):
+                ws.on(name, functools.partial(self._add, name))
+
+    def __call__(self, item: Any) -> None:
+        self._add("data", item)
+
+    def _add(self, name: str, item: Any) -> None:
+        with self._cond:
+            self.entries.append((name, item))
+            self._cond.notify_all()
+
+    @property
+    def items(self) -> list[Any]:
+        with self._cond:
+            return [item for _, item in self.entries]
+
+    def of(self, cls: type) -> list[Any]:
+        return [e for e in self.items if isinstance(e, cls)]
+
+    def of_kind(self, name: str) -> list[Any]:
+        with self._cond:
+            return [item for kind, item in self.entries if kind == name]
+
+    def count(self, cls: type, **attrs: Any) -> int:
+        return sum(all(getattr(e, k) == v for k, v in attrs.items()) for e in self.of(cls))
+
+    def wait(self, predicate: Callable[[EventRecorder], Any], timeout: float = 5.0, what: str = "") -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: predicate(self), timeout):
+                raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}; last: {self.entries[-5:]}")
+
+
+def emulated_store(exchange: str, symbol: str, **emulator_options: Any) -> Iterator[Any]:
+    """A started store on a fresh in-process emulator with a manual clock (a fixture body:
+    ``yield from emulated_store("bybit", "BTC/USDT")``); the store cache is cleared after."""
+    from .store import clear_stores, get_store
+
+    clear_stores()
+    options = {"speed": None, "symbols": (symbol,), "history": 50, "future": 400, **emulator_options}
+    store = get_store(exchange, "emulator", emulator_options=options)
+    store.start()
+    try:
+        yield store
+    finally:
+        clear_stores()
+
+
+def stop_connections(opened: Iterable[Any]) -> None:
+    """Stop the connections a test started and check none left a thread behind."""
+    opened = list(opened)
+    for ws in opened:
+        assert ws.stop(5.0), f"{ws.name} did not stop"
+    names = {f"realtrade-ws-{ws.name}" for ws in opened} | {f"realtrade-ws-age-{ws.name}" for ws in opened}
+    alive = [t.name for t in threading.enumerate() if t.name in names]
+    assert not alive, f"threads left running: {alive}"
 
 
 class ExchangeConformance:

@@ -7,7 +7,6 @@ with ``--import-mode=importlib``.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import itertools
@@ -40,7 +39,7 @@ from realtrade_core.events import (
     Side,
     Trade,
 )
-from realtrade_core.store import clear_stores, get_store
+from realtrade_core.testing import EventRecorder, emulated_store, stop_connections, wait_until
 from realtrade_core.websocket import Authenticated, Reconnect, WebSocketConfig
 
 SYMBOL = "BTC/USDT"
@@ -58,70 +57,9 @@ FAST = replace(BinanceWebSocket.default_config, reconnect_delay=0.05, reconnect_
 # helpers
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what or predicate}")
-        time.sleep(0.005)
-
-
-class Recorder:
-    """Collects what a connection emits (any thread), by event name, and waits for it with a
-    bound. Called directly, it records ``"data"`` (a store callback)."""
-
-    def __init__(self, ws: Any = None, *names: str) -> None:
-        self.entries: list[tuple[str, Any]] = []
-        self._cond = threading.Condition()
-        if ws is not None:
-            for name in names or ("data", "connected", "disconnected", "error", "max_reconnect"):
-                ws.on(name, functools.partial(self._add, name))
-
-    def __call__(self, item: Any) -> None:
-        self._add("data", item)
-
-    def _add(self, name: str, item: Any) -> None:
-        with self._cond:
-            self.entries.append((name, item))
-            self._cond.notify_all()
-
-    @property
-    def items(self) -> list[Any]:
-        with self._cond:
-            return [item for _, item in self.entries]
-
-    def of(self, cls: type) -> list[Any]:
-        return [e for e in self.items if isinstance(e, cls)]
-
-    def of_kind(self, name: str) -> list[Any]:
-        with self._cond:
-            return [item for kind, item in self.entries if kind == name]
-
-    def count(self, cls: type, **attrs: Any) -> int:
-        return sum(all(getattr(e, k) == v for k, v in attrs.items()) for e in self.of(cls))
-
-    def wait(self, predicate: Callable[[Recorder], Any], timeout: float = 5.0, what: str = "") -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: predicate(self), timeout):
-                raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}; last: {self.entries[-5:]}")
-
-
-# --------------------------------------------------------------------------------------------
-# fixtures (module scope: one emulator for the module keeps it fast)
-
-
 @pytest.fixture(scope="module")
 def store() -> Iterator[Any]:
-    clear_stores()
-    store = get_store(
-        "binance", "emulator", emulator_options={"speed": None, "symbols": (SYMBOL,), "history": 50, "future": 400}
-    )
-    store.start()
-    yield store
-    clear_stores()
+    yield from emulated_store("binance", SYMBOL)
 
 
 @pytest.fixture
@@ -143,20 +81,18 @@ def connections() -> Iterator[list[Any]]:
     """Connections a test starts; stopped afterwards, and none may leave a thread behind."""
     opened: list[Any] = []
     yield opened
-    for ws in opened:
-        assert ws.stop(5.0)
-    names = {f"realtrade-ws-{ws.name}" for ws in opened} | {f"realtrade-ws-age-{ws.name}" for ws in opened}
-    alive = [t.name for t in threading.enumerate() if t.name in names]
-    assert not alive, f"threads left running: {alive}"
+    stop_connections(opened)
 
 
 @pytest.fixture
-def market_ws(store: Any, emu: Emulator, connections: list[Any]) -> Callable[..., tuple[Any, Recorder]]:
-    def make(streams: tuple[str, ...] = STREAMS, config: WebSocketConfig = FAST, **kwargs: Any) -> tuple[Any, Recorder]:
+def market_ws(store: Any, emu: Emulator, connections: list[Any]) -> Callable[..., tuple[Any, EventRecorder]]:
+    def make(
+        streams: tuple[str, ...] = STREAMS, config: WebSocketConfig = FAST, **kwargs: Any
+    ) -> tuple[Any, EventRecorder]:
         ws = BinanceWebSocket(
             streams, url=store.stream_urls()["ws_market"], symbols=LIVE_SYMBOLS, config=config, **kwargs
         )
-        rec = Recorder(ws)
+        rec = EventRecorder(ws)
         connections.append(ws)
         ws.start()
         assert ws.wait_connected(5)
@@ -167,10 +103,10 @@ def market_ws(store: Any, emu: Emulator, connections: list[Any]) -> Callable[...
 
 
 @pytest.fixture
-def user_ws(store: Any, connections: list[Any]) -> Callable[..., tuple[Any, Recorder]]:
-    def make(config: WebSocketConfig = FAST, **kwargs: Any) -> tuple[Any, Recorder]:
+def user_ws(store: Any, connections: list[Any]) -> Callable[..., tuple[Any, EventRecorder]]:
+    def make(config: WebSocketConfig = FAST, **kwargs: Any) -> tuple[Any, EventRecorder]:
         ws = BinanceWebSocket.for_store(store, private=True, config=config)
-        rec = Recorder(ws)
+        rec = EventRecorder(ws)
         connections.append(ws)
         ws.start()
         assert ws.wait_connected(5)
@@ -187,7 +123,7 @@ def engine_events(emu: Emulator) -> Iterator[list[Any]]:
     unsubscribe()
 
 
-def sync(emu: Emulator, rec: Recorder, topic: str = "btcusdt@trade", timeout: float = 5.0) -> None:
+def sync(emu: Emulator, rec: EventRecorder, topic: str = "btcusdt@trade", timeout: float = 5.0) -> None:
     """Barrier: publish probe trades on ``topic`` until one reaches the client, so its
     subscription is live on the connection it reads. (Counting the server's subscribers is not
     enough: a connection the client already left may still be registered with the topics.)"""
@@ -203,12 +139,12 @@ def sync(emu: Emulator, rec: Recorder, topic: str = "btcusdt@trade", timeout: fl
                 raise AssertionError(f"no probe on {topic} reached the client within {timeout} s") from None
 
 
-def market(rec: Recorder, cls: type) -> list[Any]:
+def market(rec: EventRecorder, cls: type) -> list[Any]:
     """``cls`` events of the real market (probes left out)."""
     return [e for e in rec.of(cls) if e.symbol == SYMBOL]
 
 
-def place_and_wait(rest: Any, rec: Recorder, side: str = "buy", amount: float = 0.01) -> dict[str, Any]:
+def place_and_wait(rest: Any, rec: EventRecorder, side: str = "buy", amount: float = 0.01) -> dict[str, Any]:
     order = rest.create_order(SYMBOL, "market", side, amount)
     rec.wait(
         lambda r: r.count(OrderUpdate, order_id=order["id"], status=OrderStatus.FILLED) == 1,
@@ -508,7 +444,7 @@ def test_a_stalled_connection_is_replaced_by_the_watchdog(connections: list[Any]
         ws = BinanceWebSocket(
             STREAMS, url=emu.urls["ws_market"], symbols=LIVE_SYMBOLS, config=replace(FAST, stale_after=0.5)
         )
-        rec = Recorder(ws)
+        rec = EventRecorder(ws)
         connections.append(ws)
         ws.start()
         assert ws.wait_connected(5)
@@ -584,7 +520,7 @@ def test_a_rest_order_streams_new_fill_filled_and_balances(
     store: Any, emu: Emulator, rest: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    rec = Recorder()
+    rec = EventRecorder()
     unsubscribe = store.subscribe_account(rec)  # the store's own private connection
     try:
         rec.wait(lambda r: ("connected", "ready") in r.items, what="the user-data connection")
@@ -669,7 +605,7 @@ def test_a_refused_signature_is_an_auth_error(store: Any, connections: list[Any]
         symbols={"BTCUSDT": SYMBOL},
         config=replace(FAST, max_reconnect_attempts=0),
     )
-    rec = Recorder(ws)
+    rec = EventRecorder(ws)
     connections.append(ws)
     ws.start()
     rec.wait(lambda r: r.of_kind("max_reconnect"), what="giving up")

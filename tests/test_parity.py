@@ -137,9 +137,21 @@ def run_backtest(rows: list[tuple], kind: str, fee: float, live_only_from: int =
 @pytest.mark.parametrize("kind", ["market", "limit", "stop", "bracket", "oco"])
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
 def test_paper_trading_matches_the_backtest(exchange, kind):
+    paper_matches_backtest(exchange, kind)
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_paper_commission_set_by_the_user_replaces_the_exchange_fee(exchange):
+    paper = paper_matches_backtest(exchange, "market", commission=0.0025)
+    assert all(e[5] > 0 for e in paper.executed)
+
+
+def paper_matches_backtest(exchange: str, kind: str, commission: float | None = None) -> Scripted:
+    """Paper trading on live emulator bars gives the backtest's orders, trades and value; the
+    commission is the market's taker fee unless ``commission`` sets it."""
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=200, seed=11) as emulator:
         store = get_store(exchange, "emulator", emulator=emulator)
-        broker = store.getbroker(cash=10_000.0)
+        broker = store.getbroker(cash=10_000.0, commission=commission)
         cerebro, start = live_cerebro(emulator, store, broker)
         cerebro.addstrategy(Scripted, kind=kind)
 
@@ -155,7 +167,7 @@ def test_paper_trading_matches_the_backtest(exchange, kind):
         driver.check()
         paper.final_value = broker.getvalue()
         rows = candles(emulator, "BTC/USDT", start, start + (BACKFILL + LIVE - 1) * MINUTE)
-        fee = float(store.market("BTC/USDT")["taker"])
+        fee = float(store.market("BTC/USDT")["taker"]) if commission is None else commission
         store.stop()
 
     assert len(rows) == BACKFILL + LIVE and paper.bars == len(rows)
@@ -164,6 +176,7 @@ def test_paper_trading_matches_the_backtest(exchange, kind):
     assert paper.executed == backtest.executed
     assert paper.trades == backtest.trades
     assert paper.final_value == pytest.approx(backtest.final_value, abs=1e-6)
+    return paper
 
 
 @dataclass

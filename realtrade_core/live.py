@@ -249,6 +249,7 @@ class SubmitFailed:
 
     client_order_id: str
     reason: str
+    margin: bool = False  # refused for want of funds: backtrader's Margin status
 
 
 @dataclass(frozen=True, slots=True)
@@ -708,7 +709,8 @@ class OrderSender(_Worker):
                     log.info("%s: stop order %s would trigger immediately (%s); sending it as a %s order",
                              self.io.exchange, req.client_order_id, self.exchange_message(exc), kind)  # fmt: skip
                     continue
-                self.emit(SubmitFailed(req.client_order_id, f"{type(exc).__name__}: {self.exchange_message(exc)}"))
+                self.emit(SubmitFailed(req.client_order_id, f"{type(exc).__name__}: {self.exchange_message(exc)}",
+                                       margin=isinstance(exc, ccxt.InsufficientFunds)))  # fmt: skip
                 return
             self.acknowledge(req, answer)
             return
@@ -2197,9 +2199,12 @@ class LiveSession:
         tracked.done = True
         order = tracked.order
         order.addinfo(reject_reason=failed.reason)
-        order.reject(self.broker)
+        if failed.margin:  # backtrader's word for an order the account cannot pay for
+            self._set_status(order, bt.Order.Margin)
+        else:
+            order.reject(self.broker)
         self.broker.notify(order)
-        log.info("order %s rejected: %s", failed.client_order_id, failed.reason)
+        log.info("order %s %s: %s", failed.client_order_id, order.getstatusname(), failed.reason)
         self._after(order)
 
     def _accept(self, tracked: Tracked) -> None:

@@ -456,6 +456,17 @@ def test_submit_5xx_is_looked_up_then_sent_once(exchange, emulator, store, journ
         assert_matches_engine(s.last(order), engine_fills(emulator, order.info.client_order_id))
 
 
+def test_rate_limited_submit_waits_then_sends_the_order_once(exchange, emulator, store, journal_path):
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+        emulator.fail_http(429, count=2, retry_after=1, path_prefix=order_path(emulator))  # refused, not executed
+        order = run.do(lambda s: s.buy(size=0.01))
+        run.until(lambda: "Completed" in s.statuses(order), "the order completing", steps=20)
+        orders = emulator.engine.all_orders(emulator.api_key)
+        assert [o.client_order_id for o in orders] == [order.info.client_order_id]
+        assert s.statuses(order) == ["Submitted", "Accepted", "Completed"]
+
+
 def test_rate_limited_read_waits_as_long_as_retry_after_asks(exchange, emulator, store):
     from realtrade_core.live import ExchangeIO
 

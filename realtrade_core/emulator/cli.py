@@ -1,7 +1,8 @@
 """``realtrade emulator``: serve one emulated exchange on loopback until Ctrl+C.
 
 Prints the REST and WebSocket URLs, the admin URL, and the API key, secret and balances of the
-funded default account, so any client (ccxt, the plugin's WebSocket, curl) can connect.
+funded default account (``--balance ASSET=AMOUNT`` sets them), so any client (ccxt, the plugin's
+WebSocket, curl) can connect.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic market (default: 0)")
     parser.add_argument("--interval", default="1m", help="candle interval of a synthetic market (default: 1m)")
+    parser.add_argument(
+        "--balance",
+        dest="balances",
+        action="append",
+        metavar="ASSET=AMOUNT",
+        help="what the default account holds, e.g. --balance USDT=10000 --balance BTC=0.5; repeat per "
+        "asset; given balances replace the defaults (100000 of each quote asset, 10 of each base asset)",
+    )
     parser.add_argument("--api-key", help="API key of the default account (default: random)")
     parser.add_argument("--secret", help="API secret of the default account (default: random)")
 
@@ -64,6 +73,22 @@ def _data_argument(values: list[str] | None, symbols: list[str]) -> str | dict[s
     if plain:
         return plain[0]
     return mapping
+
+
+def _balance_argument(values: list[str] | None) -> dict[str, Any] | None:
+    """``["USDT=10000", "BTC=0.5"]`` -> ``{"USDT": "10000", "BTC": "0.5"}`` (checked by the emulator)."""
+    if not values:
+        return None
+    balances: dict[str, Any] = {}
+    for value in values:
+        asset, sep, amount = value.partition("=")
+        asset, amount = asset.strip(), amount.strip()
+        if not sep or not asset or not amount:
+            raise ConfigurationError(f"--balance {value!r}: give ASSET=AMOUNT, e.g. --balance USDT=10000")
+        if asset.upper() in balances:
+            raise ConfigurationError(f"--balance gives {asset.upper()} twice; give each asset once")
+        balances[asset.upper()] = amount
+    return balances
 
 
 def _format_amount(amount: Any) -> str:
@@ -88,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         interval=args.interval,
         api_key=args.api_key,
         secret=args.secret,
+        balances=_balance_argument(args.balances),
     )
     stop = threading.Event()
 
@@ -116,7 +142,8 @@ def _print_banner(emulator: Any) -> None:
     rows.append(("admin", emulator.admin_url + "/state"))
     rows.append(("api key", emulator.api_key))
     rows.append(("secret", emulator.secret))
-    balances = ", ".join(f"{asset} {_format_amount(amount)}" for asset, amount in sorted(emulator.balances.items()))
+    held = {asset: b.total for asset, b in emulator.balances().items() if b.total}
+    balances = ", ".join(f"{asset} {_format_amount(amount)}" for asset, amount in sorted(held.items())) or "none"
     rows.append(("balances", balances))
     rows.append(("symbols", ", ".join(emulator.symbols)))
     clock = datetime.fromtimestamp(emulator.engine.now() / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

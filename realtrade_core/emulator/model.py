@@ -182,6 +182,27 @@ class Order:
         return self.cost / self.filled if self.filled else None
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedOrder:
+    """An order request the emulator answered with an error, as the client saw it.
+
+    ``code`` and ``reason`` are the exchange's own (Binance ``-2010`` and its ``msg``, Bybit
+    ``170131`` and its ``retMsg``; an injected HTTP fault records its HTTP status). ``request``
+    holds the parameters as sent, without the signature. ``account`` is the API key the request
+    carried ("" when it had none); ``time`` is the emulated market clock (epoch ms).
+    """
+
+    time: int
+    account: str = field(repr=False)
+    path: str
+    symbol: str | None
+    client_order_id: str | None
+    code: int
+    reason: str
+    http_status: int = 200
+    request: dict[str, str] = field(default_factory=dict, compare=False)
+
+
 # --- events the engine emits to subscribers (dialects turn them into stream messages) ---------
 
 

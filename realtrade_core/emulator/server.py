@@ -12,6 +12,8 @@ thread, drives the engine's clock, and exposes fault injection both in process a
         exchange.fetch_ohlcv("BTC/USDT", "1m")
         emu.fail_http(429, retry_after=1)     # the next REST call gets a 429
         emu.drop_connections()                # every WebSocket client is cut
+        emu.balances()["USDT"].free           # what the account holds, read without REST
+        emu.orders(status="open")             # every order, fill and refusal, as the engine saw it
 
 Admin API (JSON): ``GET /_emulator/state``; ``POST /_emulator/faults`` with any of
 ``{"drop_connections": true}``, ``{"stall_seconds": 5}``, ``{"malformed": true}``,
@@ -35,8 +37,9 @@ import re
 import secrets
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +52,11 @@ from .dialect import EmulatorDialect
 from .engine import Engine
 from .faults import Faults, HttpFault
 from .hub import ConnectionHub
-from .model import AccountConfig, Candle, MarketSpec
+from .model import AccountConfig, Balance, Candle, EngineError, Fill, MarketSpec, Order, OrderStatus, RefusedOrder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_SETTINGS", "Emulator", "EmulatorError", "interval_to_ms"]
+__all__ = ["DEFAULT_SETTINGS", "Emulator", "EmulatorError", "interval_to_ms", "parse_balances"]
 
 #: Dialect settings every emulator starts from; ``settings=`` is merged over them.
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -84,6 +87,7 @@ _STOP_TIMEOUT = 10.0
 _DRIVER_MIN_PERIOD = 0.001
 _DRIVER_MAX_PERIOD = 0.1
 _HOLD_POLL = 0.05  # how often a held (accept-then-timeout) request checks for the client leaving
+_NO_LIMIT = 2**62  # "every one" for the engine's list calls
 
 _FAULT_KEYS = frozenset(
     {
@@ -106,6 +110,25 @@ def interval_to_ms(interval: str) -> int:
     if not match or int(match.group(1)) <= 0:
         raise ConfigurationError(f"invalid candle interval {interval!r}: use e.g. '1m', '5m', '1h', '1d'")
     return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def parse_balances(balances: Mapping[str, Any]) -> dict[str, Decimal]:
+    """``{"USDT": 10000, "BTC": "0.5"}`` as Decimals, checked: asset names are letters and
+    digits, amounts are finite and not negative. Raises ConfigurationError naming the bad entry."""
+    parsed: dict[str, Decimal] = {}
+    for asset, amount in balances.items():
+        if not isinstance(asset, str) or not asset.isalnum():
+            raise ConfigurationError(f"invalid asset {asset!r} in balances: use an asset name such as 'USDT'")
+        try:
+            value = Decimal(str(amount)) if not isinstance(amount, bool) else None
+        except (InvalidOperation, ValueError):
+            value = None
+        if value is None or not value.is_finite() or value < 0:
+            raise ConfigurationError(
+                f"invalid balance {amount!r} for {asset}: give a number that is not negative, e.g. 10000 or 0.5"
+            )
+        parsed[asset.upper()] = value
+    return parsed
 
 
 def _split_symbol(symbol: str) -> tuple[str, str, str]:
@@ -153,7 +176,10 @@ class Emulator:
     past the last candle the market stands still at its last close.
 
     The default account (``api_key`` / ``secret``, random unless given) holds ``balances``, by
-    default 100,000 of each quote asset and 10 of each base asset. ``settings`` are merged over
+    default 100,000 of each quote asset and 10 of each base asset (given balances replace the
+    defaults; :attr:`initial_balances` keeps what it started with). Read and change the account
+    from Python with :meth:`balances`, :meth:`set_balance`, :meth:`orders`, :meth:`order`,
+    :meth:`fills` and :meth:`refused_orders`; none of them goes through the wire protocol. ``settings`` are merged over
     :data:`DEFAULT_SETTINGS` and handed to the dialect; ``markets`` replaces the derived
     :class:`~.model.MarketSpec` of a symbol (and adds symbols not listed).
     """
@@ -243,12 +269,9 @@ class Emulator:
             # emulated time equals the wall clock that clients sign their requests with.
             start_ms = max(start_ms, int(time.time() * 1000))
         self.clock = EmulatedClock(start_ms, speed)
-        self.balances = self._default_balances(market_data) if balances is None else dict(balances)
-        account = AccountConfig(
-            api_key=self.api_key,
-            secret=self.secret,
-            balances={asset: Decimal(str(amount)) for asset, amount in self.balances.items()},
-        )
+        #: What the default account held at start (asset -> amount).
+        self.initial_balances = self._default_balances(market_data) if balances is None else parse_balances(balances)
+        account = AccountConfig(api_key=self.api_key, secret=self.secret, balances=dict(self.initial_balances))
         self.engine = Engine(
             market_data, history=history, clock=self.clock, accounts=[account], steps_per_candle=STEPS_PER_CANDLE
         )
@@ -634,6 +657,105 @@ class Emulator:
         client.urls["api"] = self.dialect.ccxt_urls(self.base_http)
         return client
 
+    # --- the account, read and set from Python -----------------------------------------------------
+
+    def _account_key(self, account: str | None) -> str:
+        key = self.api_key if account is None else account
+        if self.engine.secret_for(key) is None:
+            raise EmulatorError(f"no account with API key {key[:6]!r}...: leave account=None for the default account")
+        return key
+
+    def _engine_symbol(self, symbol: str | None) -> str | None:
+        """``"BTC/USDT"`` or ``"BTCUSDT"`` -> the engine's ``"BTCUSDT"``, checked to be served."""
+        if symbol is None:
+            return None
+        engine_id = _split_symbol(symbol)[0] if "/" in symbol else symbol.upper()
+        if engine_id not in self.engine.markets:
+            raise EmulatorError(f"this emulator serves no market {symbol!r}; it serves {self.symbols}")
+        return engine_id
+
+    def balances(self, account: str | None = None) -> dict[str, Balance]:
+        """What an account holds now, by asset: ``Balance(asset, free, locked)`` in Decimals
+        (``.total`` is both). ``account`` is an API key; None is the default account."""
+        return {b.asset: b for b in self.engine.balances(self._account_key(account))}
+
+    def set_balance(self, asset: str, amount: Any, account: str | None = None) -> None:
+        """Set the free amount of ``asset`` (what open orders hold stays locked); the account's
+        private stream reports the change as the exchange reports a deposit or withdrawal."""
+        self.set_balances({asset: amount}, account)
+
+    def set_balances(self, balances: Mapping[str, Any], account: str | None = None) -> None:
+        """:meth:`set_balance` for several assets, e.g. ``{"USDT": 10_000, "BTC": 0}``."""
+        key = self._account_key(account)
+        for asset, value in parse_balances(balances).items():
+            self.engine.set_balance(key, asset, value)
+
+    def orders(
+        self,
+        symbol: str | None = None,
+        status: str | OrderStatus | None = None,
+        account: str | None = None,
+    ) -> list[Order]:
+        """Every order an account placed, oldest first, however many there are.
+
+        ``symbol``: ``"BTC/USDT"`` or ``"BTCUSDT"``. ``status``: ``"open"`` (new or partly filled),
+        or one :class:`~.model.OrderStatus` (``"new"``, ``"partially_filled"``, ``"filled"``,
+        ``"canceled"``, ``"rejected"``, ``"expired"``). Orders the emulator refused never became
+        orders: read them with :meth:`refused_orders`.
+        """
+        key = self._account_key(account)
+        wanted = self._status_filter(status)
+        orders = self.engine.all_orders(key, self._engine_symbol(symbol), limit=_NO_LIMIT)
+        return [o for o in orders if wanted(o)]
+
+    @staticmethod
+    def _status_filter(status: str | OrderStatus | None) -> Callable[[Order], bool]:
+        if status is None:
+            return lambda order: True
+        if status == "open":
+            return lambda order: order.status.is_open
+        try:
+            wanted = OrderStatus(status.lower() if isinstance(status, str) else status)
+        except ValueError:
+            allowed = ", ".join(["open", *(s.value for s in OrderStatus)])
+            raise ValueError(f"unknown order status {status!r}; use one of {allowed}") from None
+        return lambda order: order.status is wanted
+
+    def order(
+        self, order_id: int | str | None = None, *, client_order_id: str | None = None, account: str | None = None
+    ) -> Order:
+        """One order of an account by its id or client order id (open or closed); raises
+        EmulatorError when the account has no such order."""
+        key = self._account_key(account)
+        try:
+            return self.engine.get_order(
+                key, order_id=int(order_id) if order_id is not None else None, client_order_id=client_order_id
+            )
+        except (EngineError, ValueError) as exc:
+            raise EmulatorError(f"no such order ({exc})") from None
+
+    def fills(
+        self,
+        symbol: str | None = None,
+        order_id: int | str | None = None,
+        client_order_id: str | None = None,
+        account: str | None = None,
+    ) -> list[Fill]:
+        """Every trade of an account, oldest first, optionally of one market or one order."""
+        key = self._account_key(account)
+        wanted = int(order_id) if order_id is not None else None
+        fills = self.engine.fills(key, self._engine_symbol(symbol), order_id=wanted, limit=_NO_LIMIT)
+        if client_order_id is not None:
+            fills = [f for f in fills if f.client_order_id == client_order_id]
+        return fills
+
+    def refused_orders(self, account: str | None = None) -> list[RefusedOrder]:
+        """Order requests the emulator answered with an error, oldest first, each with the
+        exchange's error ``code`` and ``reason`` and the request as sent (see
+        :class:`~.model.RefusedOrder`). ``account`` is the API key the requests carried; None is
+        the default account. The last 10,000 are kept."""
+        return self.dialect.refusals(self.api_key if account is None else account)
+
     # --- state ------------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
@@ -671,6 +793,8 @@ class Emulator:
             status, body = self.dialect.error_body(fault.status, fault.retry_after)
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
             log.info("fault: answering %s %s with HTTP %d", request.method, path, status)
+            if (request.method, path) in self.order_paths:
+                await self._record_injected_refusal(request, status, body)
             return web.json_response(body, status=status, headers=headers)
         if (request.method, path) in self.order_paths and faults.take_accept_then_timeout():
             try:
@@ -681,6 +805,25 @@ class Emulator:
             await self._hold(request)  # ...and the client never hears about it
             return web.Response(status=504)  # written nowhere: the transport is gone by now
         return await handler(request)
+
+    async def _record_injected_refusal(self, request: web.Request, status: int, answer: Any) -> None:
+        """An order request answered by an injected fault was refused: it never reached the engine."""
+        params: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            text = await request.text()
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = dict(urllib.parse.parse_qsl(text))
+            if isinstance(body, dict):
+                params.update(body)
+        header = self.dialect.api_key_header
+        account = request.headers.get(header, "") if header else ""
+        code, reason = self.dialect.error_code(status, answer)
+        self.dialect.record_refusal(
+            request.path, account, params, code, f"{reason} (injected fault)", http_status=status,
+            client_order_id=next((str(params[k]) for k in self.dialect.client_order_id_params if params.get(k)), None),
+        )  # fmt: skip
 
     async def _hold(self, request: web.Request) -> None:
         """Keep a request unanswered until the client gives up or the server stops, then cut it."""

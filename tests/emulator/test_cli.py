@@ -206,3 +206,35 @@ def test_data_option_maps_files_to_symbols():
     }
     with pytest.raises(ConfigurationError, match="SYMBOL=CSV"):
         _data_argument(["a.csv", "b.csv"], ["BTC/USDT", "ETH/USDT"])
+
+
+def test_balance_option_sets_the_default_account(plugin_env):
+    proc = realtrade(
+        "emulator", "--exchange", "toy", "--balance", "USDT=2500.5", "--balance", "eth=0", "--balance", "BTC=1",
+        env=plugin_env,
+    )  # fmt: skip
+    output = Output(proc)
+    try:
+        output.wait_for(r"Press Ctrl\+C")
+        # Given balances replace the defaults; an asset set to 0 holds nothing and is not listed.
+        assert re.search(r"balances:\s+BTC 1, USDT 2500\.5\n", output.text)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        finish(proc, output)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("USDT", "give ASSET=AMOUNT, e.g. --balance USDT=10000"),
+        ("USDT=ten", "invalid balance 'ten' for USDT"),
+        ("USDT=-5", "invalid balance '-5' for USDT"),
+        ("US-DT=5", "invalid asset 'US-DT'"),
+    ],
+)
+def test_bad_balance_option_is_a_clear_error(plugin_env, value, message):
+    proc = realtrade("emulator", "--exchange", "toy", "--balance", value, env=plugin_env)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert message in err and "Traceback" not in err

@@ -88,6 +88,8 @@ class BinanceDialect(BinanceRest, BinanceStreams, EmulatorDialect):
     order_paths: ClassVar[frozenset[tuple[str, str]]] = frozenset(
         {("POST", "/api/v3/order"), ("POST", "/api/v3/orderList/oco")}
     )
+    api_key_header: ClassVar[str] = "X-MBX-APIKEY"
+    client_order_id_params: ClassVar[tuple[str, ...]] = ("newClientOrderId", "listClientOrderId")
 
     def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
         EmulatorDialect.__init__(self, engine, hub, faults, settings)
@@ -112,6 +114,11 @@ class BinanceDialect(BinanceRest, BinanceStreams, EmulatorDialect):
 
     def error_body(self, status: int, retry_after: int | None) -> tuple[int, dict[str, Any]]:
         return injected_error_body(status, retry_after, self.server_time())
+
+    def error_code(self, status: int, body: Any) -> tuple[int, str]:
+        if isinstance(body, dict) and isinstance(body.get("code"), int):
+            return body["code"], str(body.get("msg", ""))
+        return status, f"HTTP {status}"
 
     def on_event(self, event: EngineEvent) -> None:
         BinanceStreams.on_event(self, event)

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -142,6 +142,18 @@ class BinanceRest:
 
         def auth_time(self) -> int: ...
 
+        def record_refusal(
+            self,
+            path: str,
+            account: str | None,
+            params: Mapping[str, Any],
+            code: int,
+            reason: str,
+            *,
+            http_status: int = 200,
+            client_order_id: str | None = None,
+        ) -> Any: ...
+
     def _init_rest(self) -> None:
         self._weight_lock = threading.Lock()
         self._weight_minute = 0
@@ -226,6 +238,12 @@ class BinanceRest:
             except Exception:
                 log.exception("Binance emulator: %s %s failed", request.method, request.path)
                 result, status = {"code": -1000, "msg": "An unknown error occurred while processing the request."}, 500
+            if orders and status != 200:
+                self.record_refusal(
+                    request.path, request.headers.get("X-MBX-APIKEY", ""), params, result["code"], result["msg"],
+                    http_status=status,
+                    client_order_id=params.get("newClientOrderId") or params.get("listClientOrderId"),
+                )  # fmt: skip
             return web.Response(
                 text=json.dumps(result, separators=(",", ":")),
                 status=status,

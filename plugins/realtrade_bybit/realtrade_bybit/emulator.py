@@ -86,6 +86,8 @@ class BybitDialect(BybitOrdersMixin, BybitStreamsMixin, EmulatorDialect):
 
     name: ClassVar[str] = "bybit"
     order_paths: ClassVar[frozenset[tuple[str, str]]] = frozenset({("POST", "/v5/order/create")})
+    api_key_header: ClassVar[str] = "X-BAPI-API-KEY"
+    client_order_id_params: ClassVar[tuple[str, ...]] = ("orderLinkId",)
 
     def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
         super().__init__(engine, hub, faults, settings if settings is not None else {})
@@ -123,6 +125,11 @@ class BybitDialect(BybitOrdersMixin, BybitStreamsMixin, EmulatorDialect):
         if status == 401:
             return 401, self._envelope({}, INVALID_API_KEY, "API key is invalid.")
         return status, self._envelope({}, PARAMS_ERROR, "params error")
+
+    def error_code(self, status: int, body: Any) -> tuple[int, str]:
+        if isinstance(body, dict) and isinstance(body.get("retCode"), int):
+            return body["retCode"], str(body.get("retMsg", ""))
+        return status, f"HTTP {status}"  # a gateway's plain-text page
 
     def on_event(self, event: EngineEvent) -> None:
         BybitStreamsMixin.on_event(self, event)

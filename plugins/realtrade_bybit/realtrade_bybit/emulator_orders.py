@@ -129,7 +129,7 @@ class BybitOrdersMixin(BybitRestMixin):
     def order_routes(self) -> list[web.RouteDef]:
         w = self._wrap
         return [
-            web.post("/v5/order/create", w(self._order_create, private=True, rate_limited=True)),
+            web.post("/v5/order/create", w(self._order_create, private=True, rate_limited=True, places_order=True)),
             web.post("/v5/order/cancel", w(self._order_cancel, private=True, rate_limited=True)),
             web.get("/v5/order/realtime", w(self._order_realtime, private=True)),
             web.get("/v5/order/history", w(self._order_history, private=True)),

@@ -120,8 +120,11 @@ class BybitRestMixin:
     def _reply(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
         return web.Response(text=_dumps(body), content_type="application/json", headers=headers)
 
-    def _wrap(self, fn: Callable[..., Any], *, private: bool = False, rate_limited: bool = False) -> Handler:
-        """An aiohttp handler around ``fn(params)`` (public) or ``fn(params, api_key)`` (private)."""
+    def _wrap(
+        self, fn: Callable[..., Any], *, private: bool = False, rate_limited: bool = False, places_order: bool = False
+    ) -> Handler:
+        """An aiohttp handler around ``fn(params)`` (public) or ``fn(params, api_key)`` (private).
+        A ``places_order`` endpoint records every error answer as a refused order."""
 
         async def handler(request: web.Request) -> web.StreamResponse:
             headers: dict[str, str] | None = None
@@ -133,15 +136,34 @@ class BybitRestMixin:
                     result = fn(params, api_key)
                 else:
                     result = fn(self._query(request))
-            except BybitError as exc:
-                log.debug("bybit emulator: %s %s -> %s %s", request.method, request.path, exc.code, exc.message)
-                return self._reply(self._envelope({}, exc.code, exc.message), headers)
-            except EngineError as exc:
-                error = reject_to_error(exc.reason, exc.message)
+            except (BybitError, EngineError) as exc:
+                error = exc if isinstance(exc, BybitError) else reject_to_error(exc.reason, exc.message)
+                log.debug("bybit emulator: %s %s -> %s %s", request.method, request.path, error.code, error.message)
+                if places_order:
+                    await self._record_refused(request, error)
                 return self._reply(self._envelope({}, error.code, error.message), headers)
             return self._reply(self._envelope(result), headers)
 
         return handler
+
+    async def _record_refused(self, request: web.Request, error: BybitError) -> None:
+        # The body was read while authenticating; aiohttp keeps it (can_read_body is False now).
+        text = await request.text() if request.method == "POST" else ""
+        try:
+            params = json.loads(text) if text.strip() else {}
+        except ValueError:
+            params = {}
+        if not isinstance(params, dict):
+            params = {}
+        link_id = params.get("orderLinkId")
+        self.record_refusal(  # type: ignore[attr-defined]  # EmulatorDialect's
+            request.path,
+            request.headers.get("X-BAPI-API-KEY", ""),
+            params,
+            error.code,
+            error.message,
+            client_order_id=str(link_id) if link_id else None,
+        )
 
     @staticmethod
     def _query(request: web.Request) -> dict[str, Any]:

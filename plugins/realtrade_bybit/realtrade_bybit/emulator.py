@@ -7,7 +7,7 @@ Unmodified ``ccxt.bybit`` works against it with only ``urls["api"]`` replaced (s
 Served REST endpoints: ``/v5/market/{time,instruments-info,kline,tickers,orderbook,recent-trade}``,
 ``/v5/system/status``, ``/v5/account/{wallet-balance,info,fee-rate}``, ``/v5/user/query-api``,
 ``/v5/asset/coin/query-info``, ``/v5/spot-margin-trade/state``, ``/v5/order/{create,cancel,
-realtime,history}`` and ``/v5/execution/list``. Contract categories (linear, inverse, option)
+cancel-all,realtime,history}`` and ``/v5/execution/list``. Contract categories (linear, inverse, option)
 answer with empty lists: the emulator has spot markets only.
 
 How Bybit's order model maps onto the engine:
@@ -42,7 +42,9 @@ What ccxt users meet here exactly as on Bybit (none of it needs a ccxt option):
 - ``fetch_order`` on a unified account needs ``params={"acknowledged": True}``; or use
   ``fetch_open_order`` / ``fetch_closed_order``.
 - An untriggered conditional order is cancelled with ``params={"trigger": True}``
-  (``orderFilter=StopOrder``); without it Bybit spot answers "Order does not exist".
+  (``orderFilter=StopOrder``); without it Bybit spot answers "Order does not exist". Likewise
+  ``cancel_all_orders(symbol)`` cancels plain orders only, ``params={"trigger": True}`` the
+  conditional ones.
 - Calls without a symbol (``fetch_open_orders()``, ``fetch_my_trades()``) ask for ccxt's default
   type, swap (``category=linear``), which is empty here; pass the symbol, or create the client
   with ``options={"defaultType": "spot"}``.

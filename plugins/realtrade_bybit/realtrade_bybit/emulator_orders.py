@@ -64,6 +64,8 @@ SEVEN_DAYS_MS = 7 * DAY_MS
 RECENT_CLOSED = 500
 _ALL = 10**9  # "no limit" for engine queries; Bybit's own limits are applied afterwards
 _CONDITIONAL_FILTERS = ("StopOrder", "tpslOrder")
+#: ``orderFilter`` values Bybit documents for a spot cancel-all.
+_CANCEL_ALL_FILTERS = ("Order", *_CONDITIONAL_FILTERS, "OcoOrder", "BidirectionalTpslOrder")
 
 
 def _order_id_param(value: object) -> int | None:
@@ -131,6 +133,7 @@ class BybitOrdersMixin(BybitRestMixin):
         return [
             web.post("/v5/order/create", w(self._order_create, private=True, rate_limited=True, places_order=True)),
             web.post("/v5/order/cancel", w(self._order_cancel, private=True, rate_limited=True)),
+            web.post("/v5/order/cancel-all", w(self._order_cancel_all, private=True, rate_limited=True)),
             web.get("/v5/order/realtime", w(self._order_realtime, private=True)),
             web.get("/v5/order/history", w(self._order_history, private=True)),
             web.get("/v5/execution/list", w(self._execution_list, private=True)),
@@ -344,18 +347,62 @@ class BybitOrdersMixin(BybitRestMixin):
         # orderFilter=StopOrder (ccxt: params={"trigger": True}), a plain one only without it.
         if order is None or not order.status.is_open or not _matches_filter(order, order_filter):
             raise BybitError(ORDER_NOT_EXISTS, "Order does not exist.")
+        cancelled = self._cancel_by_user(api_key, order)
+        return {"orderId": str(cancelled.order_id), "orderLinkId": cancelled.client_order_id}
+
+    def _order_cancel_all(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
+        """``POST /v5/order/cancel-all``, spot: the open orders of ``symbol`` (else of ``baseCoin``,
+        else every spot order) of one kind, ``orderFilter``: ``Order`` (the default: plain orders
+        and conditional orders that already fired), ``StopOrder`` or ``tpslOrder`` (conditional
+        orders still waiting, placed with that filter); ``OcoOrder`` and ``BidirectionalTpslOrder``
+        orders do not exist here, so they cancel nothing. Answers the cancelled orders' ids."""
+        category = self._category(params)
+        order_filter = str(params.get("orderFilter") or "Order")
+        if category != "spot":
+            return {"list": [], "success": "1"}  # the emulator has no contract orders
+        if order_filter not in _CANCEL_ALL_FILTERS:
+            raise BybitError(INVALID_ORDER_FILTER, "Invalid orderFilter parameter.")
+        spec = self._spot_market(params, required=False)
+        if spec is None and not params.get("baseCoin") and params.get("settleCoin"):
+            raise BybitError(PARAMS_ERROR, "params error: settleCoin is not supported for spot")
+        orders = self.engine.open_orders(api_key, spec.symbol if spec is not None else None)
+        if spec is None and params.get("baseCoin"):
+            markets = self.engine.markets
+            orders = [o for o in orders if markets[o.symbol].base == params["baseCoin"]]
+        cancelled = []
+        for order in sorted(orders, key=lambda o: o.order_id):
+            if self._kind(order) != order_filter:
+                continue
+            try:
+                cancelled.append(self._cancel_by_user(api_key, order))
+            except EngineError:
+                continue  # it filled or was cancelled meanwhile: nothing left to cancel
+        return {
+            "list": [{"orderId": str(o.order_id), "orderLinkId": o.client_order_id} for o in cancelled],
+            "success": "1",
+        }
+
+    def _kind(self, order: Order) -> str:
+        """The ``orderFilter`` an open order answers to: ``Order`` unless it is a conditional order
+        still waiting for its trigger, which answers to the filter it was placed with."""
+        if not _is_untriggered_conditional(order):
+            return "Order"
+        extra = self._extra(order)
+        return extra.order_filter if extra is not None else "StopOrder"
+
+    def _cancel_by_user(self, api_key: str, order: Order) -> Order:
+        """Cancel ``order`` at the client's request (a conditional order ends Deactivated)."""
         key = (api_key, order.client_order_id)
         extra = self._extras.get(key)
         if extra is not None:
             # Marked before the engine emits the cancellation, so its push already says so.
             self._extras[key] = replace(extra, cancel_by_user=True)
         try:
-            cancelled = self.engine.cancel_order(api_key, spec.symbol, order_id=order.order_id)
+            return self.engine.cancel_order(api_key, order.symbol, order_id=order.order_id)
         except EngineError:
             if extra is not None:
                 self._extras[key] = extra  # it closed otherwise meanwhile
             raise
-        return {"orderId": str(cancelled.order_id), "orderLinkId": cancelled.client_order_id}
 
     def _order_realtime(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
         category = self._category(params)

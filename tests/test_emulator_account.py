@@ -75,13 +75,18 @@ def test_balances_follow_locked_funds(emulator: Emulator, client: Any) -> None:
 
 def test_orders_lists_every_order_not_only_the_newest_500(emulator: Emulator, client: Any) -> None:
     price = below_market(emulator)
-    placed = [client.create_order(SYMBOL, "limit", "buy", 0.0002, price)["id"] for _ in range(505)]
-    client.cancel_order(placed[0], SYMBOL)
+    # Immediate-or-cancel buys under the market expire at once, so the exchanges' limits on
+    # open orders (Binance: 200 per symbol) are never reached.
+    ioc = {"timeInForce": "IOC"}
+    placed = [client.create_order(SYMBOL, "limit", "buy", 0.0002, price, ioc)["id"] for _ in range(503)]
+    placed += [client.create_order(SYMBOL, "limit", "buy", 0.0002, price)["id"] for _ in range(2)]
+    client.cancel_order(placed[-2], SYMBOL)
 
     orders = emulator.orders()
     assert [str(o.order_id) for o in orders] == placed  # oldest first, all of them
-    assert len(emulator.orders(SYMBOL, status="open")) == 504
-    assert [str(o.order_id) for o in emulator.orders("BTCUSDT", status="canceled")] == [placed[0]]
+    assert len(emulator.orders(SYMBOL, status="expired")) == 503
+    assert [str(o.order_id) for o in emulator.orders("BTCUSDT", status="canceled")] == [placed[-2]]
+    assert [str(o.order_id) for o in emulator.orders(status="open")] == [placed[-1]]
     assert emulator.orders(status="filled") == []
     assert emulator.order(placed[-1]).price == Decimal(str(price))
     with pytest.raises(ValueError, match="unknown order status 'done'"):

@@ -12,7 +12,14 @@ WebSocket client work against the emulator with only the URLs changed:
   ``/ws-api/v3`` with ``userDataStream.subscribe.signature`` (:mod:`.emulator_streams`).
 
 Order types: MARKET (by ``quantity`` or ``quoteOrderQty``), LIMIT (GTC/IOC/FOK), LIMIT_MAKER,
-STOP_LOSS and STOP_LOSS_LIMIT; matching follows the core engine's rules. OCO order lists
+STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT and TAKE_PROFIT_LIMIT (a SELL take-profit fires on a rise to
+``stopPrice``, a BUY on a fall; a stop loss the other way round); matching follows the core
+engine's rules. ``exchangeInfo`` lists every filter Binance sets on a major spot market, and the
+account-state ones are enforced: MAX_NUM_ORDERS (200 open orders per symbol), MAX_NUM_ALGO_ORDERS
+(5 waiting stops / take-profits), MAX_NUM_ORDER_LISTS (20 open OCO lists), and
+PERCENT_PRICE_BY_SIDE (a price within 0.2x to 5x the average price, here the last price). Icebergs,
+trailing stops, order amendment and SOR are not served (``icebergAllowed``, ``allowTrailingStop``,
+``amendAllowed`` false, no ``sors``). OCO order lists
 (``POST /api/v3/orderList/oco``): a LIMIT_MAKER and a STOP_LOSS or STOP_LOSS_LIMIT (GTC) for one
 quantity, the LIMIT_MAKER above the last price for a SELL and below it for a BUY; both orders
 carry the list's ``orderListId``. When one trades or triggers the other EXPIRES, and cancelling

@@ -465,9 +465,31 @@ def book_ticker_event(
 
 # --- exchangeInfo -------------------------------------------------------------------------------
 
-ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT")
+ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
 MAX_PRICE = Decimal(10_000_000)
 MAX_NOTIONAL = Decimal(9_000_000)
+#: Per-symbol limits of one account, as Binance sets them for its major spot markets. The
+#: emulator enforces them (MAX_NUM_* and PERCENT_PRICE_BY_SIDE); icebergs and trailing stops are
+#: refused, so ICEBERG_PARTS and TRAILING_DELTA only describe. The average price is the last
+#: price here, as ``GET /api/v3/avgPrice`` answers.
+MAX_NUM_ORDERS = 200
+MAX_NUM_ALGO_ORDERS = 5  # STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT
+MAX_NUM_ORDER_LISTS = 20
+MAX_NUM_ORDER_AMENDS = 10
+ICEBERG_PARTS = 10
+PERCENT_PRICE_BY_SIDE = {
+    "bidMultiplierUp": Decimal(5),
+    "bidMultiplierDown": Decimal("0.2"),
+    "askMultiplierUp": Decimal(5),
+    "askMultiplierDown": Decimal("0.2"),
+}
+PERCENT_PRICE_AVG_MINS = 5
+TRAILING_DELTA = {
+    "minTrailingAboveDelta": 10,
+    "maxTrailingAboveDelta": 2000,
+    "minTrailingBelowDelta": 10,
+    "maxTrailingBelowDelta": 2000,
+}
 
 RATE_LIMITS: list[dict[str, Any]] = [
     {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
@@ -478,7 +500,7 @@ RATE_LIMITS: list[dict[str, Any]] = [
 
 
 def symbol_filters(spec: MarketSpec) -> list[dict[str, Any]]:
-    """The filter objects of one market, built from its spec."""
+    """The filter objects of one market, built from its spec, in the order Binance lists them."""
     return [
         {
             "filterType": "PRICE_FILTER",
@@ -492,11 +514,19 @@ def symbol_filters(spec: MarketSpec) -> list[dict[str, Any]]:
             "maxQty": fmt(spec.max_amount),
             "stepSize": fmt(spec.step_size),
         },
+        {"filterType": "ICEBERG_PARTS", "limit": ICEBERG_PARTS},
         {
             "filterType": "MARKET_LOT_SIZE",
             "minQty": fmt(spec.min_amount),
             "maxQty": fmt(spec.max_amount),
             "stepSize": fmt(spec.step_size),
+        },
+        {"filterType": "TRAILING_DELTA", **TRAILING_DELTA},
+        {
+            "filterType": "PERCENT_PRICE_BY_SIDE",
+            # Binance writes these multipliers short ("5", "0.2"), not with 8 decimals.
+            **{key: str(value) for key, value in PERCENT_PRICE_BY_SIDE.items()},
+            "avgPriceMins": PERCENT_PRICE_AVG_MINS,
         },
         {
             "filterType": "NOTIONAL",
@@ -506,6 +536,10 @@ def symbol_filters(spec: MarketSpec) -> list[dict[str, Any]]:
             "applyMaxToMarket": False,
             "avgPriceMins": 5,
         },
+        {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": MAX_NUM_ORDERS},
+        {"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": MAX_NUM_ORDER_LISTS},
+        {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": MAX_NUM_ALGO_ORDERS},
+        {"filterType": "MAX_NUM_ORDER_AMENDS", "maxNumOrderAmends": MAX_NUM_ORDER_AMENDS},
     ]
 
 

@@ -41,13 +41,16 @@ from .emulator_format import (
     INTERVALS,
     INVALID_INTERVAL,
     INVALID_SYMBOL,
+    MAX_NUM_ALGO_ORDERS,
+    MAX_NUM_ORDER_LISTS,
+    MAX_NUM_ORDERS,
     MAX_PRICE,
     NO_SUCH_ORDER,
     NO_SUCH_ORDER_LIST,
     OCO_BAD_PRICES,
+    PERCENT_PRICE_BY_SIDE,
     UNKNOWN_ORDER,
     UNSUPPORTED_COMBINATION,
-    UNSUPPORTED_TYPE,
     BinanceError,
     Interval,
     OrderList,
@@ -106,13 +109,18 @@ _ENGINE_TYPES = {
     "LIMIT_MAKER": OrderType.LIMIT,
     "STOP_LOSS": OrderType.STOP_MARKET,
     "STOP_LOSS_LIMIT": OrderType.STOP_LIMIT,
+    "TAKE_PROFIT": OrderType.STOP_MARKET,
+    "TAKE_PROFIT_LIMIT": OrderType.STOP_LIMIT,
 }
-_NEEDS_TIF = frozenset({"LIMIT", "STOP_LOSS_LIMIT"})
-_NEEDS_PRICE = frozenset({"LIMIT", "STOP_LOSS_LIMIT", "LIMIT_MAKER"})
-_NEEDS_STOP = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT"})
+#: Types reported under their own name (the engine knows them as a limit or a stop).
+_NAMED_TYPES = frozenset({"LIMIT_MAKER", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
+_TAKE_PROFIT_TYPES = frozenset({"TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
+_NEEDS_TIF = frozenset({"LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"})
+_NEEDS_PRICE = frozenset({"LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "LIMIT_MAKER"})
+_NEEDS_STOP = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
 _RESP_TYPES = ("ACK", "RESULT", "FULL")
 _STOP_LOSS_TYPES = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT"})
-#: Leg types Binance accepts in an OCO; the emulator has no TAKE_PROFIT orders.
+#: Leg types Binance accepts in an OCO; the emulator pairs a LIMIT_MAKER with a stop loss only.
 _OCO_LEG_TYPES = frozenset({"LIMIT_MAKER", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
 _OCO_UNSUPPORTED = ("IcebergQty", "TrailingDelta", "PegPriceType", "PegOffsetType", "PegOffsetValue")
 
@@ -595,6 +603,7 @@ class BinanceRest:
         for value in (price, stop):
             if value is not None and not spec.tick_size <= value <= MAX_PRICE:
                 raise BinanceError(-1013, "Filter failure: PRICE_FILTER")
+        self._check_percent_price(symbol, side, price)
 
         client_id = params.get("newClientOrderId") or None
         if client_id is not None and not CLIENT_ORDER_ID_RE.match(client_id):
@@ -612,6 +621,9 @@ class BinanceRest:
             if (price >= last) if side == "BUY" else (price <= last):
                 raise BinanceError(-2010, "Order would immediately match and take.")
         assert quantity is not None
+        # Only an order that can rest adds to the open orders (a MARKET, IOC or FOK order cannot).
+        rests = kind != "MARKET" and tif not in ("IOC", "FOK")
+        self._check_open_limits(api_key, symbol, orders=int(rests), algo=1 if kind in _NEEDS_STOP else 0)
         return {
             "symbol": symbol,
             "side": Side.BUY if side == "BUY" else Side.SELL,
@@ -619,14 +631,45 @@ class BinanceRest:
             "amount": quantity,
             "price": price,
             "stop_price": stop,
+            # A take-profit fires when the price moves in the order's favour: a SELL on a rise
+            # to stopPrice, a BUY on a fall (a stop loss the other way round, the engine's default).
+            "trigger_above": (side == "SELL") if kind in _TAKE_PROFIT_TYPES else None,
             "time_in_force": TimeInForce(tif) if tif else TimeInForce.GTC,
             "client_order_id": client_id or new_client_order_id(),
             "kind": kind,
             "resp_type": resp_type,
-            "meta": OrderMeta("LIMIT_MAKER" if kind == "LIMIT_MAKER" else None, quote_qty),
+            "meta": OrderMeta(kind if kind in _NAMED_TYPES else None, quote_qty),
             "spec": spec,
             "last": last,
         }
+
+    def _check_percent_price(self, symbol: str, side: str, price: Decimal | None) -> None:
+        """PERCENT_PRICE_BY_SIDE: a limit price within the multipliers of the average price (here
+        the last price, as ``avgPrice`` answers)."""
+        if price is None:
+            return
+        average = self.engine.last_price(symbol)
+        prefix = "bid" if side == "BUY" else "ask"
+        low = average * PERCENT_PRICE_BY_SIDE[prefix + "MultiplierDown"]
+        high = average * PERCENT_PRICE_BY_SIDE[prefix + "MultiplierUp"]
+        if not low <= price <= high:
+            raise BinanceError(-1013, "Filter failure: PERCENT_PRICE_BY_SIDE")
+
+    def _check_open_limits(self, api_key: str, symbol: str, *, orders: int, algo: int, lists: int = 0) -> None:
+        """MAX_NUM_ORDERS / MAX_NUM_ALGO_ORDERS / MAX_NUM_ORDER_LISTS for ``orders`` more open
+        orders (``algo`` of them stops or take-profits) and ``lists`` more order lists."""
+        open_orders = self.engine.open_orders(api_key, symbol)
+        # Binance answers these account-state filters as a rejected order (-2010), unlike the
+        # -1013 of filters on the request itself.
+        if orders and len(open_orders) + orders > MAX_NUM_ORDERS:
+            raise BinanceError(-2010, "Filter failure: MAX_NUM_ORDERS")
+        waiting = sum(1 for o in open_orders if o.stop_price is not None and not o.triggered)
+        if algo and waiting + algo > MAX_NUM_ALGO_ORDERS:
+            raise BinanceError(-2010, "Filter failure: MAX_NUM_ALGO_ORDERS")
+        if lists:
+            live = [ol for ol in list(self._order_lists.values()) if ol.account == api_key and ol.symbol == symbol]
+            if sum(1 for ol in live if not ol.done) + lists > MAX_NUM_ORDER_LISTS:
+                raise BinanceError(-2010, "Filter failure: MAX_NUM_ORDER_LISTS")
 
     @staticmethod
     def _quantity_for(spec: MarketSpec, quote_qty: Decimal, last: Decimal) -> Decimal:
@@ -658,6 +701,7 @@ class BinanceRest:
                 stop_price=req["stop_price"],
                 time_in_force=req["time_in_force"],
                 client_order_id=req["client_order_id"],
+                trigger_above=req["trigger_above"],
             )
         except EngineError as exc:
             raise engine_error(exc.reason, exc.message, market=req["kind"] == "MARKET") from None
@@ -780,15 +824,13 @@ class BinanceRest:
             raise mandatory(pos + "Type")
         if kind not in _OCO_LEG_TYPES:
             raise BinanceError(-1116, "Invalid orderType.")
-        if kind not in _ENGINE_TYPES:  # TAKE_PROFIT, TAKE_PROFIT_LIMIT
-            raise BinanceError(*UNSUPPORTED_TYPE)
         for suffix in _OCO_UNSUPPORTED:
             if params.get(pos + suffix) not in (None, "", "0"):
                 raise not_required(pos + suffix)
         price = parse_decimal(params, pos + "Price")
         stop = parse_decimal(params, pos + "StopPrice")
         tif = params.get(pos + "TimeInForce") or None
-        if kind == "STOP_LOSS_LIMIT":
+        if kind in ("STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"):
             if tif is None:
                 raise mandatory(pos + "TimeInForce")
             if tif not in ("GTC", "IOC", "FOK"):
@@ -847,6 +889,9 @@ class BinanceRest:
         limit, stop = (above, below) if side == "SELL" else (below, above)
         if limit["kind"] != "LIMIT_MAKER" or stop["kind"] not in _STOP_LOSS_TYPES:
             raise BinanceError(*UNSUPPORTED_COMBINATION)
+        for leg in (limit, stop):
+            self._check_percent_price(symbol, side, leg["price"])
+        self._check_open_limits(api_key, symbol, orders=2, algo=1, lists=1)
         list_client_id = params.get("listClientOrderId") or None
         if list_client_id is not None:
             if not CLIENT_ORDER_ID_RE.match(list_client_id):

@@ -37,10 +37,13 @@ __all__ = [
     "ConfigurationError",
     "Data",
     "DuplicateExchangeError",
+    "ExchangeBackBroker",
+    "ExchangeCommission",
     "ExchangeDisabledError",
     "ExchangeInfo",
     "ExchangeNotFoundError",
     "ExchangeSpec",
+    "MarketRules",
     "OrderRequest",
     "PluginError",
     "PluginLoadError",
@@ -66,11 +69,16 @@ _LAZY = {
     "Broker": ".broker",
     "Data": ".feed",
     "BaseWebSocket": ".websocket",
+    "MarketRules": ".rules",
+    "ExchangeBackBroker": ".backtest",
+    "ExchangeCommission": ".backtest",
 }
 
 if TYPE_CHECKING:
+    from .backtest import ExchangeBackBroker, ExchangeCommission
     from .broker import Broker
     from .feed import Data
+    from .rules import MarketRules
     from .store import Store, clear_stores, get_store
     from .websocket import BaseWebSocket
 

@@ -1,9 +1,14 @@
 """Broker: paper trading (the default) or live orders, behind backtrader's broker interface.
 
-Paper mode *is* backtrader's BackBroker, fed with the live bars: the same strategy on the same
-candles gives the same orders, fills, trades and final value in a backtest and in paper
-trading, by construction. Commission defaults to the exchange's taker fee for each market
-(``commission=`` overrides it).
+Paper mode is backtrader's BackBroker fed with the live bars, with the exchange's rules
+(:class:`~realtrade_core.backtest.ExchangeRulesMixin`): it works once per bar however often
+cerebro calls it while waiting for the next one, never fills an order on the bar that created
+it, rounds sizes down to the lot step and prices to the tick, refuses what the exchange would
+refuse (minimum amount and notional, a spot sell of coins not held) and charges each fee in the
+asset the exchange takes it in. A backtest given the same rules
+(:class:`~realtrade_core.backtest.ExchangeBackBroker`, ``store.backtest_broker(symbol)``) makes
+the same orders, fills, trades and final value on the same candles. Commission defaults to the
+exchange's taker fee for each market (``commission=`` overrides the rate).
 
 Live mode sends real orders through ccxt and takes status and fills from the exchange's
 private stream; its machinery (threads, unknown outcomes, reconciliation) is in
@@ -37,8 +42,10 @@ from typing import Any, ClassVar
 
 import backtrader as bt
 
+from .backtest import ExchangeCommission, ExchangeRulesMixin
 from .contract import Contract
 from .errors import ConfigurationError
+from .rules import TICK_SIZE, MarketRules
 from .spec import OrderRequest
 
 log = logging.getLogger(__name__)
@@ -59,7 +66,7 @@ def new_client_order_id(prefix: str = "rt") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:30]}"
 
 
-class Broker(bt.brokers.BackBroker, Contract):
+class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
     """Base class of every exchange broker: ``store.getbroker(mode="paper" | "live", ...)``.
 
     Parameters beyond BackBroker's (``cash``, ``checksubmit``, ``coc``, ...):
@@ -69,6 +76,9 @@ class Broker(bt.brokers.BackBroker, Contract):
       sends real orders to the store's venue.
     - ``commission`` (None): paper fee per trade as a fraction; None uses each market's taker
       fee. Live commissions are the exchange's real fees.
+    - ``exchange_rules`` (True): paper trading applies each market's rules (lot step, tick,
+      minimums, spot holdings, the fee's asset; see :mod:`realtrade_core.backtest`); False
+      leaves backtrader's BackBroker as it is (still once per bar).
     - ``allow_mainnet`` (False): **the mainnet interlock.** A live broker on a ``mainnet``
       store refuses to exist without ``allow_mainnet=True``: it raises ConfigurationError
       when constructed, before any request is sent. Paper mode, ``testnet`` and ``emulator``
@@ -125,6 +135,7 @@ class Broker(bt.brokers.BackBroker, Contract):
         ("stream_timeout", 10.0),
         ("currency", None),
         ("bracket_exits", None),  # None: the exchange plugin's Broker.bracket_exits
+        ("exchange_rules", True),
     )
 
     def __init__(self) -> None:
@@ -145,6 +156,7 @@ class Broker(bt.brokers.BackBroker, Contract):
         if self.p.commission is not None:
             self.setcommission(commission=float(self.p.commission))
         self._fee_set: set[str] = set()
+        self._rules: dict[str, MarketRules] = {}
         self._live: Any = None  # the LiveSession of a live broker (kept after stop: final cash/value)
 
     @property
@@ -244,17 +256,37 @@ class Broker(bt.brokers.BackBroker, Contract):
 
         return isinstance(exc, ccxt.OrderImmediatelyFillable)
 
-    # --- commission from the exchange's fee schedule ------------------------------------------
+    # --- commission and rules from the exchange's markets -----------------------------------
+
+    def rules_for(self, data: Any) -> MarketRules | None:
+        """The market rules paper trading applies to ``data`` (None in live mode, with
+        ``exchange_rules=False``, or before the feed knows its market)."""
+        if not self.paper or not self.p.exchange_rules:
+            return None
+        name = data._name
+        rules = self._rules.get(name)
+        if rules is None:
+            market = getattr(data, "_market", None)
+            if market is None:
+                return None
+            mode = getattr(self.p.store.client, "precisionMode", TICK_SIZE)
+            rules = self._rules[name] = MarketRules.from_ccxt_market(market, precision_mode=mode)
+        return rules
 
     def getcommissioninfo(self, data: Any) -> Any:
         name = data._name
         # Only once the feed has started and knows its market: asking earlier (a live broker
         # re-attaching orders at start) must not settle the fee without it.
-        if self.p.commission is None and name not in self._fee_set and hasattr(data, "_market"):
-            fee = data._market.get("taker")
-            if fee is not None:
-                self.setcommission(commission=float(fee), name=name)
+        if name not in self._fee_set and hasattr(data, "_market"):
             self._fee_set.add(name)
+            rules = self.rules_for(data)
+            if rules is not None and name not in self.comminfo:
+                # Paper: each fee in the asset the exchange charges it in, valued in the quote.
+                self.addcommissioninfo(ExchangeCommission(rules=rules, commission=self.p.commission), name=name)
+            elif self.p.commission is None:
+                fee = data._market.get("taker")
+                if fee is not None:
+                    self.setcommission(commission=float(fee), name=name)
         return super().getcommissioninfo(data)
 
     # --- live mode: backtrader's broker interface ----------------------------------------------
@@ -322,6 +354,8 @@ class Broker(bt.brokers.BackBroker, Contract):
 
     def submit(self, order: bt.Order, check: bool = True) -> bt.Order:
         reason = self.pre_trade_veto(order)
+        if reason is not None and self.paper:
+            return self.refuse(order, reason)  # a bracket goes whole or not at all
         if reason is not None:
             order.addinfo(reject_reason=reason)
             order.reject(self)

@@ -14,6 +14,7 @@ import backtrader as bt
 import pytest
 from livetest import MINUTE, Driver, MemoryFeed, candles, last_closed_open
 
+from realtrade_core.backtest import ExchangeBackBroker
 from realtrade_core.emulator.model import MarketSpec
 from realtrade_core.emulator.server import Emulator
 from realtrade_core.store import get_store
@@ -123,11 +124,18 @@ def live_cerebro(emulator, store, broker) -> tuple[bt.Cerebro, int]:
     return cerebro, start
 
 
-def run_backtest(rows: list[tuple], kind: str, fee: float, live_only_from: int = 0) -> Scripted:
+def run_backtest(
+    rows: list[tuple], kind: str, fee: float, live_only_from: int = 0, market: dict | None = None
+) -> Scripted:
+    """A plain backtest of ``Scripted``; with ``market`` (a ccxt market) on an
+    ExchangeBackBroker with that market's rules, as paper trading applies them."""
     cerebro = bt.Cerebro()
     cerebro.adddata(MemoryFeed(rows=rows), name="BTC/USDT")
+    if market is not None:
+        cerebro.broker = ExchangeBackBroker.from_market(market, commission=fee)
+    else:
+        cerebro.broker.setcommission(commission=fee)
     cerebro.broker.setcash(10_000.0)
-    cerebro.broker.setcommission(commission=fee)
     cerebro.addstrategy(Scripted, kind=kind, from_bar=live_only_from)
     (strategy,) = cerebro.run()
     strategy.final_value = cerebro.broker.getvalue()
@@ -147,13 +155,18 @@ def test_paper_commission_set_by_the_user_replaces_the_exchange_fee(exchange):
 
 
 def paper_matches_backtest(exchange: str, kind: str, commission: float | None = None) -> Scripted:
-    """Paper trading on live emulator bars gives the backtest's orders, trades and value; the
-    commission is the market's taker fee unless ``commission`` sets it."""
+    """Paper trading on live emulator bars gives the orders, trades and value of a backtest with
+    the market's rules (ExchangeBackBroker); the commission is the market's taker fee unless
+    ``commission`` sets it.
+
+    Against a plain backtrader backtest the one difference is the exchange's: the buy's fee is
+    taken in BTC, so an exit of the whole position sells what is held (the position less that
+    fee) and pays the sell fee on that, a little less than on the whole position."""
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=200, seed=11) as emulator:
         store = get_store(exchange, "emulator", emulator=emulator)
         broker = store.getbroker(cash=10_000.0, commission=commission)
         cerebro, start = live_cerebro(emulator, store, broker)
-        cerebro.addstrategy(Scripted, kind=kind)
+        cerebro.addstrategy(Scripted, kind=kind, live_only=True)  # history bars never trade
 
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
@@ -167,15 +180,26 @@ def paper_matches_backtest(exchange: str, kind: str, commission: float | None = 
         driver.check()
         paper.final_value = broker.getvalue()
         rows = candles(emulator, "BTC/USDT", start, start + (BACKFILL + LIVE - 1) * MINUTE)
-        fee = float(store.market("BTC/USDT")["taker"]) if commission is None else commission
+        market = store.market("BTC/USDT")
+        fee = float(market["taker"]) if commission is None else commission
         store.stop()
 
     assert len(rows) == BACKFILL + LIVE and paper.bars == len(rows)
-    backtest = run_backtest(rows, kind, fee)
+    backtest = run_backtest(rows, kind, fee, live_only_from=BACKFILL, market=market)
     assert backtest.executed, "the strategy must trade for the comparison to mean anything"
     assert paper.executed == backtest.executed
     assert paper.trades == backtest.trades
     assert paper.final_value == pytest.approx(backtest.final_value, abs=1e-6)
+
+    plain = run_backtest(rows, kind, fee, live_only_from=BACKFILL)
+    assert [e[:5] + e[6:] for e in paper.executed] == [e[:5] + e[6:] for e in plain.executed]
+    coin_fee = 0.01 * fee  # taken from each 0.01 BTC bought
+    for ours, theirs in zip(paper.executed, plain.executed, strict=True):
+        status, side, price, comm = ours[0], ours[1], ours[4], ours[5]
+        if status == "Completed" and side == "Sell":  # sold 0.01 - coin_fee, fee on that only
+            assert comm == pytest.approx(theirs[5] - coin_fee * price * fee, abs=2e-8), (ours, theirs)
+        else:
+            assert comm == pytest.approx(theirs[5], abs=2e-8), (ours, theirs)
     return paper
 
 

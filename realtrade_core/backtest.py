@@ -1,0 +1,364 @@
+"""Backtrader's BackBroker with an exchange's rules: the paper broker's engine, for any backtest.
+
+Two things make a simulation behave like the exchange, and both live here so that a plain
+backtest and paper trading share them:
+
+- **Once per bar.** BackBroker does its work (accept orders, try to fill them) whenever cerebro
+  calls ``broker.next()``. A backtest calls it once per bar; a live cerebro also calls it
+  between bars, while it waits for the next one. BackBroker only stops Market and Close orders
+  from filling on the bar that created them (``data.datetime[0] <= order.created.dt`` in
+  ``_try_exec_market`` / ``_try_exec_close``); a Limit, Stop, StopLimit or trailing order, and
+  the exits of a bracket whose entry just filled (``_toactivate``), would be tried again
+  against the bar already seen. :class:`ExchangeRulesMixin` runs BackBroker's ``next`` only when
+  some data has a new bar, and never tries an order against the bar that created it.
+- **The market's rules** (:class:`~realtrade_core.rules.MarketRules`): sizes rounded down to the
+  lot step, prices to the tick, minimum amount and notional, spot sells limited to what is
+  held, fees charged in the asset the exchange charges them in (:class:`ExchangeCommission`).
+  A refused order ends Rejected, or Margin when it is money that is missing, with the reason in
+  ``order.info.reject_reason``.
+
+Positions count filled amounts, as in any backtest; a fee taken in the coin is commission
+(valued in the quote at the fill price). The coins really held are tracked beside the position:
+an exit that asks for more than is held by no more than those fees sells what is held (lot
+step) and closes the position, saying so in ``order.info.exit_note`` (``order.info.sent_size``
+is what the exchange sells); the sub-step rest is dust (``order.info.dust``), never a position.
+
+Use it in a backtest::
+
+    import realtrade_core as rt
+
+    cerebro.broker = rt.ExchangeBackBroker(rules=rt.MarketRules.from_ccxt_market(market), cash=10_000)
+    cerebro.broker = store.backtest_broker("BTC/USDT", cash=10_000)   # the same, from a store
+
+or only the fee side and currency, on backtrader's own broker:
+``cerebro.broker.addcommissioninfo(rt.ExchangeCommission(rules=rules))``.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import backtrader as bt
+
+from .rules import MarketRules, to_decimal
+
+__all__ = ["ExchangeBackBroker", "ExchangeCommission", "ExchangeRulesMixin"]
+
+_ZERO = Decimal(0)
+_PRICED = {
+    bt.Order.Limit: "price",
+    bt.Order.Stop: "price",
+    bt.Order.StopLimit: "pricelimit",
+    bt.Order.StopTrail: "price",
+    bt.Order.StopTrailLimit: "pricelimit",
+}
+#: Orders BackBroker itself keeps off their creation bar (or that are not orders of the market).
+_SELF_GUARDED = (bt.Order.Market, bt.Order.Close, bt.Order.Historical)
+
+
+def _dec(value: float) -> Decimal:
+    return to_decimal(float(value), "size")
+
+
+class ExchangeCommission(bt.CommInfoBase):
+    """A spot exchange's commission: each fill pays the fee the exchange charges for it.
+
+    ``rules`` (a :class:`~realtrade_core.rules.MarketRules`) says which asset the fee is taken
+    in and the taker rate; ``commission`` overrides the rate (a fraction: 0.001 is 0.1 %). The
+    commission backtrader books is the fee valued in the quote at the fill price: a buy of
+    0.01 BTC at 60,000 with the fee in BTC costs 0.00001 BTC, i.e. 0.60 USDT.
+    """
+
+    params = (
+        ("rules", None),
+        ("commission", None),
+        ("stocklike", True),
+        ("commtype", bt.CommInfoBase.COMM_PERC),
+        ("percabs", True),
+    )
+
+    def __init__(self) -> None:
+        if not isinstance(self.p.rules, MarketRules):
+            raise TypeError("ExchangeCommission needs rules=MarketRules(...), e.g. MarketRules.from_ccxt_market(m)")
+        super().__init__()
+        self.rate = to_decimal(self.p.commission, "commission") if self.p.commission is not None else self.p.rules.taker
+        if not _ZERO <= self.rate < 1:
+            raise ValueError(f"commission must be a fraction in [0, 1) (0.001 is 0.1 %), got {self.p.commission!r}")
+        # Set by the broker around one execution: the amount the exchange really trades when it
+        # differs from the position's (an exit sized down to what is held).
+        self.exchange_amount: Decimal | None = None
+
+    @property
+    def rules(self) -> MarketRules:
+        return self.p.rules
+
+    def fee(self, side: str, amount: Any, price: Any) -> Any:
+        """The exchange's :class:`~realtrade_core.rules.Fee` for one fill."""
+        return self.p.rules.fee(side, amount, price, rate=self.rate)
+
+    def _getcommission(self, size: float, price: float, pseudoexec: bool) -> float:
+        if not size or not price:
+            return 0.0
+        side = "buy" if size > 0 else "sell"
+        amount = self.exchange_amount if self.exchange_amount is not None else abs(_dec(size))
+        return float(self.fee(side, amount, _dec(price)).cost)
+
+
+class ExchangeRulesMixin:
+    """Once-per-bar execution and a market's rules on top of backtrader's BackBroker.
+
+    Mix in before ``bt.brokers.BackBroker``; subclasses say where the rules come from by
+    overriding :meth:`rules_for` (None: no rules for that data, BackBroker's behaviour apart
+    from the once-per-bar gate).
+    """
+
+    # --- where rules come from (override) ------------------------------------------------------
+
+    def rules_for(self, data: Any) -> MarketRules | None:
+        return None
+
+    # --- state -------------------------------------------------------------------------------------
+
+    def init(self) -> None:
+        super().init()  # type: ignore[misc]
+        self._bar_seen: tuple | None = None
+        self._held: dict[Any, Decimal] = collections.defaultdict(Decimal)  # coins in the account, per data
+        self._coin_fees: dict[Any, Decimal] = collections.defaultdict(Decimal)  # fees in the coin since opening
+
+    def held(self, data: Any) -> Decimal:
+        """The coins of ``data``'s market the simulated account holds (the position less the
+        fees charged in the coin, plus any dust)."""
+        return self._held[data]
+
+    # --- (a) once per bar, never on the creation bar ---------------------------------------------
+
+    def _bar_stamp(self) -> tuple:
+        cerebro = getattr(self, "cerebro", None)
+        datas = getattr(cerebro, "datas", None) or ()
+        stamp = []
+        for d in datas:
+            n = len(d)
+            if not n:
+                stamp.append((0,))
+                continue
+            # A replayed bar keeps its length while it grows: its prices tell the ticks apart.
+            stamp.append((n, d.datetime[0], d.open[0], d.high[0], d.low[0], d.close[0], d.volume[0]))
+        return tuple(stamp)
+
+    def next(self) -> None:
+        stamp = self._bar_stamp()
+        if stamp and stamp == self._bar_seen:
+            return  # cerebro waits for a bar: this bar was already processed, as a backtest does once
+        self._bar_seen = stamp
+        super().next()  # type: ignore[misc]
+
+    def _try_exec(self, order: bt.Order) -> None:
+        if order.exectype not in _SELF_GUARDED and order.data.datetime[0] <= order.created.dt:
+            return  # the bar that created it is already over
+        super()._try_exec(order)  # type: ignore[misc]
+
+    # --- (b) the market's rules at submission ------------------------------------------------------
+
+    def submit(self, order: bt.Order, check: bool = True) -> bt.Order:
+        parent = order.parent
+        if parent is not None and getattr(parent, "ref", None) not in self._pchildren:  # type: ignore[attr-defined]
+            reason = parent.info.get("reject_reason") if hasattr(parent, "info") else None
+            order.addinfo(reject_reason=f"its bracket's parent order was refused: {reason}" if reason
+                          else "its bracket's parent order was refused")  # fmt: skip
+        elif order.exectype != bt.Order.Historical:
+            rules = self.rules_for(order.data)
+            if rules is not None:
+                refused = self._apply_rules(order, rules)
+                if refused is not None:
+                    reason, margin = refused
+                    return self.refuse(order, reason, margin=margin)
+        return super().submit(order, check)  # type: ignore[misc]
+
+    def refuse(self, order: bt.Order, reason: str, *, margin: bool = False) -> bt.Order:
+        """End ``order`` Rejected (Margin when money is missing) with ``reason``; a bracket it
+        belongs to goes with it, whole or not at all."""
+        order.addinfo(reject_reason=reason)
+        if margin:
+            order.margin()
+        else:
+            order.reject(self)
+        self.notify(order)  # type: ignore[attr-defined]
+        self._drop_bracket(order, reason)
+        return order
+
+    def _drop_bracket(self, order: bt.Order, reason: str) -> None:
+        parent = order.parent
+        pref = getattr(parent, "ref", order.ref)
+        members = self._pchildren.pop(pref, None)  # type: ignore[attr-defined]
+        for member in members or ():
+            if member is order or not member.alive():
+                continue
+            member.addinfo(reject_reason=f"another order of its bracket was refused: {reason}")
+            member.reject(self)
+            self.notify(member)  # type: ignore[attr-defined]
+
+    def _apply_rules(self, order: bt.Order, rules: MarketRules) -> tuple[str, bool] | None:
+        """Round ``order`` to the market's step and tick and check it; (reason, margin) if refused."""
+        side = "buy" if order.isbuy() else "sell"
+        requested = abs(_dec(order.created.size))
+        amount = rules.round_amount(requested)
+        if amount != requested:
+            signed = float(amount) if order.isbuy() else -float(amount)
+            order.size = order.created.size = order.executed.remsize = signed
+            order.addinfo(requested_size=float(requested))
+        field = _PRICED.get(order.exectype)
+        if field is not None and order.exectype not in (bt.Order.StopTrail, bt.Order.StopTrailLimit):
+            # Trailing orders move their price every bar; only their first one is checked.
+            for name in ("price", "pricelimit") if order.exectype == bt.Order.StopLimit else ("price",):
+                value = getattr(order.created, name)
+                if value:
+                    rounded = float(rules.round_price(value))
+                    setattr(order.created, name, rounded)
+                    setattr(order, name, rounded)
+        if amount == 0:
+            return (f"{side} size {requested.normalize():f} {rules.base} rounds down to 0 at {rules.symbol}'s "
+                    f"lot step {(rules.amount_step or _ZERO).normalize():f} {rules.base}", False)  # fmt: skip
+        reference = getattr(order.created, field) if field is not None else order.data.close[0]
+        if not reference or reference != reference or abs(reference) == float("inf"):
+            reference = order.data.close[0]
+        reference = rules.round_price(reference)
+        sent = amount
+        if side == "sell" and rules.spot and order.parent is None:
+            exit_ = rules.exit_amount(amount, self._held[order.data], self._coin_fees[order.data])
+            if exit_.reason is not None:
+                return exit_.reason, True
+            sent = exit_.amount
+        reason = rules.check(side, sent, reference)
+        return (reason, False) if reason is not None else None
+
+    # --- (b) the market's rules at execution ----------------------------------------------------
+
+    def _execute(self, order: bt.Order, ago: Any = None, price: Any = None, cash: Any = None,
+                 position: Any = None, dtcoc: Any = None) -> Any:  # fmt: skip
+        if ago is None or price is None:
+            return super()._execute(order, ago=ago, price=price, cash=cash, position=position, dtcoc=dtcoc)  # type: ignore[misc]
+        data = order.data
+        rules = self.rules_for(data)
+        if rules is None:
+            return super()._execute(order, ago=ago, price=price, cash=cash, position=position, dtcoc=dtcoc)  # type: ignore[misc]
+        comminfo = self.getcommissioninfo(data)  # type: ignore[attr-defined]
+        exchange = comminfo if isinstance(comminfo, ExchangeCommission) else None
+        sell = order.issell()
+        remaining = abs(_dec(order.executed.remsize))
+        exit_ = None
+        if sell and rules.spot:
+            exit_ = rules.exit_amount(remaining, self._held[data], self._coin_fees[data])
+            if exit_.reason is not None:
+                # The coins are not there: the exchange would refuse it (a spot account cannot
+                # sell what it does not hold), as backtrader refuses a buy it cannot pay for.
+                order.addinfo(reject_reason=exit_.reason)
+                order.margin()
+                self.notify(order)  # type: ignore[attr-defined]
+                self._ococheck(order)  # type: ignore[attr-defined]
+                self._bracketize(order, cancel=True)  # type: ignore[attr-defined]
+                return None
+        before = order.executed.size
+        if exchange is not None and exit_ is not None and exit_.sized_down:
+            exchange.exchange_amount = exit_.amount
+        try:
+            result = super()._execute(order, ago=ago, price=price, cash=cash, position=position, dtcoc=dtcoc)  # type: ignore[misc]
+        finally:
+            if exchange is not None:
+                exchange.exchange_amount = None
+        filled = abs(_dec(order.executed.size - before))
+        if filled:
+            self._book_fill(order, rules, exchange, filled, remaining, exit_, _dec(price))
+        return result
+
+    def _book_fill(self, order: bt.Order, rules: MarketRules, exchange: ExchangeCommission | None,
+                   filled: Decimal, remaining: Decimal, exit_: Any, price: Decimal) -> None:  # fmt: skip
+        """Follow the coins really held after a fill of ``filled`` (of ``remaining``)."""
+        data = order.data
+        if order.isbuy():
+            fee = exchange.fee("buy", filled, price) if exchange is not None else None
+            in_coin = fee.amount if fee is not None and fee.in_base else _ZERO
+            self._held[data] += filled - in_coin
+            self._coin_fees[data] += in_coin
+        else:
+            sold = filled
+            if exit_ is not None and exit_.sized_down:
+                sold = exit_.amount if filled == remaining else (exit_.amount * filled / remaining)
+                order.addinfo(
+                    sent_size=float(exit_.amount),
+                    exit_note=(f"sold {exit_.amount.normalize():f} {rules.base}, what is held: the position's "
+                               f"{remaining.normalize():f} {rules.base} includes "
+                               f"{self._coin_fees[data].normalize():f} {rules.base} of fees charged in the coin"),
+                )  # fmt: skip
+            fee = exchange.fee("sell", sold, price) if exchange is not None else None
+            in_coin = fee.amount if fee is not None and fee.in_base else _ZERO
+            self._held[data] -= sold + in_coin
+            self._coin_fees[data] += in_coin
+        if not self.getposition(data).size:  # type: ignore[attr-defined]
+            self._coin_fees[data] = _ZERO  # the fees went with the position they came out of
+            dust = self._held[data]
+            if dust > 0:
+                order.addinfo(dust=float(dust))
+
+
+class ExchangeBackBroker(ExchangeRulesMixin, bt.brokers.BackBroker):
+    """BackBroker that refuses, sizes and charges orders as the exchange would.
+
+    Parameters beyond BackBroker's (``cash``, ``checksubmit``, ...):
+
+    - ``rules``: a :class:`~realtrade_core.rules.MarketRules` for every data, or a mapping
+      data name -> MarketRules (datas without an entry trade without rules).
+    - ``commission`` (None): the fee rate as a fraction; None is each market's taker fee.
+
+    Datas with rules pay an :class:`ExchangeCommission` (one set of rules: the default scheme; a
+    mapping: one per data name) unless a commission was set for them
+    (``broker.addcommissioninfo(..., name=...)``), which then wins.
+    """
+
+    params = (("rules", None), ("commission", None))
+
+    def __init__(self) -> None:
+        self._fee_set: set[Any] = set()
+        rules = self.p.rules
+        if rules is not None and not isinstance(rules, (MarketRules, Mapping)):
+            raise TypeError("rules must be a MarketRules or a mapping data name -> MarketRules, "
+                            f"got {type(rules).__name__}")  # fmt: skip
+        if isinstance(rules, Mapping):
+            bad = [k for k, v in rules.items() if not isinstance(v, MarketRules)]
+            if bad:
+                raise TypeError(f"rules for {bad} are not MarketRules")
+        super().__init__()
+
+    @classmethod
+    def from_market(cls, market: dict[str, Any], precision_mode: int = 4, **kwargs: Any) -> ExchangeBackBroker:
+        """A broker with the rules of a ccxt market record; ``kwargs`` are its parameters."""
+        return cls(rules=MarketRules.from_ccxt_market(market, precision_mode=precision_mode), **kwargs)
+
+    def init(self) -> None:
+        # BrokerBase.init makes ``p.commission`` the default commission scheme; here that
+        # parameter is a fee rate, so the default is set first: the market's own fee when one
+        # set of rules serves every data, else backtrader's default (no commission).
+        if None not in self.comminfo:
+            rules = self.p.rules
+            if isinstance(rules, MarketRules):
+                self.comminfo[None] = ExchangeCommission(rules=rules, commission=self.p.commission)
+            else:
+                self.comminfo[None] = bt.CommInfoBase(percabs=True)
+        super().init()
+
+    def rules_for(self, data: Any) -> MarketRules | None:
+        rules = self.p.rules
+        if rules is None or isinstance(rules, MarketRules):
+            return rules
+        return rules.get(getattr(data, "_name", None))
+
+    def getcommissioninfo(self, data: Any) -> Any:
+        rules = self.p.rules
+        name = getattr(data, "_name", None)
+        if isinstance(rules, Mapping) and name and name not in self._fee_set:
+            self._fee_set.add(name)
+            if name in rules and name not in self.comminfo:
+                self.addcommissioninfo(ExchangeCommission(rules=rules[name], commission=self.p.commission), name=name)
+        return super().getcommissioninfo(data)

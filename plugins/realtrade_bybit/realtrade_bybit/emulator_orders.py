@@ -201,7 +201,9 @@ class BybitOrdersMixin(BybitRestMixin):
             # PostOnly rests as GTC once checked above; a market order's IOC is the engine's rule.
             time_in_force=TimeInForce(tif) if tif in ("IOC", "FOK") and not market else TimeInForce.GTC,
             link_id=str(link_id) if link_id is not None else uuid.uuid4().hex,
-            extra=OrderExtra(dec(qty), market_unit, tif, order_filter),
+            extra=OrderExtra(
+                dec(qty), market_unit, tif, order_filter, base_price=dec(self.engine.last_price(spec.symbol))
+            ),
         )
 
     @staticmethod

@@ -305,7 +305,9 @@ class BybitRestMixin:
             specs = [s for s in specs if s.base == params["baseCoin"]]
         if params.get("status") and params["status"] != "Trading":
             specs = []
-        return {"category": "spot", "list": [instrument_info(s) for s in specs]}
+        # symbolId: Bybit's integer id of a market, stable for the emulator's life.
+        ids = {symbol: index for index, symbol in enumerate(self.engine.markets, start=1)}
+        return {"category": "spot", "list": [instrument_info(s, ids[s.symbol]) for s in specs]}
 
     def _kline(self, params: dict[str, Any]) -> dict[str, Any]:
         # Bybit defaults the category of this endpoint to linear, of which the emulator has none.

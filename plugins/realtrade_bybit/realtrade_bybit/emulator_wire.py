@@ -283,9 +283,11 @@ def kline_item(code: str, agg: KlineAgg, confirm: bool, time_ms: int) -> dict[st
 # --- markets --------------------------------------------------------------------------------------
 
 
-def instrument_info(spec: MarketSpec) -> dict[str, object]:
-    """One entry of ``/v5/market/instruments-info?category=spot``."""
+def instrument_info(spec: MarketSpec, symbol_id: int) -> dict[str, object]:
+    """One entry of ``/v5/market/instruments-info?category=spot`` (``symbol_id``: Bybit's
+    integer ``symbolId`` of the market)."""
     return {
+        "symbolId": symbol_id,
         "symbol": spec.symbol,
         "baseCoin": spec.base,
         "quoteCoin": spec.quote,
@@ -324,7 +326,8 @@ class OrderExtra:
     that the order would rest. ``order_filter`` is the ``orderFilter`` the order was placed with
     (``StopOrder`` conditional orders take their funds only when they trigger);
     ``cancel_by_user`` is set when the client cancels the order, which tells a conditional order
-    the client deactivated from one the exchange cancelled at its trigger.
+    the client deactivated from one the exchange cancelled at its trigger. ``base_price`` is the
+    last price when the order was placed.
     """
 
     qty: str
@@ -332,6 +335,7 @@ class OrderExtra:
     time_in_force: str  # "GTC", "IOC", "FOK", "PostOnly"
     order_filter: str = "Order"  # "Order", "StopOrder" or "tpslOrder"
     cancel_by_user: bool = False
+    base_price: str = ""  # the last price when the order was placed (Bybit's basePrice)
 
 
 def cancelled_at_trigger(order: Order, extra: OrderExtra | None) -> bool:
@@ -379,7 +383,11 @@ def _is_market(order: Order) -> bool:
 def order_record(order: Order, extra: OrderExtra | None, execution: ExecutionType | None = None) -> dict[str, object]:
     """An order as ``/v5/order/realtime`` and ``/v5/order/history`` list it (spot, UTA).
 
-    ``tpslMode`` is deliberately absent: ccxt takes its presence as the mark of a contract order.
+    As Bybit documents the spot category: no ``tpslMode`` and no ``createType`` (ccxt takes the
+    presence of ``tpslMode`` as the mark of a contract order), ``avgPrice`` "" until something
+    filled, ``basePrice`` the last price when the order was placed (``lastPriceOnCreated`` does
+    not apply to spot), and ``cumFeeDetail`` (fee per coin, ``{}`` before any fee) in place of
+    the deprecated ``cumExecFee``.
     """
     market = _is_market(order)
     conditional = order.stop_price is not None
@@ -417,7 +425,7 @@ def order_record(order: Order, extra: OrderExtra | None, execution: ExecutionTyp
         "orderStatus": order_status(order, execution, extra),
         "cancelType": cancel_type,
         "rejectReason": "EC_Others" if at_trigger else "EC_NoError",
-        "avgPrice": dec(order.average_price) if order.filled else "0",
+        "avgPrice": dec(order.average_price) if order.filled else "",
         "leavesQty": dec(leaves),
         "leavesValue": dec(leaves * price) if price is not None else "0",
         "cumExecQty": dec(order.filled),
@@ -428,9 +436,12 @@ def order_record(order: Order, extra: OrderExtra | None, execution: ExecutionTyp
         "stopOrderType": stop_type,
         "orderIv": "",
         "marketUnit": unit,
+        "slippageToleranceType": "UNKNOWN",
+        "slippageTolerance": "0",
         "triggerPrice": dec(order.stop_price) if conditional else "0",
         "takeProfit": "",
         "stopLoss": "",
+        "ocoTriggerBy": "OcoTriggerByUnknown",
         "tpTriggerBy": "",
         "slTriggerBy": "",
         # 1: fires when the price rises to triggerPrice, 2: when it falls to it (spot: decided
@@ -438,6 +449,7 @@ def order_record(order: Order, extra: OrderExtra | None, execution: ExecutionTyp
         "triggerDirection": (1 if rising else 2) if conditional else 0,
         "triggerBy": "LastPrice" if conditional else "",
         "lastPriceOnCreated": "",
+        "basePrice": extra.base_price if extra is not None else "",
         "reduceOnly": False,
         "closeOnTrigger": False,
         "smpType": "None",
@@ -446,18 +458,22 @@ def order_record(order: Order, extra: OrderExtra | None, execution: ExecutionTyp
         "tpLimitPrice": "",
         "slLimitPrice": "",
         "placeType": "",
-        "createType": "CreateByUser",
         "createdTime": str(order.created_time),
         "updatedTime": str(order.updated_time),
+        "extraFees": "",
+        "cumFeeDetail": {order.fee_asset: dec(order.fee)} if order.fee_asset and order.fee else {},
+        "rpiTakerAccess": False,
+        "rpiMatchedQty": "0",
     }
-    if order.fee_asset and order.fee:
-        record["cumFeeDetail"] = {order.fee_asset: dec(order.fee)}
     return record
 
 
 def order_push(order: Order, extra: OrderExtra | None, execution: ExecutionType | None) -> dict[str, object]:
-    """One item of the private ``order`` topic: the REST record plus stream-only fields."""
+    """One item of the private ``order`` topic: the REST record plus stream-only fields (the
+    stream has ``lastPriceOnCreated`` where REST has ``basePrice``, and no ``extraFees``)."""
     record = order_record(order, extra, execution)
+    record["lastPriceOnCreated"] = record.pop("basePrice")
+    del record["extraFees"]
     record["category"] = "spot"
     record["feeCurrency"] = order.fee_asset or ""
     record["closedPnl"] = "0"
@@ -510,16 +526,18 @@ def execution_record(fill: Fill, order: Order | None, spec: MarketSpec | None) -
         "closedSize": "",
         "seq": fill.trade_id,
         "extraFees": "",
-        "isLeverage": "0",
-        "marketUnit": "",
     }
 
 
 def execution_push(fill: Fill, order: Order | None, spec: MarketSpec | None) -> dict[str, object]:
+    """One item of the private ``execution`` topic (spot: no ``createType``; ``extraFees`` is a
+    list on the stream, a string over REST)."""
     record = execution_record(fill, order, spec)
     record["category"] = "spot"
     record["execPnl"] = "0"
-    record["createType"] = "CreateByUser"
+    record["isLeverage"] = "0"
+    record["marketUnit"] = ""
+    record["extraFees"] = []
     return record
 
 

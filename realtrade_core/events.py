@@ -30,6 +30,17 @@ from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
+from .validation import (
+    bad_bool,
+    bad_decimal,
+    bad_float,
+    bad_member,
+    bad_text,
+    bad_time,
+    candle_problem,
+    first,
+)
+
 __all__ = [
     "DATA_EVENTS",
     "AssetBalance",
@@ -89,6 +100,17 @@ class Event:
 
     __slots__ = ()
     EVENT: ClassVar[str] = ""
+    uses_clock: ClassVar[bool] = False  # problem() wants the exchange clock (``now_ms``)
+
+    def problem(self, now_ms: int | None = None) -> str | None:
+        """What makes this event invalid (wrong types, impossible values), or None.
+
+        A WebSocket connection asks every event a parser built and drops the whole message when
+        one answers (see ``BaseWebSocket.quarantined``), so listeners only ever get valid events.
+        ``now_ms`` is the exchange clock when the connection knows it. Plugin-defined events may
+        override this; the default finds nothing wrong.
+        """
+        return None
 
 
 class Side(str, enum.Enum):
@@ -142,6 +164,7 @@ class Bar(Event):
     """
 
     EVENT: ClassVar[str] = "bar"
+    uses_clock: ClassVar[bool] = True
 
     exchange: str
     symbol: str
@@ -154,6 +177,21 @@ class Bar(Event):
     volume: float  # base-asset volume
     closed: bool
     event_time: int | None = None  # ms, when the exchange emitted the update
+
+    def problem(self, now_ms: int | None = None) -> str | None:
+        """Types, the candle's shape and open time (see
+        :func:`~realtrade_core.validation.candle_problem`), and ``closed`` a real boolean."""
+        closed = self.closed
+        if type(closed) is not bool:
+            return bad_bool(closed, "closed")
+        return first(
+            bad_text(self.exchange, "exchange"),
+            bad_text(self.symbol, "symbol"),
+            bad_text(self.timeframe, "timeframe"),
+        ) or candle_problem(
+            self.timeframe, self.open_time, self.open, self.high, self.low, self.close, self.volume,
+            closed=closed, now_ms=now_ms,
+        ) or bad_time(self.event_time, "event time", optional=True)  # fmt: skip
 
 
 @_fast_init
@@ -171,6 +209,17 @@ class Trade(Event):
     side: Side | None
     time: int  # ms, trade time
 
+    def problem(self, now_ms: int | None = None) -> str | None:
+        return first(
+            bad_text(self.exchange, "exchange"),
+            bad_text(self.symbol, "symbol"),
+            bad_text(self.trade_id, "trade id"),
+            bad_float(self.price, "price"),
+            bad_float(self.amount, "amount"),
+            bad_member(self.side, "side", Side, optional=True),
+            bad_time(self.time, "time"),
+        )
+
 
 @_fast_init
 @dataclass(frozen=True, slots=True)
@@ -186,6 +235,17 @@ class BookTop(Event):
     ask: float
     ask_size: float
     time: int | None = None  # ms; Binance spot bookTicker carries no time
+
+    def problem(self, now_ms: int | None = None) -> str | None:
+        return first(
+            bad_text(self.exchange, "exchange"),
+            bad_text(self.symbol, "symbol"),
+            bad_float(self.bid, "bid"),
+            bad_float(self.bid_size, "bid size"),
+            bad_float(self.ask, "ask"),
+            bad_float(self.ask_size, "ask size"),
+            bad_time(self.time, "time", optional=True),
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,6 +274,24 @@ class OrderUpdate(Event):
     time: int  # ms, exchange time of this update
     stop_price: Decimal | None = None
 
+    def problem(self, now_ms: int | None = None) -> str | None:
+        return first(
+            bad_text(self.exchange, "exchange"),
+            bad_text(self.order_id, "order id"),
+            bad_text(self.client_order_id, "client order id", optional=True),
+            bad_text(self.symbol, "symbol"),
+            bad_member(self.side, "side", Side),
+            bad_text(self.type, "type"),
+            bad_member(self.status, "status", OrderStatus),
+            bad_decimal(self.price, "price", optional=True),
+            bad_decimal(self.amount, "amount"),
+            bad_decimal(self.filled, "filled"),
+            bad_decimal(self.average, "average price", optional=True),
+            bad_text(self.reason, "reason", optional=True),
+            bad_time(self.time, "time"),
+            bad_decimal(self.stop_price, "stop price", optional=True),
+        )
+
 
 @_fast_init
 @dataclass(frozen=True, slots=True)
@@ -234,6 +312,22 @@ class Fill(Event):
     fee_currency: str | None
     is_maker: bool
     time: int  # ms
+
+    def problem(self, now_ms: int | None = None) -> str | None:
+        return first(
+            bad_text(self.exchange, "exchange"),
+            bad_text(self.trade_id, "trade id"),
+            bad_text(self.order_id, "order id"),
+            bad_text(self.client_order_id, "client order id", optional=True),
+            bad_text(self.symbol, "symbol"),
+            bad_member(self.side, "side", Side),
+            bad_decimal(self.price, "price"),
+            bad_decimal(self.amount, "amount"),
+            bad_decimal(self.fee, "fee", signed=True),  # a maker rebate is a negative fee
+            bad_text(self.fee_currency, "fee currency", optional=True),
+            bad_bool(self.is_maker, "is_maker"),
+            bad_time(self.time, "time"),
+        )
 
 
 class AssetBalance(NamedTuple):
@@ -258,6 +352,25 @@ class BalanceUpdate(Event):
     exchange: str
     balances: tuple[AssetBalance, ...]
     time: int
+
+    def problem(self, now_ms: int | None = None) -> str | None:
+        problem = first(bad_text(self.exchange, "exchange"), bad_time(self.time, "time"))
+        if problem is not None:
+            return problem
+        if type(self.balances) is not tuple:
+            return "balances must be a tuple of AssetBalance"
+        for entry in self.balances:
+            if not isinstance(entry, AssetBalance):
+                return "balances must be a tuple of AssetBalance"
+            # free may be negative on an account that borrows; what orders hold never is
+            problem = first(
+                bad_text(entry.asset, "asset"),
+                bad_decimal(entry.free, f"{entry.asset} free", signed=True),
+                bad_decimal(entry.locked, f"{entry.asset} locked"),
+            )
+            if problem is not None:
+                return problem
+        return None
 
 
 # --------------------------------------------------------------------------------------------

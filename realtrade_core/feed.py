@@ -8,6 +8,15 @@ most ``qcheck`` seconds so resampling, timers and other feeds keep moving. Every
 candle; the splice keeps a single "last delivered open time", so nothing is delivered twice and
 every gap the exchange has data for is filled.
 
+Bad candles. Stream messages are checked before they reach the feed (see
+:attr:`realtrade_core.websocket.BaseWebSocket.quarantined`). The pump checks again what it is
+about to deliver, REST history included: a candle with a missing, non-finite or negative price,
+a high below its low, or an open time off the interval is dropped, counted in
+:attr:`Data.quarantined` and logged once per kind, never delivered. A stream candle that would
+open a gap is first checked against the exchange clock: a closed candle "from the future" (a
+corrupted open time) would otherwise make every real candle after it look old and freeze the
+feed.
+
 Bar time. A bar is stamped with its candle's *close* time (open + length), in UTC. That is
 backtrader's convention for resampling (the right edge), so ``resampledata`` of 1m bars yields
 exactly the exchange's 5m candles.
@@ -35,6 +44,7 @@ import backtrader as bt
 from .contract import Contract
 from .errors import ConfigurationError, RealtradeError
 from .timeframes import Timeframe, parse_timeframe
+from .validation import candle_problem
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +101,20 @@ class Data(bt.feed.DataBase, Contract):
             raise ConfigurationError("dataname is required: the symbol, e.g. dataname='BTC/USDT'")
         self._outbox: queue.Queue = queue.Queue()
         self._pump: _BarPump | None = None
+        self._last_pump: _BarPump | None = None
         self._last_close_ms: int | None = None
 
     @property
     def tf(self) -> Timeframe:
         return self._tf
+
+    @property
+    def quarantined(self) -> dict[str, int]:
+        """Candles this feed refused to deliver, by source: ``"history"`` (REST rows that are
+        not valid candles) and ``"bar"`` (stream candles the exchange clock says have not closed).
+        Bad stream messages never get this far: the connection counts those."""
+        pump = self._pump or self._last_pump
+        return dict(pump.quarantined) if pump is not None else {}
 
     def setenvironment(self, env: Any) -> None:
         # Wire the store into cerebro by instance so notify_store reaches the strategy.
@@ -132,6 +151,7 @@ class Data(bt.feed.DataBase, Contract):
     def stop(self) -> None:
         if self._pump is not None:
             self._pump.stop()
+            self._last_pump = self._pump  # its counters stay readable
             self._pump = None
         super().stop()
 
@@ -183,6 +203,7 @@ class _BarPump(threading.Thread):
         self.stopping = threading.Event()
         self.last_open: int | None = None
         self._unsubscribe = None
+        self.quarantined: dict[str, int] = {}
 
     def stop(self) -> None:
         self.stopping.set()
@@ -194,11 +215,30 @@ class _BarPump(threading.Thread):
 
     # --- delivery -------------------------------------------------------------------------------
 
-    def deliver(self, row: list) -> None:
+    def deliver(self, row: list, source: str = "history") -> None:
+        problem = self.problem(row)
+        if problem is not None:
+            self.quarantine(source, problem, row)
+            return
         if self.last_open is not None and row[0] <= self.last_open:
             return  # already delivered: the splice never repeats a bar
         self.last_open = row[0]
         self.out.put((_BAR, tuple(float(x) for x in row[:6])))
+
+    def problem(self, row: Any, now_ms: int | None = None) -> str | None:
+        """What is wrong with a candle row ``[open_ms, o, h, l, c, v, ...]``, or None."""
+        if not isinstance(row, (list, tuple)) or len(row) < 6:
+            return "a candle is [open time, open, high, low, close, volume]"
+        return candle_problem(self.tf.name, *row[:6], closed=True, now_ms=now_ms)
+
+    def quarantine(self, source: str, problem: str, row: Any) -> None:
+        first = source not in self.quarantined
+        self.quarantined[source] = self.quarantined.get(source, 0) + 1
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "%s %s: dropped a bad %s candle (%s): %.200r",
+            self.symbol, self.tf.name, "REST" if source == "history" else "stream", problem, row,
+        )  # fmt: skip
 
     def state(self, state: int) -> None:
         self.out.put((_STATE, state))
@@ -275,8 +315,15 @@ class _BarPump(threading.Thread):
             self.store.refresh_time()
             if kind == "bar":
                 if self.last_open is not None and payload[0] > self.last_open + self.tf.ms:
-                    self.catch_up(until=payload[0] - self.tf.ms)  # a gap: fill it from REST first
-                self.deliver(payload)
+                    # A gap. Unless the candle lies in the future (then it is the bad one, and
+                    # delivering it would make every real candle after it look old), fill the
+                    # gap from REST first.
+                    problem = self.problem(payload, now_ms=self.store.server_time())
+                    if problem is not None:
+                        self.quarantine("bar", problem, payload)
+                        continue
+                    self.catch_up(until=payload[0] - self.tf.ms)
+                self.deliver(payload, "bar")
             elif kind == "disconnected":
                 broken = True
                 self.state(feed.DISCONNECTED)

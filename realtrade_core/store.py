@@ -93,6 +93,7 @@ class Store(Contract):
         self._listeners: list[Callable[[StoreEvent], None]] = []
         self._public_ws: Any = None
         self._private_ws: Any = None
+        self._quarantined_before: dict[str, int] = {}  # counts of connections already stopped
         self._bar_routes: dict[tuple[str, str], list[Callable[[tuple], None]]] = {}
         self._account_routes: list[Callable[[Any], None]] = []
         self.started = False
@@ -153,6 +154,8 @@ class Store(Contract):
         # that take the lock, and stop() joins that thread.
         for ws in sockets:
             ws.stop()
+            for kind, count in ws.quarantined.items():
+                self._quarantined_before[kind] = self._quarantined_before.get(kind, 0) + count
         with self._lock:
             self._bar_routes.clear()
             self._account_routes.clear()
@@ -403,6 +406,17 @@ class Store(Contract):
                     self._public_ws.unsubscribe(stream)
 
         return unsubscribe
+
+    @property
+    def quarantined(self) -> dict[str, int]:
+        """Bad stream messages this store's connections dropped instead of delivering, by kind
+        (``"bar"``, ``"trade"``, ``"order"``, ``"fill"``, ``"balance"``, ``"malformed"`` ...; see
+        :attr:`realtrade_core.websocket.BaseWebSocket.quarantined`), since the store was made."""
+        total = dict(self._quarantined_before)
+        for ws in (self._public_ws, self._private_ws):
+            for kind, count in (ws.quarantined if ws is not None else {}).items():
+                total[kind] = total.get(kind, 0) + count
+        return total
 
     def _ensure_public_ws(self) -> Any:
         if self._public_ws is None:

@@ -46,6 +46,7 @@ from .events import (
     ErrorEvent,
     Event,
 )
+from .validation import MalformedMessage
 
 __all__ = [
     "Authenticated",
@@ -142,6 +143,7 @@ class WebSocketStats:
     stale_reconnects: int  # connections replaced by the staleness watchdog
     last_message_time: float | None  # time.monotonic() of the last frame of any kind
     connected_since: float | None  # time.monotonic() when the current connection became ready
+    quarantined: int = 0  # bad messages dropped (unreadable or invalid); by kind: .quarantined
 
 
 class Control(Event):
@@ -208,6 +210,21 @@ def exchange_clock(store: Any) -> Callable[[], int]:
     return lambda: wall_ms() + store.time_offset_ms
 
 
+def market_clock(store: Any) -> Callable[[], int] | None:
+    """The clock the exchange's market data runs on, for checking candle times: an in-process
+    emulator's market clock (it may run fast, stand still or replay the past), else the
+    exchange clock as ``store`` measured it. ``None`` for an emulator in another process, whose
+    market clock can run at any speed: candles are then checked against absolute bounds here,
+    and against the emulator's clock by the feed."""
+    emulator = getattr(store, "emulator", None)
+    if emulator is not None:
+        engine = emulator.engine
+        return lambda: int(engine.now())
+    if store.venue == "emulator":
+        return None
+    return exchange_clock(store)
+
+
 def connection_for_store(
     store: Any,
     *,
@@ -223,16 +240,22 @@ def connection_for_store(
     with the exchange's clock as the store measured it, not ours."""
     symbols = store.symbols_by_id()
     if not private:
-        return public_cls(url=urls["public"], symbols=symbols, config=config)
-    if not store.credentials:
-        raise ConfigurationError(f"{store.exchange} {store.venue}: the {private_stream} needs an API key and secret")
-    return private_cls(
-        url=urls["private"],
-        credentials=store.credentials,
-        symbols=symbols,
-        server_time=exchange_clock(store),
-        config=config,
-    )
+        ws = public_cls(url=urls["public"], symbols=symbols, config=config)
+    else:
+        if not store.credentials:
+            raise ConfigurationError(
+                f"{store.exchange} {store.venue}: the {private_stream} needs an API key and secret"
+            )
+        ws = private_cls(
+            url=urls["private"],
+            credentials=store.credentials,
+            symbols=symbols,
+            server_time=exchange_clock(store),
+            config=config,
+        )
+        ws.hide_in_logs(store.credentials.api_key, store.credentials.secret)
+    ws.clock = market_clock(store)
+    return ws
 
 
 def venue_stream_urls(
@@ -412,6 +435,16 @@ class BaseWebSocket(Contract):
     Callbacks run on the connection's thread and must be cheap (the backtrader side only
     enqueues). A callback that raises is logged (rate limited) and counted; the thread goes on.
 
+    Quarantine. Listeners only ever get valid events. Every event a parser returns is checked
+    (``event.problem(now_ms)``: types, finite non-negative prices, a candle's shape, alignment and
+    open time against ``clock``); a message that fails to parse (``parse`` raised, e.g.
+    :class:`~realtrade_core.validation.MalformedMessage` from the plugin's readers) or yields an
+    invalid event is dropped whole, counted in :attr:`quarantined` by kind (``"bar"``,
+    ``"order"`` ... or ``"malformed"``) and logged at WARNING the first time per kind (its text
+    shortened, the URL's secrets and :meth:`hide_in_logs` values removed), at DEBUG after that.
+    ``clock`` (epoch ms on the exchange's market clock, or None) is set by
+    :func:`connection_for_store`.
+
     Threads. ``start()`` returns at once; ``stop(timeout)`` ends the thread and joins it.
     ``send``, ``subscribe``, ``unsubscribe``, ``reconnect`` and ``stop`` are thread-safe.
     Secrets: the URL's path and query, headers and sent payloads are never logged; the repr
@@ -518,6 +551,11 @@ class BaseWebSocket(Contract):
         self._auth_deadline: float | None = None
         self._ws_now: _wsclient.WebSocket | None = None  # the socket thread's live connection
 
+        self.clock: Callable[[], int] | None = None  # the exchange's market clock, for checks
+        self._hidden: tuple[str, ...] = ()  # secrets to remove from anything logged
+        self._quarantined: dict[str, int] = {}
+        self._quarantine_logged: set[str] = set()
+
         self._messages = 0
         self._reconnects = 0
         self._parse_errors = 0
@@ -589,7 +627,21 @@ class BaseWebSocket(Contract):
             stale_reconnects=self._stale,
             last_message_time=self._last_rx,
             connected_since=self._ready_at,
+            quarantined=sum(self._quarantined.values()),
         )
+
+    @property
+    def quarantined(self) -> dict[str, int]:
+        """Bad messages dropped so far, by kind: ``"bar"``, ``"trade"``, ``"book"``, ``"order"``,
+        ``"fill"``, ``"balance"`` (a message of that kind that was unreadable or invalid) and
+        ``"malformed"`` (not even its kind could be read: truncated JSON, bad UTF-8 ...)."""
+        return dict(self._quarantined)
+
+    def hide_in_logs(self, *secrets: str | None) -> None:
+        """Never log these values (API key, secret): they are cut out of quarantined messages
+        and error texts."""
+        hidden = set(self._hidden) | {s for s in secrets if s and len(s) >= 4}
+        self._hidden = tuple(sorted(hidden, key=len, reverse=True))
 
     def on(self, event: str, callback: Callback) -> Callable[[], None]:
         """Call ``callback(event_object)`` for ``event``; returns a function that undoes it."""
@@ -914,6 +966,7 @@ class BaseWebSocket(Contract):
         cfg = self.config
         max_size = cfg.max_message_size
         parse = self.parse
+        admit = self._admit
         mono = time.monotonic
         recv = sock.recv
         pending = getattr(sock, "pending", None)  # SSL: decrypted bytes already buffered
@@ -960,7 +1013,8 @@ class BaseWebSocket(Contract):
                             events = parse(buf[start:pos].decode())
                             if events is None:
                                 self._unknown_message(buf[start:pos])
-                            else:
+                            elif events:
+                                events = admit(events)
                                 routes = self._routes
                                 for event in events:
                                     callbacks = routes.get(event.__class__)
@@ -1068,7 +1122,7 @@ class BaseWebSocket(Contract):
             if events is None:
                 self._unknown_message(data)
                 return
-            for event in events:
+            for event in self._admit(events) if events else ():
                 callbacks = self._routes.get(event.__class__)
                 if callbacks is None:
                     callbacks = self._route(event.__class__)
@@ -1259,17 +1313,51 @@ class BaseWebSocket(Contract):
             exc_info=exc,
         )
 
+    def _admit(self, events: Iterable[Event]) -> tuple[Event, ...]:
+        """The message's events when every one is valid; raises MalformedMessage otherwise."""
+        if type(events) is not tuple:
+            events = tuple(events)
+        now: int | None = None
+        clock = self.clock
+        for event in events:
+            check = getattr(event, "problem", None)
+            if check is None:
+                continue  # not an event: routed to _not_an_event
+            if clock is not None and now is None and getattr(event, "uses_clock", False):
+                try:
+                    now = clock()
+                except Exception:  # a clock that cannot answer only skips the time window
+                    clock = None
+            problem = check(now)
+            if problem is not None:
+                raise MalformedMessage(getattr(event, "EVENT", "") or "malformed", problem)
+        return events
+
     def _parse_failed(self, exc: Exception, data: bytes) -> None:
+        """Quarantine one message that did not parse or did not pass the checks."""
         self._parse_errors += 1
-        self._log.log(
-            "parse",
-            logging.WARNING,
-            "%s: cannot parse message (%s: %s): %.200r",
-            self.name,
-            type(exc).__name__,
-            exc,
-            data,
-        )
+        if isinstance(exc, MalformedMessage):
+            kind, reason = exc.kind, exc.reason
+        else:
+            kind, reason = "malformed", f"{type(exc).__name__}: {exc}"
+        self._quarantined[kind] = self._quarantined.get(kind, 0) + 1
+        if not logger.isEnabledFor(logging.WARNING):
+            return
+        text = self._scrub(data[:4096].decode("utf-8", "replace"), 200)
+        if kind not in self._quarantine_logged:
+            self._quarantine_logged.add(kind)
+            logger.warning(
+                "%s: quarantined a bad %s message (%s): %s; further ones are counted in .quarantined",
+                self.name,
+                kind,
+                self._scrub(reason),
+                text,
+            )
+        else:
+            self._log.log(
+                f"quarantine-{kind}", logging.DEBUG, "%s: quarantined a bad %s message (%s): %s",
+                self.name, kind, self._scrub(reason), text,
+            )  # fmt: skip
 
     def _unknown_message(self, data: bytes) -> None:
         self._unknown += 1
@@ -1290,8 +1378,9 @@ class BaseWebSocket(Contract):
         secret_bits = [url, parts.path, parts.query, parts.fragment]
         self._url_parts = tuple(sorted((p for p in secret_bits if len(p) > 1), key=len, reverse=True))
 
-    def _scrub(self, text: str) -> str:
-        """Remove the URL's path and query (listen keys, tokens) from a message."""
-        for part in self._url_parts:
+    def _scrub(self, text: str, limit: int = 300) -> str:
+        """Remove the URL's path and query (listen keys, tokens) and the hidden secrets from a
+        message, then shorten it to ``limit`` characters."""
+        for part in self._url_parts + self._hidden:
             text = text.replace(part, "…")
-        return text[:300]
+        return text if len(text) <= limit else text[: limit - 1] + "…"

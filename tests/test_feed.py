@@ -260,7 +260,8 @@ def test_a_candle_that_closed_before_the_stream_was_subscribed_is_fetched_when_i
     from realtrade_core.feed import _BAR, _BarPump
     from realtrade_core.timeframes import parse_timeframe
 
-    rows = [[t * MINUTE, 1.0, 2.0, 0.5, 1.5, 10.0] for t in range(3)]
+    start = 1_700_000_040_000  # candles are checked: a 1m candle opens on a minute after 2010
+    rows = [[start + t * MINUTE, 1.0, 2.0, 0.5, 1.5, 10.0] for t in range(3)]
 
     class Store:
         def fetch_closed_candles(self, symbol, tf, since, until=None):

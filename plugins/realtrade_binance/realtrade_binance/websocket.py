@@ -47,6 +47,7 @@ from realtrade_core.events import (
     Side,
     Trade,
 )
+from realtrade_core.validation import MalformedMessage, decimal, flag, ident, number, reading
 from realtrade_core.websocket import (
     Authenticated,
     BaseWebSocket,
@@ -105,16 +106,17 @@ _ORDER_TYPE = {
     "TAKE_PROFIT": "take_profit_market",
     "TAKE_PROFIT_LIMIT": "take_profit_limit",
 }
+_SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
 #: User-data events that need no event of their own: ``balanceUpdate`` is a delta followed by
 #: an absolute ``outboundAccountPosition``; a ``listStatus``' orders get their own reports.
 _QUIET_USER_EVENTS = frozenset({"balanceUpdate", "listStatus", "externalLockUpdate"})
 
 
-def _positive(text: str | None) -> Decimal | None:
+def _positive(text: Any) -> Decimal | None:
     """Binance writes "absent" prices as zero ("0.00000000")."""
-    if not text:
+    if text is None or text == "":
         return None
-    value = Decimal(text)
+    value = decimal(text)
     return value if value else None
 
 
@@ -218,49 +220,63 @@ class BinanceWebSocket(BaseWebSocket):
         return self.parse_payload(json.loads(message))
 
     def parse_payload(self, msg: Any) -> Iterable[Event] | None:
-        """Events of one decoded market-stream payload (see :meth:`parse`)."""
+        """Events of one decoded market-stream payload (see :meth:`parse`).
+
+        Fields go into events as the wire has them where it has the right type already (times,
+        ``x``), so the events' own checks refuse a string open time or ``"x": "false"``; a
+        message that cannot be read raises :class:`MalformedMessage` (quarantined).
+        """
         if not isinstance(msg, dict):
             return None
         kind = msg.get("e")
         if kind == "kline":
-            k = msg["k"]
-            symbol = self._symbol(msg["s"])
-            if symbol is None:
-                return None
-            return (
-                Bar(
-                    "binance", symbol, k["i"], k["t"],
-                    float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]), float(k["v"]),
-                    k["x"], msg.get("E"),
-                ),
-            )  # fmt: skip
+            return reading("bar", self._kline, msg)
         if kind == "trade" or kind == "aggTrade":
-            symbol = self._symbol(msg["s"])
-            if symbol is None:
-                return None
-            # "m": the buyer is the maker, so the taker sold.
-            side = Side.SELL if msg["m"] else Side.BUY
-            trade_id = msg["t"] if kind == "trade" else msg["a"]
-            return (Trade("binance", symbol, str(trade_id), float(msg["p"]), float(msg["q"]), side, msg["T"]),)
+            return reading("trade", self._trade, msg, kind)
         if kind is None:
             if "stream" in msg and "data" in msg:  # combined-stream envelope
                 return self.parse_payload(msg["data"])
             if "u" in msg and "b" in msg and "a" in msg:  # bookTicker (spot sends no "e")
-                symbol = self._symbol(msg["s"])
-                if symbol is None:
-                    return None
-                return (
-                    BookTop(
-                        "binance", symbol, float(msg["b"]), float(msg["B"]), float(msg["a"]), float(msg["A"]),
-                        msg.get("E"),
-                    ),
-                )  # fmt: skip
+                return reading("book", self._book, msg)
             if "id" in msg and ("result" in msg or "error" in msg):
                 return self._response(msg)
             return None
         if kind == "serverShutdown":
             return (Reconnect("serverShutdown: Binance is about to restart the server"),)
         return None
+
+    def _kline(self, msg: dict[str, Any]) -> tuple[Bar, ...] | None:
+        k = msg["k"]
+        symbol = self._symbol(msg["s"])
+        if symbol is None:
+            return None
+        return (
+            Bar(
+                "binance", symbol, k["i"], k["t"],
+                number(k["o"]), number(k["h"]), number(k["l"]), number(k["c"]), number(k["v"]),
+                k["x"], msg.get("E"),
+            ),
+        )  # fmt: skip
+
+    def _trade(self, msg: dict[str, Any], kind: str) -> tuple[Trade, ...] | None:
+        symbol = self._symbol(msg["s"])
+        if symbol is None:
+            return None
+        # "m": the buyer is the maker, so the taker sold.
+        side = Side.SELL if flag(msg["m"]) else Side.BUY
+        trade_id = ident(msg["t"] if kind == "trade" else msg["a"])
+        return (Trade("binance", symbol, trade_id, number(msg["p"]), number(msg["q"]), side, msg["T"]),)
+
+    def _book(self, msg: dict[str, Any]) -> tuple[BookTop, ...] | None:
+        symbol = self._symbol(msg["s"])
+        if symbol is None:
+            return None
+        return (
+            BookTop(
+                "binance", symbol, number(msg["b"]), number(msg["B"]), number(msg["a"]), number(msg["A"]),
+                msg.get("E"),
+            ),
+        )  # fmt: skip
 
     def _response(self, msg: dict[str, Any]) -> tuple[()]:
         error = msg.get("error")
@@ -269,7 +285,9 @@ class BinanceWebSocket(BaseWebSocket):
             logger.warning("%s: request %s refused: %s", self.name, msg.get("id"), error)
         return ()
 
-    def _symbol(self, market_id: str) -> str | None:
+    def _symbol(self, market_id: Any) -> str | None:
+        if type(market_id) is not str:
+            raise TypeError(f"the market id must be a string, got {type(market_id).__name__}")
         symbol = self._symbols.get(market_id)
         if symbol is None and market_id not in self._unknown_ids:
             self._unknown_ids.add(market_id)
@@ -338,6 +356,7 @@ class BinanceUserDataWebSocket(BinanceWebSocket):
         self._auth_id: str | None = None
         self.subscription_id: int | None = None
         super().__init__((), url=url, symbols=symbols, config=config, name=name, max_connection_age=max_connection_age)
+        self.hide_in_logs(credentials.api_key, credentials.secret)
 
     def subscribe(self, *streams: str) -> None:
         if streams:
@@ -383,10 +402,9 @@ class BinanceUserDataWebSocket(BinanceWebSocket):
     def _user_event(self, event: dict[str, Any]) -> Iterable[Event] | None:
         kind = event.get("e")
         if kind == "executionReport":
-            return self._execution_report(event)
+            return reading("order", self._execution_report, event)
         if kind == "outboundAccountPosition":
-            balances = tuple(AssetBalance(b["a"], Decimal(b["f"]), Decimal(b["l"])) for b in event["B"])
-            return (BalanceUpdate("binance", balances, event["E"]),)
+            return reading("balance", self._account_position, event)
         if kind in _QUIET_USER_EVENTS:
             return ()
         if kind == "eventStreamTerminated":
@@ -399,6 +417,10 @@ class BinanceUserDataWebSocket(BinanceWebSocket):
             return (Reconnect("serverShutdown: Binance is about to restart the server"),)
         return None
 
+    def _account_position(self, event: dict[str, Any]) -> tuple[BalanceUpdate]:
+        balances = tuple(AssetBalance(b["a"], decimal(b["f"]), decimal(b["l"])) for b in event["B"])
+        return (BalanceUpdate("binance", balances, event["E"]),)
+
     def _execution_report(self, ev: dict[str, Any]) -> tuple[Event, ...] | None:
         symbol = self._symbol(ev["s"])
         if symbol is None:
@@ -406,26 +428,29 @@ class BinanceUserDataWebSocket(BinanceWebSocket):
         raw_status = ev["X"]
         status = _ORDER_STATUS.get(raw_status)
         if status is None:
-            raise ValueError(f"unknown Binance order status {raw_status!r}")
-        order_type = _ORDER_TYPE.get(ev["o"], ev["o"].lower())
-        side = Side.BUY if ev["S"] == "BUY" else Side.SELL
-        order_id = str(ev["i"])
+            raise MalformedMessage("order", f"unknown Binance order status {str(raw_status)[:40]!r}")
+        raw_type = ev["o"]
+        order_type = _ORDER_TYPE.get(raw_type) or str(raw_type).lower()
+        side = _SIDES.get(ev["S"])
+        if side is None:
+            raise MalformedMessage("order", f"unknown side {str(ev['S'])[:20]!r}")
+        order_id = ident(ev["i"])
         # A cancel is reported under the cancel request's id ("c"); "C" is the order's own.
         client_id = ev.get("C") or ev.get("c") or None
-        filled = Decimal(ev["z"])
-        average = Decimal(ev["Z"]) / filled if filled else None
+        filled = decimal(ev["z"])
+        average = decimal(ev["Z"]) / filled if filled else None
         reason = ev.get("r")
         if reason in (None, "", "NONE"):
             reason = raw_status if raw_status == "EXPIRED_IN_MATCH" else None
         when = ev.get("T") or ev["E"]
         update = OrderUpdate(
             "binance", order_id, client_id, symbol, side, order_type, status,
-            _positive(ev.get("p")), Decimal(ev["q"]), filled, average, reason, when, _positive(ev.get("P")),
+            _positive(ev.get("p")), decimal(ev["q"]), filled, average, reason, when, _positive(ev.get("P")),
         )  # fmt: skip
         if ev.get("x") != "TRADE":
             return (update,)
         fill = Fill(
-            "binance", str(ev["t"]), order_id, client_id, symbol, side,
-            Decimal(ev["L"]), Decimal(ev["l"]), Decimal(ev["n"] or "0"), ev.get("N"), bool(ev["m"]), when,
+            "binance", ident(ev["t"]), order_id, client_id, symbol, side,
+            decimal(ev["L"]), decimal(ev["l"]), decimal(ev["n"] or "0"), ev.get("N"), ev["m"], when,
         )  # fmt: skip
         return (fill, update)  # the fill first: the order's new state already includes it

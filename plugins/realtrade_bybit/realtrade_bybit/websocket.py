@@ -41,6 +41,7 @@ from realtrade_core.events import (
     Side,
     Trade,
 )
+from realtrade_core.validation import MalformedMessage, decimal, ident, ms, number, reading
 from realtrade_core.websocket import (
     Authenticated,
     BaseWebSocket,
@@ -96,12 +97,20 @@ _STATUS_AS_REASON = frozenset({"PartiallyFilledCanceled", "Deactivated"})
 
 def _dec(text: Any) -> Decimal:
     """Bybit writes absent numbers as "" (or leaves them out)."""
-    return Decimal(text) if text not in (None, "") else Decimal(0)
+    return Decimal(0) if text is None or text == "" else decimal(text)
 
 
 def _positive(text: Any) -> Decimal | None:
     value = _dec(text)
     return value if value > 0 else None
+
+
+def _items(msg: dict[str, Any]) -> list[dict[str, Any]]:
+    """A push's ``data`` list, each entry an object (anything else cannot be read)."""
+    data = msg["data"]
+    if type(data) is not list or not all(type(item) is dict for item in data):
+        raise TypeError("data must be a list of objects")
+    return data
 
 
 def auth_signature(secret: str, expires: int) -> str:
@@ -141,14 +150,15 @@ class BybitWebSocket(BaseWebSocket):
         self._request_ids = itertools.count(1)
         # orderbook.1 state per market id: [bid, bid size, ask, ask size] (None: not known).
         self._tops: dict[str, list[float | None]] = {}
-        self._handlers: dict[str, Callable[[str, dict[str, Any]], Iterable[Event] | None]] = {
-            "kline": self._kline,
-            "publicTrade": self._trades,
-            "orderbook": self._orderbook,
-            "tickers": self._ticker,
-            "order": self._orders,
-            "execution": self._executions,
-            "wallet": self._wallet,
+        # topic prefix -> (kind of event it yields, handler)
+        self._handlers: dict[str, tuple[str, Callable[[str, dict[str, Any]], Iterable[Event] | None]]] = {
+            "kline": ("bar", self._kline),
+            "publicTrade": ("trade", self._trades),
+            "orderbook": ("book", self._orderbook),
+            "tickers": ("book", self._ticker),
+            "order": ("order", self._orders),
+            "execution": ("fill", self._executions),
+            "wallet": ("balance", self._wallet),
         }
         super().__init__(streams, config=config, name=name)
 
@@ -211,8 +221,16 @@ class BybitWebSocket(BaseWebSocket):
             return None
         topic = msg.get("topic")
         if topic is not None:
-            handler = self._handlers.get(topic.partition(".")[0])
-            return handler(topic, msg) if handler is not None else None
+            if type(topic) is not str:
+                raise MalformedMessage("malformed", f"topic must be a string, got {type(topic).__name__}")
+            entry = self._handlers.get(topic.partition(".")[0])
+            if entry is None:
+                return None
+            # Fields go into events as the wire has them where the type is right already
+            # (times, "confirm"), so the events' checks refuse a string start or "confirm": "true";
+            # a message that cannot be read is quarantined under its kind.
+            kind, handler = entry
+            return reading(kind, handler, topic, msg)
         op = msg.get("op")
         if op is None:
             return None
@@ -225,7 +243,9 @@ class BybitWebSocket(BaseWebSocket):
 
     # ---------------------------------------------------------------- public topics
 
-    def _symbol(self, market_id: str) -> str | None:
+    def _symbol(self, market_id: Any) -> str | None:
+        if type(market_id) is not str:
+            raise TypeError(f"the market id must be a string, got {type(market_id).__name__}")
         symbol = self._symbols.get(market_id)
         if symbol is None and market_id not in self._unknown_ids:
             self._unknown_ids.add(market_id)
@@ -242,11 +262,11 @@ class BybitWebSocket(BaseWebSocket):
             return None
         return tuple(
             Bar(
-                "bybit", symbol, timeframe, int(k["start"]),
-                float(k["open"]), float(k["high"]), float(k["low"]), float(k["close"]), float(k["volume"]),
-                k["confirm"] is True, k.get("timestamp"),
+                "bybit", symbol, timeframe, k["start"],
+                number(k["open"]), number(k["high"]), number(k["low"]), number(k["close"]), number(k["volume"]),
+                k["confirm"], k.get("timestamp"),
             )
-            for k in msg["data"]
+            for k in _items(msg)
         )  # fmt: skip
 
     def _trades(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
@@ -254,8 +274,8 @@ class BybitWebSocket(BaseWebSocket):
         if symbol is None:
             return None
         return tuple(
-            Trade("bybit", symbol, str(t["i"]), float(t["p"]), float(t["v"]), _SIDES.get(t.get("S")), int(t["T"]))
-            for t in msg["data"]
+            Trade("bybit", symbol, ident(t["i"]), number(t["p"]), number(t["v"]), _SIDES.get(t.get("S")), t["T"])
+            for t in _items(msg)
         )
 
     def _orderbook(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
@@ -264,6 +284,8 @@ class BybitWebSocket(BaseWebSocket):
         if symbol is None or depth != "1":
             return None  # deeper books need a local order book, which this class does not keep
         data = msg["data"]
+        if not isinstance(data, dict):
+            raise TypeError("orderbook data must be an object")
         snapshot = msg.get("type") == "snapshot"
         top = self._tops.get(market_id)
         if top is None or snapshot:
@@ -273,9 +295,9 @@ class BybitWebSocket(BaseWebSocket):
         for index, levels in ((0, data.get("b") or ()), (2, data.get("a") or ())):
             if not levels and not snapshot:
                 continue
-            live = [level for level in levels if float(level[1])]
+            live = [level for level in levels if number(level[1])]
             if live:
-                top[index], top[index + 1] = float(live[-1][0]), float(live[-1][1])
+                top[index], top[index + 1] = number(live[-1][0]), number(live[-1][1])
             else:
                 top[index] = top[index + 1] = None
         if None in top:
@@ -292,15 +314,15 @@ class BybitWebSocket(BaseWebSocket):
             return ()  # spot tickers carry no book; subscribe orderbook.1 for BookTop
         return (
             BookTop(
-                "bybit", symbol, float(data["bid1Price"]), float(data.get("bid1Size") or 0),
-                float(data["ask1Price"]), float(data.get("ask1Size") or 0), msg.get("ts"),
+                "bybit", symbol, number(data["bid1Price"]), number(data.get("bid1Size") or 0),
+                number(data["ask1Price"]), number(data.get("ask1Size") or 0), msg.get("ts"),
             ),
         )  # fmt: skip
 
     # ---------------------------------------------------------------- private topics
 
     def _orders(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
-        return tuple(u for u in (self._order(item, msg) for item in msg["data"]) if u is not None)
+        return tuple(u for u in (self._order(item, msg) for item in _items(msg)) if u is not None)
 
     def _order(self, item: dict[str, Any], msg: dict[str, Any]) -> OrderUpdate | None:
         symbol = self._symbol(item["symbol"])
@@ -309,8 +331,10 @@ class BybitWebSocket(BaseWebSocket):
         raw_status = item["orderStatus"]
         status = _ORDER_STATUS.get(raw_status)
         if status is None:
-            raise ValueError(f"unknown Bybit order status {raw_status!r}")
-        side = Side.BUY if item["side"] == "Buy" else Side.SELL
+            raise MalformedMessage("order", f"unknown Bybit order status {str(raw_status)[:40]!r}")
+        side = _SIDES.get(item["side"])
+        if side is None:
+            raise MalformedMessage("order", f"unknown side {str(item['side'])[:20]!r}")
         market = item.get("orderType") == "Market"
         trigger = _positive(item.get("triggerPrice"))
         stop_type = item.get("stopOrderType") or ""
@@ -338,39 +362,41 @@ class BybitWebSocket(BaseWebSocket):
             else:
                 reason = raw_status if raw_status in _STATUS_AS_REASON else None
         return OrderUpdate(
-            "bybit", str(item["orderId"]), item.get("orderLinkId") or None, symbol, side, kind, status,
+            "bybit", ident(item["orderId"]), item.get("orderLinkId") or None, symbol, side, kind, status,
             None if market else _positive(item.get("price")), amount, filled, average, reason,
-            int(item.get("updatedTime") or msg.get("creationTime") or 0), trigger,
+            ms(item.get("updatedTime") or msg.get("creationTime") or 0), trigger,
         )  # fmt: skip
 
     def _executions(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
         fills = []
-        for item in msg["data"]:
+        for item in _items(msg):
             if item.get("execType", "Trade") != "Trade":
                 continue  # funding, settlement, ADL: not fills of our orders (contracts only)
             symbol = self._symbol(item["symbol"])
             if symbol is None:
                 continue
+            side = _SIDES.get(item["side"])
+            if side is None:
+                raise MalformedMessage("fill", f"unknown side {str(item['side'])[:20]!r}")
             fills.append(
                 Fill(
-                    "bybit", str(item["execId"]), str(item["orderId"]), item.get("orderLinkId") or None, symbol,
-                    Side.BUY if item["side"] == "Buy" else Side.SELL,
-                    Decimal(item["execPrice"]), Decimal(item["execQty"]), _dec(item.get("execFee")),
-                    item.get("feeCurrency") or None, item.get("isMaker") is True, int(item["execTime"]),
+                    "bybit", ident(item["execId"]), ident(item["orderId"]), item.get("orderLinkId") or None, symbol,
+                    side, decimal(item["execPrice"]), decimal(item["execQty"]), _dec(item.get("execFee")),
+                    item.get("feeCurrency") or None, item.get("isMaker", False), ms(item["execTime"]),
                 )
             )  # fmt: skip
         return tuple(fills)
 
     def _wallet(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
         balances = []
-        for account in msg["data"]:
+        for account in _items(msg):
             for coin in account.get("coin") or ():
                 total = _dec(coin.get("walletBalance"))
                 locked = _dec(coin.get("locked"))  # held by open spot orders
                 balances.append(AssetBalance(coin["coin"], total - locked, locked))
         if not balances:
             return ()
-        return (BalanceUpdate("bybit", tuple(balances), int(msg.get("creationTime") or wall_ms())),)
+        return (BalanceUpdate("bybit", tuple(balances), ms(msg.get("creationTime") or wall_ms())),)
 
 
 class BybitPrivateWebSocket(BybitWebSocket):
@@ -397,6 +423,7 @@ class BybitPrivateWebSocket(BybitWebSocket):
         self._credentials = credentials
         self._server_time = server_time
         super().__init__(topics, url=url, symbols=symbols, config=config, name=name)
+        self.hide_in_logs(credentials.api_key, credentials.secret)
 
     def auth_messages(self) -> Iterable[Outgoing]:
         # Computed per connection: "expires" must lie in the exchange's future.

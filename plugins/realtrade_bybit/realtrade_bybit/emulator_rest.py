@@ -526,7 +526,8 @@ class BybitRestMixin:
         return {
             "category": "spot",
             "list": [
-                {"symbol": s.symbol, "baseCoin": "", "takerFeeRate": dec(s.taker_fee), "makerFeeRate": dec(s.maker_fee)}
+                # Spot records have no baseCoin (only options do).
+                {"symbol": s.symbol, "takerFeeRate": dec(s.taker_fee), "makerFeeRate": dec(s.maker_fee)}
                 for s in specs
             ],
         }

@@ -18,10 +18,12 @@ backtest and paper trading share them:
   ``order.info.reject_reason``.
 
 Positions count filled amounts, as in any backtest; a fee taken in the coin is commission
-(valued in the quote at the fill price). The coins really held are tracked beside the position:
-an exit that asks for more than is held by no more than those fees sells what is held (lot
-step) and closes the position, saying so in ``order.info.exit_note`` (``order.info.sent_size``
-is what the exchange sells); the sub-step rest is dust (``order.info.dust``), never a position.
+(valued in the quote at the fill price). A spot sell never sells more than the position (no
+short selling: Margin). The coins really held are tracked beside the position: an exit that
+asks for more than is held (by no more than those fees, then) sells what is held, rounded down
+to the lot step, and closes the position, saying so as the live broker does:
+``order.info.fee_adjusted`` True, ``asked`` and ``sent`` (amounts) and a ``note``. The sub-step
+rest is dust (``order.info.dust``), never a position.
 
 Use it in a backtest::
 
@@ -61,6 +63,11 @@ _SELF_GUARDED = (bt.Order.Market, bt.Order.Close, bt.Order.Historical)
 
 def _dec(value: float) -> Decimal:
     return to_decimal(float(value), "size")
+
+
+def _position(broker: Any, data: Any) -> Decimal:
+    # Rounded: backtrader sums sizes in floats (0.01 + 0.02 is 0.030000000000000002).
+    return to_decimal(round(float(broker.getposition(data).size), 12), "position")
 
 
 class ExchangeCommission(bt.CommInfoBase):
@@ -200,6 +207,18 @@ class ExchangeRulesMixin:
             member.reject(self)
             self.notify(member)  # type: ignore[attr-defined]
 
+    def _spot_exit(self, order: bt.Order, rules: MarketRules, amount: Decimal) -> tuple[Any, str | None]:
+        """What a spot sell of ``amount`` may sell (an :class:`~realtrade_core.rules.ExitAmount`),
+        or why it may not: beyond the position it would sell coins the strategy did not buy."""
+        data = order.data
+        position = _position(self, data)
+        if amount > max(position, _ZERO):
+            holds = f"holds {position.normalize():f} {rules.base}" if position > 0 else f"holds no {rules.base}"
+            return None, (f"selling {amount.normalize():f} {rules.base} would sell coins this strategy did not buy: "
+                          f"its position {holds} (spot: no short selling)")  # fmt: skip
+        exit_ = rules.exit_amount(amount, self._held[data], self._coin_fees[data])
+        return exit_, exit_.reason
+
     def _apply_rules(self, order: bt.Order, rules: MarketRules) -> tuple[str, bool] | None:
         """Round ``order`` to the market's step and tick and check it; (reason, margin) if refused."""
         side = "buy" if order.isbuy() else "sell"
@@ -227,9 +246,10 @@ class ExchangeRulesMixin:
         reference = rules.round_price(reference)
         sent = amount
         if side == "sell" and rules.spot and order.parent is None:
-            exit_ = rules.exit_amount(amount, self._held[order.data], self._coin_fees[order.data])
-            if exit_.reason is not None:
-                return exit_.reason, True
+            # A bracket's exits are checked when they can fill, once their entry has.
+            exit_, reason = self._spot_exit(order, rules, amount)
+            if reason is not None:
+                return reason, True
             sent = exit_.amount
         reason = rules.check(side, sent, reference)
         return (reason, False) if reason is not None else None
@@ -250,19 +270,30 @@ class ExchangeRulesMixin:
         remaining = abs(_dec(order.executed.remsize))
         exit_ = None
         if sell and rules.spot:
-            exit_ = rules.exit_amount(remaining, self._held[data], self._coin_fees[data])
-            if exit_.reason is not None:
+            exit_, reason = self._spot_exit(order, rules, remaining)
+            if reason is not None:
                 # The coins are not there: the exchange would refuse it (a spot account cannot
                 # sell what it does not hold), as backtrader refuses a buy it cannot pay for.
-                order.addinfo(reject_reason=exit_.reason)
+                order.addinfo(reject_reason=reason)
                 order.margin()
                 self.notify(order)  # type: ignore[attr-defined]
                 self._ococheck(order)  # type: ignore[attr-defined]
                 self._bracketize(order, cancel=True)  # type: ignore[attr-defined]
                 return None
+            if exit_.sized_down:
+                order.addinfo(fee_adjusted=True, asked=float(remaining), sent=float(exit_.amount),
+                              note=(f"sent {exit_.amount.normalize():f} of the {remaining.normalize():f} {rules.base} "
+                                    f"asked: the exchange took {self._coin_fees[data].normalize():f} {rules.base} of "
+                                    f"the position as fees; it closes the position"))  # fmt: skip
+            if exit_.closes:
+                position = _position(self, data)
+                if remaining < position:
+                    # What is held goes, so the whole position closes (as live), not just what was asked.
+                    order.size = order.created.size = order.executed.remsize = -float(position)
+                    remaining = position
         before = order.executed.size
-        if exchange is not None and exit_ is not None and exit_.sized_down:
-            exchange.exchange_amount = exit_.amount
+        if exchange is not None and exit_ is not None and exit_.amount != remaining:
+            exchange.exchange_amount = exit_.amount  # the sell fee is on what is really sold
         try:
             result = super()._execute(order, ago=ago, price=price, cash=cash, position=position, dtcoc=dtcoc)  # type: ignore[misc]
         finally:
@@ -284,14 +315,8 @@ class ExchangeRulesMixin:
             self._coin_fees[data] += in_coin
         else:
             sold = filled
-            if exit_ is not None and exit_.sized_down:
+            if exit_ is not None:
                 sold = exit_.amount if filled == remaining else (exit_.amount * filled / remaining)
-                order.addinfo(
-                    sent_size=float(exit_.amount),
-                    exit_note=(f"sold {exit_.amount.normalize():f} {rules.base}, what is held: the position's "
-                               f"{remaining.normalize():f} {rules.base} includes "
-                               f"{self._coin_fees[data].normalize():f} {rules.base} of fees charged in the coin"),
-                )  # fmt: skip
             fee = exchange.fee("sell", sold, price) if exchange is not None else None
             in_coin = fee.amount if fee is not None and fee.in_base else _ZERO
             self._held[data] -= sold + in_coin

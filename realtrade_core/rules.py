@@ -111,13 +111,15 @@ class Fee:
 
 @dataclass(frozen=True)
 class ExitAmount:
-    """What an exit may sell: ``amount`` (Decimal), whether it was ``sized_down`` to what is held,
-    the ``dust`` left behind (held coins below the lot step), and ``reason`` when it may not go."""
+    """What an exit may sell: ``amount`` (Decimal); whether it was ``sized_down`` to what is held;
+    whether it ``closes`` the position (it sells all that is held, to the lot step); the ``dust``
+    that leaves behind (held coins below the lot step); ``reason`` when it may not go."""
 
     amount: Decimal
     sized_down: bool = False
     dust: Decimal = _ZERO
     reason: str | None = None
+    closes: bool = False
 
 
 @dataclass(frozen=True)
@@ -310,17 +312,19 @@ class MarketRules:
         Up to what is held it goes as asked. Asking for more than is held by no more than
         ``coin_fees`` (the position counts filled amounts; the fees came out of the coin), it is
         sized down to what is held, rounded down to the lot step (``sized_down``; ``dust`` is
-        what the rounding leaves). Any larger shortfall gets a ``reason``: the exchange would
-        refuse the order for want of the coin.
+        what the rounding leaves). An exit that sells all that is held ``closes`` the position:
+        what the position counts beyond it went in fees. Any larger shortfall gets a
+        ``reason``: the exchange would refuse the order for want of the coin.
         """
         want = abs(to_decimal(requested, "requested amount"))
         have = max(to_decimal(held, "held amount"), _ZERO)
         fees = max(to_decimal(coin_fees, "coin fees"), _ZERO)
+        everything = self.round_amount(have)
         if want <= have:
-            return ExitAmount(want)
+            closes = fees > 0 and want >= everything
+            return ExitAmount(want, closes=closes, dust=have - want if closes else _ZERO)
         if want - have <= fees:
-            amount = self.round_amount(have)
-            return ExitAmount(amount, sized_down=True, dust=have - amount)
+            return ExitAmount(everything, sized_down=True, dust=have - everything, closes=True)
         return ExitAmount(
             _ZERO,
             reason=(f"insufficient {self.base}: sell {_fmt(want)} {self.base} but {_fmt(have)} {self.base} is held"

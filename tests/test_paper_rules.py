@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import random
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import backtrader as bt
 import pytest
@@ -95,7 +96,7 @@ class Orders(bt.Strategy):
         self.done.append((
             order.getstatusname(), order.ordtypename(), order.getordername(), round(ex.size, 8),
             round(ex.price or 0.0, 6), round(ex.comm, 8), bt.num2date(ex.dt) if ex.dt else None,
-            order.info.get("reject_reason"), order.info.get("sent_size"),
+            order.info.get("reject_reason"), order.info.get("sent"),
         ))  # fmt: skip
 
     def notify_trade(self, trade) -> None:
@@ -299,7 +300,10 @@ def test_a_spot_sell_of_coins_not_held_ends_margin_with_the_reason():
     s = run_script({2: [("sell", {"size": 0.01})]})
     (order,) = s.orders
     assert order.status == order.Margin
-    assert order.info.reject_reason == "insufficient BTC: sell 0.01 BTC but 0 BTC is held"
+    assert order.info.reject_reason == (
+        "selling 0.01 BTC would sell coins this strategy did not buy: its position holds no BTC "
+        "(spot: no short selling)"
+    )
     assert s.final_value == 10_000.0
 
 
@@ -313,15 +317,52 @@ def test_a_buy_pays_its_fee_in_the_coin_and_the_exit_sells_what_is_held():
     assert buy.executed.comm == pytest.approx(0.00001 * buy.executed.price, rel=1e-12)
     # The exit closes the position by selling what is held, and pays the sell fee on that.
     assert sell.executed.size == -0.01
-    assert sell.info.sent_size == 0.00999
-    assert sell.info.exit_note == (
-        "sold 0.00999 BTC, what is held: the position's 0.01 BTC includes 0.00001 BTC of fees charged in the coin"
+    assert sell.info.fee_adjusted and (sell.info.asked, sell.info.sent) == (0.01, 0.00999)
+    assert sell.info.note == (
+        "sent 0.00999 of the 0.01 BTC asked: the exchange took 0.00001 BTC of the position as fees; "
+        "it closes the position"
     )
     # (in USDT, rounded down to 8 decimals as the exchange does)
     assert sell.executed.comm == pytest.approx(0.00999 * sell.executed.price * 0.001, abs=1e-8)
     assert s.held == 0
     cash = 10_000 - 0.01 * buy.executed.price - buy.executed.comm + 0.01 * sell.executed.price - sell.executed.comm
     assert s.final_value == pytest.approx(cash, abs=1e-9)
+
+
+def test_an_exit_of_all_that_is_held_closes_the_position():
+    s = run_script({2: [("buy", {"size": 0.01})], 4: [("sell", {"size": 0.00999})]})
+    _buy, sell = s.orders
+    assert sell.status == sell.Completed
+    assert sell.executed.size == -0.01  # the rest of the position went in fees
+    assert s.position.size == 0 and s.held == 0
+
+
+def test_a_partial_exit_leaves_the_rest_of_the_position():
+    s = run_script({2: [("buy", {"size": 0.01})], 4: [("sell", {"size": 0.005})], 6: [("close", {})]})
+    _buy, part, rest = s.orders
+    assert part.executed.size == -0.005 and "fee_adjusted" not in part.info
+    assert rest.executed.size == -0.005 and (rest.info.asked, rest.info.sent) == (0.005, 0.00499)
+    assert s.position.size == 0 and s.held == 0
+
+
+def test_a_sell_beyond_the_position_ends_margin():
+    s = run_script({2: [("buy", {"size": 0.01})], 4: [("sell", {"size": 0.02})]})
+    buy, sell = s.orders
+    assert buy.status == buy.Completed and sell.status == sell.Margin
+    assert sell.info.reject_reason == (
+        "selling 0.02 BTC would sell coins this strategy did not buy: its position holds 0.01 BTC "
+        "(spot: no short selling)"
+    )
+
+
+def test_what_the_lot_step_leaves_behind_is_dust_not_a_position():
+    broker = ExchangeBackBroker.from_market(MARKET, commission=0.00075)  # 0.0000075 BTC on 0.01
+    s = run_script({2: [("buy", {"size": 0.01})], 4: [("close", {})]}, broker=broker)
+    _buy, sell = s.orders
+    assert sell.info.sent == 0.00999 and sell.executed.size == -0.01
+    assert s.position.size == 0
+    assert sell.info.dust == pytest.approx(0.0000025, abs=1e-15)
+    assert s.held == Decimal("0.0000025")
 
 
 def test_a_refused_bracket_member_takes_the_whole_bracket_with_it():
@@ -453,7 +494,7 @@ def test_paper_refuses_what_the_exchange_would_with_its_reasons(exchange, tmp_pa
     cerebro.addstrategy(Refused)
     (ruled,) = cerebro.run()
     assert [e[0] for e in paper.done] == ["Margin", "Rejected"]
-    assert paper.done[0][7] == "insufficient BTC: sell 0.01 BTC but 0 BTC is held"
+    assert paper.done[0][7].startswith("selling 0.01 BTC would sell coins this strategy did not buy")
     assert "is below BTC/USDT's minimum notional 5 USDT" in paper.done[1][7]
     assert paper.done == ruled.done
 

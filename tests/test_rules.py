@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from realtrade_core.rules import DECIMAL_PLACES, MarketRules
+from realtrade_core.rules import DECIMAL_PLACES, ExitAmount, MarketRules
 
 BTCUSDT = {
     "symbol": "BTC/USDT",
@@ -90,7 +90,9 @@ def test_an_exit_short_only_by_coin_fees_sells_what_is_held(rules):
     assert (exit_.amount, exit_.sized_down, exit_.reason) == (D("0.00999"), True, None)
     rounded = rules.exit_amount(D("0.01"), D("0.009995"), D("0.000005"))
     assert (rounded.amount, rounded.dust) == (D("0.00999"), D("0.000005"))  # lot step; the rest is dust
-    assert rules.exit_amount(D("0.005"), D("0.00999"), D("0.00001")).amount == D("0.005")  # held: as asked
+    assert rules.exit_amount(D("0.005"), D("0.00999"), D("0.00001")) == ExitAmount(D("0.005"))  # held: as asked
+    everything = rules.exit_amount(D("0.00999"), D("0.00999"), D("0.00001"))
+    assert (everything.amount, everything.sized_down, everything.closes) == (D("0.00999"), False, True)
 
 
 def test_an_exit_short_by_more_than_the_coin_fees_is_refused(rules):

@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.request
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .contract import Contract
@@ -522,6 +522,21 @@ class Store(Contract):
     def getbroker(self, **kwargs: Any) -> Any:
         """A broker wired to this store (paper by default)."""
         return self.spec.broker(store=self, **kwargs)
+
+    def backtest_broker(self, symbols: str | Iterable[str], **kwargs: Any) -> Any:
+        """A broker for a plain backtest that applies this exchange's rules for ``symbols``, as
+        paper trading does: an :class:`~realtrade_core.backtest.ExchangeBackBroker` (``cash=``,
+        ``commission=`` and BackBroker's parameters in ``kwargs``). One symbol's rules serve
+        every data; with several, name each data after its symbol (``adddata(feed, name=...)``).
+        Loads the markets (REST) if the store has not started."""
+        from .backtest import ExchangeBackBroker
+        from .rules import MarketRules
+
+        names = [symbols] if isinstance(symbols, str) else list(symbols)
+        if not names:
+            raise ConfigurationError("backtest_broker needs a symbol, e.g. store.backtest_broker('BTC/USDT')")
+        rules = {name: MarketRules.from_store(self, name) for name in names}
+        return ExchangeBackBroker(rules=rules[names[0]] if len(names) == 1 else rules, **kwargs)
 
 
 class _RedactSecrets(logging.Filter):

@@ -20,6 +20,7 @@ import backtrader as bt
 import pytest
 from livetest import MINUTE, Driver, MemoryFeed, candles, last_closed_open
 
+from realtrade_core import ConfigurationError
 from realtrade_core.backtest import ExchangeBackBroker, ExchangeCommission
 from realtrade_core.emulator.server import Emulator
 from realtrade_core.rules import MarketRules
@@ -406,14 +407,14 @@ def write_csv(path, rows) -> None:
             out.writerow(row)
 
 
-def paper_run(exchange: str, kind: str, tmp_path, *, seed: int = 7, **broker_kwargs) -> tuple[Orders, list, dict]:
+def paper_run(exchange: str, kind: str, tmp_path, *, seed: int = 7) -> tuple[Orders, list, ExchangeBackBroker]:
     """``Orders(kind)`` paper trading on stepped live bars of wicked candles; returns it, the
-    candles it traded on and the store's market."""
+    candles it traded on and a backtest broker with the store's rules for the market."""
     path = tmp_path / "wicked.csv"
     write_csv(path, wicked_rows(300, seed=seed))
     with Emulator(exchange, symbols=("BTC/USDT",), data=str(path), speed=None, history=200) as emulator:
         store = get_store(exchange, "emulator", emulator=emulator)
-        broker = store.getbroker(cash=10_000.0, **broker_kwargs)
+        broker = store.getbroker(cash=10_000.0)
         start = last_closed_open(emulator) - (BACKFILL - 1) * MINUTE
         fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
         cerebro = bt.Cerebro(stdstats=False)
@@ -433,17 +434,17 @@ def paper_run(exchange: str, kind: str, tmp_path, *, seed: int = 7, **broker_kwa
         driver.check()
         paper.final_value = broker.getvalue()
         rows = candles(emulator, "BTC/USDT", start, start + (BACKFILL + LIVE - 1) * MINUTE)
-        market = store.market("BTC/USDT")
+        backtest_broker = store.backtest_broker("BTC/USDT")
         store.stop()
     assert len(rows) == BACKFILL + LIVE == paper.bars
-    return paper, rows, market
+    return paper, rows, backtest_broker
 
 
 @pytest.mark.parametrize("kind", ["limit", "bracket", "target"])
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
 def test_paper_trading_gives_the_orders_fills_and_value_of_a_backtest_with_the_markets_rules(exchange, kind, tmp_path):
-    paper, rows, market = paper_run(exchange, kind, tmp_path)
-    ruled = backtest(rows, kind, ExchangeBackBroker.from_market(market), from_bar=BACKFILL)
+    paper, rows, backtest_broker = paper_run(exchange, kind, tmp_path)
+    ruled = backtest(rows, kind, backtest_broker, from_bar=BACKFILL)
     assert creation_bar_could_fill(ruled), "the candles must tempt a creation-bar fill to mean anything"
     assert any(e[0] == "Completed" and e[1] == "Sell" for e in ruled.done), "the strategy must exit"
     assert any(e[8] for e in ruled.done), "an exit must be sized down to what is held"
@@ -497,6 +498,23 @@ def test_paper_refuses_what_the_exchange_would_with_its_reasons(exchange, tmp_pa
     assert paper.done[0][7].startswith("selling 0.01 BTC would sell coins this strategy did not buy")
     assert "is below BTC/USDT's minimum notional 5 USDT" in paper.done[1][7]
     assert paper.done == ruled.done
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_a_store_gives_a_backtest_broker_with_its_markets_rules(exchange):
+    with Emulator(exchange, symbols=("BTC/USDT", "ETH/USDT"), speed=None, history=50) as emulator:
+        store = get_store(exchange, "emulator", emulator=emulator)
+        one = store.backtest_broker("BTC/USDT", cash=5_000.0)
+        both = store.backtest_broker(["BTC/USDT", "ETH/USDT"], commission=0.002)
+        spec = emulator.engine.market("BTCUSDT")
+        store.stop()
+    rules = one.p.rules
+    assert (rules.symbol, rules.amount_step, rules.price_tick) == ("BTC/USDT", spec.step_size, spec.tick_size)
+    assert (rules.min_amount, rules.min_notional, rules.taker) == (spec.min_amount, spec.min_notional, spec.taker_fee)
+    assert one.getcash() == 5_000.0
+    assert set(both.p.rules) == {"BTC/USDT", "ETH/USDT"} and both.p.commission == 0.002
+    with pytest.raises(ConfigurationError, match="backtest_broker needs a symbol"):
+        store.backtest_broker([])
 
 
 def test_rules_by_data_name_leave_other_datas_without_rules():

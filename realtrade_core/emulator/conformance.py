@@ -10,7 +10,9 @@ declared next to it, never guessed:
 - ``maps``: objects whose keys are data (``{"USDT": "0.1"}``): any keys, each value shaped like
   the example's first value;
 - ``types``: fields whose documented type is a union (``["string", "null"]``);
-- ``empty_ok``: lists that may be empty (otherwise an empty list fails: nothing would be checked).
+- ``empty_ok``: lists that may be empty (otherwise an empty list fails: nothing would be checked);
+- ``tuples``: lists of objects compared position by position (Binance's ``filters``: each filter
+  has its own shape).
 
 Paths name fields from the root with dots, ``[]`` for "every element of a list":
 ``result.list[].cumFeeDetail``; a top-level list's elements are ``[]``. A list whose documented
@@ -19,7 +21,7 @@ position, length included (its positions are ``[0]``, ``[1]``...). Otherwise eve
 compared with the first documented one.
 
 A fixture file is JSON ``{"source": ..., "example": ..., "optional": [...], "absent": [...],
-"maps": [...], "types": {...}, "empty_ok": [...]}``; :func:`check_fixture` compares a payload
+"maps": [...], "types": {...}, "empty_ok": [...], "tuples": [...]}``; :func:`check_fixture` compares a payload
 with one and :func:`load_fixture` reads one.
 """
 
@@ -63,12 +65,13 @@ class DocumentedShape:
     maps: frozenset[str] = frozenset()
     types: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     empty_ok: frozenset[str] = frozenset()
+    tuples: frozenset[str] = frozenset()
     source: str = ""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DocumentedShape:
-        unknown = set(data) - {"source", "example", "optional", "absent", "maps", "types", "empty_ok", "endpoint",
-                               "description"}  # fmt: skip
+        unknown = set(data) - {"source", "example", "optional", "absent", "maps", "types", "empty_ok", "tuples",
+                               "endpoint", "description"}  # fmt: skip
         if unknown:
             raise ValueError(f"unknown fixture keys {sorted(unknown)}")
         if "example" not in data:
@@ -80,6 +83,7 @@ class DocumentedShape:
             maps=frozenset(data.get("maps", ())),
             types={path: tuple(kinds) for path, kinds in data.get("types", {}).items()},
             empty_ok=frozenset(data.get("empty_ok", ())),
+            tuples=frozenset(data.get("tuples", ())),
             source=str(data.get("source", "")),
         )
 
@@ -100,6 +104,7 @@ def check_fixture(actual: Any, shape: DocumentedShape) -> list[str]:
         maps=shape.maps,
         types=shape.types,
         empty_ok=shape.empty_ok,
+        tuples=shape.tuples,
     )
 
 
@@ -112,6 +117,7 @@ def shape_mismatches(
     maps: Iterable[str] = (),
     types: Mapping[str, Iterable[str]] | None = None,
     empty_ok: Iterable[str] = (),
+    tuples: Iterable[str] = (),
 ) -> list[str]:
     """Every difference in keys and JSON types between ``actual`` and the ``documented`` example."""
     rules = _Rules(
@@ -120,6 +126,7 @@ def shape_mismatches(
         frozenset(maps),
         {path: tuple(kinds) for path, kinds in (types or {}).items()},
         frozenset(empty_ok),
+        frozenset(tuples),
     )
     problems: list[str] = []
     rules.compare(actual, documented, "", "", problems)
@@ -137,6 +144,7 @@ class _Rules:
     maps: frozenset[str]
     types: Mapping[str, tuple[str, ...]]
     empty_ok: frozenset[str]
+    tuples: frozenset[str]
 
     def compare(self, actual: Any, documented: Any, spec: str, where: str, problems: list[str]) -> None:
         """``spec`` is the index-free path the rules use, ``where`` the concrete one reported."""
@@ -185,7 +193,7 @@ class _Rules:
         if not documented:
             return  # documented empty: no element shape to hold the answer to
         element_spec = spec + "[]"
-        if _is_tuple(documented):
+        if spec in self.tuples or _is_tuple(documented):
             if len(actual) != len(documented):
                 problems.append(f"{shown}: {len(documented)} positions documented, got {len(actual)}")
                 return

@@ -67,6 +67,9 @@ def test_a_list_of_mixed_types_is_a_tuple_compared_by_position():
     assert shape_mismatches([1, "2", 3, 4], row) == ["[2]: string documented, got integer (3)"]
     assert shape_mismatches([1, "2", "3"], row) == ["(root): 4 positions documented, got 3"]
     assert shape_mismatches([[1, "2", "3", 4]], [row]) == []
+    filters = [{"filterType": "PRICE_FILTER", "tickSize": "0.01"}, {"filterType": "ICEBERG_PARTS", "limit": 10}]
+    assert shape_mismatches({"f": filters}, {"f": filters}, tuples=["f"]) == []
+    assert shape_mismatches({"f": filters[:1]}, {"f": filters}, tuples=["f"]) == ["f: 2 positions documented, got 1"]
 
 
 def test_fixture_files_round_trip(tmp_path):

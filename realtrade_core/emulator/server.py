@@ -681,7 +681,8 @@ class Emulator:
 
     def set_balance(self, asset: str, amount: Any, account: str | None = None) -> None:
         """Set the free amount of ``asset`` (what open orders hold stays locked); the account's
-        private stream reports the change as the exchange reports a deposit or withdrawal."""
+        private stream reports the new balance (Binance ``outboundAccountPosition``, Bybit
+        ``wallet``)."""
         self.set_balances({asset: amount}, account)
 
     def set_balances(self, balances: Mapping[str, Any], account: str | None = None) -> None:

@@ -9,8 +9,15 @@ exchange's, fetches the fills it missed while it was down, and re-attaches its o
 Storage is SQLite from the standard library in WAL mode (a crash never leaves a torn write, and
 a reader, e.g. ``sqlite3 journal.sqlite3``, never blocks the writer). One connection is shared
 by the threads of a process behind a lock. Money is stored as decimal *text*, exactly as the
-exchange sent it. Nothing secret is ever written: no API secret, no signature; the file name
-carries only the first characters of the API key, so two accounts get two journals.
+exchange sent it. Nothing secret is ever written: no API key, secret or signature (reasons
+are scrubbed before they are stored).
+
+A journal belongs to one account: its ``meta`` table names the exchange, the venue and the
+account (``account``: a fingerprint of the API key, see
+:func:`~realtrade_core.credentials.fingerprint`). :meth:`Journal.claim_account` refuses another
+account before any order is read, since reconciling one account's orders against another's
+would mark them all rejected. The default file name carries the same fingerprint, so two
+accounts get two journals without any part of a key on disk.
 
 Order statuses are the values of :class:`~realtrade_core.events.OrderStatus` plus
 ``submitting`` (sent, no answer yet). A status never moves backwards: a late, stale answer
@@ -40,6 +47,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .credentials import fingerprint, scrub
 from .errors import ConfigurationError
 from .events import Fill
 
@@ -195,13 +203,31 @@ class JournalLink:
 
 
 def default_journal_path(exchange: str, venue: str, api_key: str | None) -> Path:
-    """``$XDG_DATA_HOME/realtrade/<exchange>-<venue>-<key prefix>.sqlite3`` (``~/.local/share``
-    when XDG_DATA_HOME is unset). Only the first 8 characters of the API key are used, never
-    the secret."""
+    """``$XDG_DATA_HOME/realtrade/<exchange>-<venue>-<key fingerprint>.sqlite3`` (``~/.local/share``
+    when XDG_DATA_HOME is unset). The fingerprint is a SHA-256 hash of the API key (no character
+    of the key itself); ``nokey`` without one.
+
+    A journal left by an older version under the key's first 8 characters is renamed to this
+    name (with its ``-wal``/``-shm`` files) when this name does not exist yet, so an upgrade
+    keeps its orders.
+    """
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    prefix = re.sub(r"[^A-Za-z0-9]", "", api_key or "")[:8] or "nokey"
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{exchange}-{venue}-{prefix}")
-    return Path(base) / "realtrade" / f"{name}.sqlite3"
+    directory = Path(base) / "realtrade"
+    path = directory / f"{_file_name(exchange, venue, fingerprint(api_key) or 'nokey')}.sqlite3"
+    legacy_prefix = re.sub(r"[^A-Za-z0-9]", "", api_key or "")[:8]
+    if legacy_prefix and not path.exists():
+        legacy = directory / f"{_file_name(exchange, venue, legacy_prefix)}.sqlite3"
+        if legacy.exists():
+            for suffix in ("", "-wal", "-shm"):
+                old = Path(f"{legacy}{suffix}")
+                if old.exists():
+                    old.rename(f"{path}{suffix}")
+            log.info("order journal %s renamed to %s (file names no longer carry part of the key)", legacy, path)
+    return path
+
+
+def _file_name(exchange: str, venue: str, account: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{exchange}-{venue}-{account}")
 
 
 class Journal:
@@ -281,6 +307,34 @@ class Journal:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
+    def claim_account(self, account: str) -> None:
+        """Bind this journal to ``account`` (a key fingerprint or the exchange's account id).
+
+        A new journal, or one written before journals named their account, is bound to the first
+        account that opens it (the latter is logged). Another account raises ConfigurationError
+        and changes nothing.
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'account'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta (key, value) VALUES ('account', ?)", (account,))
+                had_orders = db.execute("SELECT 1 FROM orders LIMIT 1").fetchone() is not None
+            elif row[0] != account:
+                raise ConfigurationError(
+                    f"the order journal {self.path} belongs to another account (API key fingerprint {row[0]}), "
+                    f"not this one ({account}): its orders are not this account's. Use that account's API key, "
+                    f"or give this broker its own journal=<path>"
+                )
+            else:
+                return
+        if had_orders:
+            log.warning(
+                "order journal %s named no account (written by an older version); it now belongs to the account "
+                "with API key fingerprint %s, and other accounts will be refused",
+                self.path,
+                account,
+            )
+
     # --- orders ----------------------------------------------------------------------------------
 
     def record_order(self, order: JournalOrder) -> None:
@@ -304,7 +358,7 @@ class Journal:
                         order.status,
                         str(order.filled),
                         _text(order.average),
-                        order.reason,
+                        scrub(order.reason) if order.reason else order.reason,
                         order.created_ms or now,
                         order.updated_ms or now,
                     ),
@@ -327,6 +381,7 @@ class Journal:
         The status only moves forward (``submitting`` < ``new`` < ``partially_filled`` < final)
         and a final status is never replaced; ``filled`` only grows.
         """
+        reason = scrub(reason) if reason else reason
         with self._tx() as db:
             row = db.execute("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
             if row is None:

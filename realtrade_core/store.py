@@ -31,8 +31,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .contract import Contract
-from .credentials import Credentials, redact
+from .credentials import Credentials, protect, redact, scrub, scrub_exception
 from .errors import ConfigurationError, RealtradeError
+from .interlock import check_emulator_url, check_emulator_urls, emulator_urls
 from .spec import StoreEvent
 from .timeframes import Timeframe, check_supported, parse_timeframe
 
@@ -69,6 +70,7 @@ class Store(Contract):
         ccxt_config: dict[str, Any] | None = None,
         spec: ExchangeSpec | None = None,
         emulator: Any = None,
+        allow_remote_emulator: bool = False,
     ) -> None:
         if venue not in VENUES:
             raise ConfigurationError(f"unknown venue {venue!r}; use one of {', '.join(VENUES)}")
@@ -76,7 +78,25 @@ class Store(Contract):
             raise ConfigurationError(f"market type {market_type!r} is not supported yet; use 'spot'")
         self.venue = venue
         self.market_type = market_type
-        self.emulator_url = emulator_url.rstrip("/") if emulator_url else None
+        self.allow_remote_emulator = bool(allow_remote_emulator)
+        if emulator_url and venue != "emulator":
+            raise ConfigurationError(
+                f"emulator_url is only for venue='emulator', not {venue!r}: {venue} URLs come from the "
+                f"exchange plugin; drop emulator_url or use venue='emulator'"
+            )
+        # Refused here, before anything is sent: a venue="emulator" store must never reach a
+        # real exchange, where the mainnet interlock would not guard it.
+        self.emulator_url = (
+            check_emulator_url(
+                emulator_url.rstrip("/"),
+                exchange=self.exchange or "exchange",
+                ccxt_id=self.ccxt_id or self.exchange,
+                allow_remote=self.allow_remote_emulator,
+                schemes=("http", "https"),
+            )
+            if emulator_url
+            else None
+        )
         self._emulator_options = dict(emulator_options or {})
         self._credentials = Credentials(api_key, secret)
         self._ccxt_config = dict(ccxt_config or {})
@@ -140,6 +160,7 @@ class Store(Contract):
                 return
             if self.venue == "emulator":
                 self._attach_emulator()
+                self._check_emulator_urls()
             client = self.client
             self._call(client.load_markets)
             self.sync_time()
@@ -181,10 +202,30 @@ class Store(Contract):
             self._urls = {**self._emulator.urls, "ccxt_base": self._emulator.base_http}
             self._ccxt_urls = self._emulator.dialect.ccxt_urls(self._emulator.base_http)
             return
-        # An emulator running elsewhere (e.g. `realtrade emulator`): ask it for its URLs.
+        # An emulator running elsewhere (e.g. `realtrade emulator`). Its URLs are the user's
+        # emulator_url joined to the paths the plugin's dialect declares: never what the server
+        # answers, which could name any host (a real exchange among them).
+        dialect = self.spec.emulator
+        if dialect is None:
+            raise ConfigurationError(f"{self.exchange} has no emulator; use venue='testnet' or 'mainnet'")
         state = _get_json(f"{self.emulator_url}/_emulator/state")
-        self._urls = dict(state["urls"])
-        self._ccxt_urls = state["ccxt_urls"]
+        served = state.get("exchange") if isinstance(state, dict) else None
+        if served != self.exchange:
+            raise ConfigurationError(
+                f"the emulator at {self.emulator_url} serves {served!r}, not {self.exchange!r}; "
+                f"start one with `realtrade emulator --exchange {self.exchange}`"
+            )
+        self._urls, self._ccxt_urls = emulator_urls(dialect, self.emulator_url)
+
+    def _check_emulator_urls(self) -> None:
+        """Every URL this venue="emulator" store is about to use passes the interlock."""
+        check_emulator_urls(
+            [*self._urls.values(), *self._ccxt_urls.values()],
+            exchange=self.exchange or "exchange",
+            ccxt_id=self.ccxt_id or self.exchange,
+            allow_remote=self.allow_remote_emulator,
+            what="URL",
+        )
 
     @property
     def emulator(self) -> Any:
@@ -213,14 +254,18 @@ class Store(Contract):
         if self._credentials:
             config["apiKey"] = self._credentials.api_key
             config["secret"] = self._credentials.secret
-            _redact_in_logs("ccxt", self._credentials)
+            protect(self._credentials)
         client = cls(config)
+        # ccxt's verbose mode print()s every signed request, API key included; send it to a
+        # logger instead, scrubbed (verbose may be switched on later: store.client.verbose = True).
+        client.log = _ccxt_verbose_log
         if self.venue == "testnet":
             client.set_sandbox_mode(True)
         elif self.venue == "emulator":
             if not getattr(self, "_ccxt_urls", None):
                 raise RealtradeError("the emulator is not attached yet; call store.start() first")
-            client.urls["api"] = self._ccxt_urls
+            self._check_emulator_urls()
+            client.urls["api"] = dict(self._ccxt_urls)
         return client
 
     def _call(self, func: Callable[..., Any], *args: Any, _resync: bool = True, **kwargs: Any) -> Any:
@@ -240,23 +285,32 @@ class Store(Contract):
                 log.warning("%s %s refused our clock; re-measuring the offset", self.exchange, self.venue)
                 self.sync_time()
                 return func(*args, **kwargs)
-        except ccxt.InvalidNonce as exc:
+        except Exception as exc:
+            scrub_exception(exc)  # ccxt's messages carry the signed URL: keep it out of tracebacks
+            self._raise_as_realtrade(exc)
+            raise
+
+    def _raise_as_realtrade(self, exc: BaseException) -> None:
+        """Raise the realtrade error for a ccxt error ``exc`` (chained); return for anything else."""
+        import ccxt
+
+        where = f"{self.exchange} {self.venue}"
+        if isinstance(exc, ccxt.InvalidNonce):
             raise ExchangeError(
-                f"{self.exchange} {self.venue}: the request timestamp was refused even after re-syncing "
+                f"{where}: the request timestamp was refused even after re-syncing "
                 f"with the exchange clock ({exc}); check the system clock"
             ) from exc
-        except ccxt.AuthenticationError as exc:
+        if isinstance(exc, ccxt.AuthenticationError):
             raise ExchangeError(
-                f"{self.exchange} {self.venue}: the API key was refused ({type(exc).__name__}); "
-                f"check the key, secret and their permissions"
+                f"{where}: the API key was refused ({type(exc).__name__}); check the key, secret and their permissions"
             ) from exc
-        except ccxt.BadSymbol as exc:
+        if isinstance(exc, ccxt.BadSymbol):
             raise ConfigurationError(f"{self.exchange}: {exc}") from exc
-        except ccxt.NetworkError as exc:
+        if isinstance(exc, ccxt.NetworkError):
             self._emit("error", f"{type(exc).__name__}: {exc}")
-            raise ExchangeError(f"{self.exchange} {self.venue} unreachable: {type(exc).__name__}: {exc}") from exc
-        except ccxt.ExchangeError as exc:
-            raise ExchangeError(f"{self.exchange} {self.venue}: {type(exc).__name__}: {exc}") from exc
+            raise ExchangeError(f"{where} unreachable: {type(exc).__name__}: {exc}") from exc
+        if isinstance(exc, ccxt.ExchangeError):
+            raise ExchangeError(f"{where}: {type(exc).__name__}: {exc}") from exc
 
     # --- markets and time -------------------------------------------------------------------------
 
@@ -539,35 +593,13 @@ class Store(Contract):
         return ExchangeBackBroker(rules=rules[names[0]] if len(names) == 1 else rules, **kwargs)
 
 
-class _RedactSecrets(logging.Filter):
-    """Replaces API keys and secrets in log records (ccxt's DEBUG request log prints the key)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            cleaned = message
-            for secret in self.secrets:
-                cleaned = cleaned.replace(secret, "***")
-            if cleaned != message:
-                record.msg, record.args = cleaned, None
-        return True
+_ccxt_log = logging.getLogger("realtrade_core.ccxt")
 
 
-_redactor = _RedactSecrets()
-
-
-def _redact_in_logs(logger_name: str, credentials: Credentials) -> None:
-    for value in (credentials.api_key, credentials.secret):
-        if value:
-            _redactor.secrets.add(value)
-    for name in (logger_name, f"{logger_name}.base.exchange"):
-        target = logging.getLogger(name)
-        if _redactor not in target.filters:
-            target.addFilter(_redactor)
+def _ccxt_verbose_log(*args: Any) -> None:
+    """ccxt's ``Exchange.log`` (what ``verbose=True`` prints) as a DEBUG record on
+    ``realtrade_core.ccxt``, with keys, secrets and signatures scrubbed."""
+    _ccxt_log.debug("%s", scrub(" ".join(str(a) for a in args)).strip())
 
 
 def _get_json(url: str, timeout: float = 10.0) -> Any:

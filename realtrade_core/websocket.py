@@ -272,7 +272,19 @@ def venue_stream_urls(
         raise ConfigurationError(
             f"{exchange} emulator: no {', '.join(missing)} URL; start the store (store.start()) first"
         )
-    return {role: known[key] for role, key in emulator_keys.items()}
+    chosen = {role: known[key] for role, key in emulator_keys.items()}
+    # The interlock once more, for a store subclass whose stream_urls() comes from elsewhere:
+    # an emulator's streams are on loopback (or a remote host the user allowed), never a real venue.
+    from .interlock import check_emulator_urls
+
+    check_emulator_urls(
+        chosen.values(),
+        exchange=exchange,
+        ccxt_id=getattr(store, "ccxt_id", None) or exchange,
+        allow_remote=bool(getattr(store, "allow_remote_emulator", False)),
+        what="stream URL",
+    )
+    return chosen
 
 
 def _encode(message: Outgoing) -> tuple[int, bytes | str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from decimal import Decimal
@@ -118,8 +119,12 @@ def test_concurrent_writers_lose_nothing(journal):
 
 def test_default_path_is_under_the_data_dir_and_never_holds_the_secret(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    path = default_journal_path("binance", "testnet", "AbCdEfGh12345678secretish")
-    assert path == tmp_path / "realtrade" / "binance-testnet-AbCdEfGh.sqlite3"
+    key = "AbCdEfGh12345678secretish"
+    path = default_journal_path("binance", "testnet", key)
+    assert path.parent == tmp_path / "realtrade"
+    assert re.fullmatch(r"binance-testnet-[0-9a-f]{16}\.sqlite3", path.name)
+    assert not any(key[i : i + 4] in path.as_posix() for i in range(len(key) - 3))  # no part of the key
+    assert default_journal_path("binance", "testnet", key + "x") != path  # two keys, two journals
     monkeypatch.delenv("XDG_DATA_HOME")
     assert default_journal_path("bybit", "mainnet", None).name == "bybit-mainnet-nokey.sqlite3"
     assert ".local/share/realtrade" in default_journal_path("bybit", "mainnet", "k").as_posix()

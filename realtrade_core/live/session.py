@@ -138,15 +138,25 @@ class LiveSession(ReconcileMixin, OrdersMixin, GroupsMixin, LedgerMixin):
                     spec = default_journal_path(store.exchange or "exchange", store.venue, store.credentials.api_key)
             journal = Journal(spec)
             self._own_journal = True
-        for key, value in (("exchange", store.exchange or ""), ("venue", store.venue)):
-            known = journal.get_meta(key)
-            if known is None:
-                journal.set_meta(key, value)
-            elif known != value:
-                raise ConfigurationError(
-                    f"the order journal {journal.path} belongs to {key} {known!r}, not {value!r}; "
-                    f"give this broker its own journal=<path>"
-                )
+        try:
+            for key, value in (("exchange", store.exchange or ""), ("venue", store.venue)):
+                known = journal.get_meta(key)
+                if known is None:
+                    journal.set_meta(key, value)
+                elif known != value:
+                    raise ConfigurationError(
+                        f"the order journal {journal.path} belongs to {key} {known!r}, not {value!r}; "
+                        f"give this broker its own journal=<path>"
+                    )
+            # Another account's journal would have its orders reconciled against this account's
+            # (and marked rejected): refuse it before any order is read. A fingerprint, never the key.
+            account = store.credentials.fingerprint
+            if account is not None:
+                journal.claim_account(account)
+        except ConfigurationError:
+            if self._own_journal:
+                journal.close()
+            raise
         log.info("%s %s: order journal %s", store.exchange, store.venue, journal.path)
         return journal
 

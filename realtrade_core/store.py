@@ -633,6 +633,10 @@ def get_store(
     ``emulator_url`` points at a running one, or ``emulator=`` passes a running in-process
     :class:`~realtrade_core.emulator.server.Emulator`), ``"testnet"`` or ``"mainnet"``. Further
     keyword options (``emulator_options``, ``ccxt_config``) go to the store's constructor.
+
+    ``emulator_url`` must be on loopback (127.0.0.0/8, ::1, ``localhost``) unless
+    ``allow_remote_emulator=True``, and is never a host of the real exchange; the store builds
+    the emulator's REST and stream URLs from it (see :mod:`realtrade_core.interlock`).
     """
     from .plugins import load_exchange
 

@@ -157,6 +157,8 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
             self.setcommission(commission=float(self.p.commission))
         self._fee_set: set[str] = set()
         self._rules: dict[str, MarketRules] = {}
+        self._lockstep: Any = None  # a LockstepClient when the store's emulator runs in lockstep
+        self._lockstep_reached: int | None = None
         self._live: Any = None  # the LiveSession of a live broker (kept after stop: final cash/value)
 
     @property
@@ -183,6 +185,12 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         if not self.paper:
             self.check_live_allowed()  # params can be changed after construction
         self.p.store.start()
+        self._lockstep = None
+        self._lockstep_reached = None
+        if self.p.store.venue == "emulator":
+            from .emulator.lockstep import LockstepClient
+
+            self._lockstep = LockstepClient.for_store(self.p.store)
         if not self.paper:
             from .live import LiveSession
 
@@ -293,8 +301,46 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
 
     def next(self) -> None:
         if self._live is None:
-            return super().next()
-        self._live.next()
+            super().next()
+        else:
+            self._live.next()
+        if self._lockstep is not None:
+            self._lockstep_ack()
+
+    # --- lockstep replay (an emulator that waits at each candle close for the client) -------------
+
+    def _lockstep_ack(self) -> None:
+        """Acknowledge the candle close the strategy has acted on (see
+        :mod:`realtrade_core.emulator.lockstep`). cerebro calls ``broker.next()`` before the
+        strategy's ``next`` on each pass, so whatever every feed had reached at the previous
+        call has been through the strategy by now; in live mode its orders must also have been
+        answered by the exchange first."""
+        acted_on, self._lockstep_reached = self._lockstep_reached, self._feeds_reached()
+        if acted_on is None or (self._live is not None and not self._live_answered()):
+            return
+        self._lockstep.ack(acted_on)
+
+    def _feeds_reached(self) -> int | None:
+        """The latest candle close (epoch ms) up to which every feed of this store has loaded
+        its candles, or None while one lags behind (or has none yet)."""
+        store = self.p.store
+        reached = []
+        for data in getattr(self.cerebro, "datas", ()):
+            if getattr(getattr(data, "p", None), "store", None) is not store or not hasattr(data, "_last_close_ms"):
+                continue  # another store's feed, or a clone of one of ours
+            if data._last_close_ms is None:
+                return None
+            reached.append((data._last_close_ms, data.tf.ms))
+        if not reached:
+            return None
+        latest = max(close for close, _ in reached)
+        # A feed whose next candle closes after ``latest`` has everything up to it.
+        return latest if all(close + length > latest for close, length in reached) else None
+
+    def _live_answered(self) -> bool:
+        """Every order the live session sent has been answered, and every cancel too."""
+        orders = list(getattr(self._live, "orders", {}).values())
+        return all(t.done or ((t.acked or t.held or t.unsent) and not t.cancelling) for t in orders)
 
     def cancel(self, order: bt.Order, bracket: bool = False) -> bool:
         if self._live is None:

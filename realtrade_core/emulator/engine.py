@@ -59,7 +59,11 @@ Details the rules above leave open, fixed here:
   volume added at that step, so the trades of a candle add up to its volume.
 - Holes in the source are outages: no trades, book moves, klines or matching during them, and
   no candle for them in :meth:`candles`. Orders placed during a hole meet the last price.
-  Past the last candle the market stands still at the last close.
+  Past the last candle the market stands still at the last close. :meth:`step_candles` steps
+  from close to close, so a step across a hole still closes the next candle.
+- Lockstep (``lockstep=True``, a manual clock): the replay stops at every candle close, after
+  every symbol's candle closing at that instant and before the next candle opens, and stays
+  there (clock included) until :meth:`release` (see :mod:`.lockstep`).
 - Public trade ids and book update ids are ``candle_index * steps + step + 1`` per symbol, so
   they increase with time and survive holes. Order ids and account trade ids are engine-wide
   counters. Recent public trades are pre-filled from the candles before the start.
@@ -428,6 +432,7 @@ class Engine:
         accounts: Iterable[AccountConfig] = (),
         steps_per_candle: int = 4,
         market_buy_margin: Decimal = Decimal("1.05"),
+        lockstep: bool = False,
     ) -> None:
         self._lock = threading.RLock()
         if steps_per_candle < 4:
@@ -451,6 +456,10 @@ class Engine:
             raise ValueError("the engine needs at least one market")
         self._market_list = list(self._markets.values())
         self._clock = clock if clock is not None else EmulatedClock(self.start_time_for(markets, history))
+        if lockstep and not self._clock.manual:
+            raise ValueError("a lockstep engine needs a manual clock (speed=None): its replay is paced from outside")
+        self._lockstep = lockstep
+        self._held: int | None = None  # lockstep: the close time the replay waits at
         self._time = self._clock.now()  # everything up to this instant has been replayed
         for market in self._markets.values():
             self._seek(market, self._time)
@@ -606,19 +615,75 @@ class Engine:
         return self._clock.now()
 
     def advance_to(self, time_ms: int) -> None:
-        """Process every path step and candle close up to ``time_ms``, emitting events in order."""
+        """Process every path step and candle close up to ``time_ms``, emitting events in order.
+
+        A lockstep engine stops at the first candle close on the way (and stays there until
+        :meth:`release`): the clock then stands at that close, not at ``time_ms``."""
         with self._lock:
             if self._advancing:
                 return  # called back from a subscriber: the outer call carries on
-            if self._clock.manual and time_ms > self._clock.now():
+            if self._held is not None:
+                return  # lockstep: the next candle waits for the client
+            if self._clock.manual and time_ms > self._clock.now() and not self._lockstep:
                 self._clock.set(time_ms)
             if time_ms <= self._time:
                 return
             self._advancing = True
             try:
-                self._replay_until(time_ms)
+                if self._lockstep:
+                    self._replay_lockstep(time_ms)
+                else:
+                    self._replay_until(time_ms)
             finally:
                 self._advancing = False
+
+    @property
+    def lockstep(self) -> bool:
+        return self._lockstep
+
+    @property
+    def held_at(self) -> int | None:
+        """Lockstep: the candle close (epoch ms) the replay waits at, or None while it runs."""
+        with self._lock:
+            return self._held
+
+    def release(self, time_ms: int | None = None) -> bool:
+        """Lockstep: let the replay go on past the close it waits at. ``time_ms`` is the close
+        the client has acted on; an acknowledgement of an earlier close (a late duplicate) does
+        not release a later one. Returns whether the replay was released."""
+        with self._lock:
+            if self._held is None or (time_ms is not None and time_ms < self._held):
+                return False
+            self._held = None
+            return True
+
+    def _move_clock(self, t: int) -> None:
+        if t > self._clock.now():
+            self._clock.set(t)
+
+    def _replay_lockstep(self, time_ms: int) -> None:
+        """:meth:`_replay_until` that stops once the candles closing at one instant have closed."""
+        markets = self._market_list
+        closed_at: int | None = None
+        while True:
+            t, kind, index = min((m.next_t, m.next_kind, m.index) for m in markets)
+            if t > time_ms:
+                break
+            if closed_at is not None and (t > closed_at or kind == _STEP):
+                break  # every close of that instant is out; the next candle opens after release
+            m = markets[index]
+            self._time = t
+            self._move_clock(t)
+            if kind == _STEP:
+                self._step(m)
+            else:
+                self._close(m)
+                closed_at = t
+        if closed_at is not None:
+            self._held = closed_at
+            return
+        self._time = time_ms
+        self._move_clock(time_ms)
 
     def _replay_until(self, time_ms: int) -> None:
         markets = self._market_list
@@ -701,13 +766,29 @@ class Engine:
             if now > self._time:
                 self.advance_to(now)
 
+    def next_close(self) -> int | None:
+        """When the next candle closes (any symbol; the one forming, else the next after a
+        hole), or None once every market has used up its candles."""
+        with self._lock:
+            closes = [m.open_times[m.idx] + m.interval for m in self._market_list if m.idx < m.count]
+            return min(closes) if closes else None
+
     def step_candles(self, count: int = 1) -> None:
-        """Advance a manual clock by exactly ``count`` candle intervals (of the shortest interval)."""
+        """Advance a manual clock candle by candle: each step goes to the next candle close, so
+        it closes exactly one candle (of each symbol closing then) even across a hole in the
+        data. Past the last candle a step is the shortest interval. Releases a lockstep hold."""
         with self._lock:
             if count < 0:
                 raise ValueError(f"count must not be negative, got {count}")
+            if not self._clock.manual:
+                raise RuntimeError("step_candles() needs a manual clock (speed=None)")
             shortest = min(m.interval for m in self._markets.values())
-            self.advance_to(self._clock.advance(count * shortest))
+            for _ in range(count):
+                self.release()
+                target = self.next_close()
+                if target is None or target <= self._time:
+                    target = max(self._time, self._clock.now()) + shortest  # the market stands still
+                self.advance_to(target)
 
     # --- market data ------------------------------------------------------------------------
 

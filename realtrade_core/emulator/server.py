@@ -20,7 +20,8 @@ Admin API (JSON): ``GET /_emulator/state``; ``POST /_emulator/faults`` with any 
 ``{"http_status": 429, "count": 2, "retry_after": 1, "path_prefix": "/api"}``,
 ``{"timeout_next_order": 1}``, ``{"clock_skew_ms": 5000}``, ``{"response_delay_ms": 100}``,
 ``{"reset": true}``; ``POST /_emulator/step`` with ``{"candles": n}`` or ``{"ms": n}`` (manual
-clocks only).
+clocks only); ``POST /_emulator/ack`` with ``{"time": close_ms}`` (lockstep: the client has acted
+on that candle close, the next candle may open; see :mod:`.lockstep`).
 
 Matching rules are the engine's (see :mod:`realtrade_core.emulator.engine`): market orders fill
 at once at the last price, limit orders rest and fill at their price when the replayed price
@@ -52,6 +53,7 @@ from .dialect import EmulatorDialect
 from .engine import Engine
 from .faults import Faults, HttpFault
 from .hub import ConnectionHub
+from .lockstep import LockstepPacer
 from .model import AccountConfig, Balance, Candle, EngineError, Fill, MarketSpec, Order, OrderStatus, RefusedOrder
 
 log = logging.getLogger(__name__)
@@ -175,6 +177,10 @@ class Emulator:
     (default: a day of real time at ``speed``, between 1,000 and 5,000, so startup stays fast);
     past the last candle the market stands still at its last close.
 
+    ``lockstep=True`` (with a ``speed``) makes the replay wait at every candle close until the
+    client acknowledges it (:meth:`ack`); realtrade's broker does so by itself. See
+    :mod:`realtrade_core.emulator.lockstep`; real venues are not lockstep.
+
     The default account (``api_key`` / ``secret``, random unless given) holds ``balances``, by
     default 100,000 of each quote asset and 10 of each base asset (given balances replace the
     defaults; :attr:`initial_balances` keeps what it started with). Read and change the account
@@ -202,8 +208,15 @@ class Emulator:
         settings: Mapping[str, Any] | None = None,
         markets: Sequence[MarketSpec] | None = None,
         future: int | None = None,
+        lockstep: bool = False,
     ) -> None:
         dialect_cls, self._ccxt_id = _resolve_dialect(exchange)
+        if lockstep and speed is None:
+            raise ConfigurationError(
+                "lockstep paces a running replay: give it a speed (e.g. speed=600); a manual clock "
+                "(speed=None) already waits for step()"
+            )
+        self.lockstep = bool(lockstep)
         if speed is not None and speed <= 0:
             raise ConfigurationError(f"speed must be positive (or None for a manual clock), got {speed!r}")
         if history < 1:
@@ -268,13 +281,16 @@ class Emulator:
             # running clock starts at the true now (inside that candle), so at speed 1 the
             # emulated time equals the wall clock that clients sign their requests with.
             start_ms = max(start_ms, int(time.time() * 1000))
-        self.clock = EmulatedClock(start_ms, speed)
+        # Lockstep: a manual clock the driver moves at ``speed`` between acknowledgements.
+        self.clock = EmulatedClock(start_ms, None if self.lockstep else speed)
         #: What the default account held at start (asset -> amount).
         self.initial_balances = self._default_balances(market_data) if balances is None else parse_balances(balances)
         account = AccountConfig(api_key=self.api_key, secret=self.secret, balances=dict(self.initial_balances))
         self.engine = Engine(
-            market_data, history=history, clock=self.clock, accounts=[account], steps_per_candle=STEPS_PER_CANDLE
-        )
+            market_data, history=history, clock=self.clock, accounts=[account], steps_per_candle=STEPS_PER_CANDLE,
+            lockstep=self.lockstep,
+        )  # fmt: skip
+        self._pacer = LockstepPacer(self.engine, speed) if self.lockstep and speed else None
         self.dialect = dialect_cls(self.engine, self.hub, self.faults, self.settings)
         self.order_paths = frozenset(dialect_cls.order_paths)
 
@@ -529,6 +545,7 @@ class Emulator:
                 web.get(ADMIN_PREFIX + "state", self._admin_state),
                 web.post(ADMIN_PREFIX + "faults", self._admin_faults),
                 web.post(ADMIN_PREFIX + "step", self._admin_step),
+                web.post(ADMIN_PREFIX + "ack", self._admin_ack),
             ]
         )
         # No access log: it costs more than most handlers. Short shutdown: held requests and
@@ -570,7 +587,10 @@ class Emulator:
         failures = 0
         while True:
             try:
-                self.engine.advance_to(self.clock.now())
+                if self._pacer is not None:
+                    self._pacer.tick()
+                else:
+                    self.engine.advance_to(self.clock.now())
                 failures = 0
             except Exception:
                 failures += 1
@@ -597,10 +617,18 @@ class Emulator:
         return self.engine.now()
 
     def _require_manual(self) -> None:
-        if not self.clock.manual:
+        if self.speed is not None:
             raise EmulatorError(
                 f"this emulator's clock runs at speed {self.speed}; step()/advance() need Emulator(speed=None)"
             )
+
+    def ack(self, time_ms: int | None = None) -> bool:
+        """Lockstep: the client has acted on the candle close at ``time_ms`` (None: the close the
+        replay waits at); the next candle may open. Returns whether that released the replay
+        (False for an earlier close, or when nothing waits)."""
+        if self._pacer is None:
+            raise EmulatorError("ack() is for a lockstep emulator: Emulator(..., lockstep=True, speed=...)")
+        return self._pacer.ack(time_ms)
 
     # --- faults -----------------------------------------------------------------------------------
 
@@ -768,7 +796,8 @@ class Emulator:
             "time": self.engine.now(),
             "server_time": self.dialect.server_time(),
             "speed": self.speed,
-            "manual": self.clock.manual,
+            "manual": self.speed is None,
+            "lockstep": self._pacer.state() if self._pacer is not None else None,
             "interval": self.interval,
             "connections": len(self.hub.connections()),
             "faults": self.faults.snapshot(),
@@ -920,9 +949,19 @@ class Emulator:
             done["stall_seconds"] = self.stall_connections(stall)
         return done
 
+    async def _admin_ack(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        if self._pacer is None:
+            return web.json_response({"error": "this emulator is not in lockstep (start it with lockstep)"}, status=409)
+        value = body.get("time")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return web.json_response({"error": f"time must be the candle close in epoch ms, got {value!r}"}, status=400)
+        released = self.ack(value)
+        return web.json_response({"released": released, "time": self.engine.now(), "lockstep": self._pacer.state()})
+
     async def _admin_step(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
-        if not self.clock.manual:
+        if self.speed is not None:
             return web.json_response(
                 {"error": f"the clock runs at speed {self.speed}; stepping needs a manual clock"}, status=409
             )

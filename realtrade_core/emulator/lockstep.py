@@ -1,0 +1,155 @@
+"""Lockstep replay: the next candle opens only once the client has acted on the last closed one.
+
+Real venues are not lockstep: the market moves on while a client thinks, so a slow strategy
+reaches the exchange late and, at a replay speed of hundreds of candles a second, its orders
+meet a market several candles on. For tests and offline development that breaks the one thing
+they want to check, that live trading does what the backtest did. In lockstep
+(``Emulator(..., lockstep=True, speed=...)``, ``realtrade emulator --lockstep``) the replay
+instead waits for the client at every candle close.
+
+The design, chosen to be deterministic (no timing decides what happens, only the order of
+events):
+
+1. The engine replays at ``speed`` and stops at each candle close: once every symbol's candle
+   closing at that instant has been published, before the next candle's first price. The
+   emulated clock stands still there (:attr:`.engine.Engine.held_at`); requests meanwhile
+   are served at that instant, so an order placed now meets the market as it closed.
+2. The client *acknowledges* the close: ``emulator.ack(close_ms)`` in process, or
+   ``POST /_emulator/ack`` with ``{"time": close_ms}``. Only then does the next candle open;
+   the wall time spent waiting does not count against the pace, so candles still take
+   ``interval / speed`` each after that. An acknowledgement of an earlier close (a late
+   duplicate) releases nothing, so it can never let a later candle through unseen.
+3. The client's promise, which makes the guarantee: it acknowledges a close only after it has
+   acted on it and every request that action made has been answered. The engine handles a
+   request completely before answering it, so by the time the acknowledgement arrives those
+   orders are resting in the book, and the next candle trades against them.
+
+realtrade's own broker keeps that promise by itself when its store uses an in-process or remote
+emulator in lockstep (:class:`LockstepClient`): once the strategy has had the bar of that
+close (cerebro has called ``strategy.next`` on it and come back to the broker) and, in live
+mode, every order it sent has been answered, it acknowledges the close. A client that never
+acknowledges (a plain ccxt script) holds the market at its first close; ``GET
+/_emulator/state`` shows where (``lockstep.held_at``).
+
+What lockstep does not do: fills the next candle brings reach the client over its private
+stream while the candle's close comes over the public one, and nothing orders the two, so a
+live strategy can still see a bar before a fill made inside it. And with several symbols a
+hole in one symbol's data (no candle closes there) leaves realtrade's broker waiting for that
+symbol, which holds the market.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LockstepClient", "LockstepPacer"]
+
+
+class LockstepPacer:
+    """The server side: advances a lockstep engine at ``speed`` between acknowledgements.
+
+    The emulator's driver calls :meth:`tick` often (every few milliseconds at high speed); each
+    tick moves the engine on by the wall time since the last tick times ``speed``, unless the
+    replay waits at a close. :meth:`ack` releases it.
+    """
+
+    def __init__(self, engine: Engine, speed: float) -> None:
+        if not engine.lockstep:
+            raise ValueError("LockstepPacer needs an Engine(lockstep=True)")
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed!r}")
+        self.engine = engine
+        self.speed = float(speed)
+        self._lock = threading.Lock()
+        self._last = time.monotonic()
+        self._carry = 0.0  # emulated milliseconds not yet applied (less than one)
+        self.acks = 0  # closes acknowledged
+
+    def tick(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if self.engine.held_at is not None:
+                self._last, self._carry = now, 0.0  # waiting for the client is not market time
+                return
+            budget = (now - self._last) * 1000.0 * self.speed + self._carry
+            self._last = now
+            step = int(budget)
+            self._carry = budget - step
+        if step > 0:
+            self.engine.advance_to(self.engine.now() + step)
+
+    def ack(self, time_ms: int | None = None) -> bool:
+        """The client has acted on the close at ``time_ms`` (None: whatever close the replay waits
+        at); returns whether that released the replay."""
+        released = self.engine.release(time_ms)
+        if released:
+            with self._lock:
+                self._last, self._carry = time.monotonic(), 0.0
+                self.acks += 1
+        return released
+
+    def state(self) -> dict[str, Any]:
+        return {"held_at": self.engine.held_at, "acks": self.acks}
+
+
+class LockstepClient:
+    """The client side: acknowledges closes to an emulator in lockstep, in process or over HTTP.
+
+    :meth:`for_store` gives one for a realtrade store whose venue is such an emulator (None
+    otherwise); the broker calls :meth:`ack` with the close time of the candles the strategy
+    has acted on.
+    """
+
+    def __init__(self, ack: Callable[[int], Any], description: str) -> None:
+        self._ack = ack
+        self.description = description
+        self.acked: int | None = None  # the last close acknowledged
+
+    def __repr__(self) -> str:
+        return f"<LockstepClient {self.description} acked={self.acked}>"
+
+    @classmethod
+    def for_store(cls, store: Any) -> LockstepClient | None:
+        if getattr(store, "venue", None) != "emulator":
+            return None
+        emulator = getattr(store, "emulator", None)
+        if emulator is not None:
+            if not getattr(emulator, "lockstep", False):
+                return None
+            return cls(emulator.ack, f"in-process {emulator.exchange} emulator")
+        url = getattr(store, "emulator_url", None)
+        if not url:
+            return None
+        state = _request(f"{url}/_emulator/state")
+        if not state.get("lockstep"):
+            return None
+
+        def post(time_ms: int) -> Any:
+            return _request(f"{url}/_emulator/ack", {"time": int(time_ms)})
+
+        return cls(post, f"emulator at {url}")
+
+    def ack(self, time_ms: int) -> None:
+        """Acknowledge the close at ``time_ms`` (once; earlier closes are already covered)."""
+        if self.acked is not None and time_ms <= self.acked:
+            return
+        self._ack(int(time_ms))
+        self.acked = int(time_ms)
+
+
+def _request(url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())

@@ -43,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="emulated seconds per real second (default: 1.0, real time; 60 makes a minute pass each second)",
     )
+    parser.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="wait at every candle close until the client acknowledges it (POST /_emulator/ack; realtrade's "
+        "broker does it by itself): orders made on a closed bar are in before the next candle opens, at any "
+        "--speed. Real exchanges do not wait",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic market (default: 0)")
     parser.add_argument("--interval", default="1m", help="candle interval of a synthetic market (default: 1m)")
     parser.add_argument(
@@ -114,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         secret=args.secret,
         balances=_balance_argument(args.balances),
+        lockstep=args.lockstep,
     )
     stop = threading.Event()
 
@@ -147,7 +155,7 @@ def _print_banner(emulator: Any) -> None:
     rows.append(("balances", balances))
     rows.append(("symbols", ", ".join(emulator.symbols)))
     clock = datetime.fromtimestamp(emulator.engine.now() / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    rows.append(("clock", f"{clock}, speed {emulator.speed:g}x"))
+    rows.append(("clock", f"{clock}, speed {emulator.speed:g}x" + (", lockstep" if emulator.lockstep else "")))
     width = max(len(name) for name, _ in rows) + 1
     print(f"realtrade emulator: {emulator.exchange} listening on {emulator.base_http}", flush=False)
     for name, value in rows:

@@ -602,8 +602,9 @@ class Emulator:
     # --- manual clock ---------------------------------------------------------------------------
 
     def step(self, candles: int = 1) -> int:
-        """Advance a manual clock by ``candles`` intervals, emitting every event on the way;
-        returns the new emulated time (epoch ms)."""
+        """Advance a manual clock candle by candle, emitting every event on the way: each step
+        goes to the next candle close, so it closes exactly one candle even across a hole in the
+        data. Returns the new emulated time (epoch ms)."""
         self._require_manual()
         if candles < 0:
             raise ValueError(f"cannot step a negative number of candles ({candles})")

@@ -238,3 +238,27 @@ def test_bad_balance_option_is_a_clear_error(plugin_env, value, message):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert message in err and "Traceback" not in err
+
+
+def test_lockstep_option_holds_the_market_at_a_close_until_acknowledged(plugin_env, wait_until):
+    proc = realtrade("emulator", "--exchange", "toy", "--speed", "1000000", "--lockstep", env=plugin_env)
+    output = Output(proc)
+    try:
+        admin = output.wait_for(r"admin:\s+(http://127\.0\.0\.1:\d+/_emulator)/state").group(1)
+        assert output.wait_for(r"clock:.*speed 1e\+06x, lockstep")
+        output.wait_for(r"Press Ctrl\+C")
+
+        def state() -> dict:
+            with urllib.request.urlopen(admin + "/state", timeout=5) as response:
+                return json.loads(response.read())
+
+        waiting = wait_until(lambda: (s := state())["lockstep"]["held_at"] and s)
+        held = waiting["lockstep"]["held_at"]
+        assert held % 60_000 == 0 and waiting["time"] == held
+        request = urllib.request.Request(admin + "/ack", data=json.dumps({"time": held}).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert json.loads(response.read())["released"] is True
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        finish(proc, output)

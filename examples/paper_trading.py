@@ -1,8 +1,9 @@
 """Paper trading: a moving-average crossover on live bars, with simulated cash and fills.
 
-Paper mode is the default broker mode and behaves exactly like backtrader's own BackBroker, so
-this strategy makes the same trades here as in a backtest on the same candles. The commission is
-the exchange's taker fee for the market.
+Paper mode is the default broker mode: backtrader's own BackBroker with the exchange's rules (lot
+step, tick, minimums, the buy's fee taken in the coin), so this strategy makes the same trades
+here as in a backtest on the same candles given the same rules (``store.backtest_broker``). The
+commission is the exchange's taker fee for the market.
 
     python examples/paper_trading.py [binance|bybit]
 """

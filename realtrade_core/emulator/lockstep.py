@@ -29,7 +29,8 @@ emulator in lockstep (:class:`LockstepClient`): once the strategy has had the ba
 close (cerebro has called ``strategy.next`` on it and come back to the broker) and, in live
 mode, every order it sent has been answered, it acknowledges the close. A client that never
 acknowledges (a plain ccxt script) holds the market at its first close; ``GET
-/_emulator/state`` shows where (``lockstep.held_at``).
+/_emulator/state`` shows where (``lockstep.held_at``). Lockstep serves one client: with two, the
+first to acknowledge a close releases it for both.
 
 What lockstep does not do: fills the next candle brings reach the client over its private
 stream while the candle's close comes over the public one, and nothing orders the two, so a
@@ -131,7 +132,12 @@ class LockstepClient:
         url = getattr(store, "emulator_url", None)
         if not url:
             return None
-        state = _request(f"{url}/_emulator/state")
+        try:
+            state = _request(f"{url}/_emulator/state")
+        except (OSError, ValueError) as exc:
+            log.warning("could not ask the emulator at %s whether it runs in lockstep (%s); not acknowledging "
+                        "candle closes", url, exc)  # fmt: skip
+            return None
         if not state.get("lockstep"):
             return None
 

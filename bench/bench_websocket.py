@@ -36,7 +36,7 @@ import websocket
 from realtrade_core.events import Bar, Event
 from realtrade_core.websocket import BaseWebSocket, Outgoing, WebSocketConfig
 
-T0 = 1_700_000_000_000
+T0 = 1_700_000_040_000  # on a minute: candles are checked, one off its interval is dropped
 
 
 def kline(seq: int, stamp: int) -> bytes:

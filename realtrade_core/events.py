@@ -31,12 +31,14 @@ from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from .validation import (
+    MAX_TIME_MS,
     bad_bool,
     bad_decimal,
     bad_float,
     bad_member,
     bad_text,
     bad_time,
+    candle_ok,
     candle_problem,
     first,
 )
@@ -60,6 +62,7 @@ __all__ = [
 
 
 _T = TypeVar("_T")
+_INF = float("inf")
 
 
 def _fast_init(cls: type[_T]) -> type[_T]:
@@ -182,6 +185,16 @@ class Bar(Event):
         """Types, the candle's shape and open time (see
         :func:`~realtrade_core.validation.candle_problem`), and ``closed`` a real boolean."""
         closed = self.closed
+        if (
+            candle_ok(
+                self.timeframe, self.open_time, self.open, self.high, self.low, self.close, self.volume,
+                closed, now_ms,
+            )
+            and type(self.symbol) is str and self.symbol
+            and type(self.exchange) is str and self.exchange
+            and (self.event_time is None or (type(self.event_time) is int and 0 <= self.event_time < MAX_TIME_MS))
+        ):  # fmt: skip
+            return None  # the healthy case, checked fast; anything else is looked at closely
         if type(closed) is not bool:
             return bad_bool(closed, "closed")
         return first(
@@ -210,6 +223,15 @@ class Trade(Event):
     time: int  # ms, trade time
 
     def problem(self, now_ms: int | None = None) -> str | None:
+        price, amount, time = self.price, self.amount, self.time
+        if (
+            type(price) is float and type(amount) is float and type(time) is int
+            and 0.0 <= price < _INF and 0.0 <= amount < _INF and 0 <= time < MAX_TIME_MS
+            and (self.side is None or type(self.side) is Side)
+            and type(self.trade_id) is str and self.trade_id
+            and type(self.symbol) is str and self.symbol and type(self.exchange) is str and self.exchange
+        ):  # fmt: skip
+            return None  # the healthy case, checked fast
         return first(
             bad_text(self.exchange, "exchange"),
             bad_text(self.symbol, "symbol"),
@@ -237,6 +259,14 @@ class BookTop(Event):
     time: int | None = None  # ms; Binance spot bookTicker carries no time
 
     def problem(self, now_ms: int | None = None) -> str | None:
+        bid, ask, bid_size, ask_size, time = self.bid, self.ask, self.bid_size, self.ask_size, self.time
+        if (
+            type(bid) is float and type(ask) is float and type(bid_size) is float and type(ask_size) is float
+            and 0.0 <= bid < _INF and 0.0 <= ask < _INF and 0.0 <= bid_size < _INF and 0.0 <= ask_size < _INF
+            and (time is None or (type(time) is int and 0 <= time < MAX_TIME_MS))
+            and type(self.symbol) is str and self.symbol and type(self.exchange) is str and self.exchange
+        ):  # fmt: skip
+            return None  # the healthy case, checked fast
         return first(
             bad_text(self.exchange, "exchange"),
             bad_text(self.symbol, "symbol"),

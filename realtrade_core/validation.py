@@ -209,6 +209,52 @@ def timeframe_ms(timeframe: str) -> int | None:
     return int(count) * unit
 
 
+_SPANS: dict[str, tuple[int, int]] = {}  # timeframe -> (length, alignment offset), fixed lengths only
+_INF = math.inf
+
+
+def _span(timeframe: Any) -> tuple[int, int] | None:
+    span = _SPANS.get(timeframe) if type(timeframe) is str else None
+    if span is None and type(timeframe) is str:
+        length = timeframe_ms(timeframe)
+        if length is None:
+            return None
+        span = (length, _MONDAY_MS if timeframe.endswith("w") else 0)
+        if len(_SPANS) < 64:
+            _SPANS[timeframe] = span
+    return span
+
+
+def candle_ok(
+    timeframe: Any, open_time: Any, o: Any, h: Any, low: Any, c: Any, v: Any, closed: Any, now_ms: int | None
+) -> bool:
+    """True when the candle is certainly valid: the fast path of every healthy message (float
+    prices, an integer open time, a fixed-length timeframe). False means "look closer" with
+    :func:`candle_problem`, which says what is wrong (or finds a month candle fine)."""
+    if not (
+        type(closed) is bool
+        and type(open_time) is int
+        and type(o) is float
+        and type(h) is float
+        and type(low) is float
+        and type(c) is float
+        and type(v) is float
+        and MIN_CANDLE_MS <= open_time < MAX_TIME_MS
+        and 0.0 <= low <= o <= h < _INF  # NaN fails every comparison
+        and low <= c <= h
+        and 0.0 <= v < _INF
+    ):
+        return False
+    span = _span(timeframe)
+    if span is None or (open_time - span[1]) % span[0]:
+        return False
+    if now_ms is None:
+        return True
+    length = span[0]
+    slack = CLOCK_SLACK_MS if length >= 2 * CLOCK_SLACK_MS else max(length // 2, 1_000)
+    return (open_time + length if closed else open_time) <= now_ms + slack
+
+
 def _month_bounds(open_ms: int) -> tuple[bool, int]:
     """(open_ms is the first instant of a UTC month, the next month's first instant)."""
     moment = datetime.fromtimestamp(open_ms / 1000, tz=timezone.utc)

@@ -243,3 +243,74 @@ def test_a_stream_of_mutated_candles_delivers_every_good_bar_once_and_counts_eve
     assert store.quarantined == expected_counts(sent)
     assert sum(store.quarantined.values()) == len(sent) == 2 * len(BAD)
     assert data.quarantined == {}
+
+
+# --------------------------------------------------------------------------------------------
+# the account stream
+
+
+def bad_account_messages(exchange: str, now: int) -> list[tuple[str, dict[str, Any]]]:
+    """(kind it is counted under, message): account messages that must never reach the broker."""
+    if exchange == "binance":
+        report = {
+            "e": "executionReport", "E": now, "s": "BTCUSDT", "c": "rt-bad", "S": "BUY", "o": "LIMIT", "f": "GTC",
+            "q": "0.001", "p": "1000", "P": "0", "x": "TRADE", "X": "FILLED", "r": "NONE", "i": 9, "l": "0.001",
+            "z": "0.001", "L": "NaN", "n": "0", "N": None, "T": now, "t": 5, "m": False, "Z": "1",
+        }  # fmt: skip
+        position = {"e": "outboundAccountPosition", "E": now, "u": now, "B": [{"a": "BTC", "f": "1", "l": "-1"}]}
+        return [
+            # an execution report carries a fill: counted under the kind of the event that is bad
+            ("fill", {"subscriptionId": 0, "event": report}),  # a fill at a NaN price
+            ("fill", {"subscriptionId": 0, "event": {**report, "L": "1000", "m": "false"}}),  # a string flag
+            ("order", {"subscriptionId": 0, "event": {**report, "x": "NEW", "X": "NEW", "q": "-0.001"}}),
+            ("balance", {"subscriptionId": 0, "event": position}),  # a negative amount held by orders
+        ]
+    order = {
+        "symbol": "BTCUSDT", "orderId": "9", "orderLinkId": "rt-bad", "side": "Buy", "orderType": "Limit",
+        "price": "Infinity", "qty": "0.001", "orderStatus": "New", "cumExecQty": "0", "updatedTime": str(now),
+    }  # fmt: skip
+    execution = {
+        "symbol": "BTCUSDT", "execId": "e9", "orderId": "9", "side": "Buy", "execPrice": "-5", "execQty": "0.001",
+        "execType": "Trade", "execTime": str(now), "isMaker": False,
+    }  # fmt: skip
+    wallet = [{"accountType": "UNIFIED", "coin": [{"coin": "BTC", "walletBalance": "1", "locked": "-0.5"}]}]
+    return [
+        ("order", {"topic": "order", "creationTime": now, "data": [order]}),
+        ("fill", {"topic": "execution", "creationTime": now, "data": [execution]}),
+        ("balance", {"topic": "wallet", "creationTime": now, "data": wallet}),
+    ]
+
+
+def test_bad_account_messages_never_reach_the_broker_and_good_ones_still_do(
+    exchange: str, emulator: Emulator, store: Any
+) -> None:
+    from realtrade_core.events import OrderUpdate
+    from realtrade_core.testing import EventRecorder, wait_until
+
+    store.start()  # takes the emulator's funded account
+    rec = EventRecorder()
+    unsubscribe = store.subscribe_account(rec)
+    try:
+        wait_until(lambda: ("connected", "ready") in rec.items, timeout=10, what="the account stream")
+        private = wait_until(lambda: [c for c in emulator.hub.connections() if c.account], what="the connection")
+        bad = bad_account_messages(exchange, emulator.engine.now())
+        for _, message in bad:
+            private[0].send(json.dumps(message))
+        client = emulator.ccxt_client()
+        client.load_markets()
+        price = client.price_to_precision(SYMBOL, float(candles(emulator, SYMBOL, 0, emulator.engine.now())[-1][4]) / 2)
+        placed = client.create_order(SYMBOL, "limit", "buy", 0.001, float(price))
+        rec.wait(
+            lambda r: any(isinstance(e, OrderUpdate) and e.order_id == str(placed["id"]) for e in r.items),
+            timeout=10,
+            what="the good order's update",
+        )
+    finally:
+        unsubscribe()
+    events = [e for e in rec.items if not isinstance(e, tuple)]
+    assert all(e.problem() is None for e in events)
+    assert not any(getattr(e, "client_order_id", None) == "rt-bad" for e in events)
+    expected: dict[str, int] = {}
+    for kind, _ in bad:
+        expected[kind] = expected.get(kind, 0) + 1
+    assert store.quarantined == expected

@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 
 import backtrader as bt
 
+from . import retry
 from .contract import Contract
 from .errors import ConfigurationError, RealtradeError
 from .timeframes import Timeframe, parse_timeframe
@@ -203,6 +204,8 @@ class _BarPump(threading.Thread):
         self.stopping = threading.Event()
         self.last_open: int | None = None
         self._unsubscribe = None
+        self.current: int | None = None  # the last data state put on the outbox
+        self.delayed = False  # a REST retry turned LIVE into DELAYED: LIVE again once it succeeds
         self.quarantined: dict[str, int] = {}
 
     def stop(self) -> None:
@@ -241,13 +244,29 @@ class _BarPump(threading.Thread):
         )  # fmt: skip
 
     def state(self, state: int) -> None:
+        self.current = state
+        if state == self.feed.LIVE:
+            self.delayed = False
         self.out.put((_STATE, state))
+
+    def retry_wait(self, error: BaseException, seconds: float) -> None:
+        """A REST call failed and waits to be retried (:mod:`realtrade_core.retry`): a live feed
+        reports DELAYED (before its first LIVE bar it is DELAYED already) until it succeeds."""
+        if self.current == self.feed.LIVE:
+            self.delayed = True
+            self.state(self.feed.DELAYED)
+            self.store.put_notification(
+                f"data {self.symbol} {self.tf.name} delayed: {retry.describe(error, self.store)}; retrying in "
+                f"{seconds:.1f} s"
+            )
 
     def catch_up(self, until: int | None = None) -> None:
         """Fetch and deliver closed candles after the last delivered one (up to ``until``)."""
         since = self.last_open + self.tf.ms if self.last_open is not None else self.start_ms()
         for row in self.store.fetch_closed_candles(self.symbol, self.tf, since, until):
             self.deliver(row)
+        if self.delayed:
+            self.state(self.feed.LIVE)  # the REST call that made us wait has succeeded
 
     def start_ms(self) -> int:
         p = self.feed.p
@@ -259,13 +278,17 @@ class _BarPump(threading.Thread):
     # --- main loop ---------------------------------------------------------------------------------
 
     def run(self) -> None:
+        # Every REST call of this thread retries transient errors (timeouts, 5xx, rate limits)
+        # until it succeeds or the feed stops: only a permanent error ends the feed.
         try:
-            if self.feed.p.historical:
-                self.run_historical()
-            else:
-                self.run_live()
+            with retry.context(stopping=self.stopping, waiting=self.retry_wait, patience=None):
+                if self.feed.p.historical:
+                    self.run_historical()
+                else:
+                    self.run_live()
         except RealtradeError as exc:
-            self.out.put((_ERROR, str(exc)))
+            if not self.stopping.is_set():
+                self.out.put((_ERROR, str(exc)))
         except Exception as exc:  # a bug must end the feed visibly, not hang cerebro
             log.exception("feed worker crashed")
             self.out.put((_ERROR, f"{type(exc).__name__}: {exc}"))
@@ -347,8 +370,5 @@ class _BarPump(threading.Thread):
         if interval is None:
             interval = min(30.0, max(0.5, self.tf.ms / 1000 / 10))
         while not self.stopping.wait(interval):
-            try:
-                self.store.refresh_time()
-                self.catch_up()
-            except RealtradeError as exc:
-                log.warning("%s: polling failed, retrying: %s", self.symbol, exc)
+            self.store.refresh_time()
+            self.catch_up()  # transient errors are retried inside; a permanent one ends the feed

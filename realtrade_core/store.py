@@ -16,7 +16,13 @@ member                 required  meaning
 ``max_page``           no        largest klines page the exchange serves (default 1000)
 ``ccxt_options()``     no        extra ccxt constructor options (e.g. ``defaultType``)
 ``stream_urls()``      no        WebSocket URLs for this venue, passed to the WebSocket class
+``retry_after()``      no        seconds a rate-limited request must wait, from the error and the
+                                 response headers (default: the ``Retry-After`` header)
 =====================  ========  ===========================================================
+
+REST reads (markets, the clock, history pages) are retried by :mod:`realtrade_core.retry`:
+timeouts, 5xx and rate limits are waited out, only permanent errors (a bad symbol, a refused key)
+raise at once.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .contract import Contract
 from .credentials import Credentials, protect, redact, scrub, scrub_exception
 from .errors import ConfigurationError, RealtradeError
+from .retry import call as retrying
 from .interlock import check_emulator_url, check_emulator_urls, emulator_urls
 from .spec import StoreEvent
 from .timeframes import Timeframe, check_supported, parse_timeframe
@@ -148,6 +155,14 @@ class Store(Contract):
         """WebSocket URLs for the current venue (emulator: from the emulator)."""
         return dict(self._urls)
 
+    def retry_after(self, error: BaseException, headers: dict[str, str]) -> float | None:
+        """Seconds the exchange asked us to wait after the rate-limit ``error`` (None: it did not
+        say); ``headers`` are the last response's. The default reads ``Retry-After``; a plugin adds
+        what its exchange says elsewhere (Binance: "banned until <ms>" in the message)."""
+        from .retry import retry_after_header
+
+        return retry_after_header(headers)
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -162,7 +177,7 @@ class Store(Contract):
                 self._attach_emulator()
                 self._check_emulator_urls()
             client = self.client
-            self._call(client.load_markets)
+            self._call(retrying, self, client.load_markets)
             self.sync_time()
             self.started = True
             self._emit("connected", f"{len(client.markets)} markets loaded")
@@ -362,7 +377,7 @@ class Store(Contract):
         waking from sleep, a drifting clock), so signed requests keep working.
         """
         local_before = time.time() * 1000
-        server = self._call(self.client.fetch_time, _resync=False)
+        server = self._call(retrying, self, self.client.fetch_time, _resync=False)
         local_after = time.time() * 1000
         self._time_offset_ms = int(server - (local_before + local_after) / 2)
         # ccxt signs with milliseconds() - timeDifference (Binance, Bybit and many others).
@@ -394,7 +409,15 @@ class Store(Contract):
             return int(emulator.engine.now())
         if self.venue == "emulator" and self.emulator_url:
             return int(_get_json(f"{self.emulator_url}/_emulator/state")["time"])
-        return int(self._call(self.client.fetch_time))
+        return int(self._call(retrying, self, self.client.fetch_time))
+
+    def exchange_ms(self) -> int:
+        """The exchange's clock now (ms): the one its orders and fills are stamped with, so the
+        ``since`` of every lookup of them. Real venues: our clock plus the measured offset (no
+        request). The emulator: its market clock (a CSV replay lies in the past)."""
+        if self.venue == "emulator":
+            return self.server_time()
+        return int(time.time() * 1000) + self._time_offset_ms
 
     # --- history ----------------------------------------------------------------------------------
 
@@ -406,6 +429,8 @@ class Store(Contract):
         Paged within the exchange's page limit, oldest first, without gaps the exchange has data
         for and without duplicates. A candle counts as closed when its end is not after the
         exchange's clock, read before the first page, so the forming candle is never returned.
+        Each page is retried under the calling thread's :mod:`realtrade_core.retry` context, so
+        a 429 or a 5xx in the middle costs a wait, not the pages already fetched.
         """
         server_now = self.server_time()
         last_closed_open = (server_now // tf.ms) * tf.ms - tf.ms
@@ -414,7 +439,7 @@ class Store(Contract):
         cursor = since
         page = self.max_page
         while cursor <= end:
-            batch = self._call(self.client.fetch_ohlcv, symbol, tf.name, since=cursor, limit=page)
+            batch = self._call(retrying, self, self.client.fetch_ohlcv, symbol, tf.name, since=cursor, limit=page)
             fresh = [r for r in batch if r[0] >= cursor and r[0] <= end]
             if not fresh:
                 # A hole longer than a page (an exchange outage): skip ahead past it.

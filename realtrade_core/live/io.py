@@ -1,18 +1,21 @@
-"""Exchange access for the live broker: ccxt calls with the rate-limit policy, lookups, and
-ccxt answers turned into realtrade events (parsing only: no broker state changes here)."""
+"""Exchange access for the live broker: ccxt reads under the shared retry policy
+(:mod:`realtrade_core.retry`), lookups on the exchange's clock, and ccxt answers turned into
+realtrade events (parsing only: no broker state changes here)."""
 
 from __future__ import annotations
 
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .. import retry
+from ..errors import ConfigurationError
 from ..events import Fill, OrderStatus, OrderUpdate, Side
-from .model import ZERO, dec, now_ms
+from ..retry import RateGate
+from .model import ZERO, dec
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -49,31 +52,7 @@ def scrub(text: str, *secrets: str | None) -> str:
     return text[:500]
 
 
-class RateGate:
-    """A shared "not before" time: after a 429/418 every REST call of the broker waits it out."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._not_before = 0.0
-
-    def block(self, seconds: float) -> None:
-        with self._lock:
-            self._not_before = max(self._not_before, time.monotonic() + max(0.0, seconds))
-
-    def remaining(self) -> float:
-        with self._lock:
-            return max(0.0, self._not_before - time.monotonic())
-
-    def wait(self, stopping: threading.Event | None = None) -> None:
-        while True:
-            left = self.remaining()
-            if left <= 0:
-                return
-            if stopping is not None:
-                if stopping.wait(left):
-                    return
-            else:
-                time.sleep(left)
+__all__ = ["ExchangeIO", "RateGate", "rate_limit_errors", "scrub"]
 
 
 class ExchangeIO:
@@ -88,7 +67,7 @@ class ExchangeIO:
         self.store = broker.p.store
         self.client = self.store.client
         self.exchange = self.store.exchange or ""
-        self.gate = RateGate()
+        self.gate: RateGate = retry.gate_for(self.store)  # shared with the feeds: a ban is per IP
         self.stopping = stopping
 
     def scrub(self, text: Any) -> str:
@@ -97,22 +76,17 @@ class ExchangeIO:
 
     # --- retry policy ----------------------------------------------------------------------------
 
+    def exchange_ms(self) -> int:
+        """The exchange's clock now: orders are stamped with it, and every lookup's ``since``."""
+        return self.store.exchange_ms()
+
     def retry_after(self, exc: BaseException) -> float | None:
-        """Seconds the exchange asked us to wait (``Retry-After``, or Binance's ban deadline)."""
-        headers = getattr(self.client, "last_response_headers", None) or {}
-        for key, value in dict(headers).items():
-            if str(key).lower() == "retry-after":
-                try:
-                    return min(max(float(value), 0.0), 3 * 86400.0)
-                except (TypeError, ValueError):
-                    break
-        match = re.search(r"banned until (\d{13})", str(exc))
-        if match:
-            server_now = time.time() * 1000 + self.store.time_offset_ms
-            return min(max((int(match.group(1)) - server_now) / 1000, 0.0), 3 * 86400.0)
-        return None
+        """Seconds the exchange asked us to wait (``Retry-After``, or the plugin's reading of the
+        error: Binance's ban deadline, Bybit's limit reset)."""
+        return retry.requested_wait(self.store, exc)
 
     def backoff_rate_limit(self, exc: BaseException, fallback: float) -> float:
+        """Close the venue's gate as long as the exchange asked (else ``fallback`` seconds)."""
         wait = self.retry_after(exc)
         wait = fallback if wait is None else wait
         log.warning("%s rate limit (%s): backing off %.1f s as asked", self.exchange, type(exc).__name__, wait)
@@ -129,32 +103,32 @@ class ExchangeIO:
         except Exception as exc:  # the next attempt reports the real problem
             log.debug("time resync failed: %s", self.scrub(exc))
 
-    def read(self, func: Callable[..., Any], *args: Any, attempts: int = 6, **kwargs: Any) -> Any:
-        """Call a *read* (never a create), retrying network errors and rate limits with back-off."""
+    def read(self, func: Callable[..., Any], *args: Any, patience: float | None = retry.DEFAULT_PATIENCE,
+             **kwargs: Any) -> Any:  # fmt: skip
+        """Call a *read* (never a create) under the shared retry policy: timeouts, 5xx and rate
+        limits are waited out (for at most ``patience`` seconds, or until the broker stops); a
+        refused key or an unknown symbol raises at once with what to do. Other ccxt errors
+        propagate as they are, so callers can tell a missing order from a failed request."""
         import ccxt
 
-        delay = 0.5
-        for attempt in range(1, attempts + 1):
-            self.gate.wait(self.stopping)
-            try:
-                return func(*args, **kwargs)
-            except rate_limit_errors() as exc:  # 429 / 418
-                if attempt == attempts:
-                    raise
-                self.backoff_rate_limit(exc, delay)
-            except ccxt.InvalidNonce:
-                if attempt == attempts:
-                    raise
-                self.resync_time()
-            except ccxt.OperationFailed as exc:  # timeouts, 5xx, connection errors
-                if attempt == attempts or self.stopping.is_set():
-                    raise
-                log.info("%s: %s failed (%s), retrying in %.1f s", self.exchange, getattr(func, "__name__", "call"),
-                         self.scrub(exc)[:200], delay)  # fmt: skip
-                if self.stopping.wait(delay):
-                    raise
-            delay = min(delay * 2, 30.0)
-        raise AssertionError("unreachable")
+        context = retry.RetryContext(stopping=self.stopping, patience=patience)
+        try:
+            return retry.call(self.store, func, *args, retry_context=context, resync=self.resync_time, **kwargs)
+        except ccxt.AuthenticationError as exc:  # PermissionDenied and AccountSuspended too
+            raise self.permanent(exc) from exc
+        except ccxt.BadSymbol as exc:
+            raise ConfigurationError(f"{self.exchange}: {self.scrub(exc)}; check the symbol (BASE/QUOTE, e.g. "
+                                     f"'BTC/USDT') against the exchange's markets") from exc  # fmt: skip
+
+    def permanent(self, exc: BaseException) -> Exception:
+        """The realtrade error for a refused key, saying what to do."""
+        from ..store import ExchangeError
+
+        return ExchangeError(
+            f"{self.exchange} {self.store.venue}: the API key was refused ({type(exc).__name__}: "
+            f"{self.scrub(exc)[:200]}); check the key and secret, that the key may read the account and "
+            f"trade spot, and its IP whitelist"
+        )
 
     # --- converters ------------------------------------------------------------------------------
 
@@ -184,7 +158,7 @@ class ExchangeIO:
             filled=filled,
             average=dec(o.get("average")),
             reason=None,
-            time=int(o.get("lastUpdateTimestamp") or o.get("timestamp") or now_ms()),
+            time=int(o.get("lastUpdateTimestamp") or o.get("timestamp") or self.exchange_ms()),
             stop_price=dec(o.get("triggerPrice") or o.get("stopPrice")),
         )
 

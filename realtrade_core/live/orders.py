@@ -12,7 +12,7 @@ import backtrader as bt
 from ..events import OrderStatus, OrderUpdate
 from ..journal import SUBMITTING, JournalOrder
 from .messages import Ack, CancelRequest, CreateRequest, SubmitFailed
-from .model import BT_TO_TYPE, ZERO, Tracked, _Reject, dec, next_bar_time, now_ms
+from .model import BT_TO_TYPE, ZERO, Tracked, _Reject, dec, next_bar_time
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +168,9 @@ class OrdersMixin:
         order.executed.remsize = signed
         cid = order.info.get("client_order_id") or self.broker.new_client_order_id()
         order.addinfo(client_order_id=cid)
-        return CreateRequest(cid, symbol, "buy" if order.isbuy() else "sell", kind, amount, price, stop, now_ms(),
-                             trigger_above)  # fmt: skip
+        # Stamped on the exchange's clock: lookups of the order and its fills ask "since" this.
+        return CreateRequest(cid, symbol, "buy" if order.isbuy() else "sell", kind, amount, price, stop,
+                             self.io.exchange_ms(), trigger_above)  # fmt: skip
 
     def _reject_now(self, order: bt.Order, reason: str) -> bt.Order:
         order.addinfo(reject_reason=reason)
@@ -296,10 +297,15 @@ class OrdersMixin:
             return
         tracked.acked = True
         self._learn_order_id(tracked, ack.order_id)
+        heard = tracked.seen
         if not tracked.done:
             self._accept(tracked)
         if ack.update is not None:
             self.apply_update(ack.update)
+        elif not heard and not tracked.done and tracked.waiting_since is None:
+            # An answer without a status (Bybit's create answers only ids): the stream must show
+            # the order within fill_grace, else it is audited over REST (its fills may be lost).
+            tracked.waiting_since = time.monotonic()
 
     def apply_submit_failed(self, failed: SubmitFailed) -> None:
         assert self.journal is not None

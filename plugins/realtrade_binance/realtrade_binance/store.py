@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import re
+import time
 from decimal import Decimal
 from typing import Any
 
 from realtrade_core.broker import Broker
 from realtrade_core.feed import Data
+from realtrade_core.retry import retry_after_header
 from realtrade_core.store import Store
+
+_BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
 
 
 class BinanceStore(Store):
     exchange = "binance"
+
+    def retry_after(self, error: BaseException, headers: dict[str, str]) -> float | None:
+        # A 418 says how long the IP ban lasts in its message ("IP banned until <ms>", on the
+        # exchange's clock); Retry-After may be shorter than the ban. Wait for the later one.
+        waits = [retry_after_header(headers)]
+        match = _BANNED_UNTIL.search(str(error))
+        if match:
+            exchange_now = time.time() * 1000 + self.time_offset_ms
+            waits.append(max(0.0, (int(match.group(1)) - exchange_now) / 1000))
+        known = [w for w in waits if w is not None]
+        return max(known) if known else None
 
 
 class BinanceData(Data):

@@ -490,7 +490,8 @@ class Resolver(threading.Thread):
             found = self.io.find_order(req.symbol, req.client_order_id, order_id, since=req.created_ms)
         except Exception as exc:
             item.lookups += 1
-            item.due = time.monotonic() + retry.backoff(item.lookups)
+            # As long as the exchange asks after a rate limit (and every call waits with us), else backoff.
+            item.due = time.monotonic() + retry.wait_after(self.io.store, exc, item.lookups)
             if not item.warned and time.monotonic() - item.sent > self.sender.window + 10:
                 item.warned = True
                 self.emit(StoreMessage(f"order {req.client_order_id}: outcome still unknown, the exchange "

@@ -105,9 +105,24 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
     - ``currency`` (None): the asset ``getcash()`` reports; None is the quote asset of the
       first traded market.
 
-    In live mode ``getcash()`` is the account's *free* balance of that asset, ``getvalue()``
-    its total (free and locked in orders) plus every position marked at its last price, and
-    the position of a spot market is the account's base-asset balance. Open orders a previous
+    - ``cash`` (live: None): the capital the strategy trades (its *ledger*, below); None is the
+      quote asset's free balance at start. A ledger its journal kept goes on as it was.
+    - ``ledger`` ("default"): the ledger's name. Two live brokers on one account and venue each
+      need their own; a clash is a ConfigurationError before any order.
+    - ``adopt_holdings`` (False): a new ledger starts with the account's coins of each traded
+      market as its positions (at the current price) instead of flat.
+
+    **The strategy's own ledger.** In live mode ``getcash()``, ``getvalue()`` and
+    ``getposition()`` are the ledger's, not the account's: the strategy trades its own capital,
+    its positions start flat (or as its journal left them) and hold only what it bought, so it
+    never sells coins the account held for other reasons (a sell beyond its position ends
+    Margin with the reason). Positions count filled amounts as a backtest does; a fee the
+    exchange takes in the coin is commission (valued in the quote at the fill price), and an
+    exit asking for more than the account holds for the position, by no more than those fees,
+    is sent at what is held (lot step) and closes the position (``order.info.fee_adjusted``).
+    ``getvalue()`` is the ledger's cash plus what the account holds for each position at its
+    last price. The account is the ceiling: where it holds less than the ledger (coins or cash
+    moved away), the ledger shrinks to it and ``notify_store`` says so. Open orders a previous
     run left on the exchange (known from the journal) come back as live backtrader orders:
     ``broker.get_orders_open()`` lists them (``order.info.reattached`` is True) and the
     strategy receives them through ``notify_order`` (Accepted, or Partial) on its first bar;
@@ -136,6 +151,8 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         ("currency", None),
         ("bracket_exits", None),  # None: the exchange plugin's Broker.bracket_exits
         ("exchange_rules", True),
+        ("ledger", "default"),
+        ("adopt_holdings", False),
     )
 
     def __init__(self) -> None:
@@ -160,6 +177,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         self._lockstep: Any = None  # a LockstepClient when the store's emulator runs in lockstep
         self._lockstep_reached: int | None = None
         self._live: Any = None  # the LiveSession of a live broker (kept after stop: final cash/value)
+        self._history_warned = False
 
     @property
     def paper(self) -> bool:
@@ -380,7 +398,8 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
 
     def set_cash(self, cash: float) -> None:
         if not self.paper:
-            log.warning("live broker: cash comes from the exchange account; setcash(%s) is ignored", cash)
+            log.warning("live broker: the ledger's cash is set by getbroker(cash=...) when it starts; "
+                        "setcash(%s) is ignored", cash)  # fmt: skip
             return
         super().set_cash(cash)
 
@@ -388,7 +407,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
 
     def add_cash(self, cash: float) -> None:
         if not self.paper:
-            log.warning("live broker: cash comes from the exchange account; add_cash(%s) is ignored", cash)
+            log.warning("live broker: the ledger's cash moves only with its fills; add_cash(%s) is ignored", cash)
             return
         super().add_cash(cash)
 
@@ -399,7 +418,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
     # --- pre-trade checks ------------------------------------------------------------------------
 
     def submit(self, order: bt.Order, check: bool = True) -> bt.Order:
-        reason = self.pre_trade_veto(order)
+        reason = self.history_veto(order) or self.pre_trade_veto(order)
         if reason is not None and self.paper:
             return self.refuse(order, reason)  # a bracket goes whole or not at all
         if reason is not None:
@@ -414,6 +433,25 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         if not self.paper:
             raise ConfigurationError("the live broker is not started; cerebro.run() starts it")
         return super().submit(order, check)
+
+    def history_veto(self, order: bt.Order) -> str | None:
+        """Why ``order`` must not go: it was created on a history bar, before its data's first
+        LIVE bar (history warms indicators up, it never trades at today's prices). A paper run
+        on ``historical=True`` data is a backtest and trades as one."""
+        data = order.data
+        while data is not None and not hasattr(data, "live_started"):
+            data = getattr(getattr(data, "p", None), "dataname", None)  # a resampled or replayed clone
+            if not hasattr(data, "p"):
+                return None  # not a realtrade feed: nothing to tell history from live
+        if data is None or data.live_started or (self.paper and data.p.historical):
+            return None
+        if not self._history_warned:
+            self._history_warned = True
+            log.warning("orders created before the first live bar are not sent: history bars warm indicators up, "
+                        "they never trade (the order ends Rejected with this reason)")  # fmt: skip
+            self.p.store.put_notification("orders created on history bars are rejected: they never trade")
+        return (f"created on a history bar of {data._name} (before its first LIVE bar): history bars warm "
+                f"indicators up, they never trade")  # fmt: skip
 
     def pre_trade_veto(self, order: bt.Order) -> str | None:
         """The first pre-trade veto's reason for ``order``, or None when it may go."""

@@ -65,6 +65,8 @@ def build_strategy(bars: int) -> type:
                 self.live_seen += 1
                 if self.live_seen >= self.p.live_bars:
                     self.env.runstop()
+            if not self.live:
+                return  # history bars warm the averages up; orders made on them would be rejected
             size = round(1_000.0 / self.data.close[0], 5)
             if self.cross > 0 and not self.position:
                 self.buy(size=size)

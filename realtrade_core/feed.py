@@ -104,6 +104,8 @@ class Data(bt.feed.DataBase, Contract):
         self._pump: _BarPump | None = None
         self._last_pump: _BarPump | None = None
         self._last_close_ms: int | None = None
+        #: True from the first LIVE bar on: orders made on history bars are never sent (the broker).
+        self.live_started = False
 
     @property
     def tf(self) -> Timeframe:
@@ -181,6 +183,8 @@ class Data(bt.feed.DataBase, Contract):
                 self.lines.openinterest[0] = 0.0
                 return True
             if kind == _STATE:
+                if payload == self.LIVE:
+                    self.live_started = True
                 self._notify_state(payload)
                 continue
             if kind == _ERROR:
@@ -204,9 +208,9 @@ class _BarPump(threading.Thread):
         self.stopping = threading.Event()
         self.last_open: int | None = None
         self._unsubscribe = None
+        self.quarantined: dict[str, int] = {}
         self.current: int | None = None  # the last data state put on the outbox
         self.delayed = False  # a REST retry turned LIVE into DELAYED: LIVE again once it succeeds
-        self.quarantined: dict[str, int] = {}
 
     def stop(self) -> None:
         self.stopping.set()

@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .contract import Contract
 from .credentials import Credentials, protect, redact, scrub, scrub_exception
 from .errors import ConfigurationError, RealtradeError
-from .retry import call as retrying
 from .interlock import check_emulator_url, check_emulator_urls, emulator_urls
+from .retry import call as retrying
 from .spec import StoreEvent
 from .timeframes import Timeframe, check_supported, parse_timeframe
 

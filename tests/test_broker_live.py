@@ -292,31 +292,38 @@ def test_market_order_completes_with_the_exchange_fill_price_size_and_fee(exchan
         journal.close()
 
 
-def test_base_fee_reduces_the_position_and_the_closing_trade_has_the_exchange_pnl(
-    exchange, emulator, store, journal_path
-):
+def test_a_fee_in_the_coin_is_commission_and_the_exit_sells_what_is_held(exchange, emulator, store, journal_path):
+    """The exchange takes a buy's fee in BTC. As in a backtest the position counts the filled
+    0.01 and the fee is commission; ``close()`` sells what the account holds for the position,
+    which closes it, and says so. The ledger's cash equals the account's to the last decimal."""
     with live(emulator, store, journal_path) as run:
         s = run.strategy
         buy = run.do(lambda s: s.buy(size=0.01))
         run.until(lambda: "Completed" in s.statuses(buy), "the buy completing")
+        (bought,) = engine_fills(emulator, buy.info.client_order_id)
         btc = sum(balance(emulator, "BTC"))
-        assert btc == Decimal("0.01") - engine_fills(emulator, buy.info.client_order_id)[0].fee
-        assert run.broker.getposition(s.data).size == float(btc)  # the fee was paid in BTC
+        assert bought.fee_asset == "BTC" and btc == Decimal("0.01") - bought.fee
+        assert run.broker.getposition(s.data).size == 0.01  # filled amounts, as a backtest counts
+        assert s.last(buy).comm == pytest.approx(float(bought.fee * bought.price), rel=1e-12)
         sell = run.do(lambda s: s.close())
-        run.until(lambda: "Completed" in s.statuses(sell) or "Rejected" in s.statuses(sell), "the close")
+        run.until(lambda: "Completed" in s.statuses(sell) or "Margin" in s.statuses(sell), "the close")
         assert s.statuses(sell)[-1] == "Completed", s.last(sell)
+        assert sell.info.fee_adjusted and sell.info.sent == float(btc), dict(sell.info)
         assert sum(balance(emulator, "BTC")) == 0
         assert run.broker.getposition(s.data).size == 0
-        (bought,) = engine_fills(emulator, buy.info.client_order_id)
         (sold,) = engine_fills(emulator, sell.info.client_order_id)
         assert sold.amount == btc
         run.until(lambda: s.trades, "notify_trade")
         pnl, pnlcomm = s.trades[0]
-        expected = float(btc) * float(sold.price - bought.price)
+        expected = 0.01 * float(sold.price - bought.price)  # a backtest's pnl for 0.01
         assert pnl == pytest.approx(expected, rel=1e-9, abs=1e-9)
         assert pnlcomm == pytest.approx(expected - quote_commission(bought) - quote_commission(sold), abs=1e-9)
-        # what the trade says it made is what the account made
-        assert float(sum(balance(emulator, "USDT"))) - 10_000 == pytest.approx(pnlcomm, abs=1e-8)
+        # The account made the trade's pnlcomm, but for the fee coins' move between buy and sell.
+        usdt = sum(balance(emulator, "USDT"))
+        assert float(usdt) - 10_000 == pytest.approx(pnlcomm + float(bought.fee * (bought.price - sold.price)),
+                                                     abs=1e-8)  # fmt: skip
+        assert run.broker.live.ledger_cash == usdt
+        assert run.broker.getcash() == float(usdt)
 
 
 def test_limit_order_rests_and_fills_at_its_price(exchange, emulator, store, journal_path):
@@ -393,11 +400,16 @@ def test_cancel_of_resting_limit_and_stop_orders_is_confirmed_by_the_exchange(ex
         assert not run.broker.get_orders_open()
 
 
-def test_cash_follows_balance_changes_made_outside_the_strategy(exchange, emulator, store, journal_path):
+def test_the_ledgers_cash_shrinks_to_the_account_but_not_with_a_deposit(exchange, emulator, store, journal_path):
     with live(emulator, store, journal_path) as run:
         assert run.broker.getcash() == 10_000
         emulator.engine.set_balance(emulator.api_key, "USDT", Decimal("7500.5"))  # e.g. a withdrawal
         run.wait(lambda: run.broker.getcash() == 7500.5, "the balance update")
+        run.wait(lambda: any("shrinks" in m for m in run.strategy.store_messages), "the strategy told")
+        emulator.engine.set_balance(emulator.api_key, "USDT", Decimal("20000"))  # a deposit: not the strategy's
+        run.wait(lambda: run.broker.live.balances["USDT"][0] == 20000, "the broker to see the deposit")
+        run.step()
+        assert run.broker.getcash() == 7500.5
 
 
 def test_without_a_private_stream_orders_fills_and_balances_are_polled(exchange, emulator, journal_path):
@@ -523,7 +535,10 @@ def test_restart_sees_the_position_reattaches_the_open_order_and_applies_the_off
     try:
         with live(emulator, store, journal_path) as run:
             s = run.strategy
-            assert s.first_position == float(btc)  # right from the first bar
+            # Right from the first bar: the ledger as the journal left it, with the offline fill
+            # (0.02 bought, 0.01 sold); the account holds that less the buy's fee in BTC.
+            assert s.first_position == pytest.approx(0.01, abs=1e-12)
+            assert run.broker.live.books[SYMBOL].held == btc
             (reattached,) = s.first_open
             assert reattached.info.client_order_id == far_cid and reattached.info.reattached
             assert reattached.alive() and reattached.size == pytest.approx(-0.005)
@@ -532,7 +547,8 @@ def test_restart_sees_the_position_reattaches_the_open_order_and_applies_the_off
             assert any("not in the journal" in m for m in s.store_messages), s.store_messages
             assert all(o.info.client_order_id != "by-hand-1" for o in run.broker.get_orders_open())
             run.step(2)
-            assert run.broker.getposition(s.data).size == float(btc)  # the offline fill counted once
+            assert run.broker.getposition(s.data).size == pytest.approx(0.01, abs=1e-12)  # the offline fill once
+            assert run.broker.live.books[SYMBOL].held == btc
             run.do(lambda s: s.cancel(reattached))
             run.until(lambda: any(n.client_order_id == far_cid and n.status == "Canceled" for n in s.notes), "cancel")
             statuses = {o.client_order_id: o.status.value for o in emulator.engine.all_orders(emulator.api_key)}
@@ -676,6 +692,34 @@ def test_a_stop_whose_price_is_already_crossed_goes_as_the_order_it_triggers_int
         assert stop.getordername() == "Stop" and stop_limit.getordername() == "StopLimit"
 
 
+def test_a_trailing_stop_follows_the_closes_on_the_exchange_and_fills_at_its_trail(
+    exchange, emulator, store, journal_path
+):
+    """``StopTrail`` live: the stop rests on the exchange at the trail's price and, after each
+    closed bar, moves by the close as backtrader trails it (the exchange order replaced); the
+    strategy sees one order, which completes at the trail's price when the market falls to it."""
+    with live(emulator, store, journal_path) as run:
+        s = run.strategy
+        buy = run.do(lambda s: s.buy(size=0.01))
+        run.until(lambda: "Completed" in s.statuses(buy), "the buy")
+        stop = run.do(lambda s: s.sell(size=0.01, exectype=bt.Order.StopTrail, trailpercent=0.002))
+        run.until(lambda: "Completed" in s.statuses(stop), "the trailing stop filling", steps=120)
+        assert s.statuses(stop) == ["Submitted", "Accepted", "Completed"]
+        placed = [o for o in emulator.engine.all_orders(emulator.api_key) if o.side.value == "sell"]
+        assert len(placed) >= 2, "the trail must have moved for the test to mean anything"
+        assert [o.status.value for o in placed[:-1]] == ["canceled"] * (len(placed) - 1)
+        final = placed[-1]
+        assert final.status.value == "filled" and final.client_order_id == stop.info.client_order_id
+        stops = [o.stop_price for o in placed[:-1]]
+        assert stops == sorted(stops), "a sell's trail only ever rises"
+        # At its trail price, or at market when the market had crossed the new trail already.
+        assert final.type.value in ("stop_market", "market")
+        (fill,) = engine_fills(emulator, final.client_order_id)
+        assert fill.price <= Decimal(str(stop.created.price)).quantize(TICK)
+        assert s.last(stop).price == pytest.approx(float(fill.price))
+        assert run.broker.getposition(s.data).size == 0
+
+
 # --- rejections and the interlock ------------------------------------------------------------------
 
 
@@ -695,9 +739,10 @@ def test_rejections_reach_notify_order_with_their_reason(exchange, emulator, sto
             s = run.strategy
             tiny, greedy, vetoed = run.do(lambda s: (s.buy(size=0.00001), s.buy(size=1.0), s.buy(size=0.0123)))
             run.until(lambda: all("Rejected" in s.statuses(o) for o in (tiny, vetoed)), "two rejections")
-            run.until(lambda: "Margin" in s.statuses(greedy), "the exchange refusing it for want of funds")
+            run.until(lambda: "Margin" in s.statuses(greedy), "refused for want of funds")
             assert "minimum notional" in s.last(tiny).reason
-            assert "insufficient" in s.last(greedy).reason.lower()  # Margin, as backtrader calls it
+            # Margin, as backtrader calls it: the strategy's cash cannot pay, so it is never sent.
+            assert "cash 10000" in s.last(greedy).reason and "cannot pay" in s.last(greedy).reason
             assert s.last(vetoed).reason == "size 0.0123 is on the test's block list (test-risk)"
             assert emulator.engine.all_orders(emulator.api_key) == []
     finally:
@@ -893,10 +938,15 @@ def test_restart_watches_the_bracket_stop_again_and_it_still_closes_the_position
     try:
         with live(emulator, store, journal_path, bracket_exits="held") as run:
             s = run.strategy
-            assert s.first_position == float(held)
+            assert s.first_position == 0.01  # what the parent filled; the account holds it less the fee
+            assert run.broker.live.books[SYMBOL].held == held
             by_cid = {o.info.client_order_id: o for o in s.first_open}
             assert set(by_cid) == {stop_cid, limit_cid}
-            assert by_cid[stop_cid].size == pytest.approx(-float(held)) and by_cid[stop_cid].info.reattached
+            # The stop closes the position; once sent (a bar may have crossed it already), it
+            # sells what the account holds for it.
+            stop = by_cid[stop_cid]
+            assert stop.size == pytest.approx(-float(held) if stop.info.get("fee_adjusted") else -0.01)
+            assert stop.info.reattached
             assert notes_of(s, stop_cid) == ["Accepted"]
             run.until(lambda: "Completed" in notes_of(s, stop_cid), "the restored stop closing the position")
             run.wait(lambda: "Canceled" in notes_of(s, limit_cid), "the take-profit cancelled")

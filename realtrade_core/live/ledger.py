@@ -11,7 +11,7 @@ from typing import Any
 import backtrader as bt
 
 from ..events import Fill, Side
-from .model import ZERO, SymbolBook, Tracked, ms_to_num
+from .model import ZERO, SymbolBook, Tracked, dec, ms_to_num
 
 log = logging.getLogger(__name__)
 
@@ -37,27 +37,97 @@ def apply_to_position(
 
 
 class LedgerMixin:
-    """Applies fills to orders, positions and cash; the strategy's cash, value and positions."""
+    """The strategy's own ledger (DESIGN §5a): its cash, positions and value, moved by its fills.
 
-    @staticmethod
-    def _base_delta(fill: Fill, base: str) -> Decimal:
-        """The change of the base balance: the amount, less a fee charged in the base asset."""
-        delta = fill.amount if fill.side is Side.BUY else -fill.amount
-        if fill.fee and fill.fee_currency == base:
-            delta -= fill.fee
-        return delta
+    A live broker trades a capital of its own. Positions count filled amounts as a backtest
+    does; a fee the exchange takes in the coin is commission (valued in the quote at the fill
+    price) and is remembered as ``coin_fees``, so an exit can sell what the account really holds
+    for the position. The account is the ceiling: where it holds less than the ledger, the
+    ledger shrinks to it (see :meth:`check_ceiling`). Fills are checked before they count.
+    """
+
+    def _fee_value(self, fill: Fill, book: SymbolBook) -> Decimal:
+        """The fee in the quote asset: a fee in the coin at the fill price, a third currency (BNB)
+        at its last price in the quote."""
+        if not fill.fee:
+            return ZERO
+        if fill.fee_currency in (None, book.quote):
+            return fill.fee
+        if fill.fee_currency == book.base:
+            return fill.fee * fill.price
+        price = self._asset_price(fill.fee_currency, book.quote)
+        if price is None:
+            self.put_store(f"fee of trade {fill.trade_id} paid in {fill.fee_currency}: no {fill.fee_currency}/"
+                           f"{book.quote} price to value it, counted as 0")  # fmt: skip
+            return ZERO
+        return fill.fee * price
+
+    def _asset_price(self, asset: str, quote: str) -> Decimal | None:
+        """The last price of ``asset`` in ``quote``: from a market this broker trades, else a ticker."""
+        symbol = f"{asset}/{quote}"
+        book = self.books.get(symbol)
+        if book is not None and book.last > 0:
+            return Decimal(str(book.last))
+        cached = self.asset_prices.get(symbol)
+        if cached is not None and time.monotonic() - cached[1] < 60:
+            return cached[0]
+        try:
+            ticker = self.io.read(self.store.client.fetch_ticker, symbol)
+            price = Decimal(str(ticker.get("last") or ticker.get("close")))
+        except Exception as exc:
+            log.warning("no %s price to value a fee (%s)", symbol, self.io.scrub(exc) if self.io else exc)
+            return None
+        if not price.is_finite() or price <= 0:
+            return None
+        self.asset_prices[symbol] = (price, time.monotonic())
+        return price
 
     def _commission(self, fill: Fill, book: SymbolBook) -> float:
-        """The fee in the quote asset (backtrader's commission is money)."""
-        if not fill.fee:
-            return 0.0
-        if fill.fee_currency in (None, book.quote):
-            return float(fill.fee)
-        if fill.fee_currency == book.base:
-            return float(fill.fee * fill.price)
-        log.info("fee of trade %s paid in %s: recorded in the journal, not in the commission", fill.trade_id,
-                 fill.fee_currency)  # fmt: skip
-        return 0.0
+        """backtrader's commission: the fee in the quote asset, whatever currency it was paid in."""
+        return float(self._fee_value(fill, book))
+
+    @staticmethod
+    def _ledger_delta(fill: Fill, tracked: Tracked | None) -> Decimal:
+        """How far a fill moves the ledger's position: its amount, or for an exit sent short by
+        the fees taken in the coin, its share of what that exit closes."""
+        if fill.side is Side.BUY:
+            return fill.amount
+        if tracked is not None and tracked.closes is not None and tracked.amount:
+            return -(fill.amount * tracked.closes / tracked.amount)
+        return -fill.amount
+
+    # --- fills ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def invalid_fill(fill: Fill) -> str | None:
+        """Why a fill is not a fill at all (None: its numbers are sound)."""
+        for what, value in (("amount", fill.amount), ("price", fill.price)):
+            if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
+                return f"its {what} {value} is not a positive number"
+        if fill.fee is not None and (not isinstance(fill.fee, Decimal) or not fill.fee.is_finite() or fill.fee < 0):
+            return f"its fee {fill.fee} is not a number of zero or more"
+        return None
+
+    @staticmethod
+    def unexpected_fill(fill: Fill, tracked: Tracked) -> str | None:
+        """Why a sound fill does not fit the order as the broker knows it (None: it fits)."""
+        if fill.side.value != tracked.side:
+            return f"it is a {fill.side.value}, the order a {tracked.side}"
+        remaining = tracked.amount - tracked.executed
+        if fill.amount > remaining:
+            return f"it fills {fill.amount}, more than the {remaining} the order has left"
+        return None
+
+    def _refuse_fill(self, fill: Fill, tracked: Tracked, problem: str) -> None:
+        """A fill that cannot count as it stands: reported once, and the order checked over REST,
+        whose records (trades, status, filled amount) then decide."""
+        key = (fill.trade_id, problem)
+        if key not in self.refused_fills:
+            self.refused_fills.add(key)
+            self.put_store(f"fill {fill.trade_id} of order {tracked.client_order_id} refused: {problem}; "
+                           f"checking the order on the exchange")  # fmt: skip
+        if tracked.order_id:
+            self.request_audit(orders=[tracked])
 
     def apply_fill(self, fill: Fill, source: str) -> None:
         assert self.journal is not None
@@ -71,21 +141,35 @@ class LedgerMixin:
             # fill until the acknowledgement says whose it is.
             self.parked.setdefault((fill.symbol, str(fill.order_id)), []).append((time.monotonic(), fill, source))
             return
+        book = self.books.get(fill.symbol)
+        if tracked is None or book is None:
+            # Not an order of this broker (another client on the account, or a market it does not
+            # trade): the ledger holds only what the strategy bought, so nothing moves.
+            if fill.trade_id not in self.foreign_fills:
+                self.foreign_fills.add(fill.trade_id)
+                self.put_store(f"fill {fill.trade_id} of an order this broker did not place ({fill.side.value} "
+                               f"{fill.amount} {fill.symbol} @ {fill.price}): not this strategy's, its ledger is "
+                               f"unchanged")  # fmt: skip
+            return
+        invalid = self.invalid_fill(fill)
+        if invalid is not None:
+            self._refuse_fill(fill, tracked, invalid)
+            return
+        unexpected = None if tracked.done else self.unexpected_fill(fill, tracked)
+        if (unexpected is not None or tracked.done) and source == "stream":
+            if not self.journal.has_fill(fill.symbol, fill.trade_id):
+                self._refuse_fill(fill, tracked, unexpected or "the order is done already")
+            return
         if not self.journal.record_fill(fill, source):
             return  # already applied (the stream and a REST poll both brought it, or a restart)
-        book = self.books.get(fill.symbol)
-        if book is None:
-            # A market this strategy does not trade: recorded, reported, nothing to keep in step.
-            self.put_store(f"fill {fill.trade_id} on {fill.symbol}, a market this broker does not trade: "
-                           f"{fill.side.value} {fill.amount} @ {fill.price}")  # fmt: skip
-            return
-        if tracked is None or tracked.done:
-            # Another client on this account, or a fill the order's final state did not count:
-            # the account changed, so the position follows; the strategy hears about it.
-            self._move_position(book, fill)
-            what = "a finished order" if tracked else "an order this broker did not place"
-            self.put_store(f"fill {fill.trade_id} of {what} ({fill.side.value} {fill.amount} {fill.symbol} @ "
-                           f"{fill.price}): position now {book.size}")  # fmt: skip
+        if tracked.done or unexpected is not None:
+            # The exchange's own records (REST) show a fill the broker's order did not count:
+            # the exchange is right, the ledger follows, the strategy hears about it.
+            self._move_position(book, fill, tracked)
+            self.put_store(f"fill {fill.trade_id} of order {tracked.client_order_id} ({fill.side.value} "
+                           f"{fill.amount} {fill.symbol} @ {fill.price}) was not expected ("
+                           f"{unexpected or 'the order was done'}); the exchange's record counts: position now "
+                           f"{book.size}")  # fmt: skip
         else:
             if not tracked.acked:
                 log.debug("fill %s of %s arrived before the REST acknowledgement; matched by client order id",
@@ -94,26 +178,40 @@ class LedgerMixin:
             self._accept(tracked)
             self._execute(tracked, fill, book)
             self.journal.update_order(tracked.client_order_id, filled=tracked.executed)
-        self.journal.set_position(book.symbol, book.size, book.price)
+        self._persist(book)
         self._hook(fill)
-        if tracked is not None:
-            self._progress(tracked)
+        self._progress(tracked)
 
-    def _move_position(self, book: SymbolBook, fill: Fill) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    def _move_position(self, book: SymbolBook, fill: Fill,
+                       tracked: Tracked | None = None) -> tuple[Decimal, Decimal, Decimal, Decimal]:  # fmt: skip
+        """Apply a fill to the ledger: position (filled amounts), fees taken in the coin, cash."""
         old_price = book.price
-        delta = self._base_delta(fill, book.base)
+        delta = self._ledger_delta(fill, tracked)
         book.size, book.price, opened, closed = apply_to_position(book.size, book.price, delta, fill.price)
+        coin_fee = fill.fee if fill.fee and fill.fee_currency == book.base else ZERO
+        closed_extra = -delta - fill.amount if delta < 0 else ZERO  # fee coins an adjusted exit closes
+        book.coin_fees = book.coin_fees + coin_fee - closed_extra
+        cash = fill.amount * fill.price
+        self.ledger_cash += -cash if fill.side is Side.BUY else cash
+        if not coin_fee:
+            self.ledger_cash -= self._fee_value(fill, book)
+        if book.size <= 0 or book.coin_fees < 0:
+            if book.size <= 0 and book.coin_fees < 0:
+                book.dust += -book.coin_fees  # the lot step left these in the account
+            book.coin_fees = max(book.coin_fees, ZERO) if book.size > 0 else ZERO
+        if book.size > 0 and book.held <= 0:
+            # Nothing of the position is left on the account (the rest went as fees): flat.
+            book.size, book.price, book.coin_fees = ZERO, ZERO, ZERO
         book.sync()
         book.last_fill = time.monotonic()
         return opened, closed, old_price, delta
 
     def _execute(self, tracked: Tracked, fill: Fill, book: SymbolBook, *, historical: bool = False,
                  notify: bool = True) -> None:  # fmt: skip
-        """Apply one fill to the backtrader order (and, unless historical, to the position).
+        """Apply one fill to the backtrader order (and, unless historical, to the ledger).
 
-        Historical fills (of a re-attached order, already in the balance the position was
-        loaded from) complete the order's execution record but move neither the position nor
-        the strategy's trades.
+        Historical fills (of a re-attached order, already in the ledger the journal kept) complete
+        the order's execution record but move neither the position nor the strategy's trades.
         """
         order = tracked.order
         data = order.data
@@ -126,11 +224,11 @@ class LedgerMixin:
         if historical:
             openedcomm = comm
         else:
-            opened, closed, old_price, _ = self._move_position(book, fill)
+            opened, closed, old_price, _ = self._move_position(book, fill, tracked)
             if closed:
                 if book.size == 0 or abs(float(closed)) >= abs(book.trade_size):
                     # Close exactly what the strategy's Trade holds (its float sum), so the trade
-                    # closes; what it does not hold existed before the strategy started.
+                    # closes; what it does not hold was restored from the journal at start.
                     closed_f = -book.trade_size
                 else:
                     closed_f = float(closed)
@@ -160,20 +258,60 @@ class LedgerMixin:
             self.broker.notify(order)
             self._after(order)
 
+    # --- the ledger's state ------------------------------------------------------------------------
+
+    def _persist(self, book: SymbolBook) -> None:
+        """Write the ledger to the journal: what a restart starts from."""
+        assert self.journal is not None
+        self.journal.set_position(book.symbol, book.size, book.price)
+        self.journal.set_meta(f"ledger.coin_fees.{book.symbol}", str(book.coin_fees))
+        self.journal.set_meta("ledger.cash", str(self.ledger_cash))
+
+    def check_ceiling(self) -> None:
+        """The account is the ledger's ceiling: where it holds less than the ledger (coins or cash
+        moved away by hand), the ledger shrinks to it and the strategy is told."""
+        busy = {t.symbol for t in self.active()}
+        now = time.monotonic()
+        for symbol, book in self.books.items():
+            if symbol in busy or now - book.last_fill < 5.0 or book.size <= 0:
+                continue
+            free, locked = self.balances.get(book.base, (ZERO, ZERO))
+            total = free + locked
+            if total < book.held - self._lot_step(symbol):
+                self.put_store(f"{symbol}: the account holds {total} {book.base}, less than this strategy's "
+                               f"position {book.held}: the position shrinks to {total}")  # fmt: skip
+                book.size, book.coin_fees = total, ZERO
+                if not total:
+                    book.price = ZERO
+                book.trade_size = min(book.trade_size, float(total))
+                book.sync()
+                self._persist(book)
+        quote = self.currency
+        if quote is None or any(self.books[s].quote == quote for s in busy if s in self.books):
+            return
+        free, locked = self.balances.get(quote, (ZERO, ZERO))
+        total = free + locked
+        if quote in self.balances and total < self.ledger_cash - Decimal("1e-8"):
+            self.put_store(f"the account holds {total} {quote}, less than this strategy's cash {self.ledger_cash}: "
+                           f"its cash shrinks to {total}")  # fmt: skip
+            self.ledger_cash = total
+            self.journal.set_meta("ledger.cash", str(self.ledger_cash))
+
+    def _lot_step(self, symbol: str) -> Decimal:
+        market = self.store.market(symbol)
+        return dec((market.get("precision") or {}).get("amount")) or Decimal("1e-8")
+
     def cash(self) -> float:
-        if self.currency is None:
-            return 0.0
-        return float(self.balances.get(self.currency, (ZERO, ZERO))[0])
+        return float(self.ledger_cash)
 
     def value(self, datas: Iterable[Any] | None = None) -> float:
         if datas is not None:
-            return sum(self.books[s].position.size * self.last_price(self.books[s])
+            return sum(float(self.books[s].held) * self.last_price(self.books[s])
                        for s in {self.symbol_of(d) for d in datas} if s in self.books)  # fmt: skip
-        free, locked = self.balances.get(self.currency or "", (ZERO, ZERO))
-        total = float(free + locked)
+        total = float(self.ledger_cash)
         for book in self.books.values():
             if book.quote == self.currency and book.size:
-                total += float(book.size) * self.last_price(book)
+                total += float(book.held) * self.last_price(book)
         return total
 
     def position(self, data: Any) -> bt.Position:

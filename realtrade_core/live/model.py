@@ -23,7 +23,11 @@ BT_TO_TYPE = {
     bt.Order.Limit: "limit",
     bt.Order.Stop: "stop",
     bt.Order.StopLimit: "stop_limit",
+    bt.Order.StopTrail: "stop",  # resting at the trail's current price, replaced as it moves
+    bt.Order.StopTrailLimit: "stop_limit",
 }
+#: backtrader execution types whose limit price is ``pricelimit``
+STOP_LIMITS = (bt.Order.StopLimit, bt.Order.StopTrailLimit)
 
 
 TYPE_TO_BT = {
@@ -135,22 +139,38 @@ class Tracked:
     expire_bar: int = 0  # the data's bar count when the expiring cancel was sent
     unsent: bool = False  # expired before it could trade: never sent to the exchange
     waiting_sibling: float | None = None  # an OCO leg's end, held until the other leg's fill
+    # A sell sent short of what it asked by the fees the exchange took in the coin: what it
+    # closes in the ledger (None: what it sends). Its fills move the ledger pro rata.
+    closes: Decimal | None = None
+    trail_bar: int | None = None  # a trailing stop: the data's bar count when last trailed
+    replacing: bool = False  # a trailing stop whose cancel makes way for it at a new price
 
 
 @dataclass
 class SymbolBook:
-    """Position of one symbol in Decimal (authoritative) and backtrader's float view of it."""
+    """The ledger's position in one symbol, in Decimal (authoritative), and backtrader's float view.
+
+    ``size`` counts filled amounts as a backtest does; ``coin_fees`` is what the exchange took of
+    it as fees in the coin, so the account holds ``size - coin_fees`` for this position.
+    """
 
     symbol: str
     base: str
     quote: str
     size: Decimal = ZERO
     price: Decimal = ZERO
+    coin_fees: Decimal = ZERO
+    dust: Decimal = ZERO  # below the market's minimum: recorded and reported, never a position
     position: bt.Position = field(default_factory=bt.Position)
     trade_size: float = 0.0  # what the strategy's Trade object has accumulated (float, as it sums)
     data: Any = None
     last: float = 0.0  # the data's last close, read in cerebro's thread
     last_fill: float = 0.0  # monotonic time of the last applied fill
+
+    @property
+    def held(self) -> Decimal:
+        """What the account holds for this position: its size less the fees taken in the coin."""
+        return self.size - self.coin_fees
 
     def sync(self) -> None:
         self.position.size = float(self.size)
@@ -174,4 +194,8 @@ class Bracket:
 
 
 class _Reject(Exception):
-    """An order refused before sending; the message is the reject reason."""
+    """An order refused before it is sent: Rejected, or Margin when ``margin`` (no funds)."""
+
+    def __init__(self, reason: str, *, margin: bool = False) -> None:
+        super().__init__(reason)
+        self.margin = margin

@@ -12,7 +12,7 @@ import backtrader as bt
 from ..events import OrderStatus, OrderUpdate
 from ..journal import SUBMITTING, JournalOrder
 from .messages import Ack, CancelRequest, CreateRequest, SubmitFailed
-from .model import BT_TO_TYPE, ZERO, Tracked, _Reject, dec, next_bar_time
+from .model import BT_TO_TYPE, STOP_LIMITS, ZERO, SymbolBook, Tracked, _Reject, dec, next_bar_time
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +49,24 @@ class OrdersMixin:
         be sent (rejected with its reason, or expired before a bar could fill it)."""
         reason = "the live broker has stopped" if self.stopping.is_set() else self._unsupported(order)
         assert self.journal is not None and self.sender is not None
+        margin = False
         if reason is None:
             try:
-                request = self._request(order, as_type)
+                request, closes = self._request(order, as_type)
                 self.journal.record_order(JournalOrder(
                     client_order_id=request.client_order_id, order_id=None, symbol=request.symbol,
                     side=request.side, type=request.type, amount=request.amount, price=request.price,
                     stop_price=request.stop_price, status=SUBMITTING, created_ms=request.created_ms,
                 ))  # fmt: skip
             except _Reject as exc:
-                reason = str(exc)
+                reason, margin = str(exc), exc.margin
             except ValueError as exc:  # the journal already has this client order id
                 reason = f"{exc}: every order needs a new client order id"
             except Exception as exc:  # never an exception into the strategy: a Rejected order
                 log.exception("live broker: could not prepare an order")
                 reason = f"could not prepare the order: {type(exc).__name__}: {exc}"
         if reason is not None:
-            self._reject_now(order, reason)
+            self._reject_now(order, reason, margin=margin)
             self._after(order)
             return None
         if not held:
@@ -73,8 +74,10 @@ class OrdersMixin:
             order.addcomminfo(self.broker.getcommissioninfo(order.data))
         self.orders[request.client_order_id] = Tracked(
             order, request.client_order_id, request.symbol, request.side, request.type, request.amount,
-            request.price, request.stop_price, request.created_ms, held=held,
+            request.price, request.stop_price, request.created_ms, held=held, closes=closes,
         )  # fmt: skip
+        if closes is not None:
+            self.journal.set_meta(f"closes.{request.client_order_id}", str(closes))
         if order.valid:
             self.timed[request.client_order_id] = self.orders[request.client_order_id]
         if not held:
@@ -99,16 +102,16 @@ class OrdersMixin:
         return request
 
     def _unsupported(self, order: bt.Order) -> str | None:
-        if order.exectype in (bt.Order.StopTrail, bt.Order.StopTrailLimit):
-            return (f"trailing stops ({order.getordername()}) are not supported in live mode yet; use Market, "
-                    f"Limit, Stop or StopLimit")  # fmt: skip
         if order.exectype not in BT_TO_TYPE:
-            return f"{order.getordername()} orders are not supported in live mode; use Market, Limit, Stop or StopLimit"
+            return (f"{order.getordername()} orders are not supported in live mode; use Market, Limit, Stop, "
+                    f"StopLimit, StopTrail or StopTrailLimit")  # fmt: skip
         if order.data is None or not hasattr(order.data, "p"):
             return "the order has no data feed"
         return None
 
-    def _request(self, order: bt.Order, as_type: str | None = None) -> CreateRequest:
+    def _request(self, order: bt.Order, as_type: str | None = None) -> tuple[CreateRequest, Decimal | None]:
+        """The exchange request for ``order`` (rounded and checked) and, for an exit sent short by
+        the fees taken in the coin, what it closes in the ledger."""
         import ccxt
 
         data = order.data
@@ -143,7 +146,7 @@ class OrdersMixin:
 
         price = stop = None
         if kind == "limit":
-            limit = order.created.pricelimit if order.exectype == bt.Order.StopLimit else order.created.price
+            limit = order.created.pricelimit if order.exectype in STOP_LIMITS else order.created.price
             price = price_of(limit, "limit price")
         elif kind == "stop":
             stop = price_of(order.created.price, "stop price")
@@ -157,6 +160,7 @@ class OrdersMixin:
             stop = price = price_of(order.created.price, "limit price")
             trigger_above = order.issell()
         reference = price or stop or dec(self.last_price(book)) or ZERO
+        amount, closes = self._fit_to_ledger(order, book, amount, reference)
         min_cost = dec((limits.get("cost") or {}).get("min"))
         if min_cost is not None and reference > 0 and amount * reference < min_cost:
             raise _Reject(f"order value {(amount * reference).normalize():f} {market['quote']} is below {symbol}'s "
@@ -169,14 +173,60 @@ class OrdersMixin:
         cid = order.info.get("client_order_id") or self.broker.new_client_order_id()
         order.addinfo(client_order_id=cid)
         # Stamped on the exchange's clock: lookups of the order and its fills ask "since" this.
-        return CreateRequest(cid, symbol, "buy" if order.isbuy() else "sell", kind, amount, price, stop,
-                             self.io.exchange_ms(), trigger_above)  # fmt: skip
+        request = CreateRequest(cid, symbol, "buy" if order.isbuy() else "sell", kind, amount, price, stop,
+                                self.io.exchange_ms(), trigger_above)  # fmt: skip
+        return request, closes
 
-    def _reject_now(self, order: bt.Order, reason: str) -> bt.Order:
+    def _fit_to_ledger(self, order: bt.Order, book: SymbolBook, amount: Decimal,
+                       reference: Decimal) -> tuple[Decimal, Decimal | None]:  # fmt: skip
+        """Check an order against the strategy's ledger, the account being its ceiling.
+
+        A sell never sells coins the strategy did not buy. One that asks for more than the
+        account holds for the position, by no more than the fees the exchange took in the coin,
+        is sent at what is held (rounded down to the lot step) and closes the position: returns
+        that amount and what it closes. A buy must be paid from the ledger's cash.
+        """
+        symbol, base, quote = book.symbol, book.base, book.quote
+        if order.issell():
+            if amount > book.size:
+                held = f"holds {book.size} {base}" if book.size > 0 else f"holds no {base}"
+                raise _Reject(f"selling {amount} {base} would sell coins this strategy did not buy: its position "
+                              f"{held} (spot: no short selling)", margin=True)  # fmt: skip
+            step = self._lot_step(symbol)
+            held = (book.held // step) * step if step > 0 else book.held
+            free, locked = self.balances.get(base, (ZERO, ZERO))
+            if amount < held:
+                return amount, None
+            if held <= 0:
+                raise _Reject(f"nothing of the position is left to sell: the exchange took its {book.size} {base} "
+                              f"as fees", margin=True)  # fmt: skip
+            if amount > held:
+                order.addinfo(fee_adjusted=True, asked=float(amount), sent=float(held),
+                              note=f"sent {held} of the {amount} {base} asked: the exchange took "
+                                   f"{book.coin_fees} {base} of the position as fees")  # fmt: skip
+                log.info("%s: exit of %s %s sent as %s (fees in the coin); it closes the position", symbol, amount,
+                         base, held)  # fmt: skip
+            if free + locked and free < held:
+                log.info("%s: %s %s of the account is free, the exit needs %s", symbol, free, base, held)
+            return held, book.size
+        cost = amount * reference
+        if reference > 0 and cost > self.ledger_cash:
+            raise _Reject(f"this strategy's cash {self.ledger_cash} {quote} cannot pay for {amount} {base} at "
+                          f"{reference} ({cost:f} {quote})", margin=True)  # fmt: skip
+        free = self.balances.get(quote, (ZERO, ZERO))[0]
+        if reference > 0 and quote in self.balances and cost > free:
+            raise _Reject(f"the account has {free} {quote} free; {amount} {base} at {reference} needs {cost:f} "
+                          f"{quote}", margin=True)  # fmt: skip
+        return amount, None
+
+    def _reject_now(self, order: bt.Order, reason: str, *, margin: bool = False) -> bt.Order:
         order.addinfo(reject_reason=reason)
-        order.reject(self.broker)
+        if margin:  # backtrader's word for an order the account cannot pay for
+            self._set_status(order, bt.Order.Margin)
+        else:
+            order.reject(self.broker)
         self.broker.notify(order)
-        log.info("order rejected before sending: %s", reason)
+        log.info("order %s before sending: %s", order.getstatusname(), reason)
         return order
 
     def cancel(self, order: bt.Order) -> bool:
@@ -374,6 +424,8 @@ class OrdersMixin:
         order = tracked.order
         if final.status is OrderStatus.EXPIRED and self._oco_leg(order) and self._sibling_pending(tracked):
             return  # the other leg's fill is on its way: backtrader notifies it first
+        if final.status is OrderStatus.CANCELED and self._replace_trailing(tracked):
+            return  # a trailing stop moved: the same order rests again at its new price
         tracked.done = True
         if final.status is OrderStatus.REJECTED:
             order.addinfo(reject_reason=final.reason or "rejected by the exchange")

@@ -11,7 +11,6 @@ import backtrader as bt
 
 from ..events import Fill, Side
 from ..journal import SUBMITTING, JournalLink, JournalOrder
-from .ledger import apply_to_position
 from .model import FINAL_TO_BT, STOP_TYPES, TYPE_TO_BT, ZERO, Bracket, SymbolBook, Tracked, dec
 
 log = logging.getLogger(__name__)
@@ -21,20 +20,31 @@ class ReconcileMixin:
     """Start-up reconciliation of :class:`~realtrade_core.live.session.LiveSession`."""
 
     def load_position(self, book: SymbolBook) -> None:
-        """Spot: the position is the base asset's balance; its price comes from the journal when
-        known, else from the current price."""
-        free, locked = self.balances.get(book.base, (ZERO, ZERO))
-        book.size = free + locked
-        price = ZERO
+        """The ledger's position in ``book``'s market: as its journal left it; for a new ledger
+        flat, or with ``adopt_holdings=True`` the account's balance of the coin at the current
+        price. It never includes coins the account held for other reasons."""
+        assert self.journal is not None
+        book.size = book.price = book.coin_fees = ZERO
+        known = None if self.new_ledger else self.journal.position(book.symbol)
+        if known is not None and known[0] > 0:
+            book.size, book.price = known
+            book.coin_fees = dec(self.journal.get_meta(f"ledger.coin_fees.{book.symbol}")) or ZERO
+        elif self.new_ledger and self.broker.p.adopt_holdings:
+            free, locked = self.balances.get(book.base, (ZERO, ZERO))
+            book.size = free + locked
+            if book.size:
+                book.price = self._current_price(book)
+                self.put_store(f"{book.symbol}: adopted the account's {book.size} {book.base} as this strategy's "
+                               f"position at {book.price}")  # fmt: skip
         if book.size:
-            known = self.journal.position(book.symbol) if self.journal else None
-            if known is not None and known[0] > 0 and known[1] > 0:
-                price = known[1]
-            else:
-                price = self._current_price(book)
-        book.price = price
+            free, locked = self.balances.get(book.base, (ZERO, ZERO))
+            if free + locked < book.held:
+                self.put_store(f"{book.symbol}: the account holds {free + locked} {book.base}, less than the "
+                               f"{book.held} this strategy's position left: it shrinks to what is held")  # fmt: skip
+                book.size, book.coin_fees = free + locked, ZERO
         book.trade_size = 0.0  # the strategy holds no Trade for what existed before it started
         book.sync()
+        self._persist(book)
 
     def _current_price(self, book: SymbolBook) -> Decimal:
         data = book.data
@@ -122,11 +132,12 @@ class ReconcileMixin:
             for t in io.trades_since(symbol, max(0, since)):
                 jo = journal.find_order(str(t.get("order")), symbol)
                 fill = io.fill(t, jo.client_order_id if jo else None)
-                if journal.record_fill(fill, source="offline"):
+                if jo is None:
+                    continue  # not an order of this broker: not this strategy's, its ledger is unchanged
+                if self.invalid_fill(fill) is None and journal.record_fill(fill, source="offline"):
                     offline += 1
-                    self._journal_position(fill)
-                    if jo is not None:
-                        journal.update_order(jo.client_order_id, filled=self._journal_filled(jo.client_order_id))
+                    self._journal_position(fill, jo.client_order_id)
+                    journal.update_order(jo.client_order_id, filled=self._journal_filled(jo.client_order_id))
         if offline:
             self.put_store(f"{offline} fill(s) that happened while offline were recorded")
 
@@ -149,23 +160,40 @@ class ReconcileMixin:
         assert self.journal is not None
         return sum((f.amount for f in self.journal.fills(client_order_id=client_order_id)), ZERO)
 
-    def _journal_position(self, fill: Fill) -> None:
-        """Keep the journal's position (for the average price) in step with a fill."""
+    def _journal_position(self, fill: Fill, client_order_id: str) -> None:
+        """A fill of ours made while the process was down moves the ledger the journal keeps."""
         assert self.journal is not None
+        journal = self.journal
+        if journal.get_meta("ledger.cash") is None:
+            return  # a journal from before ledgers: the ledger starts new
         market = self.store.market(fill.symbol)
-        size, price = self.journal.position(fill.symbol) or (ZERO, ZERO)
-        delta = self._base_delta(fill, market["base"])
-        size, price, _, _ = apply_to_position(size, price, delta, fill.price)
-        self.journal.set_position(fill.symbol, size, price)
+        book = SymbolBook(fill.symbol, market["base"], market["quote"])
+        book.size, book.price = journal.position(fill.symbol) or (ZERO, ZERO)
+        book.coin_fees = dec(journal.get_meta(f"ledger.coin_fees.{fill.symbol}")) or ZERO
+        jo = journal.get_order(client_order_id)
+        closes = dec(journal.get_meta(f"closes.{client_order_id}"))
+        tracked = None
+        if jo is not None and closes is not None:
+            tracked = Tracked(None, jo.client_order_id, jo.symbol, jo.side, jo.type, jo.amount, jo.price,
+                              jo.stop_price, jo.created_ms, closes=closes)  # fmt: skip
+        saved_cash = self.ledger_cash
+        self.ledger_cash = dec(journal.get_meta("ledger.cash")) or ZERO
+        try:
+            self._move_position(book, fill, tracked)
+            self._persist(book)
+        finally:
+            self.ledger_cash = saved_cash
 
     def reattach(self, jo: JournalOrder, order_id: str, book: SymbolBook) -> None:
         """A backtrader order for an open order a previous run placed (``info.reattached``)."""
         order = self._make_order(jo, jo.amount, book)
         order.addinfo(order_id=order_id)
+        assert self.journal is not None
         order.submit(self.broker)
         order.accept(self.broker)
         tracked = Tracked(order, jo.client_order_id, jo.symbol, jo.side, jo.type, jo.amount, jo.price, jo.stop_price,
-                          jo.created_ms, order_id=order_id, acked=True, reattached=True)  # fmt: skip
+                          jo.created_ms, order_id=order_id, acked=True, reattached=True,
+                          closes=dec(self.journal.get_meta(f"closes.{jo.client_order_id}")))  # fmt: skip
         self.orders[jo.client_order_id] = tracked
         self.by_order_id[(jo.symbol, order_id)] = jo.client_order_id
         assert self.journal is not None
@@ -263,7 +291,9 @@ class ReconcileMixin:
             return
         # The children went out: the live ones carry on, the ended ones end the bracket.
         bracket.sent = True
-        bracket.amount = next((link.amount for link in children if link.amount), ZERO)
+        # What the exits close: the position's size (a sent exit may be short of it by the fees
+        # the exchange took in the coin).
+        bracket.amount = max((link.amount for link in children if link.amount), default=ZERO)
         ended = []
         for link in children:
             if link.state in ("armed", "triggered"):

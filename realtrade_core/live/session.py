@@ -32,6 +32,7 @@ from .messages import (
 from .model import ZERO, Bracket, SymbolBook, Tracked, dec
 from .orders import OrdersMixin
 from .reconcile import ReconcileMixin
+from .trailing import TrailingMixin
 from .workers import AccountReader, OrderSender
 
 if TYPE_CHECKING:
@@ -39,8 +40,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_LEDGERS: set[tuple[str, ...]] = set()  # (exchange, venue, market type, account, ledger name) trading now
+_LEDGERS_LOCK = threading.Lock()
 
-class LiveSession(ReconcileMixin, OrdersMixin, GroupsMixin, LedgerMixin):
+
+def _account_id(store: Any) -> str:
+    """Which account a store trades, without key material: a short hash of the API key."""
+    import hashlib
+
+    key = store.credentials.api_key or ""
+    return hashlib.sha256(key.encode()).hexdigest()[:16] if key else "-"
+
+
+class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, LedgerMixin):
     """The live broker's state and logic; see :mod:`realtrade_core.live`. Owned by the Broker."""
 
     def __init__(self, broker: Broker) -> None:
@@ -77,9 +89,17 @@ class LiveSession(ReconcileMixin, OrdersMixin, GroupsMixin, LedgerMixin):
         self.cid_by_ref: dict[int, str] = {}  # order ref -> client order id, for orders sent
         self.linked: set[str] = set()  # client order ids with a link row in the journal
         self.timed: dict[str, Tracked] = {}  # client order id -> an unfinished order with valid=
+        # The strategy's own ledger (see LedgerMixin): its cash in ``currency``; positions in books.
+        self.ledger_cash: Decimal = ZERO
+        self.ledger_key: tuple[str, ...] | None = None
+        self.new_ledger = True  # no journal kept this ledger before (set at start)
+        self.foreign_fills: set[str] = set()  # trade ids of fills of orders this broker did not place
+        self.refused_fills: set[tuple[str, str]] = set()  # (trade id, why) already reported
+        self.asset_prices: dict[str, tuple[Decimal, float]] = {}  # fee currencies' prices, cached
 
     def start(self) -> None:
         store = self.store
+        self._claim_ledger()
         self.io = ExchangeIO(self.broker, self.stopping)
         self.journal = self._open_journal()
         datas = self._cerebro_datas()
@@ -101,6 +121,7 @@ class LiveSession(ReconcileMixin, OrdersMixin, GroupsMixin, LedgerMixin):
                      store.exchange, self.broker.p.poll_interval)  # fmt: skip
         self.balances = self.io.balances()
         self.reconcile()
+        self._load_ledger()
         for book in self.books.values():
             self.load_position(book)
         self.sender = OrderSender(self.io, self.inbox, self.stopping, window=self._unknown_window(),
@@ -114,6 +135,10 @@ class LiveSession(ReconcileMixin, OrdersMixin, GroupsMixin, LedgerMixin):
 
     def stop(self) -> None:
         self.stopping.set()
+        if self.ledger_key is not None:
+            with _LEDGERS_LOCK:
+                _LEDGERS.discard(self.ledger_key)
+            self.ledger_key = None
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -159,6 +184,51 @@ class LiveSession(ReconcileMixin, OrdersMixin, GroupsMixin, LedgerMixin):
             raise
         log.info("%s %s: order journal %s", store.exchange, store.venue, journal.path)
         return journal
+
+    def _claim_ledger(self) -> None:
+        """One ledger name per account and venue in this process: a clash is an error before
+        any order (two strategies on one account each need a ``ledger=`` name of their own)."""
+        store = self.store
+        name = str(self.broker.p.ledger)
+        where = store.venue if store.emulator is None else f"emulator {id(store.emulator)}"
+        key = (store.exchange or "", where, store.market_type, _account_id(store), name)
+        with _LEDGERS_LOCK:
+            if key in _LEDGERS:
+                raise ConfigurationError(
+                    f"another live broker on this {store.exchange} {store.venue} account already trades the ledger "
+                    f"{name!r}; give each broker its own: store.getbroker(mode='live', ledger='<name>')"
+                )
+            _LEDGERS.add(key)
+        self.ledger_key = key
+
+    def _load_ledger(self) -> None:
+        """The ledger's cash: as its journal left it, else ``cash=`` (default: the quote asset's
+        free balance at start). A new ledger's positions start flat (or, with
+        ``adopt_holdings=True``, as the account's balances)."""
+        assert self.journal is not None
+        journal, name = self.journal, str(self.broker.p.ledger)
+        known = journal.get_meta("ledger.name")
+        if known is not None and known != name:
+            raise ConfigurationError(
+                f"the order journal {journal.path} belongs to the ledger {known!r}, not {name!r}; "
+                f"give this broker its own journal=<path>"
+            )
+        if self.currency is None:
+            self.currency = next((b.quote for b in self.books.values()), None)
+        saved = journal.get_meta("ledger.cash")
+        if known is not None and saved is not None:
+            self.ledger_cash = dec(saved) or ZERO
+            self.new_ledger = False
+            log.info("ledger %r: cash %s %s as the journal left it", name, self.ledger_cash, self.currency)
+            return
+        cash = self.broker.p.cash
+        if cash is None:
+            cash = self.balances.get(self.currency or "", (ZERO, ZERO))[0]
+        self.ledger_cash = dec(cash) or ZERO
+        self.new_ledger = True
+        journal.set_meta("ledger.name", name)
+        journal.set_meta("ledger.cash", str(self.ledger_cash))
+        log.info("ledger %r: starts with %s %s", name, self.ledger_cash, self.currency)
 
     def _unknown_window(self) -> float:
         window = self.broker.p.unknown_outcome_window
@@ -223,6 +293,7 @@ class LiveSession(ReconcileMixin, OrdersMixin, GroupsMixin, LedgerMixin):
             except Exception:  # one odd event must not stop the strategy
                 log.exception("live broker: could not apply %s", type(item).__name__)
         self._expire_orders()
+        self._trail_stops()
         self._housekeeping()
 
     def apply(self, item: Any) -> None:
@@ -233,6 +304,7 @@ class LiveSession(ReconcileMixin, OrdersMixin, GroupsMixin, LedgerMixin):
         elif isinstance(item, BalanceUpdate):
             for asset, free, locked in item.balances:
                 self.balances[asset] = (free, locked)
+            self.check_ceiling()
         elif isinstance(item, tuple) and len(item) == 2 and item[0] == "rest_fill":
             self.apply_fill(item[1], "rest")
         elif isinstance(item, Ack):
@@ -249,7 +321,7 @@ class LiveSession(ReconcileMixin, OrdersMixin, GroupsMixin, LedgerMixin):
             self.put_store(f"cancel of order {item.client_order_id} failed: {item.reason}")
         elif isinstance(item, BalanceSnapshot):
             self.balances.update(item.balances)
-            self._check_drift()
+            self.check_ceiling()
         elif isinstance(item, AuditDone):
             self.audit_in_flight = False
         elif isinstance(item, StoreMessage):
@@ -316,21 +388,6 @@ class LiveSession(ReconcileMixin, OrdersMixin, GroupsMixin, LedgerMixin):
         interval = float(p.poll_interval) if self.polling() else float(p.audit_interval)
         if now - self.last_audit >= interval:
             self.request_audit()
-
-    def _check_drift(self) -> None:
-        """The account's base balance and the position disagree with nothing in flight."""
-        busy = {t.symbol for t in self.active()}
-        for symbol, book in self.books.items():
-            if symbol in busy or time.monotonic() - book.last_fill < 5.0:
-                continue
-            free, locked = self.balances.get(book.base, (ZERO, ZERO))
-            total = free + locked
-            market = self.store.market(symbol)
-            step = dec((market.get("precision") or {}).get("amount")) or Decimal("1e-8")
-            if abs(total - book.size) > step and self.drift_reported.get(symbol) != total:
-                self.drift_reported[symbol] = total
-                self.put_store(f"{symbol}: the account holds {total} {book.base} but the position is {book.size} "
-                               f"(deposits, withdrawals or trades outside this broker)")  # fmt: skip
 
     def put_store(self, message: str) -> None:
         log.info("%s: %s", self.store.exchange, message)

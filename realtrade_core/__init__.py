@@ -17,16 +17,20 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     ConfigurationError,
     DuplicateExchangeError,
+    EmulatorError,
     ExchangeDisabledError,
+    ExchangeError,
     ExchangeNotFoundError,
     PluginError,
     PluginLoadError,
     PluginValidationError,
     RealtradeError,
+    WebSocketContractError,
 )
 from .hookspecs import hookimpl
 from .plugins import get_plugin_host, list_exchanges, load_exchange
 from .spec import Capabilities, ExchangeInfo, ExchangeSpec, OrderRequest, StoreEvent, Veto
+from .validation import MalformedMessage
 
 __version__ = "0.1.0"
 
@@ -37,12 +41,15 @@ __all__ = [
     "ConfigurationError",
     "Data",
     "DuplicateExchangeError",
+    "EmulatorError",
     "ExchangeBackBroker",
     "ExchangeCommission",
     "ExchangeDisabledError",
+    "ExchangeError",
     "ExchangeInfo",
     "ExchangeNotFoundError",
     "ExchangeSpec",
+    "MalformedMessage",
     "MarketRules",
     "OrderRequest",
     "PluginError",
@@ -52,6 +59,7 @@ __all__ = [
     "Store",
     "StoreEvent",
     "Veto",
+    "WebSocketContractError",
     "__version__",
     "clear_stores",
     "get_plugin_host",

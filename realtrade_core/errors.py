@@ -46,3 +46,15 @@ class DuplicateExchangeError(PluginValidationError):
 
 class ConfigurationError(RealtradeError, ValueError):
     """A setting, symbol, timeframe or argument is invalid."""
+
+
+class ExchangeError(RealtradeError):
+    """The exchange answered with an error or could not be reached; the ccxt error is chained."""
+
+
+class EmulatorError(RealtradeError):
+    """The emulator could not start, or was used in a way its state does not allow."""
+
+
+class WebSocketContractError(RealtradeError, TypeError):
+    """A BaseWebSocket subclass lacks a required member (raised when it is instantiated)."""

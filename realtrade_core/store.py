@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .contract import Contract
 from .credentials import Credentials, protect, redact, scrub, scrub_exception
-from .errors import ConfigurationError, RealtradeError
+from .errors import ConfigurationError, ExchangeError, RealtradeError
 from .interlock import check_emulator_url, check_emulator_urls, emulator_urls
 from .retry import call as retrying
 from .spec import StoreEvent
@@ -51,10 +51,6 @@ log = logging.getLogger(__name__)
 
 VENUES = ("mainnet", "testnet", "emulator")
 DEFAULT_EMULATOR_SYMBOLS = ("BTC/USDT", "ETH/USDT")
-
-
-class ExchangeError(RealtradeError):
-    """The exchange answered with an error or could not be reached; the ccxt error is chained."""
 
 
 class Store(Contract):

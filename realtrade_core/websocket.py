@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import websocket as _wsclient
 
 from .contract import Contract, placeholder
-from .errors import ConfigurationError
+from .errors import ConfigurationError, WebSocketContractError
 from .events import (
     DATA_EVENTS,
     ConnectionEvent,
@@ -178,10 +178,6 @@ class Resubscribe(Control):
     the open connection (e.g. the server says a subscription lapsed)."""
 
     reason: str = ""
-
-
-class WebSocketContractError(TypeError):
-    """A BaseWebSocket subclass lacks a required member (raised when it is instantiated)."""
 
 
 class _SessionEnd(Exception):

@@ -46,7 +46,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import ConfigurationError, RealtradeError
+from ..errors import ConfigurationError, EmulatorError
 from . import replay
 from .clock import EmulatedClock
 from .dialect import EmulatorDialect
@@ -100,10 +100,6 @@ _FAULT_KEYS = frozenset(
 
 _INTERVAL_RE = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-
-
-class EmulatorError(RealtradeError):
-    """The emulator could not start, or was used in a way its state does not allow."""
 
 
 def interval_to_ms(interval: str) -> int:

@@ -122,7 +122,7 @@ class ExchangeIO:
 
     def permanent(self, exc: BaseException) -> Exception:
         """The realtrade error for a refused key, saying what to do."""
-        from ..store import ExchangeError
+        from ..errors import ExchangeError
 
         return ExchangeError(
             f"{self.exchange} {self.store.venue}: the API key was refused ({type(exc).__name__}: "

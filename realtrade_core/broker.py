@@ -455,7 +455,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
 
     def pre_trade_veto(self, order: bt.Order) -> str | None:
         """The first pre-trade veto's reason for ``order``, or None when it may go."""
-        from .plugins import get_plugin_host
+        from .host import get_plugin_host
 
         data = order.data
         store = self.p.store

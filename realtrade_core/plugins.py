@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from typing import cast
 
 import pluggy
 
@@ -32,6 +33,9 @@ from .errors import (
     PluginLoadError,
     PluginValidationError,
 )
+from .host import get_plugin_host as _current_host
+from .host import reset_plugin_host as _reset_host
+from .host import set_host_factory
 from .spec import (
     STATUS_DISABLED,
     STATUS_ERROR,
@@ -363,25 +367,18 @@ def _qualname(value: object) -> str:
     return repr(value)
 
 
-_host: PluginHost | None = None
-_host_lock = threading.Lock()
+# The process-wide host is kept in realtrade_core.host, where the layers below this one reach it.
+set_host_factory(PluginHost)
 
 
 def get_plugin_host() -> PluginHost:
     """The process-wide plugin host (created on first use)."""
-    global _host
-    with _host_lock:
-        if _host is None:
-            _host = PluginHost()
-        return _host
+    return cast(PluginHost, _current_host())
 
 
 def reset_plugin_host(host: PluginHost | None = None) -> PluginHost | None:
     """Replace the process-wide host (tests); returns the previous one."""
-    global _host
-    with _host_lock:
-        previous, _host = _host, host
-        return previous
+    return cast("PluginHost | None", _reset_host(host))
 
 
 def list_exchanges() -> list[ExchangeInfo]:

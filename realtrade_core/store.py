@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .contract import Contract
 from .credentials import Credentials, protect, redact, scrub, scrub_exception
 from .errors import ConfigurationError, ExchangeError, RealtradeError
+from .host import get_plugin_host, load_exchange
 from .interlock import check_emulator_url, check_emulator_urls, emulator_urls
 from .retry import call as retrying
 from .spec import StoreEvent
@@ -130,8 +131,6 @@ class Store(Contract):
     @property
     def spec(self) -> ExchangeSpec:
         if self._spec is None:
-            from .plugins import load_exchange
-
             self._spec = load_exchange(self.exchange or "")
         return self._spec
 
@@ -572,8 +571,6 @@ class Store(Contract):
             except Exception:
                 log.exception("store listener raised")
         try:
-            from .plugins import get_plugin_host
-
             get_plugin_host().store_event(event)
         except Exception:
             log.exception("store_event hook failed")
@@ -659,8 +656,6 @@ def get_store(
     ``allow_remote_emulator=True``, and is never a host of the real exchange; the store builds
     the emulator's REST and stream URLs from it (see :mod:`realtrade_core.interlock`).
     """
-    from .plugins import load_exchange
-
     spec = load_exchange(name)
     # The emulator object itself (not its id) is part of the key: ids are reused after collection.
     others = repr(sorted((k, v) for k, v in options.items() if k != "emulator"))

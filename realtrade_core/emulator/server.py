@@ -151,7 +151,7 @@ def _resolve_dialect(exchange: str | type[EmulatorDialect]) -> tuple[type[Emulat
         return exchange, exchange.name
     if not isinstance(exchange, str):
         raise ConfigurationError(f"exchange must be a name or an EmulatorDialect subclass, got {exchange!r}")
-    from .. import load_exchange
+    from ..host import load_exchange
 
     spec = load_exchange(exchange)
     if spec.emulator is None:

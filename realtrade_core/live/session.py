@@ -394,7 +394,7 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
         self.store.put_notification(message)
 
     def _hook(self, event: Any) -> None:
-        from ..plugins import get_plugin_host
+        from ..host import get_plugin_host
 
         get_plugin_host().order_event(self.store.exchange or "", event)
 

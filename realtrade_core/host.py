@@ -1,0 +1,76 @@
+"""The process's plugin host as the layers below plugin discovery reach it.
+
+Stores, brokers, the live session and the emulator call plugins (pre-trade checks, order and
+store events) and look exchanges up by name. Plugin discovery (:mod:`realtrade_core.plugins`)
+sits above them: it imports the base classes to check what a plugin registers. So they never
+import discovery; they ask this module for the host, and discovery installs how to make one
+(:class:`~realtrade_core.plugins.PluginHost`) when it is imported, which ``import realtrade_core``
+always does. Dependencies then point one way: plugins -> store/broker -> host.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from .spec import ExchangeSpec, OrderRequest, StoreEvent, Veto
+
+__all__ = ["Host", "get_plugin_host", "load_exchange", "reset_plugin_host", "set_host_factory"]
+
+
+class Host(Protocol):
+    """What the core asks of the plugin host (one typed method per hook, and look-ups)."""
+
+    def load_exchange(self, name: str) -> ExchangeSpec:
+        """The validated spec of exchange ``name`` (imports its plugin on first use)."""
+        ...
+
+    def pre_trade(self, request: OrderRequest) -> list[Veto]:
+        """Every veto raised against ``request``; empty means the order may be sent."""
+        ...
+
+    def order_event(self, exchange: str, event: object) -> None:
+        """Tell observers (alerts, monitoring) about an order event; never raises."""
+        ...
+
+    def store_event(self, event: StoreEvent) -> None:
+        """Tell observers about a store's connection change or error; never raises."""
+        ...
+
+
+_host: Host | None = None
+_factory: Callable[[], Host] | None = None
+_lock = threading.Lock()
+
+
+def set_host_factory(factory: Callable[[], Host]) -> None:
+    """How to make the process-wide host on first use (plugin discovery sets it)."""
+    global _factory
+    with _lock:
+        _factory = factory
+
+
+def get_plugin_host() -> Host:
+    """The process-wide plugin host, created on first use."""
+    global _host
+    with _lock:
+        if _host is None:
+            if _factory is None:  # only when realtrade_core.plugins was never imported
+                raise RuntimeError("no plugin host: import realtrade_core (it sets up plugin discovery) first")
+            _host = _factory()
+        return _host
+
+
+def reset_plugin_host(host: Host | None = None) -> Host | None:
+    """Replace the process-wide host (tests); returns the previous one. ``None`` makes a fresh
+    one on next use."""
+    global _host
+    with _lock:
+        previous, _host = _host, host
+        return previous
+
+
+def load_exchange(name: str) -> ExchangeSpec:
+    """The validated :class:`~realtrade_core.spec.ExchangeSpec` of exchange ``name``."""
+    return get_plugin_host().load_exchange(name)

@@ -37,6 +37,8 @@ member                      required  meaning
 from __future__ import annotations
 
 import logging
+import queue
+import time
 import uuid
 from typing import Any, ClassVar
 
@@ -176,6 +178,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         self._rules: dict[str, MarketRules] = {}
         self._lockstep: Any = None  # a LockstepClient when the store's emulator runs in lockstep
         self._lockstep_reached: int | None = None
+        self._lockstep_settled: int | None = None  # live: the last close whose fills were applied
         self._live: Any = None  # the LiveSession of a live broker (kept after stop: final cash/value)
         self._history_warned = False
 
@@ -205,6 +208,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         self.p.store.start()
         self._lockstep = None
         self._lockstep_reached = None
+        self._lockstep_settled = None
         if self.p.store.venue == "emulator":
             from .emulator.lockstep import LockstepClient
 
@@ -322,6 +326,8 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
             super().next()
         else:
             self._live.next()
+            if self._lockstep is not None:
+                self._lockstep_settle()
         if self._lockstep is not None:
             self._lockstep_ack()
 
@@ -334,9 +340,49 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         call has been through the strategy by now; in live mode its orders must also have been
         answered by the exchange first."""
         acted_on, self._lockstep_reached = self._lockstep_reached, self._feeds_reached()
-        if acted_on is None or (self._live is not None and not self._live_answered()):
+        if acted_on is None or (self._live is not None and (not self._live_answered() or self._lockstep_behind())):
             return
         self._lockstep.ack(acted_on)
+
+    def _lockstep_settle(self) -> None:
+        """Live, in lockstep: before the strategy has a new bar, apply every fill and final status
+        of this broker's orders up to the close the replay waits at. They come on the private
+        stream and the bar on the public one, and nothing else orders the two; while the replay
+        waits the account stands still, so what the emulator reports is all there is to wait
+        for. Bounded by ``stream_timeout``."""
+        reached = self._feeds_reached()
+        if reached is None or reached == self._lockstep_settled:
+            return
+        self._lockstep_settled = reached
+        live = self._live
+        deadline = time.monotonic() + float(self.p.stream_timeout)
+        while self._lockstep_behind():
+            if time.monotonic() > deadline:
+                log.warning("lockstep: the fills and statuses of orders %s up to the close at %d did not arrive "
+                            "within %.0f s; the strategy gets the bar without them", self._lockstep_behind(),
+                            reached, self.p.stream_timeout)  # fmt: skip
+                return
+            try:
+                item = live.inbox.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            try:
+                live.apply(item)  # the oldest item first, as live.next() would
+            except Exception:  # one odd event must not stop the strategy
+                log.exception("live broker: could not apply %s", type(item).__name__)
+            live.next()
+
+    def _lockstep_behind(self) -> list[str]:
+        """Client order ids of this broker's orders whose fills or final status, as the lockstep
+        emulator has them while it waits at a close, the live session has not applied yet."""
+        from .emulator.lockstep import unapplied
+
+        orders = dict(self._live.orders)
+        ids = [cid for cid, t in orders.items() if not t.done and not t.held and not t.unsent]
+        held, states = self._lockstep.order_states(ids)
+        if held is None:
+            return []  # the replay runs: nothing stands still to wait for
+        return unapplied(orders, states)
 
     def _feeds_reached(self) -> int | None:
         """The latest candle close (epoch ms) up to which every feed of this store has loaded

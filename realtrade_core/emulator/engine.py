@@ -62,8 +62,9 @@ Details the rules above leave open, fixed here:
   Past the last candle the market stands still at the last close. :meth:`step_candles` steps
   from close to close, so a step across a hole still closes the next candle.
 - Lockstep (``lockstep=True``, a manual clock): the replay stops at every candle close, after
-  every symbol's candle closing at that instant and before the next candle opens, and stays
-  there (clock included) until :meth:`release` (see :mod:`.lockstep`).
+  every event at that instant (each symbol's candle closing then, and the first step, the open,
+  of each candle opening then) and before the next step, and stays there (clock included)
+  until :meth:`release` (see :mod:`.lockstep`).
 - Public trade ids and book update ids are ``candle_index * steps + step + 1`` per symbol, so
   they increase with time and survive holes. Order ids and account trade ids are engine-wide
   counters. Recent public trades are pre-filled from the candles before the start.
@@ -662,15 +663,19 @@ class Engine:
             self._clock.set(t)
 
     def _replay_lockstep(self, time_ms: int) -> None:
-        """:meth:`_replay_until` that stops once the candles closing at one instant have closed."""
+        """:meth:`_replay_until` that stops after the instant at which candles close: their closes
+        and the opening step of the candles that open then."""
         markets = self._market_list
         closed_at: int | None = None
         while True:
             t, kind, index = min((m.next_t, m.next_kind, m.index) for m in markets)
             if t > time_ms:
                 break
-            if closed_at is not None and (t > closed_at or kind == _STEP):
-                break  # every close of that instant is out; the next candle opens after release
+            if closed_at is not None and t > closed_at:
+                # Every event of that instant is out: the closes and the opening price of each
+                # candle that opens there, as a manual clock stepped to the close shows it (an
+                # order placed now meets the next candle's open, where backtrader fills it).
+                break
             m = markets[index]
             self._time = t
             self._move_clock(t)

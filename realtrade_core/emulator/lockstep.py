@@ -10,10 +10,12 @@ instead waits for the client at every candle close.
 The design, chosen to be deterministic (no timing decides what happens, only the order of
 events):
 
-1. The engine replays at ``speed`` and stops at each candle close: once every symbol's candle
-   closing at that instant has been published, before the next candle's first price. The
-   emulated clock stands still there (:attr:`.engine.Engine.held_at`); requests meanwhile
-   are served at that instant, so an order placed now meets the market as it closed.
+1. The engine replays at ``speed`` and stops at each candle close: once every event of that
+   instant is out, i.e. every symbol's candle closing then and the opening price (first path
+   step) of each candle opening then, before the next step. The emulated clock stands still
+   there (:attr:`.engine.Engine.held_at`); requests meanwhile are served at that instant, so an
+   order placed now meets the next candle's open, where backtrader fills a market order, just
+   as with a manual clock stepped to that close.
 2. The client *acknowledges* the close: ``emulator.ack(close_ms)`` in process, or
    ``POST /_emulator/ack`` with ``{"time": close_ms}``. Only then does the next candle open;
    the wall time spent waiting does not count against the pace, so candles still take
@@ -24,19 +26,30 @@ events):
    request completely before answering it, so by the time the acknowledgement arrives those
    orders are resting in the book, and the next candle trades against them.
 
-realtrade's own broker keeps that promise by itself when its store uses an in-process or remote
-emulator in lockstep (:class:`LockstepClient`): once the strategy has had the bar of that
-close (cerebro has called ``strategy.next`` on it and come back to the broker) and, in live
-mode, every order it sent has been answered, it acknowledges the close. A client that never
-acknowledges (a plain ccxt script) holds the market at its first close; ``GET
+4. The account settles before the bar is used. Fills and order statuses reach a client on the
+   exchange's private stream and the candle's close on the public one, and nothing orders the
+   two; but while the replay waits the account stands still, so the client can ask what there
+   is to wait for: ``emulator.order_states(client_order_ids)`` in process, or ``POST
+   /_emulator/orders`` with ``{"client_order_ids": [...], "account": api_key}``, answers
+   ``{"held_at": close_ms, "orders": {client_order_id: {"status", "filled"}}}``. A live client
+   applies every fill and final status reported there (from its stream, as always) before it
+   hands the bar to its strategy, and again before it acknowledges the close (orders the
+   strategy placed at the close, e.g. a market entry, fill at that instant, and a bracket's
+   exits must go out before the next candle trades).
+
+realtrade's own broker keeps these promises by itself when its store uses an in-process or
+remote emulator in lockstep (:class:`LockstepClient`): on a new closed bar it waits (at most
+``stream_timeout``) until its session has applied what the emulator reports for its open
+orders; once the strategy has had the bar of that close (cerebro has called ``strategy.next`` on
+it and come back to the broker) and, in live mode, every order it sent has been answered and
+every fill and status up to then applied, it acknowledges the close. So a live strategy sees a
+fill made inside a candle on that candle's bar, as in a backtest, at any speed. A client that
+never acknowledges (a plain ccxt script) holds the market at its first close; ``GET
 /_emulator/state`` shows where (``lockstep.held_at``). Lockstep serves one client: with two, the
 first to acknowledge a close releases it for both.
 
-What lockstep does not do: fills the next candle brings reach the client over its private
-stream while the candle's close comes over the public one, and nothing orders the two, so a
-live strategy can still see a bar before a fill made inside it. And with several symbols a
-hole in one symbol's data (no candle closes there) leaves realtrade's broker waiting for that
-symbol, which holds the market.
+What lockstep does not do: with several symbols a hole in one symbol's data (no candle closes
+there) leaves realtrade's broker waiting for that symbol, which holds the market.
 """
 
 from __future__ import annotations
@@ -46,7 +59,8 @@ import logging
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -54,7 +68,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LockstepClient", "LockstepPacer"]
+__all__ = ["LockstepClient", "LockstepPacer", "unapplied"]
+
+_FINAL = frozenset({"filled", "canceled", "expired", "rejected"})
 
 
 class LockstepPacer:
@@ -112,8 +128,14 @@ class LockstepClient:
     has acted on.
     """
 
-    def __init__(self, ack: Callable[[int], Any], description: str) -> None:
+    def __init__(
+        self,
+        ack: Callable[[int], Any],
+        description: str,
+        orders: Callable[[list[str]], dict[str, Any]] | None = None,
+    ) -> None:
         self._ack = ack
+        self._orders = orders
         self.description = description
         self.acked: int | None = None  # the last close acknowledged
 
@@ -125,10 +147,15 @@ class LockstepClient:
         if getattr(store, "venue", None) != "emulator":
             return None
         emulator = getattr(store, "emulator", None)
+        account = getattr(getattr(store, "credentials", None), "api_key", None)
         if emulator is not None:
             if not getattr(emulator, "lockstep", False):
                 return None
-            return cls(emulator.ack, f"in-process {emulator.exchange} emulator")
+
+            def states(client_order_ids: list[str]) -> dict[str, Any]:
+                return emulator.order_states(client_order_ids, account=account)
+
+            return cls(emulator.ack, f"in-process {emulator.exchange} emulator", states)
         url = getattr(store, "emulator_url", None)
         if not url:
             return None
@@ -144,7 +171,13 @@ class LockstepClient:
         def post(time_ms: int) -> Any:
             return _request(f"{url}/_emulator/ack", {"time": int(time_ms)})
 
-        return cls(post, f"emulator at {url}")
+        def states(client_order_ids: list[str]) -> dict[str, Any]:
+            body: dict[str, Any] = {"client_order_ids": list(client_order_ids)}
+            if account:
+                body["account"] = account
+            return _request(f"{url}/_emulator/orders", body)
+
+        return cls(post, f"emulator at {url}", states)
 
     def ack(self, time_ms: int) -> None:
         """Acknowledge the close at ``time_ms`` (once; earlier closes are already covered)."""
@@ -152,6 +185,29 @@ class LockstepClient:
             return
         self._ack(int(time_ms))
         self.acked = int(time_ms)
+
+    def order_states(self, client_order_ids: list[str]) -> tuple[int | None, dict[str, tuple[str, Decimal]]]:
+        """Where the replay waits (a close, or None while it runs) and, for each of these
+        client order ids the account has, its status and filled amount on the emulator."""
+        if self._orders is None or not client_order_ids:
+            return None, {}
+        answer = self._orders(list(client_order_ids))
+        states = {cid: (str(o["status"]), Decimal(str(o["filled"]))) for cid, o in answer.get("orders", {}).items()}
+        return answer.get("held_at"), states
+
+
+def unapplied(orders: Mapping[str, Any], states: Mapping[str, tuple[str, Decimal]]) -> list[str]:
+    """Client order ids whose state on the emulator a live session has not applied yet: a fill
+    it has not counted, or a final status (filled, canceled, expired, rejected) it has not
+    reached. ``orders`` maps client order ids to the session's tracked records."""
+    behind = []
+    for cid, (status, filled) in states.items():
+        tracked = orders.get(cid)
+        if tracked is None or tracked.done:
+            continue
+        if tracked.executed < filled or status in _FINAL:
+            behind.append(cid)
+    return behind
 
 
 def _request(url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:

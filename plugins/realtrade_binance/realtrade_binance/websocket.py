@@ -13,9 +13,8 @@ A store opens at most two connections, both made by :meth:`BinanceWebSocket.for_
 
 Keepalive. Binance pings every 20 s (the base class answers; the pings also feed the staleness
 watchdog), announces maintenance with ``serverShutdown`` (-> :class:`Reconnect`) and cuts every
-connection after 24 h. That cut is pre-empted: a timer replaces the connection after
-``max_connection_age`` (23 h 50 m). The base class has no connection-age setting, so each
-connection keeps one timer thread while it is up.
+connection after 24 h. That cut is pre-empted: the connection is replaced after the config's
+``max_connection_age`` (23 h 50 m).
 
 Numbers: market data as float, account data as Decimal (see :mod:`realtrade_core.events`).
 Symbols are unified ccxt symbols, mapped from Binance ids with the store's markets.
@@ -28,10 +27,10 @@ import hmac
 import itertools
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 from realtrade_core.credentials import Credentials
 from realtrade_core.errors import ConfigurationError
@@ -136,14 +135,13 @@ class BinanceWebSocket(BaseWebSocket):
     """Binance spot market streams (kline, trade, aggTrade, bookTicker) on one connection.
 
     ``url`` is the ``/ws`` endpoint, ``symbols`` maps Binance ids (``BTCUSDT``) to unified
-    symbols. ``max_connection_age`` (seconds, None: off) replaces the connection before
-    Binance's 24-hour cut.
+    symbols. ``max_connection_age`` (seconds) overrides the config's: the connection is replaced
+    that long after it opened, before Binance's 24-hour cut.
     """
 
     exchange = "binance"
     # Binance pings every 20 s, so 75 s of silence means three pings went missing.
-    default_config = WebSocketConfig(stale_after=75.0)
-    max_connection_age: ClassVar[float | None] = MAX_CONNECTION_AGE
+    default_config = WebSocketConfig(stale_after=75.0, max_connection_age=MAX_CONNECTION_AGE)
 
     def __init__(
         self,
@@ -159,13 +157,9 @@ class BinanceWebSocket(BaseWebSocket):
         self._symbols = dict(symbols or {})
         self._unknown_ids: set[str] = set()
         self._request_ids = itertools.count(1)
-        self._age_limit = self.max_connection_age if max_connection_age is None else max_connection_age
-        self._age_timer: threading.Timer | None = None
-        self._age_lock = threading.Lock()
+        if max_connection_age is not None:
+            config = replace(config or self.default_config, max_connection_age=max_connection_age)
         super().__init__(streams, config=config, name=name)
-        self.on("connected", self._arm_age_timer)
-        self.on("disconnected", self._disarm_age_timer)
-        self.on("max_reconnect", self._disarm_age_timer)
 
     # ---------------------------------------------------------------- construction for a store
 
@@ -295,37 +289,6 @@ class BinanceWebSocket(BaseWebSocket):
                 "%s: market %r is not among the store's markets; its messages are skipped", self.name, market_id
             )
         return symbol
-
-    # ---------------------------------------------------------------- the 24-hour cap
-
-    def stop(self, timeout: float | None = 5.0) -> bool:
-        stopped = super().stop(timeout)
-        self._disarm_age_timer()  # after the thread ended: nothing can arm it again
-        return stopped
-
-    def _arm_age_timer(self, _event: object = None) -> None:
-        if self._age_limit is None:
-            return
-        timer = threading.Timer(self._age_limit, self._age_reached)
-        timer.name = f"realtrade-ws-age-{self.name}"
-        timer.daemon = True
-        with self._age_lock:
-            previous, self._age_timer = self._age_timer, timer
-        if previous is not None:
-            previous.cancel()
-        timer.start()
-
-    def _disarm_age_timer(self, _event: object = None) -> None:
-        with self._age_lock:
-            timer, self._age_timer = self._age_timer, None
-        if timer is not None:
-            timer.cancel()
-            if timer is not threading.current_thread():
-                timer.join(1.0)
-
-    def _age_reached(self) -> None:
-        logger.info("%s: connection is %.0f s old; replacing it before Binance cuts it", self.name, self._age_limit)
-        self.reconnect("connection age limit")
 
 
 class BinanceUserDataWebSocket(BinanceWebSocket):

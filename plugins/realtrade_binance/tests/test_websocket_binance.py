@@ -617,10 +617,9 @@ def test_a_refused_signature_is_an_auth_error(store: Any, connections: list[Any]
 def test_stop_leaves_no_thread_alive(market_ws: Callable[..., Any], user_ws: Callable[..., Any]) -> None:
     public, _ = market_ws()
     private, _ = user_ws()
-    names = {f"realtrade-ws-{w.name}" for w in (public, private)} | {
-        f"realtrade-ws-age-{w.name}" for w in (public, private)
-    }
-    assert len([t for t in threading.enumerate() if t.name in names]) == 4  # connection threads + age timers
+    # The age limit is the connection thread's own timer: one thread per connection, no other.
+    names = {f"realtrade-ws-{w.name}" for w in (public, private)}
+    assert len([t for t in threading.enumerate() if t.name in names]) == 2
     assert public.stop(5) and private.stop(5)
     assert [t.name for t in threading.enumerate() if t.name in names] == []
     assert public.state is private.state is ConnectionState.STOPPED

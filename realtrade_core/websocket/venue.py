@@ -1,0 +1,101 @@
+"""A plugin's connections for a store: the venue's URLs, the clocks to sign and check with, the
+store's credentials. Helpers for a plugin's ``for_store`` (see :mod:`.contract`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError
+from ..interlock import check_emulator_urls
+
+if TYPE_CHECKING:
+    from .config import WebSocketConfig
+    from .connection import BaseWebSocket
+
+
+def wall_ms() -> int:
+    """Epoch milliseconds on this machine's clock."""
+    return int(time.time() * 1000)
+
+
+def exchange_clock(store: Any) -> Callable[[], int]:
+    """Epoch milliseconds on the exchange's clock as ``store`` measured it: what a private
+    stream signs its login with."""
+    return lambda: wall_ms() + store.time_offset_ms
+
+
+def market_clock(store: Any) -> Callable[[], int] | None:
+    """The clock the exchange's market data runs on, for checking candle times: an in-process
+    emulator's market clock (it may run fast, stand still or replay the past), else the
+    exchange clock as ``store`` measured it. ``None`` for an emulator in another process, whose
+    market clock can run at any speed: candles are then checked against absolute bounds here,
+    and against the emulator's clock by the feed."""
+    emulator = getattr(store, "emulator", None)
+    if emulator is not None:
+        engine = emulator.engine
+        return lambda: int(engine.now())
+    if store.venue == "emulator":
+        return None
+    return exchange_clock(store)
+
+
+def connection_for_store(
+    store: Any,
+    *,
+    private: bool,
+    urls: Mapping[str, str],
+    public_cls: type[BaseWebSocket],
+    private_cls: type[BaseWebSocket],
+    config: WebSocketConfig | None = None,
+    private_stream: str = "private stream",
+) -> BaseWebSocket:
+    """The usual ``for_store``: ``public_cls(url=, symbols=, config=)`` for market data, or
+    ``private_cls(url=, credentials=, symbols=, server_time=, config=)`` for the account, signed
+    with the exchange's clock as the store measured it, not ours."""
+    symbols = store.symbols_by_id()
+    if not private:
+        ws = public_cls(url=urls["public"], symbols=symbols, config=config)
+    else:
+        if not store.credentials:
+            raise ConfigurationError(
+                f"{store.exchange} {store.venue}: the {private_stream} needs an API key and secret"
+            )
+        ws = private_cls(
+            url=urls["private"],
+            credentials=store.credentials,
+            symbols=symbols,
+            server_time=exchange_clock(store),
+            config=config,
+        )
+        ws.hide_in_logs(store.credentials.api_key, store.credentials.secret)
+    ws.clock = market_clock(store)
+    return ws
+
+
+def venue_stream_urls(
+    store: Any, exchange: str, urls: Mapping[str, Mapping[str, str]], emulator_keys: Mapping[str, str]
+) -> dict[str, str]:
+    """``{"public", "private"}`` stream URLs for ``store``'s venue: from ``urls`` (venue -> role
+    -> URL) for a real venue; for the emulator from the store, ``emulator_keys`` naming the
+    emulator's URL for each role."""
+    if store.venue != "emulator":
+        return dict(urls[store.venue])
+    known = store.stream_urls()
+    missing = [key for key in emulator_keys.values() if key not in known]
+    if missing:
+        raise ConfigurationError(
+            f"{exchange} emulator: no {', '.join(missing)} URL; start the store (store.start()) first"
+        )
+    chosen = {role: known[key] for role, key in emulator_keys.items()}
+    # The interlock once more, for a store subclass whose stream_urls() comes from elsewhere:
+    # an emulator's streams are on loopback (or a remote host the user allowed), never a real venue.
+    check_emulator_urls(
+        chosen.values(),
+        exchange=exchange,
+        ccxt_id=getattr(store, "ccxt_id", None) or exchange,
+        allow_remote=bool(getattr(store, "allow_remote_emulator", False)),
+        what="stream URL",
+    )
+    return chosen

@@ -19,14 +19,21 @@ class HttpFault:
     count: int = 1
     retry_after: int | None = None  # seconds, sent as Retry-After
     path_prefix: str = ""  # only requests whose path starts with this
+    method: str = ""  # only requests with this HTTP method ("" any): Binance creates, looks up
+    # and cancels orders on one path, told apart by the method
 
     def __post_init__(self) -> None:
+        self.method = self.method.upper()
         if not 400 <= self.status <= 599:
             raise ValueError(f"an injected HTTP fault needs a 4xx or 5xx status, got {self.status!r}")
         if self.count < 1:
             raise ValueError(f"an injected HTTP fault needs count >= 1, got {self.count!r}")
         if self.retry_after is not None and self.retry_after < 0:
             raise ValueError(f"retry_after must be >= 0 seconds, got {self.retry_after!r}")
+        if self.method not in ("", "GET", "POST", "PUT", "DELETE"):
+            raise ValueError(
+                f"an injected HTTP fault's method is GET, POST, PUT, DELETE or '' (any), got {self.method!r}"
+            )
 
 
 @dataclass
@@ -40,8 +47,8 @@ class Faults:
     stall_until: float = 0.0  # time.monotonic() until which WebSocket connections are stalled
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def take_http_fault(self, path: str) -> HttpFault | None:
-        """Consume and return the first HTTP fault matching ``path``, if any.
+    def take_http_fault(self, path: str, method: str = "") -> HttpFault | None:
+        """Consume and return the first HTTP fault matching ``path`` (and ``method``), if any.
 
         The returned record has ``count`` 1: it describes the one answer to inject now.
         """
@@ -49,11 +56,11 @@ class Faults:
             return None
         with self.lock:
             for index, fault in enumerate(self.http_faults):
-                if path.startswith(fault.path_prefix):
+                if path.startswith(fault.path_prefix) and fault.method in ("", method.upper()):
                     fault.count -= 1
                     if fault.count <= 0:
                         del self.http_faults[index]
-                    return HttpFault(fault.status, 1, fault.retry_after, fault.path_prefix)
+                    return HttpFault(fault.status, 1, fault.retry_after, fault.path_prefix, fault.method)
         return None
 
     def take_accept_then_timeout(self) -> bool:
@@ -74,9 +81,11 @@ class Faults:
     # --- setters used by the Emulator and the admin endpoint ---------------------------------
 
     def add_http_fault(
-        self, status: int, count: int = 1, retry_after: int | None = None, path_prefix: str = ""
+        self, status: int, count: int = 1, retry_after: int | None = None, path_prefix: str = "", method: str = ""
     ) -> HttpFault:
-        fault = HttpFault(int(status), int(count), None if retry_after is None else int(retry_after), path_prefix)
+        """Queue a fault; the record returned counts down as matching requests consume it."""
+        fault = HttpFault(int(status), int(count), None if retry_after is None else int(retry_after), path_prefix,
+                          method)  # fmt: skip
         with self.lock:
             self.http_faults.append(fault)
         return fault
@@ -126,6 +135,7 @@ class Faults:
                         "count": f.count,
                         "retry_after": f.retry_after,
                         "path_prefix": f.path_prefix,
+                        "method": f.method,
                     }
                     for f in self.http_faults
                 ],

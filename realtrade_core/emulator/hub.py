@@ -402,12 +402,18 @@ class ConnectionHub:
 
     # --- faults -----------------------------------------------------------------------------------
 
-    def drop_all(self) -> int:
-        """Close every connection now (fault injection); returns how many were closed."""
-        return self._call_on_loop(self._drop_all)
+    def chosen(self, private: bool | None = None) -> list[Connection]:
+        """Open connections: all (None), the authenticated ones of an account (True), or the
+        others (False: market data)."""
+        return [c for c in self.connections() if private is None or (c.account is not None) == private]
 
-    def _drop_all(self) -> int:
-        conns = self.connections()
+    def drop_all(self, private: bool | None = None) -> int:
+        """Close every connection (or only the private or public ones, see :meth:`chosen`) now
+        (fault injection); returns how many were closed."""
+        return self._call_on_loop(lambda: self._drop_all(private))
+
+    def _drop_all(self, private: bool | None = None) -> int:
+        conns = self.chosen(private)
         for conn in conns:
             # Abort, not a close handshake: the client must see the connection vanish, as it
             # does when a load balancer or the exchange cuts it.
@@ -416,9 +422,10 @@ class ConnectionHub:
             log.info("fault: dropped %d WebSocket connection(s)", len(conns))
         return len(conns)
 
-    def send_malformed(self) -> int:
-        """Send one malformed (non-JSON) text frame on every connection; returns the count."""
-        conns = self.connections()
+    def send_malformed(self, private: bool | None = None) -> int:
+        """Send one malformed (non-JSON) text frame on every connection (or only the private or
+        public ones, see :meth:`chosen`); returns the count."""
+        conns = self.chosen(private)
         for conn in conns:
             conn.send(MALFORMED_FRAME)
         return len(conns)

@@ -16,8 +16,10 @@ thread, drives the engine's clock, and exposes fault injection both in process a
         emu.orders(status="open")             # every order, fill and refusal, as the engine saw it
 
 Admin API (JSON): ``GET /_emulator/state``; ``POST /_emulator/faults`` with any of
-``{"drop_connections": true}``, ``{"stall_seconds": 5}``, ``{"malformed": true}``,
-``{"http_status": 429, "count": 2, "retry_after": 1, "path_prefix": "/api"}``,
+``{"drop_connections": true}`` (or ``"private"`` / ``"public"``: only the account's or only the
+market data connections), ``{"stall_seconds": 5}``, ``{"malformed": true}`` (or ``"private"`` /
+``"public"``), ``{"http_status": 429, "count": 2, "retry_after": 1, "path_prefix": "/api",
+"method": "DELETE"}``,
 ``{"timeout_next_order": 1}``, ``{"clock_skew_ms": 5000}``, ``{"response_delay_ms": 100}``,
 ``{"reset": true}``; ``POST /_emulator/step`` with ``{"candles": n}`` or ``{"ms": n}`` (manual
 clocks only); ``POST /_emulator/ack`` with ``{"time": close_ms}`` (lockstep: the client has acted
@@ -96,7 +98,7 @@ _NO_LIMIT = 2**62  # "every one" for the engine's list calls
 _FAULT_KEYS = frozenset(
     {
         "reset", "drop_connections", "stall_seconds", "malformed", "http_status", "count", "retry_after",
-        "path_prefix", "timeout_next_order", "clock_skew_ms", "response_delay_ms",
+        "path_prefix", "method", "timeout_next_order", "clock_skew_ms", "response_delay_ms",
     }
 )  # fmt: skip
 
@@ -648,23 +650,28 @@ class Emulator:
 
     # --- faults -----------------------------------------------------------------------------------
 
-    def drop_connections(self) -> int:
-        """Cut every WebSocket connection now; returns how many were cut."""
-        return self.hub.drop_all()
+    def drop_connections(self, private: bool | None = None) -> int:
+        """Cut every WebSocket connection now; returns how many were cut. ``private`` True cuts
+        only the account's (authenticated) connections, False only the others (market data)."""
+        return self.hub.drop_all(private)
 
     def stall_connections(self, seconds: float) -> int:
         """Stall every WebSocket for ``seconds``: nothing sent, nothing read, no pong; the
         connections stay open. Returns how many connections are stalled."""
         return self.hub.stall(seconds)
 
-    def send_malformed(self) -> int:
-        """Send one non-JSON text frame on every WebSocket; returns the count."""
-        return self.hub.send_malformed()
+    def send_malformed(self, private: bool | None = None) -> int:
+        """Send one non-JSON text frame on every WebSocket (``private`` as for
+        :meth:`drop_connections`); returns the count."""
+        return self.hub.send_malformed(private)
 
-    def fail_http(self, status: int, count: int = 1, retry_after: int | None = None, path_prefix: str = "") -> None:
-        """Answer the next ``count`` REST requests under ``path_prefix`` with ``status`` in the
-        dialect's error format (with ``Retry-After`` when ``retry_after`` is given)."""
-        self.faults.add_http_fault(status, count, retry_after, path_prefix)
+    def fail_http(
+        self, status: int, count: int = 1, retry_after: int | None = None, path_prefix: str = "", method: str = ""
+    ) -> HttpFault:
+        """Answer the next ``count`` REST requests under ``path_prefix`` (with ``method``, if
+        given) with ``status`` in the dialect's error format (with ``Retry-After`` when
+        ``retry_after`` is given). The record returned counts down as requests consume it."""
+        return self.faults.add_http_fault(status, count, retry_after, path_prefix, method)
 
     def timeout_next_order(self, count: int = 1) -> None:
         """The next ``count`` order placements are executed by the engine, then never answered."""
@@ -834,7 +841,7 @@ class Emulator:
         faults = self.faults
         if faults.response_delay_ms > 0:
             await asyncio.sleep(faults.response_delay_ms / 1000.0)
-        fault = faults.take_http_fault(path)
+        fault = faults.take_http_fault(path, request.method)
         if fault is not None:
             status, body = self.dialect.error_body(fault.status, fault.retry_after)
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
@@ -917,8 +924,15 @@ class Emulator:
         unknown = sorted(set(spec) - _FAULT_KEYS)
         if unknown:
             raise ValueError(f"unknown fault key(s) {unknown}; known: {sorted(_FAULT_KEYS)}")
-        if "http_status" not in spec and any(k in spec for k in ("count", "retry_after", "path_prefix")):
-            raise ValueError("count, retry_after and path_prefix go with http_status")
+        if "http_status" not in spec and any(k in spec for k in ("count", "retry_after", "path_prefix", "method")):
+            raise ValueError("count, retry_after, path_prefix and method go with http_status")
+        which: dict[str, bool | None] = {}
+        for key in ("drop_connections", "malformed"):
+            value = spec.get(key)
+            if value in ("private", "public"):
+                which[key] = value == "private"
+            elif value is not None and not isinstance(value, bool):
+                raise ValueError(f"{key} is true, false, 'private' or 'public', got {value!r}")
 
         def number(key: str, kind: type = int, minimum: float | None = None) -> Any:
             value = spec[key]
@@ -935,6 +949,7 @@ class Emulator:
                 count=number("count") if "count" in spec else 1,
                 retry_after=number("retry_after") if spec.get("retry_after") is not None else None,
                 path_prefix=str(spec.get("path_prefix", "")),
+                method=str(spec.get("method", "")),
             )
         stall = number("stall_seconds", float, 0) if "stall_seconds" in spec else None
         orders = number("timeout_next_order", int, 0) if "timeout_next_order" in spec else None
@@ -952,15 +967,15 @@ class Emulator:
             self.set_response_delay(delay)
             done["response_delay_ms"] = delay
         if http is not None:
-            self.fail_http(http.status, http.count, http.retry_after, http.path_prefix)
+            self.fail_http(http.status, http.count, http.retry_after, http.path_prefix, http.method)
             done["http_status"] = http.status
         if orders is not None:
             self.timeout_next_order(orders)
             done["timeout_next_order"] = orders
         if spec.get("malformed"):
-            done["malformed"] = self.send_malformed()
+            done["malformed"] = self.send_malformed(which.get("malformed"))
         if spec.get("drop_connections"):
-            done["drop_connections"] = self.drop_connections()
+            done["drop_connections"] = self.drop_connections(which.get("drop_connections"))
         if stall is not None:
             done["stall_seconds"] = self.stall_connections(stall)
         return done

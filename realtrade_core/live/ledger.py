@@ -93,7 +93,14 @@ class LedgerMixin:
         if fill.side is Side.BUY:
             return fill.amount
         if tracked is not None and tracked.closes is not None and tracked.amount:
-            return -(fill.amount * tracked.closes / tracked.amount)
+            before = tracked.executed  # what the order had filled before this fill
+            if before >= tracked.amount:  # a fill beyond what the order counted: its plain share
+                return -(fill.amount * tracked.closes / tracked.amount)
+            # What the exit has closed after this fill less what it had closed before, so that the
+            # shares add up to ``closes`` exactly: a 1e-30 remainder would leave a flat position.
+            after = before + fill.amount
+            closed_after = tracked.closes if after >= tracked.amount else tracked.closes * after / tracked.amount
+            return -(closed_after - tracked.closes * before / tracked.amount)
         return -fill.amount
 
     # --- fills ------------------------------------------------------------------------------------
@@ -198,7 +205,9 @@ class LedgerMixin:
         if book.size <= 0 or book.coin_fees < 0:
             if book.size <= 0 and book.coin_fees < 0:
                 book.dust += -book.coin_fees  # the lot step left these in the account
-            book.coin_fees = max(book.coin_fees, ZERO) if book.size > 0 else ZERO
+            # An exit still filling may have closed its fee coins (and the lot step's dust) ahead
+            # of the coins it sells: they stay counted, below zero, so held is still the account's.
+            book.coin_fees = book.coin_fees if book.size > 0 else ZERO
         if book.size > 0 and book.held <= 0:
             # Nothing of the position is left on the account (the rest went as fees): flat.
             book.size, book.price, book.coin_fees = ZERO, ZERO, ZERO
@@ -252,6 +261,12 @@ class LedgerMixin:
         order.execute(ms_to_num(fill.time), gross, price, closed_f, closedvalue, closedcomm, opened_f, openedvalue,
                       openedcomm, 0.0, pnl, book.position.size, book.position.price)  # fmt: skip
         order.addcomminfo(comminfo)
+        # backtrader completes an order when its float remainder is exactly 0, which a float sum
+        # of the exchange's amounts can miss (0.00999 - 0.004 - 0.004 - 0.00199 is -4e-19, and
+        # the order would stay Partial for ever): the exact count decides.
+        remaining = tracked.amount - tracked.executed
+        order.executed.remsize = 0.0 if remaining <= 0 else float(remaining) if gross > 0 else -float(remaining)
+        order.status = bt.Order.Completed if remaining <= 0 else bt.Order.Partial
         if tracked.executed >= tracked.amount:
             tracked.done = True
         if notify:

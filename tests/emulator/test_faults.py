@@ -65,11 +65,24 @@ def test_http_faults_are_consumed_in_order_and_only_on_matching_paths():
     assert faults.take_http_fault("/api/order") is None
 
 
+def test_http_faults_can_be_limited_to_one_method_and_count_down_as_consumed():
+    faults = Faults()
+    fault = faults.add_http_fault(503, count=2, path_prefix="/api/order", method="delete")
+    assert faults.take_http_fault("/api/order", "POST") is None
+    assert faults.take_http_fault("/api/order", "GET") is None
+    assert faults.take_http_fault("/api/order", "DELETE").method == "DELETE"
+    assert fault.count == 1  # the caller's record shows what is left
+    assert faults.take_http_fault("/api/order", "DELETE").status == 503
+    assert fault.count == 0 and faults.take_http_fault("/api/order", "DELETE") is None
+
+
 def test_invalid_http_faults_are_refused():
     with pytest.raises(ValueError, match="4xx or 5xx"):
         HttpFault(200)
     with pytest.raises(ValueError, match="count"):
         HttpFault(429, count=0)
+    with pytest.raises(ValueError, match="method"):
+        HttpFault(500, method="PATCH")
 
 
 def test_accept_then_timeout_counts_down_and_reset_clears_everything():
@@ -220,7 +233,7 @@ def test_admin_faults_endpoint_sets_each_switch(toy_emulator):
     assert body["faults"] == {
         "clock_skew_ms": 5000,
         "response_delay_ms": 10,
-        "http_faults": [{"status": 429, "count": 2, "retry_after": 1, "path_prefix": "/api"}],
+        "http_faults": [{"status": 429, "count": 2, "retry_after": 1, "path_prefix": "/api", "method": ""}],
         "accept_then_timeout": 1,
         "stalled_seconds": 0.0,
     }
@@ -258,6 +271,42 @@ def test_admin_drop_stall_and_malformed_act_on_websockets(toy_emulator, wait_unt
 
 
 # --- WebSocket faults -------------------------------------------------------------------------------
+
+
+def test_drop_and_malformed_can_target_private_or_public_connections_only(toy_emulator, wait_until):
+    emu = toy_emulator
+    public, private = connect(emu), connect(emu)
+    try:
+        wait_until(lambda: len(emu.hub.connections()) == 2)
+        conns = emu.hub.connections()
+        conns[-1].account = emu.api_key  # as a dialect marks an authenticated account stream
+        assert emu.send_malformed(private=True) == 1
+        public.settimeout(0.3)
+        with pytest.raises(websocket.WebSocketTimeoutException):
+            public.recv()  # nothing for the market data connection
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(private.recv())
+        assert admin(emu, {"drop_connections": "public"})[2]["applied"] == {"drop_connections": 1}
+        with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+            public.recv()
+        wait_until(lambda: len(emu.hub.connections()) == 1)
+        assert emu.hub.connections()[0].account == emu.api_key  # the private one is still up
+        assert emu.drop_connections(private=True) == 1
+        wait_until(lambda: not emu.hub.connections())
+        status, _, body = admin(emu, {"drop_connections": "everything"})
+        assert status == 400 and "drop_connections" in body["error"]
+    finally:
+        public.close()
+        private.close()
+
+
+def test_an_http_fault_for_one_method_spares_the_others_on_that_path(toy_emulator):
+    emu = toy_emulator
+    assert admin(emu, {"http_status": 503, "path_prefix": "/api/time", "method": "POST"})[0] == 200
+    assert request(emu.urls["rest"] + "/time")[0] == 200  # a GET: not this fault's
+    assert emu.faults.snapshot()["http_faults"] == [
+        {"status": 503, "count": 1, "retry_after": None, "path_prefix": "/api/time", "method": "POST"}
+    ]
 
 
 def test_drop_cuts_every_websocket_and_new_connections_work(toy_emulator, wait_until):

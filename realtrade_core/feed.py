@@ -44,6 +44,7 @@ import backtrader as bt
 from . import retry
 from .contract import Contract
 from .errors import ConfigurationError, RealtradeError
+from .events import Bar, ConnectionEvent, ConnectionState
 from .timeframes import Timeframe, parse_timeframe
 from .validation import candle_problem
 
@@ -314,7 +315,7 @@ class _BarPump(threading.Thread):
         streaming = self.store.has_stream()
         if streaming:
             # Subscribe before the backfill so a candle closing meanwhile waits in the inbox.
-            self._unsubscribe = self.store.subscribe_bars(self.symbol, self.tf, self.on_stream)
+            self._unsubscribe = self.store.stream_bars(self.symbol, self.tf, self.on_stream)
         if feed.p.backfill_start:
             self.state(feed.DELAYED)
             self.catch_up()
@@ -327,8 +328,8 @@ class _BarPump(threading.Thread):
         else:
             self.loop_poll()
 
-    def on_stream(self, item: Any) -> None:
-        """Called in the WebSocket thread: only enqueue."""
+    def on_stream(self, item: Bar | ConnectionEvent) -> None:
+        """Called in the WebSocket thread: only enqueue (the typed event as it came)."""
         self.inbox.put(item)
 
     def loop_stream(self) -> None:
@@ -338,33 +339,34 @@ class _BarPump(threading.Thread):
             item = self.inbox.get()
             if item is None:
                 continue
-            kind, payload = item
             self.store.refresh_time()
-            if kind == "bar":
-                if self.last_open is not None and payload[0] > self.last_open + self.tf.ms:
+            if isinstance(item, Bar):
+                # From here on a candle is a row, as REST gives them: the splice merges both.
+                row = [item.open_time, item.open, item.high, item.low, item.close, item.volume]
+                if self.last_open is not None and row[0] > self.last_open + self.tf.ms:
                     # A gap. Unless the candle lies in the future (then it is the bad one, and
                     # delivering it would make every real candle after it look old), fill the
                     # gap from REST first.
-                    problem = self.problem(payload, now_ms=self.store.server_time())
+                    problem = self.problem(row, now_ms=self.store.server_time())
                     if problem is not None:
-                        self.quarantine("bar", problem, payload)
+                        self.quarantine("bar", problem, row)
                         continue
-                    self.catch_up(until=payload[0] - self.tf.ms)
-                self.deliver(payload, "bar")
-            elif kind == "disconnected":
+                    self.catch_up(until=row[0] - self.tf.ms)
+                self.deliver(row, "bar")
+            elif item.state is ConnectionState.DISCONNECTED:
                 broken = True
                 self.state(feed.DISCONNECTED)
-            elif kind == "connected" and broken:
+            elif item.state is ConnectionState.CONNECTED and broken:
                 broken = False
                 if feed.p.backfill:
                     self.state(feed.DELAYED)
                     self.catch_up()
                 self.state(feed.LIVE)
-            elif kind == "connected" and self.last_open is not None:
+            elif item.state is ConnectionState.CONNECTED and self.last_open is not None:
                 # The first connection is ready (subscribed) only now: a candle that closed
                 # after the backfill but before the subscription took effect is fetched.
                 self.catch_up()
-            elif kind == "failed":
+            elif item.state is ConnectionState.FAILED:
                 self.state(feed.CONNBROKEN)
                 self.out.put((_END, None))
                 return

@@ -357,6 +357,11 @@ def validate_spec(spec: ExchangeSpec, *, expected_name: str, origin: str) -> Non
         missing = getattr(value, "missing_members", lambda: [])()
         if missing:
             problems.append(f"{field_name}={_qualname(value)} lacks required member(s): {', '.join(missing)}")
+        if field_name == "websocket":
+            from .websocket.contract import store_contract_problems
+
+            for problem in store_contract_problems(value, public_stream=spec.capabilities.public_stream):
+                problems.append(f"websocket={_qualname(value)}: {problem} (see realtrade_core.websocket.contract)")
     if problems:
         raise PluginValidationError(f"exchange {expected_name!r} from {origin} is invalid: " + "; ".join(problems))
 

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .contract import Contract
 from .credentials import Credentials, protect, redact, scrub, scrub_exception
 from .errors import ConfigurationError, ExchangeError, RealtradeError
+from .events import Bar, ConnectionEvent, ConnectionState
 from .host import get_plugin_host, load_exchange
 from .interlock import check_emulator_url, check_emulator_urls, emulator_urls
 from .retry import call as retrying
@@ -51,6 +52,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VENUES = ("mainnet", "testnet", "emulator")
+# How subscribe_bars and the account stream name a connection change (the states a socket reports).
+_STATE_NAMES = {
+    ConnectionState.CONNECTED: "connected",
+    ConnectionState.DISCONNECTED: "disconnected",
+    ConnectionState.FAILED: "failed",
+}
 DEFAULT_EMULATOR_SYMBOLS = ("BTC/USDT", "ETH/USDT")
 
 
@@ -456,12 +463,15 @@ class Store(Contract):
         spec = self.spec
         return spec.websocket is not None and spec.capabilities.public_stream
 
-    def subscribe_bars(self, symbol: str, tf: Timeframe, callback: Callable[[tuple], None]) -> Callable[[], None]:
-        """Deliver ``("bar", [open_ms, o, h, l, c, v])`` for every *closed* candle of ``symbol``.
+    def stream_bars(
+        self, symbol: str, tf: Timeframe, callback: Callable[[Bar | ConnectionEvent], None]
+    ) -> Callable[[], None]:
+        """Deliver the stream's :class:`~realtrade_core.events.Bar` for every *closed* candle of
+        ``symbol``, and a :class:`~realtrade_core.events.ConnectionEvent` (state ``CONNECTED``,
+        ``DISCONNECTED`` or ``FAILED``, with its reason) for each change of the shared connection.
 
-        ``callback`` also gets ``("connected", reason)``, ``("disconnected", reason)`` and
-        ``("failed", reason)`` for the shared connection. It runs on the WebSocket thread: only
-        enqueue. Returns a function that unsubscribes.
+        ``callback`` runs on the WebSocket thread: only enqueue. Returns a function that
+        unsubscribes. Feeds use this; :meth:`subscribe_bars` gives the same as plain rows.
         """
         ws_cls = self.spec.websocket
         stream = ws_cls.stream_name("bar", self.market(symbol), tf.name)
@@ -481,6 +491,20 @@ class Store(Contract):
 
         return unsubscribe
 
+    def subscribe_bars(self, symbol: str, tf: Timeframe, callback: Callable[[tuple], None]) -> Callable[[], None]:
+        """:meth:`stream_bars` as rows: ``("bar", [open_ms, o, h, l, c, v])`` for every *closed*
+        candle of ``symbol`` (a REST candle's shape, as ``fetch_ohlcv`` gives it), and
+        ``("connected", reason)``, ``("disconnected", reason)`` or ``("failed", reason)`` for the
+        shared connection. Runs on the WebSocket thread; returns a function that unsubscribes."""
+
+        def as_row(item: Bar | ConnectionEvent) -> None:
+            if isinstance(item, ConnectionEvent):
+                callback((_STATE_NAMES[item.state], item.reason))
+            else:
+                callback(("bar", [item.open_time, item.open, item.high, item.low, item.close, item.volume]))
+
+        return self.stream_bars(symbol, tf, as_row)
+
     @property
     def quarantined(self) -> dict[str, int]:
         """Bad stream messages this store's connections dropped instead of delivering, by kind
@@ -494,25 +518,28 @@ class Store(Contract):
 
     def _ensure_public_ws(self) -> Any:
         if self._public_ws is None:
-            ws = self.spec.websocket.for_store(self, private=False)
+            from .websocket.contract import open_connection  # websocket-client only when streaming
+
+            ws = open_connection(self.spec.websocket, self, private=False)
             ws.on("bar", self._on_bar)
-            self._watch_connection(ws, self._bar_subscribers)
+            self._watch_connection(ws, self._on_bar_connection)
             ws.start()
             self._public_ws = ws
         return self._public_ws
 
-    def _bar_subscribers(self) -> list[Callable[[tuple], None]]:
+    def _on_bar_connection(self, event: ConnectionEvent) -> None:
         with self._lock:
-            return [cb for routes in self._bar_routes.values() for cb in routes]
+            callbacks = [cb for routes in self._bar_routes.values() for cb in routes]
+        for callback in callbacks:
+            callback(event)
 
-    def _on_bar(self, bar: Any) -> None:
+    def _on_bar(self, bar: Bar) -> None:
         if not bar.closed:
             return  # the forming candle never becomes a bar
         routes = self._bar_routes.get((bar.symbol, bar.timeframe))
         if routes:
-            row = ("bar", [bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume])
             for callback in tuple(routes):
-                callback(row)
+                callback(bar)
 
     def subscribe_account(self, callback: Callable[[Any], None]) -> Callable[[], None]:
         """Deliver this account's OrderUpdate, Fill and BalanceUpdate events from the private stream.
@@ -525,10 +552,12 @@ class Store(Contract):
         with self._lock:
             self._account_routes.append(callback)
             if self._private_ws is None:
-                ws = self.spec.websocket.for_store(self, private=True)
+                from .websocket.contract import open_connection
+
+                ws = open_connection(self.spec.websocket, self, private=True)
                 for name in ("order", "fill", "balance"):
                     ws.on(name, self._on_account_event)
-                self._watch_connection(ws, lambda: list(self._account_routes))
+                self._watch_connection(ws, self._on_account_connection)
                 ws.start()
                 self._private_ws = ws
 
@@ -543,19 +572,21 @@ class Store(Contract):
         for callback in tuple(self._account_routes):
             callback(event)
 
-    def _watch_connection(self, ws: Any, subscribers: Callable[[], list]) -> None:
-        def relay(kind: str) -> Callable[[Any], None]:
-            def handler(event: Any) -> None:
-                reason = getattr(event, "reason", "") or ""
-                self._emit({"failed": "error"}.get(kind, kind), f"{ws.name}: {reason}".rstrip(": "))
-                for callback in subscribers():
-                    callback((kind, reason))
+    def _on_account_connection(self, event: ConnectionEvent) -> None:
+        # The live session reads connection changes as (kind, reason) pairs.
+        for callback in tuple(self._account_routes):
+            callback((_STATE_NAMES[event.state], event.reason))
 
-            return handler
+    def _watch_connection(self, ws: Any, relay: Callable[[ConnectionEvent], None]) -> None:
+        """Report ``ws``'s connection changes as store events and to ``relay``."""
 
-        ws.on("connected", relay("connected"))
-        ws.on("disconnected", relay("disconnected"))
-        ws.on("max_reconnect", relay("failed"))
+        def handler(event: ConnectionEvent) -> None:
+            kind = _STATE_NAMES[event.state]
+            self._emit({"failed": "error"}.get(kind, kind), f"{ws.name}: {event.reason}".rstrip(": "))
+            relay(event)
+
+        for name in ("connected", "disconnected", "max_reconnect"):
+            ws.on(name, handler)
 
     # --- notifications ------------------------------------------------------------------------------
 

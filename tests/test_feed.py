@@ -257,6 +257,7 @@ def test_a_candle_that_closed_before_the_stream_was_subscribed_is_fetched_when_i
     import threading
     from types import SimpleNamespace
 
+    from realtrade_core.events import ConnectionEvent, ConnectionState
     from realtrade_core.feed import _BAR, _BarPump
     from realtrade_core.timeframes import parse_timeframe
 
@@ -276,7 +277,7 @@ def test_a_candle_that_closed_before_the_stream_was_subscribed_is_fetched_when_i
     pump.last_open = rows[1][0]  # the backfill delivered up to candle 1; candle 2 closed since
     loop = threading.Thread(target=pump.loop_stream, daemon=True)
     loop.start()
-    pump.inbox.put(("connected", ""))
+    pump.inbox.put(ConnectionEvent("x", ConnectionState.CONNECTED, "ready", 0, 0))  # the stream is subscribed
     try:
         assert feed._outbox.get(timeout=10) == (_BAR, tuple(rows[2]))
     finally:

@@ -114,6 +114,116 @@ def test_required_member_left_unset_is_named(site):
         host().load_exchange("lazy")
 
 
+_WEBSOCKET_PLUGIN = """
+from realtrade_core import Capabilities, ExchangeSpec, hookimpl
+from realtrade_core.broker import Broker
+from realtrade_core.feed import Data
+from realtrade_core.store import Store
+from realtrade_core.websocket import BaseWebSocket
+
+
+class WsStore(Store):
+    exchange = "ws"
+
+
+class WsData(Data):
+    exchange = "ws"
+
+
+class WsBroker(Broker):
+    exchange = "ws"
+
+
+class WsStreams(BaseWebSocket):
+    exchange = "ws"
+    streams_in_url = True
+
+    def url(self, streams):
+        return "wss://example.invalid/" + "/".join(streams)
+
+    def parse(self, message):
+        return ()
+{members}
+
+@hookimpl
+def realtrade_exchange():
+    return ExchangeSpec(name="ws", store=WsStore, broker=WsBroker, feed=WsData, websocket=WsStreams,
+                        capabilities=Capabilities(public_stream={public}))
+"""
+_FOR_STORE = """
+    @classmethod
+    def for_store(cls, store, *, private, config=None):
+        return cls(config=config)
+"""
+_STREAM_NAME = """
+    @classmethod
+    def stream_name(cls, kind, market, timeframe=None):
+        return market["id"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("members", "public", "named"),
+    [
+        (
+            "",
+            True,
+            [
+                "no for_store(store, *, private, config=None) -> BaseWebSocket (a classmethod)",
+                "no stream_name(kind, market, timeframe=None) -> str (a classmethod)",
+            ],
+        ),
+        (_FOR_STORE, True, ["no stream_name(kind, market, timeframe=None) -> str"]),
+        (
+            _FOR_STORE + _STREAM_NAME.replace("@classmethod\n    ", "").replace("(cls,", "(self,"),
+            True,
+            ["stream_name must be a classmethod stream_name(kind, market, timeframe=None) -> str"],
+        ),
+        (
+            _FOR_STORE.replace("*, private,", "private_stream,") + _STREAM_NAME,
+            True,
+            ["for_store cannot be called as for_store(store, *, private, config=None) -> BaseWebSocket"],
+        ),
+    ],
+    ids=["nothing", "no-stream-name", "instance-method", "wrong-signature"],
+)
+def test_a_websocket_class_without_what_the_store_calls_is_refused_naming_it(site, members, public, named):
+    source = _WEBSOCKET_PLUGIN.format(members=members, public=public)
+    make_dist(site, "ws-dist", "1.0", {"ws": "ws_plugin"}, {"ws_plugin": source})
+    with pytest.raises(PluginValidationError) as info:
+        host().load_exchange("ws")
+    message = str(info.value)
+    assert "ws-dist 1.0" in message and "websocket=ws_plugin.WsStreams" in message
+    for piece in named:
+        assert piece in message
+    assert "realtrade_core.websocket.contract" in message  # where the contract is written down
+
+
+def test_a_websocket_class_with_what_the_store_calls_loads(site):
+    complete = _WEBSOCKET_PLUGIN.format(members=_FOR_STORE + _STREAM_NAME, public=True)
+    make_dist(site, "ws-dist", "1.0", {"ws": "ws_plugin"}, {"ws_plugin": complete})
+    assert host().load_exchange("ws").websocket.__name__ == "WsStreams"
+
+
+def test_an_account_only_websocket_needs_no_stream_names(site):
+    private_only = _WEBSOCKET_PLUGIN.format(members=_FOR_STORE, public=False)
+    make_dist(site, "ws-dist", "1.0", {"ws": "ws_plugin"}, {"ws_plugin": private_only})
+    assert host().load_exchange("ws").capabilities.public_stream is False
+
+
+def test_for_store_must_give_a_connection(site):
+    from realtrade_core.websocket.contract import open_connection
+
+    class NotAConnection:
+        @classmethod
+        def for_store(cls, store, *, private, config=None):
+            return object()
+
+    store = type("S", (), {"exchange": "ws"})()
+    with pytest.raises(PluginValidationError, match=r"NotAConnection.for_store returned object, not a .*BaseWebSocket"):
+        open_connection(NotAConnection, store, private=False)
+
+
 def test_registered_name_must_match_entry_point_name(site):
     make_dist(site, "acme-exchange", "1.0", {"acme": "acme_plugin"}, {"acme_plugin": valid_plugin("other")})
     with pytest.raises(PluginValidationError, match="registers name 'other' but is installed as 'acme'"):

@@ -23,6 +23,7 @@ from __future__ import annotations
 from ..errors import WebSocketContractError
 from .config import WebSocketConfig, WebSocketStats
 from .connection import BaseWebSocket
+from .contract import StoreStreams
 from .messages import CONNECTION_EVENTS, Authenticated, Callback, Control, Outgoing, Reconnect, Resubscribe
 from .venue import connection_for_store, exchange_clock, market_clock, venue_stream_urls, wall_ms
 
@@ -35,6 +36,7 @@ __all__ = [
     "Outgoing",
     "Reconnect",
     "Resubscribe",
+    "StoreStreams",
     "WebSocketConfig",
     "WebSocketContractError",
     "WebSocketStats",

@@ -61,7 +61,10 @@ class BaseWebSocket(Dispatch, KeepAlive, FrameReader, Contract):
     ``missing_members()`` lists what a subclass lacks (the plugin registry calls it and rejects
     an incomplete plugin at registration); instantiating an incomplete subclass raises
     :class:`WebSocketContractError` (a ``TypeError``) naming the class and the signature of
-    every missing member. A complete plugin for a well-behaved exchange::
+    every missing member. The class a plugin registers (``ExchangeSpec.websocket``) also gives
+    the store its connections: the classmethods ``for_store`` and ``stream_name`` of
+    :class:`~realtrade_core.websocket.contract.StoreStreams`, checked at registration too. A
+    complete connection for a well-behaved exchange::
 
         class BybitPublic(BaseWebSocket):
             exchange = "bybit"

@@ -8,7 +8,8 @@ from realtrade_core import Capabilities, ExchangeSpec, hookimpl
 @hookimpl
 def realtrade_exchange() -> ExchangeSpec:
     from .emulator import BinanceDialect
-    from .store import BinanceBroker, BinanceData, BinanceStore
+    from .execution import BinanceBroker
+    from .store import BinanceData, BinanceStore
     from .websocket import BinanceWebSocket
 
     return ExchangeSpec(

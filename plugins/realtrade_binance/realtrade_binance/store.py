@@ -1,16 +1,16 @@
-"""Binance spot store, data feed and broker: the core classes with Binance's settings."""
+"""Binance spot store and data feed: the core classes with Binance's settings (the broker is in
+:mod:`.execution`)."""
 
 from __future__ import annotations
 
 import re
 import time
-from decimal import Decimal
-from typing import Any
 
-from realtrade_core.broker import Broker
 from realtrade_core.feed import Data
 from realtrade_core.retry import retry_after_header
 from realtrade_core.store import Store
+
+from .execution import BinanceBroker  # noqa: F401 - its old home: importing it from here still works
 
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
 
@@ -32,66 +32,3 @@ class BinanceStore(Store):
 
 class BinanceData(Data):
     exchange = "binance"
-
-
-class BinanceBroker(Broker):
-    exchange = "binance"
-    #: a bracket's two exits go to Binance as one OCO order list (one lock of the funds)
-    bracket_exits = "oco"
-
-    def create_oco_orders(
-        self,
-        symbol: str,
-        side: str,
-        amount: Decimal,
-        limit_price: Decimal,
-        stop_price: Decimal,
-        stop_limit_price: Decimal | None,
-        limit_client_order_id: str,
-        stop_client_order_id: str,
-    ) -> list[dict]:
-        """Send a Binance OCO order list (side "sell": take-profit LIMIT_MAKER above, STOP_LOSS[_LIMIT]
-        below; "buy": the mirror). Returns the two legs as ccxt order dicts, limit leg first.
-
-        ``POST /api/v3/orderList/oco`` through ccxt's implicit API, so errors arrive as ccxt's own
-        exceptions (a price on the wrong side of the last price is ``InvalidOrder``).
-        """
-        client = self.p.store.client
-        market = client.market(symbol)
-        ccxt_symbol = market["symbol"]
-        side = side.lower()
-        if side not in ("buy", "sell"):
-            raise ValueError(f"an OCO side is 'buy' or 'sell', not {side!r}")
-        limit_leg: dict[str, Any] = {
-            "Type": "LIMIT_MAKER",
-            "Price": client.price_to_precision(ccxt_symbol, str(limit_price)),
-            "ClientOrderId": limit_client_order_id,
-        }
-        stop_leg: dict[str, Any] = {
-            "Type": "STOP_LOSS",
-            "StopPrice": client.price_to_precision(ccxt_symbol, str(stop_price)),
-            "ClientOrderId": stop_client_order_id,
-        }
-        if stop_limit_price is not None:
-            stop_leg["Type"] = "STOP_LOSS_LIMIT"
-            stop_leg["Price"] = client.price_to_precision(ccxt_symbol, str(stop_limit_price))
-            stop_leg["TimeInForce"] = "GTC"
-        above, below = (limit_leg, stop_leg) if side == "sell" else (stop_leg, limit_leg)
-        request: dict[str, Any] = {
-            "symbol": market["id"],
-            "side": side.upper(),
-            "quantity": client.amount_to_precision(ccxt_symbol, str(amount)),
-            "newOrderRespType": "RESULT",
-        }
-        request.update({"above" + key: value for key, value in above.items()})
-        request.update({"below" + key: value for key, value in below.items()})
-        response = client.privatePostOrderListOco(request)
-        reports = response.get("orderReports") or []
-        by_client_id = {report.get("clientOrderId"): report for report in reports}
-        limit_report = by_client_id.get(limit_client_order_id)
-        stop_report = by_client_id.get(stop_client_order_id)
-        if limit_report is None or stop_report is None:
-            import ccxt
-
-            raise ccxt.BadResponse(f"{client.id} answered an OCO order list without both order reports: {response}")
-        return [client.parse_order(limit_report, market), client.parse_order(stop_report, market)]

@@ -22,8 +22,6 @@ Symbols are unified ccxt symbols, mapped from Binance ids with the store's marke
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import json
 import logging
@@ -57,6 +55,8 @@ from realtrade_core.websocket import (
     venue_stream_urls,
     wall_ms,
 )
+
+from .common import sign
 
 __all__ = ["URLS", "BinanceUserDataWebSocket", "BinanceWebSocket"]
 
@@ -117,13 +117,6 @@ def _positive(text: Any) -> Decimal | None:
         return None
     value = decimal(text)
     return value if value else None
-
-
-def sign(secret: str, params: Mapping[str, Any]) -> str:
-    """HMAC-SHA256 (hex) of the WebSocket API's signed payload: every parameter but
-    ``signature``, sorted by name, as ``key=value`` joined with ``&``."""
-    payload = "&".join(f"{key}={params[key]}" for key in sorted(params) if key != "signature")
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
 
 def venue_urls(store: Any) -> dict[str, str]:

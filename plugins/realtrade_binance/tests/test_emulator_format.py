@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from realtrade_binance.emulator import BinanceDialect
-from realtrade_binance.emulator_format import (
+from realtrade_binance.emulator.wire import (
     INTERVALS,
     BinanceError,
     OrderList,

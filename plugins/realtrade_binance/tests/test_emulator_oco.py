@@ -11,7 +11,8 @@ from typing import Any
 
 import ccxt
 import pytest
-from realtrade_binance.store import BinanceBroker, BinanceStore
+from realtrade_binance.execution import BinanceBroker
+from realtrade_binance.store import BinanceStore
 
 from realtrade_core.emulator.model import OrderStatus
 

@@ -8,7 +8,8 @@ from realtrade_core import Capabilities, ExchangeSpec, hookimpl
 @hookimpl
 def realtrade_exchange() -> ExchangeSpec:
     from .emulator import BybitDialect
-    from .store import BybitBroker, BybitData, BybitStore
+    from .execution import BybitBroker
+    from .store import BybitData, BybitStore
     from .websocket import BybitWebSocket
 
     return ExchangeSpec(

@@ -1,17 +1,15 @@
-"""Bybit spot store, data feed and broker: the core classes with Bybit's settings."""
+"""Bybit spot store and data feed: the core classes with Bybit's settings (the broker is in
+:mod:`.execution`)."""
 
 from __future__ import annotations
 
-import re
 import time
-from typing import Any, ClassVar
 
-from realtrade_core.broker import Broker
 from realtrade_core.feed import Data
 from realtrade_core.retry import header, retry_after_header
 from realtrade_core.store import Store
 
-_CROSSED = re.compile(r'"retCode"\s*:\s*11009[23]\b')
+from .execution import BybitBroker  # noqa: F401 - its old home: importing it from here still works
 
 
 class BybitStore(Store):
@@ -34,26 +32,3 @@ class BybitStore(Store):
 
 class BybitData(Data):
     exchange = "bybit"
-
-
-class BybitBroker(Broker):
-    exchange = "bybit"
-    # ccxt refuses fetch_order on unified accounts unless told we know it only sees recent orders.
-    fetch_order_params: ClassVar[dict[str, Any]] = {"acknowledged": True}
-    # Spot conditional orders fire on a rise when placed above the last price, on a fall below it.
-    stop_direction_from_market: ClassVar[bool] = True
-    # Spot conditional orders hold no funds until they trigger: a bracket's take-profit and
-    # stop can both rest on the exchange for the same coins.
-    bracket_exits: ClassVar[str] = "conditional"
-
-    def cancel_param_sets(self, order_type: str) -> list[dict[str, Any]]:
-        # Bybit spot files conditional orders apart until they trigger (orderFilter=StopOrder):
-        # try that first for stops, then as a plain order (it may have triggered meanwhile).
-        if order_type in ("stop", "stop_limit"):
-            return [{"trigger": True}, {}]
-        return [{}]
-
-    def stop_already_crossed(self, exc: BaseException) -> bool:
-        # Bybit refuses a conditional order whose trigger the last price has passed with retCode
-        # 110092 ("expect Rising") or 110093 ("expect Falling"); ccxt makes both an InvalidOrder.
-        return super().stop_already_crossed(exc) or _CROSSED.search(str(exc)) is not None

@@ -18,8 +18,6 @@ stream is ``orderbook.1``; a ``tickers`` push with ``bid1Price``/``ask1Price`` s
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import json
 import logging
@@ -51,6 +49,8 @@ from realtrade_core.websocket import (
     venue_stream_urls,
     wall_ms,
 )
+
+from .common import ws_auth_signature
 
 __all__ = ["PRIVATE_TOPICS", "URLS", "BybitPrivateWebSocket", "BybitWebSocket"]
 
@@ -111,11 +111,6 @@ def _items(msg: dict[str, Any]) -> list[dict[str, Any]]:
     if type(data) is not list or not all(type(item) is dict for item in data):
         raise TypeError("data must be a list of objects")
     return data
-
-
-def auth_signature(secret: str, expires: int) -> str:
-    """The private stream's auth signature: hex HMAC-SHA256 of ``"GET/realtime" + expires``."""
-    return hmac.new(secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256).hexdigest()
 
 
 def venue_urls(store: Any) -> dict[str, str]:
@@ -428,7 +423,7 @@ class BybitPrivateWebSocket(BybitWebSocket):
     def auth_messages(self) -> Iterable[Outgoing]:
         # Computed per connection: "expires" must lie in the exchange's future.
         expires = self._server_time() + _AUTH_VALID_MS
-        signature = auth_signature(self._credentials.secret or "", expires)
+        signature = ws_auth_signature(self._credentials.secret or "", expires)
         return [
             {
                 "req_id": f"rt-auth-{next(self._request_ids)}",

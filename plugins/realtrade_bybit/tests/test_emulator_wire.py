@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
-from realtrade_bybit.emulator_wire import (
+from realtrade_bybit.emulator.wire import (
     REJECT_CODES,
     OrderExtra,
     aggregate,

@@ -9,8 +9,6 @@ are integers.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
 import string
@@ -32,6 +30,8 @@ from realtrade_core.emulator.model import (
     RejectReason,
     TradeEvent,
 )
+
+from ..common import hmac_hex, signature_ok, ws_signature_payload  # noqa: F401 - signing is shared
 
 _ZERO = Decimal(0)
 _Q8 = Decimal("1e-8")
@@ -235,28 +235,6 @@ def split_signature(query: str, body: str) -> tuple[str, str | None]:
             kept.append(item)
         parts.append("&".join(kept))
     return "".join(parts), signature
-
-
-def hmac_hex(secret: str, payload: str) -> str:
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-
-
-def signature_ok(secret: str, payload: str, signature: str) -> bool:
-    return hmac.compare_digest(hmac_hex(secret, payload), signature.strip().lower())
-
-
-def ws_signature_payload(params: Mapping[str, Any]) -> str:
-    """The WebSocket API's signed payload: every parameter but ``signature``, sorted by name,
-    as ``key=value`` joined with ``&`` (booleans written as JSON writes them)."""
-    items = []
-    for key in sorted(params):
-        if key == "signature":
-            continue
-        value = params[key]
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        items.append(f"{key}={value}")
-    return "&".join(items)
 
 
 _ID_ALPHABET = string.ascii_letters + string.digits

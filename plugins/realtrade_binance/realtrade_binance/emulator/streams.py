@@ -40,7 +40,7 @@ from realtrade_core.emulator.model import (
     TradeEvent,
 )
 
-from .emulator_format import (
+from .wire import (
     BAD_API_KEY,
     BAD_SIGNATURE,
     BinanceError,

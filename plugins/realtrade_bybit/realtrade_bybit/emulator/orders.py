@@ -2,7 +2,7 @@
 
 Spot category of a unified trading account. What Bybit reports about an order but the engine does
 not model (the quantity as sent for ``marketUnit=quoteCoin``, ``PostOnly``) is kept per
-``(account, orderLinkId)`` in :class:`~.emulator_wire.OrderExtra` records, written *before* the
+``(account, orderLinkId)`` in :class:`~.wire.OrderExtra` records, written *before* the
 engine sees the order so that the stream pushes emitted while it is placed already carry it.
 """
 
@@ -28,8 +28,8 @@ from realtrade_core.emulator.model import (
     TimeInForce,
 )
 
-from .emulator_rest import BybitRestMixin, int_param, limit_param
-from .emulator_wire import (
+from .rest import BybitRestMixin, int_param, limit_param
+from .wire import (
     DAY_MS,
     DUPLICATE_LINK_ID,
     EXPECT_FALLING,

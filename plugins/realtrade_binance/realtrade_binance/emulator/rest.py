@@ -3,7 +3,7 @@
 Handlers are plain synchronous functions ``(params, api_key) -> JSON``; :meth:`_endpoint` wraps
 them into aiohttp handlers that read the raw query and form body, check keys and signatures the
 way Binance does, count request weight (``X-MBX-USED-WEIGHT-1M``) and turn
-:class:`~.emulator_format.BinanceError` into Binance's ``{"code", "msg"}`` answers. Engine calls
+:class:`~.wire.BinanceError` into Binance's ``{"code", "msg"}`` answers. Engine calls
 are synchronous and thread-safe, so handlers call the engine directly on the server's loop.
 """
 
@@ -32,7 +32,7 @@ from realtrade_core.emulator.model import (
     TimeInForce,
 )
 
-from .emulator_format import (
+from .wire import (
     BAD_API_KEY,
     BAD_API_KEY_FORMAT,
     BAD_SIGNATURE,
@@ -139,7 +139,7 @@ def _depth_weight(params: dict[str, str]) -> int:
 
 
 class BinanceRest:
-    """The REST endpoints; mixed into :class:`~.emulator.BinanceDialect`."""
+    """The REST endpoints; mixed into :class:`~realtrade_binance.emulator.BinanceDialect`."""
 
     engine: Engine
     faults: Faults

@@ -8,8 +8,6 @@ in REST order/execution records, ``"0"`` / ``""`` for fields that do not apply.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +25,8 @@ from realtrade_core.emulator.model import (
     RejectReason,
     Side,
 )
+
+from ..common import hmac_hex, ws_auth_signature  # noqa: F401 - signing is shared
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
@@ -599,18 +599,9 @@ def wallet_account(coins: list[dict[str, object]]) -> dict[str, object]:
 # --- signatures -----------------------------------------------------------------------------------
 
 
-def hmac_hex(secret: str, payload: str) -> str:
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-
-
 def rest_signature(secret: str, timestamp: str, api_key: str, recv_window: str, payload: str) -> str:
     """``X-BAPI-SIGN``: HMAC-SHA256 of timestamp + key + recv_window + (query string | JSON body)."""
     return hmac_hex(secret, f"{timestamp}{api_key}{recv_window}{payload}")
-
-
-def ws_auth_signature(secret: str, expires: int | str) -> str:
-    """The private stream's auth signature: HMAC-SHA256 of ``"GET/realtime" + expires``."""
-    return hmac_hex(secret, f"GET/realtime{expires}")
 
 
 def tick_direction(previous: Decimal | None, price: Decimal, last_direction: str) -> str:

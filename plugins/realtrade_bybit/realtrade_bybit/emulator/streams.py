@@ -32,7 +32,7 @@ from realtrade_core.emulator.model import (
     TradeEvent,
 )
 
-from .emulator_wire import (
+from .wire import (
     FIXED_INTERVALS_MS,
     INTERVAL_CODES,
     KlineAgg,

@@ -3,13 +3,13 @@
 Speaks Binance's documented wire format closely enough that unmodified ccxt and a plain
 WebSocket client work against the emulator with only the URLs changed:
 
-- REST ``/api/v3`` (:mod:`.emulator_rest`): public market data, SIGNED account and order
+- REST ``/api/v3`` (:mod:`.rest`): public market data, SIGNED account and order
   endpoints with Binance's HMAC-SHA256 signature, ``recvWindow`` and timestamp rules, error codes
   and ``X-MBX-USED-WEIGHT-1M`` headers. ``load_markets`` works with ccxt's options untouched: the
   futures ``exchangeInfo`` and the ``sapi`` currency / margin-pair endpoints it also asks answer
   empty.
 - Market streams ``/ws/<stream>``, ``/ws`` and ``/stream?streams=...`` and the WebSocket API
-  ``/ws-api/v3`` with ``userDataStream.subscribe.signature`` (:mod:`.emulator_streams`).
+  ``/ws-api/v3`` with ``userDataStream.subscribe.signature`` (:mod:`.streams`).
 
 Order types: MARKET (by ``quantity`` or ``quoteOrderQty``), LIMIT (GTC/IOC/FOK), LIMIT_MAKER,
 STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT and TAKE_PROFIT_LIMIT (a SELL take-profit fires on a rise to
@@ -40,9 +40,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from realtrade_core.emulator.dialect import EmulatorDialect
 
-from .emulator_format import injected_error_body
-from .emulator_rest import BinanceRest
-from .emulator_streams import BinanceStreams
+from .rest import BinanceRest
+from .streams import BinanceStreams
+from .wire import injected_error_body
 
 if TYPE_CHECKING:
     from aiohttp import web

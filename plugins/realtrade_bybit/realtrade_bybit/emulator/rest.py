@@ -1,5 +1,5 @@
 """REST plumbing of the Bybit v5 emulator dialect (envelope, signatures) and its market-data and
-account endpoints; the order endpoints are in :mod:`.emulator_orders`.
+account endpoints; the order endpoints are in :mod:`.orders`.
 
 Every handler answers Bybit's envelope ``{"retCode", "retMsg", "result", "retExtInfo", "time"}``
 with HTTP 200, errors included, as Bybit does. Private endpoints check Bybit's v5 HMAC signature
@@ -33,7 +33,7 @@ from realtrade_core.emulator.model import (
     Order,
 )
 
-from .emulator_wire import (
+from .wire import (
     DAY_MS,
     FIXED_INTERVALS_MS,
     INTERVAL_CODES,

@@ -68,9 +68,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from realtrade_core.emulator.dialect import EmulatorDialect
 
-from .emulator_orders import BybitOrdersMixin
-from .emulator_streams import BybitStreamsMixin
-from .emulator_wire import INVALID_API_KEY, IP_RATE_LIMIT, PARAMS_ERROR, TOO_MANY_VISITS
+from .orders import BybitOrdersMixin
+from .streams import BybitStreamsMixin
+from .wire import INVALID_API_KEY, IP_RATE_LIMIT, PARAMS_ERROR, TOO_MANY_VISITS
 
 if TYPE_CHECKING:
     from aiohttp import web

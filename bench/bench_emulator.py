@@ -92,16 +92,9 @@ def with_bench_stream(base: type[EmulatorDialect]) -> type[EmulatorDialect]:
             return [*super().routes(), web.get("/_bench/ws", self._bench_ws)]
 
         async def _bench_ws(self, request: web.Request) -> web.WebSocketResponse:
-            ws = web.WebSocketResponse()
-            await ws.prepare(request)
-            conn = self.hub.register(ws, "bench")
-            conn.subscribe(TOPIC)
-            try:
-                async for _ in ws:
-                    pass
-            finally:
-                self.hub.unregister(conn)
-            return ws
+            return await self.hub.serve(
+                request, "bench", lambda conn, text: None, on_open=lambda conn: conn.subscribe(TOPIC)
+            )
 
     Bench.__name__ = f"Bench{base.__name__}"
     return Bench

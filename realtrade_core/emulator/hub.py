@@ -5,18 +5,12 @@ thread (the engine calls dialects under its lock, from the driver thread, an HTT
 test). Each connection has its own queue and writer task on the server's loop, so a slow
 client never blocks the engine or other clients.
 
-A dialect's WebSocket handler looks like this::
+A dialect's WebSocket handler is one call to :meth:`ConnectionHub.serve`, which prepares the
+connection, registers it, hands every text message to the dialect and unregisters it however
+the connection ends::
 
     async def stream(self, request):
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        conn = self.hub.register(ws, "public")
-        try:
-            async for msg in ws:
-                ...  # conn.subscribe(topic), conn.send({...})
-        finally:
-            self.hub.unregister(conn)
-        return ws
+        return await self.hub.serve(request, "public", self.on_text)  # conn.subscribe(topic), conn.send({...})
 
 Why the queue is a deque plus an event rather than an ``asyncio.Queue``: ``Queue.put`` is not
 thread-safe, and waking the loop once per message from another thread (one
@@ -40,7 +34,7 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -58,6 +52,8 @@ MALFORMED_FRAME = '{"e":"kline","E":17000000,"s":"BTC'
 
 # How long a thread other than the loop waits for the loop to carry out a drop / stall.
 _LOOP_CALL_TIMEOUT = 10.0
+# How often a stalled connection's reader looks whether the stall is over (seconds).
+_STALL_POLL = 0.05
 # The writer sends at most this many frames / bytes in one socket write, then yields to the loop
 # so a backlog never starves HTTP handlers.
 _BATCH_FRAMES = 512
@@ -93,20 +89,30 @@ def _frame_header(length: int) -> bytes:
     return b"\x81\x7f" + length.to_bytes(8, "big")
 
 
+def _report_failure(task: asyncio.Task[Any]) -> None:
+    """Log a connection's keepalive task that ended with an error (a dialect bug) instead of
+    letting it vanish."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("emulator: a connection's keepalive failed", exc_info=task.exception())
+
+
 class Connection:
     """One client WebSocket. ``topics`` are the dialect's own stream names; ``account`` is the
-    API key of an authenticated private connection (None for public ones)."""
+    API key of an authenticated private connection (None for public ones); ``state`` is what the
+    dialect keeps about the connection (its session), set by the dialect."""
 
     ws: web.WebSocketResponse
     kind: str
     topics: set[str]
     account: str | None
+    state: Any
 
     def __init__(self, hub: ConnectionHub, ws: web.WebSocketResponse, kind: str) -> None:
         self.ws = ws
         self.kind = kind
         self.topics = set()
         self.account = None
+        self.state = None
         self.sent = 0  # frames written to the socket
         self.dropped = 0  # frames discarded because of a stall
         self._hub = hub
@@ -329,6 +335,75 @@ class ConnectionHub:
         if writer is not None and not writer.done():
             self._run_on_loop_nowait(writer.cancel)
 
+    async def serve(
+        self,
+        request: web.Request,
+        kind: str,
+        on_text: Callable[[Connection, str], None],
+        *,
+        on_open: Callable[[Connection], None] | None = None,
+        on_close: Callable[[Connection], None] | None = None,
+        on_pong: Callable[[Connection], None] | None = None,
+        keepalive: Callable[[web.WebSocketResponse, Connection], Awaitable[None]] | None = None,
+        idle_timeout: float | None = None,
+        **options: Any,
+    ) -> web.WebSocketResponse:
+        """Serve one client WebSocket of ``kind`` until it ends: the session loop every dialect
+        shares. Runs on the server's loop, as an aiohttp handler does.
+
+        ``on_text(conn, text)`` gets every text message; one that raises is logged and the
+        connection goes on. ``on_open(conn)`` runs once the connection is registered,
+        ``on_close(conn)`` when it ends (before it is unregistered). ``keepalive(ws, conn)``
+        runs as a task beside the reader, from after ``on_open`` (a dialect's pings and lifetime rules) and is
+        cancelled at the end. ``idle_timeout``: close the connection (code 1000, "idle
+        timeout") when the client sends nothing for that long. ``on_pong`` hears the client's
+        pongs; with ``autoping=False`` in ``options`` (passed to ``web.WebSocketResponse``) the
+        client's pings are answered here. While the server is stalled, messages already read
+        wait unanswered until the stall ends.
+        """
+        from aiohttp import WSMsgType, web
+
+        ws = web.WebSocketResponse(**options)
+        await ws.prepare(request)
+        conn = self.register(ws, kind)
+        task: asyncio.Task[None] | None = None
+        try:
+            if on_open is not None:
+                on_open(conn)
+            if keepalive is not None:
+                task = asyncio.get_running_loop().create_task(keepalive(ws, conn))
+                task.add_done_callback(_report_failure)
+            while not ws.closed:
+                try:
+                    msg = await ws.receive(timeout=idle_timeout)
+                except asyncio.TimeoutError:
+                    log.info("emulator: closing a %s stream idle for %.1f s", kind, idle_timeout)
+                    await ws.close(code=1000, message=b"idle timeout")
+                    break
+                while conn.stalled and not ws.closed:
+                    await asyncio.sleep(_STALL_POLL)  # a stalled server reads and answers nothing
+                if msg.type is WSMsgType.TEXT:
+                    try:
+                        on_text(conn, msg.data)
+                    except Exception:  # a dialect bug must not cut the client off silently
+                        log.exception("emulator: a %s stream request %.200r failed", kind, msg.data)
+                elif msg.type is WSMsgType.PING:
+                    await ws.pong(msg.data)
+                elif msg.type is WSMsgType.PONG:
+                    if on_pong is not None:
+                        on_pong(conn)
+                elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
+        except ConnectionError as exc:
+            log.debug("emulator: %s connection lost: %s", kind, exc)
+        finally:
+            if task is not None:
+                task.cancel()
+            if on_close is not None:
+                on_close(conn)
+            self.unregister(conn)
+        return ws
+
     def _forget(self, conn: Connection) -> None:
         with self._lock:
             self._connections.pop(conn, None)
@@ -410,7 +485,7 @@ class ConnectionHub:
     def drop_all(self, private: bool | None = None) -> int:
         """Close every connection (or only the private or public ones, see :meth:`chosen`) now
         (fault injection); returns how many were closed."""
-        return self._call_on_loop(lambda: self._drop_all(private))
+        return self.call_on_loop(lambda: self._drop_all(private))
 
     def _drop_all(self, private: bool | None = None) -> int:
         conns = self.chosen(private)
@@ -434,7 +509,7 @@ class ConnectionHub:
         """Stall every connection for ``seconds``: nothing is sent (frames are dropped), nothing
         is read, so pings go unanswered; connections stay open. Returns how many are stalled."""
         self.faults.stall(seconds)
-        return self._call_on_loop(self._apply_stall)
+        return self.call_on_loop(self._apply_stall)
 
     def _apply_stall(self) -> int:
         conns = self.connections()
@@ -445,7 +520,7 @@ class ConnectionHub:
 
     def unstall(self) -> None:
         """End a stall now (after :meth:`Faults.reset`): resume reading on every connection."""
-        self._call_on_loop(self._resume_all)
+        self.call_on_loop(self._resume_all)
 
     def _schedule_resume(self) -> None:
         if self._resume_handle is not None:
@@ -502,8 +577,9 @@ class ConnectionHub:
         except RuntimeError:
             return False
 
-    def _call_on_loop(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the loop (transports are not thread-safe) and return its result."""
+    def call_on_loop(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the server's loop (transports and connection state live there) and
+        return its result; from the loop itself, or before it runs, ``fn`` runs at once."""
         if self._on_loop_thread() or not self.loop.is_running():
             return fn()
         future: concurrent.futures.Future[T] = concurrent.futures.Future()

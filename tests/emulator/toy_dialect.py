@@ -18,6 +18,7 @@ from decimal import Decimal
 from aiohttp import web
 
 from realtrade_core.emulator.dialect import EmulatorDialect
+from realtrade_core.emulator.hub import Connection
 from realtrade_core.emulator.model import EngineError, KlineEvent, OrderType, Side
 
 
@@ -76,20 +77,13 @@ class ToyDialect(EmulatorDialect):
         return web.json_response([{"orderId": o.order_id, "status": o.status.value} for o in orders])
 
     async def stream(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        conn = self.hub.register(ws, "public")
-        try:
-            async for msg in ws:
-                if msg.type is not web.WSMsgType.TEXT:
-                    continue
-                message = json.loads(msg.data)
-                if "subscribe" in message:
-                    for topic in message["subscribe"]:
-                        conn.subscribe(topic)
-                    conn.send({"result": None, "id": message.get("id")})
-                elif "echo" in message:
-                    conn.send({"echo": message["echo"]})
-        finally:
-            self.hub.unregister(conn)
-        return ws
+        return await self.hub.serve(request, "public", self.on_text)
+
+    def on_text(self, conn: Connection, text: str) -> None:
+        message = json.loads(text)
+        if "subscribe" in message:
+            for topic in message["subscribe"]:
+                conn.subscribe(topic)
+            conn.send({"result": None, "id": message.get("id")})
+        elif "echo" in message:
+            conn.send({"echo": message["echo"]})

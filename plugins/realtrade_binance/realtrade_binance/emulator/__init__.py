@@ -3,8 +3,8 @@
 Speaks Binance's documented wire format closely enough that unmodified ccxt and a plain
 WebSocket client work against the emulator with only the URLs changed:
 
-- REST ``/api/v3`` (:mod:`.rest`): public market data, SIGNED account and order
-  endpoints with Binance's HMAC-SHA256 signature, ``recvWindow`` and timestamp rules, error codes
+- REST ``/api/v3`` (:mod:`.rest`, orders in :mod:`.orders`): public market data, SIGNED account
+  and order endpoints with Binance's HMAC-SHA256 signature, ``recvWindow`` and timestamp rules, error codes
   and ``X-MBX-USED-WEIGHT-1M`` headers. ``load_markets`` works with ccxt's options untouched: the
   futures ``exchangeInfo`` and the ``sapi`` currency / margin-pair endpoints it also asks answer
   empty.
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from realtrade_core.emulator.dialect import EmulatorDialect
 
-from .rest import BinanceRest
+from .orders import BinanceOrders
 from .streams import BinanceStreams
 from .wire import injected_error_body
 
@@ -83,7 +83,7 @@ _CCXT_SECTIONS = {
 }
 
 
-class BinanceDialect(BinanceRest, BinanceStreams, EmulatorDialect):
+class BinanceDialect(BinanceOrders, BinanceStreams, EmulatorDialect):
     """The Binance spot wire dialect. Settings (seconds): ``ping_interval`` (20),
     ``pong_timeout`` (60), ``max_lifetime`` (86400) of a WebSocket connection.
 
@@ -104,7 +104,7 @@ class BinanceDialect(BinanceRest, BinanceStreams, EmulatorDialect):
         self._init_streams()
 
     def routes(self) -> list[web.RouteDef]:
-        return self._rest_routes() + self._stream_routes()
+        return [*self.rest_routes(), *self.order_routes(), *self.stream_routes()]
 
     def urls(self, base_http: str, base_ws: str) -> dict[str, str]:
         return {

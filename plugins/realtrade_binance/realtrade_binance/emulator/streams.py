@@ -18,15 +18,14 @@ thread caused them, so translation here only builds payloads and hands them to t
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from realtrade_core.emulator.model import (
     BalanceEvent,
@@ -67,8 +66,6 @@ if TYPE_CHECKING:
     from realtrade_core.emulator.hub import Connection, ConnectionHub
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 _COMBINED = "|combined"  # suffix of the hub topic that carries a stream wrapped for /stream
 _USER_TOPIC = "userData:"  # + subscription id; published with the account as filter
@@ -183,9 +180,8 @@ class BinanceStreams:
         # on_event reads it without a lock.
         self._user_subs: dict[str, tuple[int, ...]] = {}
         self._user_counts: dict[tuple[str, int], int] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _stream_routes(self) -> list[web.RouteDef]:
+    def stream_routes(self) -> list[web.RouteDef]:
         return [
             web.get("/ws", self._market_handler),
             web.get("/ws/{stream}", self._market_handler),
@@ -366,39 +362,35 @@ class BinanceStreams:
         on_open: Callable[[_Session], None],
         on_text: Callable[[_Session, str], None],
     ) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=False, timeout=_CLOSE_TIMEOUT, max_msg_size=1 << 20)
-        await ws.prepare(request)
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        conn = self.hub.register(ws, kind)
-        session = _Session(conn, loop.time(), connected_since=self.server_time())
         registry = self._market_sessions if kind == "market" else self._api_sessions
-        with self._sessions_lock:
-            registry[conn] = session
-        keepalive = loop.create_task(self._keepalive(ws, session), name=f"binance-keepalive-{kind}")
-        try:
+
+        def opened(conn: Connection) -> None:
+            session = conn.state = _Session(conn, asyncio.get_running_loop().time(), connected_since=self.server_time())
+            with self._sessions_lock:
+                registry[conn] = session
             on_open(session)
-            async for msg in ws:
-                while conn.stalled and not ws.closed:
-                    await asyncio.sleep(_STALL_POLL)  # a stalled server reads and answers nothing
-                if msg.type is WSMsgType.TEXT:
-                    try:
-                        on_text(session, msg.data)
-                    except Exception:  # a dialect bug must not cut the client off silently
-                        log.exception("Binance emulator: %s request %.200r failed", kind, msg.data)
-                elif msg.type is WSMsgType.PING:
-                    await ws.pong(msg.data)
-                elif msg.type is WSMsgType.PONG:
-                    session.last_pong = loop.time()
-        except ConnectionError as exc:
-            log.debug("Binance emulator %s connection lost: %s", kind, exc)
-        finally:
-            keepalive.cancel()
+
+        def closed(conn: Connection) -> None:
             with self._sessions_lock:
                 registry.pop(conn, None)
-            self._drop_user_subscriptions(session)
-            self.hub.unregister(conn)
-        return ws
+            if conn.state is not None:
+                self._drop_user_subscriptions(conn.state)
+
+        def pong(conn: Connection) -> None:
+            conn.state.last_pong = asyncio.get_running_loop().time()
+
+        return await self.hub.serve(
+            request,
+            kind,
+            lambda conn, text: on_text(conn.state, text),
+            on_open=opened,
+            on_close=closed,
+            on_pong=pong,
+            keepalive=lambda ws, conn: self._keepalive(ws, conn.state),
+            autoping=False,
+            timeout=_CLOSE_TIMEOUT,
+            max_msg_size=1 << 20,
+        )
 
     async def _keepalive(self, ws: web.WebSocketResponse, session: _Session) -> None:
         """Binance's rules: a ping frame every ``ping_interval`` s, disconnect when no pong came
@@ -436,27 +428,6 @@ class BinanceStreams:
                 await asyncio.sleep(max(0.0, wake - loop.time()))
         except (ConnectionError, RuntimeError) as exc:
             log.debug("Binance emulator keepalive stopped: %s", exc)
-
-    def _on_loop(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the server's loop (connection state lives there) and return its result."""
-        loop = self._loop
-        if loop is None or not loop.is_running():
-            return fn()
-        try:
-            if asyncio.get_running_loop() is loop:
-                return fn()
-        except RuntimeError:
-            pass
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn())
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return future.result(timeout=10)
 
     # --- market streams -------------------------------------------------------------------------
 
@@ -719,4 +690,4 @@ class BinanceStreams:
                         ended += 1
             return ended
 
-        return self._on_loop(terminate)
+        return self.hub.call_on_loop(terminate)

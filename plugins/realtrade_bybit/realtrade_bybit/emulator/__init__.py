@@ -68,8 +68,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from realtrade_core.emulator.dialect import EmulatorDialect
 
-from .orders import BybitOrdersMixin
-from .streams import BybitStreamsMixin
+from .orders import BybitOrders
+from .streams import BybitStreams
 from .wire import INVALID_API_KEY, IP_RATE_LIMIT, PARAMS_ERROR, TOO_MANY_VISITS
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class BybitDialect(BybitOrdersMixin, BybitStreamsMixin, EmulatorDialect):
+class BybitDialect(BybitOrders, BybitStreams, EmulatorDialect):
     """Bybit v5 wire protocol over the emulator's engine (see the module docstring)."""
 
     name: ClassVar[str] = "bybit"
@@ -93,8 +93,8 @@ class BybitDialect(BybitOrdersMixin, BybitStreamsMixin, EmulatorDialect):
 
     def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
         super().__init__(engine, hub, faults, settings if settings is not None else {})
-        self._rest_init()
-        self._streams_init()
+        self._init_rest()
+        self._init_streams()
 
     def routes(self) -> list[web.RouteDef]:
         return [*self.rest_routes(), *self.order_routes(), *self.stream_routes()]
@@ -134,4 +134,4 @@ class BybitDialect(BybitOrdersMixin, BybitStreamsMixin, EmulatorDialect):
         return status, f"HTTP {status}"  # a gateway's plain-text page
 
     def on_event(self, event: EngineEvent) -> None:
-        BybitStreamsMixin.on_event(self, event)
+        BybitStreams.on_event(self, event)

@@ -28,7 +28,7 @@ from realtrade_core.emulator.model import (
     TimeInForce,
 )
 
-from .rest import BybitRestMixin, int_param, limit_param
+from .rest import BybitRest, int_param, limit_param
 from .wire import (
     DAY_MS,
     DUPLICATE_LINK_ID,
@@ -125,7 +125,7 @@ class _CreateRequest:
     extra: OrderExtra
 
 
-class BybitOrdersMixin(BybitRestMixin):
+class BybitOrders(BybitRest):
     """The order endpoints of :class:`~realtrade_bybit.emulator.BybitDialect`."""
 
     def order_routes(self) -> list[web.RouteDef]:

@@ -93,14 +93,14 @@ def limit_param(params: dict[str, Any], default: int, maximum: int) -> int:
     return min(limit, maximum)
 
 
-class BybitRestMixin:
+class BybitRest:
     """The REST endpoints of :class:`~realtrade_bybit.emulator.BybitDialect`."""
 
     engine: Engine
     faults: Faults
     settings: dict
 
-    def _rest_init(self) -> None:
+    def _init_rest(self) -> None:
         # (account, orderLinkId) -> what Bybit reports that the engine does not keep. Written
         # before the engine sees the order, so the very first stream push already carries it.
         self._extras: dict[tuple[str, str], OrderExtra] = {}

@@ -1,6 +1,6 @@
 """WebSocket half of the Bybit v5 emulator dialect: ``/v5/public/spot`` and ``/v5/private``.
 
-Engine events reach :meth:`BybitStreamsMixin.on_event` under the engine lock from whatever thread
+Engine events reach :meth:`BybitStreams.on_event` under the engine lock from whatever thread
 caused them, so translation only builds each message once (one ``json.dumps`` per event and
 topic, and only for topics somebody is subscribed to) and hands the text to the hub, which queues
 it per connection.
@@ -12,7 +12,6 @@ confirmed stream candle equals the REST candle of the same start.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
@@ -20,7 +19,7 @@ import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from realtrade_core.emulator.model import (
     BalanceEvent,
@@ -67,7 +66,7 @@ def _dumps(payload: Any) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
-class BybitStreamsMixin:
+class BybitStreams:
     """The public and private streams of :class:`~realtrade_bybit.emulator.BybitDialect`."""
 
     engine: Engine
@@ -88,7 +87,7 @@ class BybitStreamsMixin:
     def _extra(self, order: Order) -> OrderExtra | None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _streams_init(self) -> None:
+    def _init_streams(self) -> None:
         self._kline_lock = threading.Lock()
         # symbol -> kline interval codes somebody subscribed to (pruned when nobody listens).
         self._kline_codes: dict[str, frozenset[str]] = {}
@@ -110,31 +109,21 @@ class BybitStreamsMixin:
         return await self._serve(request, "private")
 
     async def _serve(self, request: web.Request, kind: str) -> web.StreamResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        conn = self.hub.register(ws, kind)
-        conn_id = str(uuid.uuid4()) if kind == "public" else f"{uuid.uuid4().hex[:20]}-{id(conn) % 100000:x}"
+        def opened(conn: Connection) -> None:
+            # Bybit's connection id: a UUID on public streams, hex and a short suffix on private ones.
+            public = kind == "public"
+            conn.state = str(uuid.uuid4()) if public else f"{uuid.uuid4().hex[:20]}-{id(conn) % 100000:x}"
+
+        def on_text(conn: Connection, text: str) -> None:
+            try:
+                self._on_text(conn, conn.state, kind, text)
+            except Exception:  # one bad request must not take the connection down
+                log.exception("bybit emulator: failed to handle a %s stream request", kind)
+                conn.send({"success": False, "ret_msg": "error:internal error", "conn_id": conn.state, "op": ""})
+
+        # Any client message resets the idle timer; Bybit's rule is "no ping".
         idle = float((self.settings or {}).get("idle_timeout", DEFAULT_IDLE_TIMEOUT))
-        try:
-            while True:
-                try:
-                    # Any client message resets the idle timer; Bybit's rule is "no ping".
-                    msg = await ws.receive(timeout=idle)
-                except asyncio.TimeoutError:
-                    log.info("bybit emulator: closing a %s stream idle for %.1f s", kind, idle)
-                    await ws.close(code=1000, message=b"idle timeout")
-                    break
-                if msg.type == WSMsgType.TEXT:
-                    try:
-                        self._on_text(conn, conn_id, kind, msg.data)
-                    except Exception:  # one bad request must not take the connection down
-                        log.exception("bybit emulator: failed to handle a %s stream request", kind)
-                        conn.send({"success": False, "ret_msg": "error:internal error", "conn_id": conn_id, "op": ""})
-                elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-                    break
-        finally:
-            self.hub.unregister(conn)
-        return ws
+        return await self.hub.serve(request, kind, on_text, on_open=opened, idle_timeout=idle)
 
     def _on_text(self, conn: Connection, conn_id: str, kind: str, text: str) -> None:
         try:

@@ -15,6 +15,8 @@ The core does the rest, in these modules:
 * :mod:`.dispatch`: events to listeners, bad messages to quarantine (the checks themselves are
   the events' own, on :mod:`realtrade_core.validation`);
 * :mod:`.venue`: URLs, clocks and credentials of a store's venue, for a plugin's ``for_store``;
+* :mod:`.exchange`: :class:`ExchangeConnection`, the usual base of a plugin's connection (one
+  URL, markets named by the exchange's ids);
 * :mod:`.contract`: what a plugin's WebSocket class must provide, checked at registration.
 """
 
@@ -24,6 +26,7 @@ from ..errors import WebSocketContractError
 from .config import WebSocketConfig, WebSocketStats
 from .connection import BaseWebSocket
 from .contract import StoreStreams
+from .exchange import ExchangeConnection
 from .messages import CONNECTION_EVENTS, Authenticated, Callback, Control, Outgoing, Reconnect, Resubscribe
 from .venue import connection_for_store, exchange_clock, market_clock, venue_stream_urls, wall_ms
 
@@ -33,6 +36,7 @@ __all__ = [
     "BaseWebSocket",
     "Callback",
     "Control",
+    "ExchangeConnection",
     "Outgoing",
     "Reconnect",
     "Resubscribe",

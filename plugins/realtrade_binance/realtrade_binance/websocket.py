@@ -22,7 +22,6 @@ Symbols are unified ccxt symbols, mapped from Binance ids with the store's marke
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -48,6 +47,7 @@ from realtrade_core.validation import MalformedMessage, decimal, flag, ident, nu
 from realtrade_core.websocket import (
     Authenticated,
     BaseWebSocket,
+    ExchangeConnection,
     Outgoing,
     Reconnect,
     WebSocketConfig,
@@ -124,7 +124,7 @@ def venue_urls(store: Any) -> dict[str, str]:
     return venue_stream_urls(store, "binance", URLS, _EMULATOR_KEYS)
 
 
-class BinanceWebSocket(BaseWebSocket):
+class BinanceWebSocket(ExchangeConnection):
     """Binance spot market streams (kline, trade, aggTrade, bookTicker) on one connection.
 
     ``url`` is the ``/ws`` endpoint, ``symbols`` maps Binance ids (``BTCUSDT``) to unified
@@ -146,13 +146,9 @@ class BinanceWebSocket(BaseWebSocket):
         name: str | None = None,
         max_connection_age: float | None = None,
     ) -> None:
-        self._url = url
-        self._symbols = dict(symbols or {})
-        self._unknown_ids: set[str] = set()
-        self._request_ids = itertools.count(1)
         if max_connection_age is not None:
             config = replace(config or self.default_config, max_connection_age=max_connection_age)
-        super().__init__(streams, config=config, name=name)
+        super().__init__(streams, url=url, symbols=symbols, config=config, name=name)
 
     # ---------------------------------------------------------------- construction for a store
 
@@ -187,9 +183,6 @@ class BinanceWebSocket(BaseWebSocket):
         raise ConfigurationError(f"unknown stream kind {kind!r}; use 'bar', 'trade' or 'book'")
 
     # ---------------------------------------------------------------- BaseWebSocket hooks
-
-    def url(self, streams: tuple[str, ...]) -> str:
-        return self._url
 
     def subscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
         return self._requests("SUBSCRIBE", streams)
@@ -271,17 +264,6 @@ class BinanceWebSocket(BaseWebSocket):
             # A rejected SUBSCRIBE (unknown stream, too many streams): nothing will arrive for it.
             logger.warning("%s: request %s refused: %s", self.name, msg.get("id"), error)
         return ()
-
-    def _symbol(self, market_id: Any) -> str | None:
-        if type(market_id) is not str:
-            raise TypeError(f"the market id must be a string, got {type(market_id).__name__}")
-        symbol = self._symbols.get(market_id)
-        if symbol is None and market_id not in self._unknown_ids:
-            self._unknown_ids.add(market_id)
-            logger.warning(
-                "%s: market %r is not among the store's markets; its messages are skipped", self.name, market_id
-            )
-        return symbol
 
 
 class BinanceUserDataWebSocket(BinanceWebSocket):

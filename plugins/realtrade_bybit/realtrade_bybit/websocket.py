@@ -18,7 +18,6 @@ stream is ``orderbook.1``; a ``tickers`` push with ``bid1Price``/``ask1Price`` s
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -43,6 +42,7 @@ from realtrade_core.validation import MalformedMessage, decimal, ident, ms, numb
 from realtrade_core.websocket import (
     Authenticated,
     BaseWebSocket,
+    ExchangeConnection,
     Outgoing,
     WebSocketConfig,
     connection_for_store,
@@ -118,7 +118,7 @@ def venue_urls(store: Any) -> dict[str, str]:
     return venue_stream_urls(store, "bybit", URLS, _EMULATOR_KEYS)
 
 
-class BybitWebSocket(BaseWebSocket):
+class BybitWebSocket(ExchangeConnection):
     """Bybit v5 spot public streams (kline, publicTrade, orderbook.1, tickers) on one connection.
 
     ``url`` is the ``/v5/public/spot`` endpoint, ``symbols`` maps Bybit ids (``BTCUSDT``) to
@@ -139,10 +139,6 @@ class BybitWebSocket(BaseWebSocket):
         config: WebSocketConfig | None = None,
         name: str | None = None,
     ) -> None:
-        self._url = url
-        self._symbols = dict(symbols or {})
-        self._unknown_ids: set[str] = set()
-        self._request_ids = itertools.count(1)
         # orderbook.1 state per market id: [bid, bid size, ask, ask size] (None: not known).
         self._tops: dict[str, list[float | None]] = {}
         # topic prefix -> (kind of event it yields, handler)
@@ -155,7 +151,7 @@ class BybitWebSocket(BaseWebSocket):
             "execution": ("fill", self._executions),
             "wallet": ("balance", self._wallet),
         }
-        super().__init__(streams, config=config, name=name)
+        super().__init__(streams, url=url, symbols=symbols, config=config, name=name)
 
     # ---------------------------------------------------------------- construction for a store
 
@@ -191,9 +187,6 @@ class BybitWebSocket(BaseWebSocket):
         raise ConfigurationError(f"unknown stream kind {kind!r}; use 'bar', 'trade' or 'book'")
 
     # ---------------------------------------------------------------- BaseWebSocket hooks
-
-    def url(self, streams: tuple[str, ...]) -> str:
-        return self._url
 
     def subscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
         return self._requests("subscribe", streams)
@@ -237,17 +230,6 @@ class BybitWebSocket(BaseWebSocket):
         return ()  # acks and pongs
 
     # ---------------------------------------------------------------- public topics
-
-    def _symbol(self, market_id: Any) -> str | None:
-        if type(market_id) is not str:
-            raise TypeError(f"the market id must be a string, got {type(market_id).__name__}")
-        symbol = self._symbols.get(market_id)
-        if symbol is None and market_id not in self._unknown_ids:
-            self._unknown_ids.add(market_id)
-            logger.warning(
-                "%s: market %r is not among the store's markets; its messages are skipped", self.name, market_id
-            )
-        return symbol
 
     def _kline(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
         _, code, market_id = topic.split(".")

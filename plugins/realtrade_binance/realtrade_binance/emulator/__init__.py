@@ -83,7 +83,7 @@ _CCXT_SECTIONS = {
 }
 
 
-class BinanceDialect(BinanceOrders, BinanceStreams, EmulatorDialect):
+class BinanceDialect(BinanceOrders, BinanceStreams):
     """The Binance spot wire dialect. Settings (seconds): ``ping_interval`` (20),
     ``pong_timeout`` (60), ``max_lifetime`` (86400) of a WebSocket connection.
 

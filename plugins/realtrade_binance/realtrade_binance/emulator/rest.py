@@ -15,12 +15,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from realtrade_core.emulator.dialect import EmulatorDialect
 from realtrade_core.emulator.model import (
     Candle,
     EngineError,
@@ -58,8 +59,7 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
-    from realtrade_core.emulator.engine import Engine
-    from realtrade_core.emulator.faults import Faults
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -91,29 +91,8 @@ def _depth_weight(params: dict[str, str]) -> int:
     return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
-class BinanceRest:
+class BinanceRest(EmulatorDialect):
     """The REST endpoints; mixed into :class:`~realtrade_binance.emulator.BinanceDialect`."""
-
-    engine: Engine
-    faults: Faults
-
-    if TYPE_CHECKING:  # provided by EmulatorDialect
-
-        def server_time(self) -> int: ...
-
-        def auth_time(self) -> int: ...
-
-        def record_refusal(
-            self,
-            path: str,
-            account: str | None,
-            params: Mapping[str, Any],
-            code: int,
-            reason: str,
-            *,
-            http_status: int = 200,
-            client_order_id: str | None = None,
-        ) -> Any: ...
 
     def _init_rest(self) -> None:
         self._weight_lock = threading.Lock()

@@ -34,18 +34,17 @@ from realtrade_core.emulator.model import (
     EngineEvent,
     ExecutionType,
     KlineEvent,
-    Order,
     OrderEvent,
     TradeEvent,
 )
 
+from .rest import BinanceRest
 from .wire import (
     BAD_API_KEY,
     BAD_SIGNATURE,
     BinanceError,
     Interval,
     OrderList,
-    OrderMeta,
     account_position,
     agg_trade_event,
     book_ticker_event,
@@ -62,8 +61,7 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
-    from realtrade_core.emulator.engine import Engine
-    from realtrade_core.emulator.hub import Connection, ConnectionHub
+    from realtrade_core.emulator.hub import Connection
 
 log = logging.getLogger(__name__)
 
@@ -131,25 +129,8 @@ class _StreamRequestError(Exception):
         self.msg = msg
 
 
-class BinanceStreams:
+class BinanceStreams(BinanceRest):
     """Market streams, the WebSocket API and event translation; mixed into the dialect."""
-
-    engine: Engine
-    hub: ConnectionHub
-    settings: dict
-
-    if TYPE_CHECKING:  # provided by EmulatorDialect and the REST half (BinanceRest)
-        _order_meta: dict[int, OrderMeta]
-        _pending_meta: dict[tuple[str, str], OrderMeta]
-        _cancel_ids: dict[int, str]
-
-        def server_time(self) -> int: ...
-
-        def _order_list(self, order: Order) -> OrderList: ...
-
-        def _check_timestamp(self, timestamp: int, recv_window: int | None) -> None: ...
-
-        def _use_weight(self, weight: int) -> int: ...
 
     def _init_streams(self) -> None:
         self._stream_table: dict[str, StreamInfo] = {}

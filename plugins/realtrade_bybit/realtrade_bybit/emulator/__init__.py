@@ -66,8 +66,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from realtrade_core.emulator.dialect import EmulatorDialect
-
 from .orders import BybitOrders
 from .streams import BybitStreams
 from .wire import INVALID_API_KEY, IP_RATE_LIMIT, PARAMS_ERROR, TOO_MANY_VISITS
@@ -83,7 +81,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class BybitDialect(BybitOrders, BybitStreams, EmulatorDialect):
+class BybitDialect(BybitOrders, BybitStreams):
     """Bybit v5 wire protocol over the emulator's engine (see the module docstring)."""
 
     name: ClassVar[str] = "bybit"

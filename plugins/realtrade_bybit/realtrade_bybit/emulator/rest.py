@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from realtrade_core.emulator.dialect import EmulatorDialect
 from realtrade_core.emulator.model import (
     Candle,
     EngineError,
@@ -57,8 +58,7 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
-    from realtrade_core.emulator.engine import Engine
-    from realtrade_core.emulator.faults import Faults
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,8 @@ def limit_param(params: dict[str, Any], default: int, maximum: int) -> int:
     return min(limit, maximum)
 
 
-class BybitRest:
+class BybitRest(EmulatorDialect):
     """The REST endpoints of :class:`~realtrade_bybit.emulator.BybitDialect`."""
-
-    engine: Engine
-    faults: Faults
-    settings: dict
 
     def _init_rest(self) -> None:
         # (account, orderLinkId) -> what Bybit reports that the engine does not keep. Written

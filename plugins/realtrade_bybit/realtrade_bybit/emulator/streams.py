@@ -31,11 +31,11 @@ from realtrade_core.emulator.model import (
     TradeEvent,
 )
 
+from .rest import BybitRest
 from .wire import (
     FIXED_INTERVALS_MS,
     INTERVAL_CODES,
     KlineAgg,
-    OrderExtra,
     aggregate,
     bucket_next,
     bucket_start,
@@ -50,10 +50,7 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
-    from realtrade_core.emulator.engine import Engine
-    from realtrade_core.emulator.faults import Faults
-    from realtrade_core.emulator.hub import Connection, ConnectionHub
-    from realtrade_core.emulator.model import Order
+    from realtrade_core.emulator.hub import Connection
 
 log = logging.getLogger(__name__)
 
@@ -66,26 +63,8 @@ def _dumps(payload: Any) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
-class BybitStreams:
+class BybitStreams(BybitRest):
     """The public and private streams of :class:`~realtrade_bybit.emulator.BybitDialect`."""
-
-    engine: Engine
-    hub: ConnectionHub
-    faults: Faults
-    settings: dict
-
-    # provided by the REST mixin
-    def auth_time(self) -> int:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def ticker_record(self, symbol: str, *, with_book: bool) -> dict[str, Any]:  # pragma: no cover
-        raise NotImplementedError
-
-    def _usd_price(self, asset: str) -> Decimal | None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def _extra(self, order: Order) -> OrderExtra | None:  # pragma: no cover - overridden
-        raise NotImplementedError
 
     def _init_streams(self) -> None:
         self._kline_lock = threading.Lock()

@@ -45,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -74,7 +74,12 @@ JAN_2021 = 1_609_459_200_000  # the old dates a replay of 2021 candles runs at
 START_PRICE = Decimal(30_000)
 BAR_WAIT = 3.0  # how long the driver waits for a bar before the next step reveals it as a gap
 ANSWER_WAIT = 12.0  # how long it may wait for the broker's answers before the next candle
+# A lost create is looked up until this many seconds after it was sent before it counts as absent
+# (default: the exchange's recvWindow + 2 s = 7 s). It must exceed the longest an injected slow
+# answer holds a request before the exchange executes it (2.5 s); shorter keeps the runs short.
+UNKNOWN_WINDOW = 4.0
 SETTLE_CANDLES = 3  # clean candles after the faults stop
+SETTLE_MORE = 20  # more clean candles, at most, while the broker catches up
 SETTLE_WAIT = 90.0  # how long the broker has to catch up before the comparison
 
 # The REST paths faults aim at: (path prefix, method) per purpose and exchange.
@@ -304,6 +309,7 @@ class SoakStrategy(bt.Strategy):
         self.rng = random.Random(f"strategy-{self.p.seed}")
         self.bars: list[tuple[int, float, float, float, float, float]] = []  # one per next() call
         self.live = False
+        self.history_bars = 0
         self.made: list[bt.Order] = []
         self.statuses: dict[int, list[str]] = {}
         self.store_messages: list[str] = []
@@ -311,8 +317,9 @@ class SoakStrategy(bt.Strategy):
         self.actions: Counter[str] = Counter()
 
     def notify_data(self, data, status, *args, **kwargs) -> None:
-        if data._getstatusname(status) == "LIVE":
+        if data._getstatusname(status) == "LIVE" and not self.live:
             self.live = True
+            self.history_bars = len(self.bars)  # the bars before are the backfilled history
 
     def notify_order(self, order) -> None:
         self.statuses.setdefault(order.ref, []).append(order.getstatusname())
@@ -392,6 +399,7 @@ class SoakReport:
     seed: int
     old_dates: bool
     steps: int = 0
+    settle_candles: int = 0
     seconds: float = 0.0
     faults: Counter = field(default_factory=Counter)  # kind -> injected (took effect)
     armed_unused: Counter = field(default_factory=Counter)  # kind -> armed but never hit
@@ -452,6 +460,21 @@ def wait_for(predicate: Callable[[], Any], timeout: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)
+
+
+class _Trail(logging.Handler):
+    """The last log lines, formatted, in memory."""
+
+    def __init__(self, keep: int = 600) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: deque[str] = deque(maxlen=keep)
+        self.setFormatter(logging.Formatter("%(relativeCreated)8.0f %(levelname).1s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record)[:400])
+        except Exception:  # a log line must never break the run
+            pass
 
 
 class Soak:
@@ -561,6 +584,29 @@ class Soak:
     def run(self) -> SoakReport:
         started = time.monotonic()
         report = self.report
+        # realtrade's own log, kept for the report of a failing run (the last few hundred lines).
+        trail = _Trail()
+        wanted = {"realtrade_core": logging.INFO, "realtrade_core.live": logging.DEBUG,
+                  f"realtrade_{self.exchange}": logging.INFO}  # fmt: skip
+        loggers = [logging.getLogger(name) for name in wanted]
+        levels = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(wanted[lg.name])
+        for lg in loggers[::2]:  # the live logger's records reach the handler through realtrade_core
+            lg.addHandler(trail)
+        try:
+            self._run(report, started)
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.removeHandler(trail)
+                lg.setLevel(level)
+        if not report.ok:
+            report.log.append("realtrade log (last lines):")
+            report.log.extend(trail.lines)
+        self.out(report.table())
+        return report
+
+    def _run(self, report: SoakReport, started: float) -> None:
         self.out(f"fault soak: {self.exchange}, seed {self.seed}, "
                  f"{'2021 replay (old dates)' if self.old_dates else 'today'}")  # fmt: skip
         with self._emulator() as emu:
@@ -582,8 +628,6 @@ class Soak:
             finally:
                 store.stop()
         report.seconds = time.monotonic() - started
-        self.out(report.table())
-        return report
 
     def _cerebro(self, store: Any) -> tuple[bt.Cerebro, Any, Any]:
         cerebro = bt.Cerebro(stdstats=False)
@@ -592,6 +636,7 @@ class Soak:
         broker = store.getbroker(
             mode="live", journal=str(self.workdir / f"journal-{self.exchange}-{self.seed}.sqlite3"),
             fill_grace=1.0, audit_interval=5.0, balance_refresh=5.0, poll_interval=1.0,
+            unknown_outcome_window=UNKNOWN_WINDOW,
         )  # fmt: skip
         cerebro.setbroker(broker)
         cerebro.addstrategy(SoakStrategy, seed=self.seed, quiet=self.quiet)
@@ -635,6 +680,7 @@ class Soak:
             if step % block == 0:
                 for f in plan(self.seed + step // block, block, self.exchange):
                     schedule.setdefault(step + f.step, []).append(f)
+            began = time.monotonic()
             self.end_timed(emu, step)
             todo = schedule.pop(step, [])
             for fault in (f for f in todo if not f.after_step):
@@ -647,6 +693,7 @@ class Soak:
                 wait_for(lambda: broker._live_answered() or self.cerebro_done.is_set(), ANSWER_WAIT)
             if self.cerebro_done.is_set():
                 break
+            self.report.log.append(f"step {step}: {time.monotonic() - began:.1f} s")
             step += 1
         self.report.steps = step
         self.count_consumed(emu, tamper)
@@ -654,19 +701,28 @@ class Soak:
         emu.reset_faults()
 
     def _settle(self, emu: Emulator, strategy: SoakStrategy, broker: Any) -> None:
-        """No new orders, a few clean candles, then time (bounded) for the broker to catch up."""
+        """No new orders, a few clean candles, then time (bounded) for the broker to catch up.
+
+        The market keeps moving while the broker catches up (a candle every few seconds, up to
+        SETTLE_MORE): an order cancelled for its validity ends Expired only at its next bar, as in
+        a backtest, and a market standing still would keep it waiting."""
         self.quiet.set()
-        for _ in range(SETTLE_CANDLES):
+        started = time.monotonic()
+        for n in range(SETTLE_CANDLES + SETTLE_MORE):
             if self.cerebro_done.is_set():
                 return
+            if n >= SETTLE_CANDLES and wait_for(lambda: not unsettled(emu, broker), 3.0):
+                break
             now = emu.step(1)
             wait_for(lambda at=now: self._seen(strategy, at - MINUTE) or self.cerebro_done.is_set(), 30)
             wait_for(lambda: broker._live_answered() or self.cerebro_done.is_set(), 30)
+            self.report.settle_candles = n + 1
         self.report.figures["stream reconnects"] = reconnects(self.store)
-        started = time.monotonic()
         settled = wait_for(lambda: self.cerebro_done.is_set() or not unsettled(emu, broker), SETTLE_WAIT)
         self.report.figures["settled after the faults in"] = (
-            f"{time.monotonic() - started:.1f} s" if settled else f"not within {SETTLE_WAIT:.0f} s"
+            f"{time.monotonic() - started:.1f} s, {self.report.settle_candles} clean candles"
+            if settled
+            else f"not within {SETTLE_WAIT:.0f} s"
         )
         if not settled:
             self.report.log.append(f"not settled: {unsettled(emu, broker)}")
@@ -750,8 +806,8 @@ def verify(report: SoakReport, emu: Emulator, store: Any, broker: Any, data: Any
     disorder = sum(1 for a, b in itertools.pairwise(opens) if b <= a)
     missing = sorted({c[0] for c in expected} - set(opens))
     wrong = [b for b, c in zip(bars, expected, strict=False) if b != c]
-    live_bars = sum(1 for b in bars if b[0] >= (emu.engine.now() - (report.steps + SETTLE_CANDLES) * MINUTE))
-    figures["candles delivered (history + live)"] = f"{len(bars)} ({len(bars) - live_bars} + {live_bars})"
+    history = strategy.history_bars
+    figures["candles delivered (history + live)"] = f"{len(bars)} ({history} + {len(bars) - history})"
     checks.append(Check(
         "candles once and in order", bars == expected and bool(bars),
         f"{len(bars)} bars, {len(expected)} candles closed from the first bar on; repeated {repeated[:5]}, "
@@ -878,6 +934,8 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    for handler in logging.getLogger().handlers:  # the soak's own log level raises some loggers' levels
+        handler.setLevel(logging.INFO if args.verbose else logging.ERROR)
     # A client that gave up on a slow answer makes aiohttp log the reset connection: that is the fault.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     exchanges = args.exchange or list(EXCHANGES)

@@ -6,7 +6,10 @@ as in test_broker_live.py, whose helpers these tests use.
 
 from __future__ import annotations
 
+import copy
+import json
 from decimal import Decimal
+from typing import Any
 
 import backtrader as bt
 import pytest
@@ -107,3 +110,46 @@ def test_an_exit_whose_lot_step_leaves_dust_keeps_the_held_coins_right_while_it_
         account -= Decimal(amount)
         assert book.held + book.dust == account
     assert (book.size, book.coin_fees, book.dust) == (0, 0, Decimal("0.000007"))
+
+
+def _bybit_private() -> Any:
+    from realtrade_bybit.websocket import BybitPrivateWebSocket
+
+    from realtrade_core.credentials import Credentials
+
+    return BybitPrivateWebSocket(credentials=Credentials("k", "s"), symbols={MARKET_ID: SYMBOL})
+
+
+BYBIT_EXECUTION = {
+    "topic": "execution", "id": "1", "creationTime": 1,
+    "data": [{"category": "spot", "symbol": MARKET_ID, "execFee": "0.00001", "execId": "e1", "execPrice": "30000",
+              "execQty": "0.01", "execType": "Trade", "orderId": "1", "orderLinkId": "c", "side": "Buy",
+              "execTime": "1", "isMaker": False, "feeCurrency": "BTC"}],
+}  # fmt: skip
+BYBIT_WALLET = {
+    "topic": "wallet", "id": "2", "creationTime": 1,
+    "data": [{"accountType": "UNIFIED", "coin": [{"coin": "USDT", "walletBalance": "9000", "locked": "0"}]}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("message", "path"),
+    [(BYBIT_EXECUTION, ("data", 0, "execFee")), (BYBIT_WALLET, ("data", 0, "coin", 0, "walletBalance"))],
+    ids=["execution without execFee", "wallet without walletBalance"],
+)
+def test_a_bybit_account_message_missing_a_number_it_always_carries_is_refused_not_read_as_zero(message, path):
+    """Found by the soak's corrupted frames: an execution without its fee counted as a fill of no
+    fee (the ledger then holds coins the account does not), and a wallet entry without its
+    balance as a balance of 0 (the ledger's cash would shrink to nothing). Both are refused now:
+    the broker checks the order over REST, and the next wallet message tells the balance."""
+    from realtrade_core.validation import MalformedMessage
+
+    ws = _bybit_private()
+    assert list(ws.parse(json.dumps(message)))  # the message as Bybit sends it is read
+    broken = copy.deepcopy(message)
+    node = broken
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    with pytest.raises(MalformedMessage):
+        ws.parse(json.dumps(broken))

@@ -358,7 +358,8 @@ class BybitWebSocket(ExchangeConnection):
             fills.append(
                 Fill(
                     "bybit", ident(item["execId"]), ident(item["orderId"]), item.get("orderLinkId") or None, symbol,
-                    side, decimal(item["execPrice"]), decimal(item["execQty"]), _dec(item.get("execFee")),
+                    # A fill without its fee is not a fill of no fee: refused, REST then tells the fee.
+                    side, decimal(item["execPrice"]), decimal(item["execQty"]), _dec(item["execFee"]),
                     item.get("feeCurrency") or None, item.get("isMaker", False), ms(item["execTime"]),
                 )
             )  # fmt: skip
@@ -368,7 +369,7 @@ class BybitWebSocket(ExchangeConnection):
         balances = []
         for account in _items(msg):
             for coin in account.get("coin") or ():
-                total = _dec(coin.get("walletBalance"))
+                total = decimal(coin["walletBalance"])  # required: read as 0 it would empty the ledger
                 locked = _dec(coin.get("locked"))  # held by open spot orders
                 balances.append(AssetBalance(coin["coin"], total - locked, locked))
         if not balances:

@@ -325,9 +325,9 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         if self._live is None:
             super().next()
         else:
-            self._live.next()
             if self._lockstep is not None:
-                self._lockstep_settle()
+                self._lockstep_settle()  # first: what this bar brings is what the candle did
+            self._live.next()
         if self._lockstep is not None:
             self._lockstep_ack()
 
@@ -340,49 +340,61 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         call has been through the strategy by now; in live mode its orders must also have been
         answered by the exchange first."""
         acted_on, self._lockstep_reached = self._lockstep_reached, self._feeds_reached()
-        if acted_on is None or (self._live is not None and (not self._live_answered() or self._lockstep_behind())):
-            return
-        self._lockstep.ack(acted_on)
+        if self._live is not None:
+            held, why, behind = self._lockstep_view()
+            if behind or not self._live_answered():
+                return
+            if why == "orders":
+                self._lockstep.ack(held)  # orders traded within a candle: applied, and reacted to
+                return
+        if acted_on is not None:
+            self._lockstep.ack(acted_on)
 
     def _lockstep_settle(self) -> None:
         """Live, in lockstep: before the strategy has a new bar, apply every fill and final status
-        of this broker's orders up to the close the replay waits at. They come on the private
-        stream and the bar on the public one, and nothing else orders the two; while the replay
-        waits the account stands still, so what the emulator reports is all there is to wait
-        for. Bounded by ``stream_timeout``."""
+        of this broker's orders up to the close the replay waits at, and let the session's own
+        reactions to them (a sibling's cancel, a bracket's exits) be answered. Fills come on the
+        private stream and the bar on the public one, and nothing else orders the two; while the
+        replay waits the account stands still, so what the emulator reports is all there is to
+        wait for. Bounded by ``stream_timeout``."""
         reached = self._feeds_reached()
         if reached is None or reached == self._lockstep_settled:
             return
         self._lockstep_settled = reached
         live = self._live
         deadline = time.monotonic() + float(self.p.stream_timeout)
-        while self._lockstep_behind():
+        while True:
+            _, _, behind = self._lockstep_view()
+            if not behind and self._live_answered():
+                return
             if time.monotonic() > deadline:
-                log.warning("lockstep: the fills and statuses of orders %s up to the close at %d did not arrive "
-                            "within %.0f s; the strategy gets the bar without them", self._lockstep_behind(),
-                            reached, self.p.stream_timeout)  # fmt: skip
+                log.warning("lockstep: orders %s were not settled %.0f s after the close at %d; the strategy gets "
+                            "the bar as things stand", behind, self.p.stream_timeout, reached)  # fmt: skip
                 return
             try:
                 item = live.inbox.get(timeout=0.05)
             except queue.Empty:
                 continue
+            # Applied one by one, in order, as live.next() would. Only that: live.next() also acts
+            # for the new bar (cancels orders whose validity ends, trails stops), whose answers
+            # belong after the strategy's turn, as a backtest has them.
             try:
-                live.apply(item)  # the oldest item first, as live.next() would
+                live.apply(item)
             except Exception:  # one odd event must not stop the strategy
                 log.exception("live broker: could not apply %s", type(item).__name__)
-            live.next()
 
-    def _lockstep_behind(self) -> list[str]:
-        """Client order ids of this broker's orders whose fills or final status, as the lockstep
-        emulator has them while it waits at a close, the live session has not applied yet."""
+    def _lockstep_view(self) -> tuple[int | None, str | None, list[str]]:
+        """Where the lockstep emulator waits, why (``"close"`` or ``"orders"``), and the client
+        order ids of this broker's orders whose fills or final status there the live session
+        has not applied yet (none while the replay runs: nothing stands still to wait for)."""
         from .emulator.lockstep import unapplied
 
         orders = dict(self._live.orders)
-        ids = [cid for cid, t in orders.items() if not t.done and not t.held and not t.unsent]
-        held, states = self._lockstep.order_states(ids)
+        ids = [cid for cid, t in orders.items() if not t.done and not t.unsent]
+        held, why, states = self._lockstep.order_states(ids)
         if held is None:
-            return []  # the replay runs: nothing stands still to wait for
-        return unapplied(orders, states)
+            return None, None, []
+        return held, why, unapplied(orders, states)
 
     def _feeds_reached(self) -> int | None:
         """The latest candle close (epoch ms) up to which every feed of this store has loaded
@@ -404,7 +416,9 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
     def _live_answered(self) -> bool:
         """Every order the live session sent has been answered, and every cancel too."""
         orders = list(getattr(self._live, "orders", {}).values())
-        return all(t.done or ((t.acked or t.held or t.unsent) and not t.cancelling) for t in orders)
+        # A bracket child (``held``: Accepted before it went out) is tracked once it is sent, and
+        # is answered like any other order.
+        return all(t.done or ((t.acked or t.unsent) and not t.cancelling) for t in orders)
 
     def cancel(self, order: bt.Order, bracket: bool = False) -> bool:
         if self._live is None:

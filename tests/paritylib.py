@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,6 +29,7 @@ from typing import Any
 import backtrader as bt
 from livetest import Driver, MemoryFeed
 
+from realtrade_core.backtest import ExchangeBackBroker
 from realtrade_core.emulator.server import Emulator
 from realtrade_core.store import get_store
 
@@ -93,6 +95,7 @@ class Recording(bt.Strategy):
         self.first_live: int | None = None  # the bar of the first LIVE data notification
         self.cross = {d._name: bt.ind.CrossOver(bt.ind.SMA(d, period=4), bt.ind.SMA(d, period=12)) for d in self.datas}
         self.done = False
+        self._last_dt: float | None = None
 
     # --- recording -------------------------------------------------------------------------
 
@@ -127,10 +130,26 @@ class Recording(bt.Strategy):
 
     # --- the bar loop ----------------------------------------------------------------------
 
+    def aligned(self) -> bool:
+        """Every data is at the same new bar. Live, the candles of several symbols that close
+        together reach cerebro one by one, and it calls next() for each: a strategy of several
+        datas acts once they are all in, as a backtest has them."""
+        try:
+            dt = self.datas[0].datetime[0]
+            if any(d.datetime[0] != dt for d in self.datas[1:]) or dt == self._last_dt:
+                return False
+        except IndexError:  # a data without its first bar yet
+            return False
+        self._last_dt = dt
+        return True
+
     def prenext(self) -> None:
-        self.bars += 1
+        if self.aligned():
+            self.bars += 1
 
     def next(self) -> None:
+        if not self.aligned():
+            return
         may_trade = self.bars >= self.p.from_bar and (not self.p.need_live or len(self.live) == len(self.datas))
         last = self.p.stop_at is not None and self.bars >= self.p.stop_at - 2
         if may_trade and not last:  # no new orders on the last bars: nothing could fill them
@@ -169,6 +188,65 @@ class Case:
     symbols: tuple[str, ...] = ("BTC/USDT",)
     setup: Callable[[bt.Cerebro], None] | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Brackets: live, the exits rest from the moment the entry fills and may fill within its
+    #: bar; backtrader activates them on its next pass, the next bar (see AsTheExchange).
+    exits_at_entry: bool = False
+    #: What makes the backtest differ from the exchange on these candles (None: nothing).
+    differs: str | None = None
+
+
+class AsTheExchange(ExchangeBackBroker):
+    """ExchangeBackBroker that decides what a bar cannot tell as the exchange (and the
+    emulator) does, to predict a live run on the same candles:
+
+    - within a bar, orders are tried in the order the price reaches them along the emulator's
+      path (open, low, high, close for a candle closing at or above its open, else open, high,
+      low, close), not in the order they were created: when one bar reaches two orders of an
+      OCO group, or both exits of a bracket, the one reached first fills;
+    - with ``exits_at_entry``, a bracket's exits are active from the moment its entry fills, as
+      they rest on the exchange then; backtrader activates them on its next pass (the next bar).
+    """
+
+    params = (("exits_at_entry", False),)
+
+    def _process_order_history(self) -> None:
+        # BackBroker.next calls this once the orders submitted since the last bar are pending,
+        # right before it tries them: the order they are tried in.
+        super()._process_order_history()
+        self.pending = deque(sorted(self.pending, key=_reached_at))  # stable: ties keep their order
+
+    def _bracketize(self, order, cancel=False):
+        entry = not cancel and getattr(order.parent, "ref", order.ref) == order.ref
+        super()._bracketize(order, cancel=cancel)
+        if entry and self.p.exits_at_entry:
+            while self._toactivate:  # behind the entry in this pass: tried within its bar
+                self._toactivate.popleft().activate()
+
+
+def _reached_at(order: bt.Order) -> float:
+    """Where along its bar's path the price first reaches ``order`` (0: at the open; inf: not
+    in this bar), for the orders a bar can fill."""
+    data = order.data
+    try:
+        o, h, low, c = data.open[0], data.high[0], data.low[0], data.close[0]
+    except IndexError:
+        return math.inf
+    if order.exectype in (bt.Order.Market, bt.Order.Close):
+        return 0.0
+    price = order.created.price
+    if price is None:
+        return math.inf
+    limit = order.exectype == bt.Order.Limit
+    # A buy limit and a sell stop wait for the price to fall to them; the others for a rise.
+    falling = order.isbuy() == limit
+    path = (o, low, h, c) if c >= o else (o, h, low, c)
+    if (path[0] <= price) if falling else (path[0] >= price):
+        return 0.0
+    for k in range(3):
+        a, b = path[k], path[k + 1]
+        if min(a, b) <= price <= max(a, b) and a != b:
+            return k + abs(price - a) / abs(b - a)
+    return math.inf
 
 
 @dataclass
@@ -280,18 +358,20 @@ def settled(emulator: Emulator, session: Any) -> bool:
             if t is None:
                 return False  # the create's answer is not applied yet
             final = o.status.value in ("filled", "canceled", "rejected", "expired")
-            if (final and not t.done) or t.executed < o.filled:
+            if (final and not t.done and t.final is None) or t.executed < o.filled:
                 return False
         if any(not (t.acked or t.done) for t in tracked.values()):
             return False
-        if any(t.cancelling and not t.done for t in tracked.values()):
+        if any(t.cancelling and not t.done and t.final is None for t in tracked.values()):
             return False  # a cancel (e.g. at the end of an order's validity) must land first
         for b in brackets:
             # A bracket exit that filled cancels its sibling: that must be under way too.
             children = [(c, tracked.get(c.info.get("client_order_id"))) for c in b.children]
-            if any(c.status == c.Completed for c, _ in children) and any(
-                c.alive() and (t is None or not (t.cancelling or t.final is not None)) for c, t in children
-            ) and not b.native_oco:
+            if (
+                any(c.status == c.Completed for c, _ in children)
+                and any(c.alive() and (t is None or not (t.cancelling or t.final is not None)) for c, t in children)
+                and not b.native_oco
+            ):
                 return False
         return not any(c.alive() and c.info.get("client_order_id") not in tracked
                        for b in brackets for c in b.triggered)  # fmt: skip
@@ -329,7 +409,8 @@ def coin_fee_drift(result: Result, fee: float) -> float:
 def summary(result: Result) -> str:
     recs = result.records
     filled = sum(r.status == "Completed" for r in recs)
-    return f"{len(recs):3d} orders ({filled:3d} filled), {len(result.strategy.trades):2d} trades, value {result.value:,.4f}"
+    trades = len(result.strategy.trades)
+    return f"{len(recs):3d} orders ({filled:3d} filled), {trades:2d} trades, value {result.value:,.4f}"
 
 
 def table(title: str, results: list[tuple[str, Result]]) -> str:

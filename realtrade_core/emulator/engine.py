@@ -63,8 +63,9 @@ Details the rules above leave open, fixed here:
   from close to close, so a step across a hole still closes the next candle.
 - Lockstep (``lockstep=True``, a manual clock): the replay stops at every candle close, after
   every event at that instant (each symbol's candle closing then, and the first step, the open,
-  of each candle opening then) and before the next step, and stays there (clock included)
-  until :meth:`release` (see :mod:`.lockstep`).
+  of each candle opening then) and before the next step, and after any other path step at which
+  orders traded (filled, triggered or expired), and stays there (clock included) until
+  :meth:`release` (see :mod:`.lockstep`).
 - Public trade ids and book update ids are ``candle_index * steps + step + 1`` per symbol, so
   they increase with time and survive holes. Order ids and account trade ids are engine-wide
   counters. Recent public trades are pre-filled from the candles before the start.
@@ -460,7 +461,9 @@ class Engine:
         if lockstep and not self._clock.manual:
             raise ValueError("a lockstep engine needs a manual clock (speed=None): its replay is paced from outside")
         self._lockstep = lockstep
-        self._held: int | None = None  # lockstep: the close time the replay waits at
+        self._held: int | None = None  # lockstep: the instant the replay waits at
+        self._held_for: str | None = None  # why: "close" (a candle closed) or "orders" (orders traded)
+        self._order_events = 0  # OrderEvents emitted so far
         self._time = self._clock.now()  # everything up to this instant has been replayed
         for market in self._markets.values():
             self._seek(market, self._time)
@@ -590,6 +593,8 @@ class Engine:
         return unsubscribe
 
     def _emit(self, event: EngineEvent) -> None:
+        if type(event) is OrderEvent:
+            self._order_events += 1  # lockstep: a step that moved an order holds the replay
         for callback in self._subscribers:
             try:
                 callback(event)
@@ -644,9 +649,17 @@ class Engine:
 
     @property
     def held_at(self) -> int | None:
-        """Lockstep: the candle close (epoch ms) the replay waits at, or None while it runs."""
+        """Lockstep: the instant (epoch ms) the replay waits at, or None while it runs: a candle
+        close, or a step of a candle at which orders traded (see :attr:`held_for`)."""
         with self._lock:
             return self._held
+
+    @property
+    def held_for(self) -> str | None:
+        """Lockstep: why the replay waits: ``"close"`` (candles closed at :attr:`held_at`),
+        ``"orders"`` (a path step filled, triggered or expired orders), or None while it runs."""
+        with self._lock:
+            return self._held_for if self._held is not None else None
 
     def release(self, time_ms: int | None = None) -> bool:
         """Lockstep: let the replay go on past the close it waits at. ``time_ms`` is the close
@@ -655,7 +668,7 @@ class Engine:
         with self._lock:
             if self._held is None or (time_ms is not None and time_ms < self._held):
                 return False
-            self._held = None
+            self._held = self._held_for = None
             return True
 
     def _move_clock(self, t: int) -> None:
@@ -680,12 +693,19 @@ class Engine:
             self._time = t
             self._move_clock(t)
             if kind == _STEP:
+                before = self._order_events
                 self._step(m)
+                if self._order_events != before and closed_at is None:
+                    # Orders traded on the way: the client reacts (cancels a sibling, sends a
+                    # bracket's exits) before the price moves on, as it would in real time,
+                    # where a candle lasts far longer than a round trip.
+                    self._held, self._held_for = t, "orders"
+                    return
             else:
                 self._close(m)
                 closed_at = t
         if closed_at is not None:
-            self._held = closed_at
+            self._held, self._held_for = closed_at, "close"
             return
         self._time = time_ms
         self._move_clock(time_ms)

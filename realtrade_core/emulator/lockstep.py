@@ -16,6 +16,11 @@ events):
    there (:attr:`.engine.Engine.held_at`); requests meanwhile are served at that instant, so an
    order placed now meets the next candle's open, where backtrader fills a market order, just
    as with a manual clock stepped to that close.
+   It also stops after any other path step at which orders traded (filled, triggered or
+   expired; ``held_for`` says ``"orders"``, a close says ``"close"``), until the client
+   acknowledges that instant the same way: a broker's reaction to a fill (an OCO sibling's
+   cancel, a bracket's exits) then reaches the book before the price moves on, as it would in
+   real time, where a candle lasts far longer than a round trip.
 2. The client *acknowledges* the close: ``emulator.ack(close_ms)`` in process, or
    ``POST /_emulator/ack`` with ``{"time": close_ms}``. Only then does the next candle open;
    the wall time spent waiting does not count against the pace, so candles still take
@@ -25,28 +30,28 @@ events):
    acted on it and every request that action made has been answered. The engine handles a
    request completely before answering it, so by the time the acknowledgement arrives those
    orders are resting in the book, and the next candle trades against them.
-
 4. The account settles before the bar is used. Fills and order statuses reach a client on the
    exchange's private stream and the candle's close on the public one, and nothing orders the
    two; but while the replay waits the account stands still, so the client can ask what there
    is to wait for: ``emulator.order_states(client_order_ids)`` in process, or ``POST
    /_emulator/orders`` with ``{"client_order_ids": [...], "account": api_key}``, answers
-   ``{"held_at": close_ms, "orders": {client_order_id: {"status", "filled"}}}``. A live client
-   applies every fill and final status reported there (from its stream, as always) before it
-   hands the bar to its strategy, and again before it acknowledges the close (orders the
-   strategy placed at the close, e.g. a market entry, fill at that instant, and a bracket's
-   exits must go out before the next candle trades).
+   ``{"held_at": ms, "held_for": "close" | "orders", "orders": {client_order_id: {"status",
+   "filled"}}}``. A live client applies every fill and final status reported there (from its
+   stream, as always) before it hands the bar to its strategy, and again before it
+   acknowledges the close (orders the strategy placed at the close, e.g. a market entry, fill
+   at that instant, and a bracket's exits must go out before the next candle trades).
 
 realtrade's own broker keeps these promises by itself when its store uses an in-process or
 remote emulator in lockstep (:class:`LockstepClient`): on a new closed bar it waits (at most
 ``stream_timeout``) until its session has applied what the emulator reports for its open
 orders; once the strategy has had the bar of that close (cerebro has called ``strategy.next`` on
 it and come back to the broker) and, in live mode, every order it sent has been answered and
-every fill and status up to then applied, it acknowledges the close. So a live strategy sees a
-fill made inside a candle on that candle's bar, as in a backtest, at any speed. A client that
-never acknowledges (a plain ccxt script) holds the market at its first close; ``GET
-/_emulator/state`` shows where (``lockstep.held_at``). Lockstep serves one client: with two, the
-first to acknowledge a close releases it for both.
+every fill and status up to then applied, it acknowledges the close; a stop within a candle it
+acknowledges once it has applied what traded there and its own reactions are answered. So a
+live strategy sees a fill made inside a candle on that candle's bar, as in a backtest, at any
+speed. A client that never acknowledges (a plain ccxt script) holds the market at its first
+close; ``GET /_emulator/state`` shows where (``lockstep.held_at``). Lockstep serves one client:
+with two, the first to acknowledge a close releases it for both.
 
 What lockstep does not do: with several symbols a hole in one symbol's data (no candle closes
 there) leaves realtrade's broker waiting for that symbol, which holds the market.
@@ -186,26 +191,28 @@ class LockstepClient:
         self._ack(int(time_ms))
         self.acked = int(time_ms)
 
-    def order_states(self, client_order_ids: list[str]) -> tuple[int | None, dict[str, tuple[str, Decimal]]]:
-        """Where the replay waits (a close, or None while it runs) and, for each of these
-        client order ids the account has, its status and filled amount on the emulator."""
-        if self._orders is None or not client_order_ids:
-            return None, {}
+    def order_states(
+        self, client_order_ids: list[str]
+    ) -> tuple[int | None, str | None, dict[str, tuple[str, Decimal]]]:
+        """Where the replay waits (None while it runs), why (``"close"`` or ``"orders"``) and,
+        for each of these client order ids the account has, its status and filled amount."""
+        if self._orders is None:
+            return None, None, {}
         answer = self._orders(list(client_order_ids))
         states = {cid: (str(o["status"]), Decimal(str(o["filled"]))) for cid, o in answer.get("orders", {}).items()}
-        return answer.get("held_at"), states
+        return answer.get("held_at"), answer.get("held_for"), states
 
 
 def unapplied(orders: Mapping[str, Any], states: Mapping[str, tuple[str, Decimal]]) -> list[str]:
     """Client order ids whose state on the emulator a live session has not applied yet: a fill
     it has not counted, or a final status (filled, canceled, expired, rejected) it has not
-    reached. ``orders`` maps client order ids to the session's tracked records."""
+    received. ``orders`` maps client order ids to the session's tracked records."""
     behind = []
     for cid, (status, filled) in states.items():
         tracked = orders.get(cid)
         if tracked is None or tracked.done:
             continue
-        if tracked.executed < filled or status in _FINAL:
+        if tracked.executed < filled or (status in _FINAL and tracked.final is None):
             behind.append(cid)
     return behind
 

@@ -633,8 +633,9 @@ class Emulator:
         return self._pacer.ack(time_ms)
 
     def order_states(self, client_order_ids: Iterable[str], account: str | None = None) -> dict[str, Any]:
-        """Lockstep: what ``POST /_emulator/orders`` answers. ``held_at`` is the close the replay
-        waits at (None while it runs); ``orders`` maps each of the account's ``client_order_ids``
+        """Lockstep: what ``POST /_emulator/orders`` answers. ``held_at`` is the instant the replay
+        waits at (None while it runs) and ``held_for`` why (``"close"``: candles closed then;
+        ``"orders"``: orders traded at that step); ``orders`` maps each of the account's ``client_order_ids``
         (ids it does not have are left out) to its ``status`` and ``filled`` amount (a string).
         A live broker reads it before it hands a bar to its strategy and before it acknowledges
         the close, to apply every fill and final status up to there first (see :mod:`.lockstep`)."""
@@ -646,7 +647,8 @@ class Emulator:
             except EngineError:
                 continue
             orders[order.client_order_id] = {"status": order.status.value, "filled": str(order.filled)}
-        return {"held_at": self.engine.held_at, "orders": orders}
+        engine = self.engine
+        return {"held_at": engine.held_at, "held_for": engine.held_for, "orders": orders}
 
     # --- faults -----------------------------------------------------------------------------------
 

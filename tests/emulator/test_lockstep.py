@@ -282,3 +282,57 @@ def test_paper_trading_holds_a_lockstep_market_at_the_bar_the_strategy_is_on(rem
     assert closes_ms == list(range(closes_ms[0], closes_ms[0] + LIVE_BARS * MINUTE, MINUTE))  # none skipped
     assert all(now == close for close, now in strategy.bars), strategy.bars
 
+
+def test_a_lockstep_emulator_says_where_an_accounts_orders_stand_while_it_waits(wait_until):
+    """What a live client applies before it uses a bar: the status and filled amount of its
+    orders, in process and over HTTP (unknown ids left out; another account's refused)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    with Emulator("binance", speed=1e6, lockstep=True, history=20, balances={"USDT": 10_000}) as emu:
+        held = wait_until(lambda: emu.engine.held_at)
+        client = emu.ccxt_client()
+        bought = client.create_order("BTC/USDT", "market", "buy", 0.01, params={"clientOrderId": "ls-1"})
+        below = round(float(bought["price"] or client.fetch_ticker("BTC/USDT")["last"]) * 0.9, 2)
+        resting = client.create_order("BTC/USDT", "limit", "buy", 0.01, below, params={"clientOrderId": "ls-2"})
+        assert bought and resting
+        states = emu.order_states(["ls-1", "ls-2", "nope"])
+        request = urllib.request.Request(emu.admin_url + "/orders",
+                                         data=json.dumps({"client_order_ids": ["ls-1", "ls-2"]}).encode(),
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        answer = json.loads(urllib.request.urlopen(request).read())
+        refused = urllib.request.Request(emu.admin_url + "/orders",
+                                         data=json.dumps({"client_order_ids": ["ls-1"], "account": "x"}).encode(),
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(refused)
+    assert states == {"held_at": held, "held_for": "close",
+                      "orders": {"ls-1": {"status": "filled", "filled": "0.01"},
+                                 "ls-2": {"status": "new", "filled": "0"}}}  # fmt: skip
+    assert answer == states
+    assert error.value.code == 400 and "API key" in json.loads(error.value.read())["error"]
+
+
+def test_a_lockstep_engine_also_waits_where_orders_trade_within_a_candle():
+    """A step that fills (or triggers, or expires) an order holds the replay there until the
+    client has reacted: a sibling's cancel or a bracket's exits reach the book before the
+    price moves on, as they would in real time, where a candle lasts far longer than a round trip."""
+    from realtrade_core.emulator.model import AccountConfig, OrderType, Side
+
+    rows = [candle(i) for i in range(6)]  # each candle runs 100 -> 99 -> 101 -> 100.5
+    engine = Engine([(spec(), rows)], history=2, clock=EmulatedClock(T0 + 2 * MINUTE, speed=None), lockstep=True,
+                    accounts=[AccountConfig("k", "s", {"USDT": D("1000")})])  # fmt: skip
+    engine.advance_to(T0 + 5 * MINUTE)
+    assert (engine.held_at, engine.held_for) == (T0 + 3 * MINUTE, "close")
+    order = engine.place_order("k", "BTCUSDT", Side.BUY, OrderType.LIMIT, D("0.1"), price=D("99.5"))
+    assert engine.release(T0 + 3 * MINUTE)
+    engine.advance_to(T0 + 5 * MINUTE)
+    filled_at = engine.held_at
+    assert engine.held_for == "orders" and T0 + 3 * MINUTE < filled_at < T0 + 4 * MINUTE
+    assert engine.get_order("k", order_id=order.order_id).status.value == "filled"
+    assert engine.now() == filled_at
+    assert not engine.release(T0 + 3 * MINUTE)  # an acknowledgement of the close before it
+    assert engine.release(filled_at)
+    engine.advance_to(T0 + 5 * MINUTE)
+    assert (engine.held_at, engine.held_for) == (T0 + 4 * MINUTE, "close")

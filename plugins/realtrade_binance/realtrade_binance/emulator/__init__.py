@@ -38,8 +38,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from realtrade_core.emulator.dialect import EmulatorDialect
-
 from .orders import BinanceOrders
 from .streams import BinanceStreams
 from .wire import injected_error_body
@@ -47,9 +45,6 @@ from .wire import injected_error_body
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from realtrade_core.emulator.engine import Engine
-    from realtrade_core.emulator.faults import Faults
-    from realtrade_core.emulator.hub import ConnectionHub
     from realtrade_core.emulator.model import EngineEvent, MarketSpec
 
 __all__ = ["BinanceDialect"]
@@ -97,11 +92,6 @@ class BinanceDialect(BinanceOrders, BinanceStreams):
     )
     api_key_header: ClassVar[str] = "X-MBX-APIKEY"
     client_order_id_params: ClassVar[tuple[str, ...]] = ("newClientOrderId", "listClientOrderId")
-
-    def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
-        EmulatorDialect.__init__(self, engine, hub, faults, settings)
-        self._init_rest()
-        self._init_streams()
 
     def routes(self) -> list[web.RouteDef]:
         return [*self.rest_routes(), *self.order_routes(), *self.stream_routes()]

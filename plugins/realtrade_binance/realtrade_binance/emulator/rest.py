@@ -59,7 +59,9 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from realtrade_core.emulator.engine import Engine
+    from realtrade_core.emulator.faults import Faults
+    from realtrade_core.emulator.hub import ConnectionHub
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,8 @@ def _depth_weight(params: dict[str, str]) -> int:
 class BinanceRest(EmulatorDialect):
     """The REST endpoints; mixed into :class:`~realtrade_binance.emulator.BinanceDialect`."""
 
-    def _init_rest(self) -> None:
+    def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
+        super().__init__(engine, hub, faults, settings)
         self._weight_lock = threading.Lock()
         self._weight_minute = 0
         self._weight_used = 0

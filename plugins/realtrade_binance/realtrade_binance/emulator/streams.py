@@ -61,7 +61,9 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
-    from realtrade_core.emulator.hub import Connection
+    from realtrade_core.emulator.engine import Engine
+    from realtrade_core.emulator.faults import Faults
+    from realtrade_core.emulator.hub import Connection, ConnectionHub
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +134,8 @@ class _StreamRequestError(Exception):
 class BinanceStreams(BinanceRest):
     """Market streams, the WebSocket API and event translation; mixed into the dialect."""
 
-    def _init_streams(self) -> None:
+    def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
+        super().__init__(engine, hub, faults, settings)
         self._stream_table: dict[str, StreamInfo] = {}
         self._by_symbol: dict[str, _SymbolStreams] = {}
         for symbol in self.engine.markets:

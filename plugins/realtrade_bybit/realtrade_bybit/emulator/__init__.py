@@ -73,9 +73,6 @@ from .wire import INVALID_API_KEY, IP_RATE_LIMIT, PARAMS_ERROR, TOO_MANY_VISITS
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from realtrade_core.emulator.engine import Engine
-    from realtrade_core.emulator.faults import Faults
-    from realtrade_core.emulator.hub import ConnectionHub
     from realtrade_core.emulator.model import EngineEvent
 
 log = logging.getLogger(__name__)
@@ -88,11 +85,6 @@ class BybitDialect(BybitOrders, BybitStreams):
     order_paths: ClassVar[frozenset[tuple[str, str]]] = frozenset({("POST", "/v5/order/create")})
     api_key_header: ClassVar[str] = "X-BAPI-API-KEY"
     client_order_id_params: ClassVar[tuple[str, ...]] = ("orderLinkId",)
-
-    def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
-        super().__init__(engine, hub, faults, settings if settings is not None else {})
-        self._init_rest()
-        self._init_streams()
 
     def routes(self) -> list[web.RouteDef]:
         return [*self.rest_routes(), *self.order_routes(), *self.stream_routes()]

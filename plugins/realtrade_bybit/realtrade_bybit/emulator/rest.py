@@ -58,7 +58,9 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from realtrade_core.emulator.engine import Engine
+    from realtrade_core.emulator.faults import Faults
+    from realtrade_core.emulator.hub import ConnectionHub
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,8 @@ def limit_param(params: dict[str, Any], default: int, maximum: int) -> int:
 class BybitRest(EmulatorDialect):
     """The REST endpoints of :class:`~realtrade_bybit.emulator.BybitDialect`."""
 
-    def _init_rest(self) -> None:
+    def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
+        super().__init__(engine, hub, faults, settings if settings is not None else {})
         # (account, orderLinkId) -> what Bybit reports that the engine does not keep. Written
         # before the engine sees the order, so the very first stream push already carries it.
         self._extras: dict[tuple[str, str], OrderExtra] = {}

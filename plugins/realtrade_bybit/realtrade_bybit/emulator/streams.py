@@ -50,7 +50,9 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
-    from realtrade_core.emulator.hub import Connection
+    from realtrade_core.emulator.engine import Engine
+    from realtrade_core.emulator.faults import Faults
+    from realtrade_core.emulator.hub import Connection, ConnectionHub
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,8 @@ def _dumps(payload: Any) -> str:
 class BybitStreams(BybitRest):
     """The public and private streams of :class:`~realtrade_bybit.emulator.BybitDialect`."""
 
-    def _init_streams(self) -> None:
+    def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
+        super().__init__(engine, hub, faults, settings)
         self._kline_lock = threading.Lock()
         # symbol -> kline interval codes somebody subscribed to (pruned when nobody listens).
         self._kline_codes: dict[str, frozenset[str]] = {}

@@ -5,9 +5,9 @@ The long run is one command (README, Development):
 
     .venv/bin/python tests/soak.py --minutes 10 --seed 7
 
-Here each exchange runs once on today's dates and once replaying 2021 candles (the emulator's
-clock far from the machine's), each for a few dozen candles. ``REALTRADE_SOAK_SEED`` picks
-another seed; the seed is printed with the table, and the same seed injects the same faults.
+Here Binance runs on today's dates and Bybit replaying 2021 candles (the emulator's clock far
+from the machine's), 20 candles each. ``REALTRADE_SOAK_SEED`` picks another seed; the seed is
+printed with the table, and the same seed injects the same faults.
 """
 
 from __future__ import annotations
@@ -15,14 +15,17 @@ from __future__ import annotations
 import os
 
 import pytest
-from soak import EXCHANGES, FAULT_WEIGHTS, Soak, corrupt, plan
+from soak import FAULT_WEIGHTS, Soak, corrupt, plan
 
 SEED = int(os.environ.get("REALTRADE_SOAK_SEED", "11"))
 CANDLES = 20
 
 
-@pytest.mark.parametrize("old_dates", [False, True], ids=["today", "2021"])
-@pytest.mark.parametrize("exchange", EXCHANGES)
+# One run per exchange, one on each clock, to stay near a minute in all; the long command runs
+# all four.
+@pytest.mark.parametrize(
+    ("exchange", "old_dates"), [("binance", False), ("bybit", True)], ids=["binance-today", "bybit-2021"]
+)
 def test_after_a_seeded_fault_soak_the_ledger_orders_and_balances_equal_the_exchanges(exchange, old_dates, tmp_path):
     report = Soak(exchange, SEED, candles=CANDLES, old_dates=old_dates, workdir=tmp_path).run()
     print(report.table())

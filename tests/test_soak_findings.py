@@ -153,3 +153,35 @@ def test_a_bybit_account_message_missing_a_number_it_always_carries_is_refused_n
     del node[path[-1]]
     with pytest.raises(MalformedMessage):
         ws.parse(json.dumps(broken))
+
+
+def test_a_fill_found_over_rest_after_the_stream_lost_it_does_not_shrink_the_ledger_to_stale_balances(
+    exchange, tmp_path
+):
+    """Found by the soak: the private stream lost an exit's fill and the balances after it; the
+    fill was found over REST, and the account's cash the broker last heard of (before the exit)
+    is not a ceiling: the ledger's cash must not shrink to it, and equals the account after."""
+    with make_emulator(exchange) as emulator:
+        store = new_store(exchange, emulator)
+        try:
+            # No periodic audit or balance refresh: only fill_grace finds the lost fill.
+            with live(emulator, store, str(tmp_path / "j.sqlite3"), audit_interval=3600, balance_refresh=3600) as run:
+                s = run.strategy
+                buy = run.do(lambda s: s.buy(size=0.01))
+                run.until(lambda: "Completed" in s.statuses(buy), "the buy filling")
+                before = emulator.balances()["USDT"].total
+
+                def close_while_the_stream_is_stalled(s):
+                    emulator.stall_connections(60)  # every frame is dropped, the connections stay open
+                    return s.close()
+
+                exit_ = run.do(close_while_the_stream_is_stalled)
+                emulator.reset_faults()  # the stall ends; the exit's fill and balances stay lost
+                run.wait(lambda: exit_.status == bt.Order.Completed, "the lost fill found over REST", timeout=20)
+                run.step(2)
+                cash = run.do(lambda s: s.broker.live.ledger_cash)
+                after = emulator.balances()["USDT"].total
+                assert after > before and cash == after
+                assert not [m for m in s.store_messages if "shrinks" in m]
+        finally:
+            store.stop()

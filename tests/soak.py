@@ -697,6 +697,7 @@ class Soak:
             step += 1
         self.report.steps = step
         self.count_consumed(emu, tamper)
+        self.report.log.extend(f"frame: {d}" for d in tamper.details)
         tamper.disarm()
         emu.reset_faults()
 

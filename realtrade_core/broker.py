@@ -104,6 +104,8 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
     - ``submit_retries`` (2): how many times an order confirmed absent after an unknown
       outcome is sent again (with the same client order id).
     - ``stream_timeout`` (10): seconds ``start`` waits for the private stream to connect.
+    - ``stop_timeout`` (10): seconds ``stop`` waits for the orders the strategy made (on its
+      last bar too) to be sent and answered before the workers stop.
     - ``currency`` (None): the asset ``getcash()`` reports; None is the quote asset of the
       first traded market.
 
@@ -150,6 +152,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         ("unknown_outcome_window", None),
         ("submit_retries", 2),
         ("stream_timeout", 10.0),
+        ("stop_timeout", 10.0),
         ("currency", None),
         ("bracket_exits", None),  # None: the exchange plugin's Broker.bracket_exits
         ("exchange_rules", True),
@@ -202,6 +205,9 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
             )
 
     def start(self) -> None:
+        from . import runguard
+
+        runguard.guard(bt.metabase.findowner(self, bt.Cerebro))  # an exception or Ctrl-C still stops us
         super().start()
         if not self.paper:
             self.check_live_allowed()  # params can be changed after construction

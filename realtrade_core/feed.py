@@ -142,6 +142,9 @@ class Data(bt.feed.DataBase, Contract):
         return not self.p.historical and not self._outbox.empty()
 
     def start(self) -> None:
+        from . import runguard
+
+        runguard.guard(bt.metabase.findowner(self, bt.Cerebro))  # an exception or Ctrl-C still stops us
         super().start()
         self._laststatus = None  # so the first CONNECTED reaches notify_data too
         store = self.p.store

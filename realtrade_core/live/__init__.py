@@ -59,8 +59,8 @@ ends Expired, stamped with that next bar's datetime as in a backtest. A fill tha
 the cancel still counts (a partly filled order ends Expired with what it filled). An order that
 would expire before any bar could fill it is never sent. Held bracket children follow their
 bracket: the parent's or a sibling's end cancels them. The strategy cancelling the order on the
-last bar it is valid for makes it Canceled, as in a backtest. Validity is not journaled: an
-order re-attached after a restart is good till cancelled.
+last bar it is valid for makes it Canceled, as in a backtest. Validity is journaled: an order
+re-attached after a restart keeps it.
 
 A stop whose price the market has already crossed when it reaches the exchange (refused: it
 would trigger immediately) is one backtrader fills at the next price, so it is sent again at

@@ -45,6 +45,8 @@ class GroupsMixin:
         if cid in self.linked and self.journal is not None:
             try:
                 self.journal.update_link(cid, state=state, amount=amount)
+                if state == "armed" and self.io is not None:  # bars are on the exchange's clock
+                    self.journal.set_meta(f"armed_ms.{cid}", str(self.io.exchange_ms()))
             except Exception:
                 log.exception("live broker: could not journal the %s state of order %s", state, cid)
 

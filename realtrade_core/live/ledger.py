@@ -204,7 +204,10 @@ class LedgerMixin:
             self.ledger_cash -= self._fee_value(fill, book)
         if book.size <= 0 or book.coin_fees < 0:
             if book.size <= 0 and book.coin_fees < 0:
-                book.dust += -book.coin_fees  # the lot step left these in the account
+                left = -book.coin_fees  # the lot step left these in the account
+                book.dust += left
+                self.put_store(f"{book.symbol}: {left} {book.base} the lot step left on the account is dust "
+                               f"(below what can be sold), not a position; dust so far {book.dust}")  # fmt: skip
             # An exit still filling may have closed its fee coins (and the lot step's dust) ahead
             # of the coins it sells: they stay counted, below zero, so held is still the account's.
             book.coin_fees = book.coin_fees if book.size > 0 else ZERO
@@ -288,8 +291,9 @@ class LedgerMixin:
         busy = {t.symbol for t in self.active()}
         now = time.monotonic()
         for symbol, book in self.books.items():
-            if symbol in busy or now - book.last_fill < 5.0 or book.size <= 0:
-                continue
+            settled = now - book.last_fill >= 5.0 or self.balance_news.get(book.base, 0.0) > book.last_fill
+            if symbol in busy or not settled or book.size <= 0:
+                continue  # balances may not show the last fill yet
             free, locked = self.balances.get(book.base, (ZERO, ZERO))
             total = free + locked
             if total < book.held - self._lot_step(symbol):

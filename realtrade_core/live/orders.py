@@ -78,6 +78,8 @@ class OrdersMixin:
         )  # fmt: skip
         if closes is not None:
             self.journal.set_meta(f"closes.{request.client_order_id}", str(closes))
+        if order.valid:  # a restart re-attaches it with its validity
+            self.journal.set_meta(f"valid.{request.client_order_id}", repr(float(order.valid)))
         if order.valid:
             self.timed[request.client_order_id] = self.orders[request.client_order_id]
         if not held:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import backtrader as bt
@@ -14,6 +15,11 @@ from ..journal import SUBMITTING, JournalLink, JournalOrder
 from .model import FINAL_TO_BT, STOP_TYPES, TYPE_TO_BT, ZERO, Bracket, SymbolBook, Tracked, dec
 
 log = logging.getLogger(__name__)
+
+
+#: Stands for the order that opened a position a previous run left: backtrader's Trade reads only
+#: ``p.simulated`` of the order it is updated with.
+_RESTORED = SimpleNamespace(p=SimpleNamespace(simulated=False))
 
 
 class ReconcileMixin:
@@ -45,6 +51,31 @@ class ReconcileMixin:
         book.trade_size = 0.0  # the strategy holds no Trade for what existed before it started
         book.sync()
         self._persist(book)
+
+    def _restore_trades(self) -> None:
+        """Give each strategy an open Trade for a position the journal kept (it was opened by a
+        previous run), so that closing it reaches ``notify_trade`` as in one long run."""
+        strategies = list(getattr(self.cerebro, "runningstrats", None) or [])
+        if not strategies:
+            return
+        for symbol in sorted(self.trades_to_restore):
+            book = self.books.get(symbol)
+            if book is None or book.data is None or not len(book.data) or not book.size:
+                if book is None or not book.size:
+                    self.trades_to_restore.discard(symbol)
+                continue
+            self.trades_to_restore.discard(symbol)
+            comminfo = self.broker.getcommissioninfo(book.data)
+            size, price = float(book.size), float(book.price)
+            for strategy in strategies:
+                trades = strategy._trades[book.data][0]
+                if trades and not trades[-1].isclosed:
+                    continue
+                trade = bt.Trade(data=book.data, tradeid=0, historyon=strategy._tradehistoryon)
+                trade.update(_RESTORED, size, price, comminfo.getoperationcost(size, price), 0.0, 0.0, comminfo)
+                trades.append(trade)
+            book.trade_size = size
+            log.info("%s: the position of %s @ %s the journal kept is the strategy's open trade", symbol, size, price)
 
     def _current_price(self, book: SymbolBook) -> Decimal:
         data = book.data
@@ -196,6 +227,10 @@ class ReconcileMixin:
                           closes=dec(self.journal.get_meta(f"closes.{jo.client_order_id}")))  # fmt: skip
         self.orders[jo.client_order_id] = tracked
         self.by_order_id[(jo.symbol, order_id)] = jo.client_order_id
+        valid = self.journal.get_meta(f"valid.{jo.client_order_id}")
+        if valid:  # its validity carries on: cancelled on the exchange when it ends, as before
+            order.valid = float(valid)
+            self.timed[jo.client_order_id] = tracked
         assert self.journal is not None
         for f in self.journal.fills(client_order_id=jo.client_order_id):
             fill = Fill(self.store.exchange or "", f.trade_id, f.order_id or order_id, f.client_order_id, f.symbol,
@@ -300,7 +335,9 @@ class ReconcileMixin:
                 child = self._restore_held(link, bracket.amount, book)
                 if link.state == "armed":
                     bracket.armed[child.ref] = 0
-                    bracket.armed_since[child.ref] = link.updated_ms  # bars closing later are watched
+                    # Bars closing after it was armed are watched (on the exchange's clock).
+                    armed_ms = self.journal.get_meta(f"armed_ms.{link.client_order_id}")
+                    bracket.armed_since[child.ref] = int(armed_ms) if armed_ms else link.updated_ms
                 else:
                     bracket.triggered.append(child)
             else:

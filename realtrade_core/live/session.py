@@ -93,9 +93,12 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
         self.ledger_cash: Decimal = ZERO
         self.ledger_key: tuple[str, ...] | None = None
         self.new_ledger = True  # no journal kept this ledger before (set at start)
+        self.cerebro: Any = None
+        self.trades_to_restore: set[str] = set()  # symbols whose journaled position needs a Trade
         self.foreign_fills: set[str] = set()  # trade ids of fills of orders this broker did not place
         self.refused_fills: set[tuple[str, str]] = set()  # (trade id, why) already reported
         self.asset_prices: dict[str, tuple[Decimal, float]] = {}  # fee currencies' prices, cached
+        self.balance_news: dict[str, float] = {}  # asset -> monotonic time of its last stream update
 
     def start(self) -> None:
         store = self.store
@@ -124,6 +127,7 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
         self._load_ledger()
         for book in self.books.values():
             self.load_position(book)
+        self.trades_to_restore = {symbol for symbol, book in self.books.items() if book.size}
         self.sender = OrderSender(self.io, self.inbox, self.stopping, window=self._unknown_window(),
                                   retries=int(self.broker.p.submit_retries))  # fmt: skip
         self.reader = AccountReader(self.io, self.inbox, self.stopping, refresh=float(self.broker.p.balance_refresh),
@@ -134,6 +138,9 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
         self.restore_links()
 
     def stop(self) -> None:
+        if self.stopping.is_set() and not self.started:
+            return  # stopped already (an exception's clean-up, then cerebro's own stop)
+        self._send_what_was_asked()
         self.stopping.set()
         if self.ledger_key is not None:
             with _LEDGERS_LOCK:
@@ -184,6 +191,36 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
             raise
         log.info("%s %s: order journal %s", store.exchange, store.venue, journal.path)
         return journal
+
+    def _send_what_was_asked(self) -> None:
+        """Before the workers stop: every order the strategy made (on its last bar too) goes out,
+        and the answers that came are applied, so none is dropped; what stays unknown is
+        journaled for the next start to resolve, and said."""
+        if self.sender is None or self.stopping.is_set():
+            return
+        timeout = float(self.broker.p.stop_timeout)
+        if not self.sender.flush(timeout):
+            log.warning("live broker: orders were still being sent after %.0f s at stop", timeout)
+        deadline = time.monotonic() + timeout
+        while any(not (t.acked or t.done) for t in self.active()) and time.monotonic() < deadline:
+            try:
+                self.apply(self.inbox.get(timeout=0.05))
+            except queue.Empty:
+                continue
+            except Exception:
+                log.exception("live broker: could not apply an answer at stop")
+        while True:  # what else came: acknowledgements, fills
+            try:
+                self.apply(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+            except Exception:
+                log.exception("live broker: could not apply an answer at stop")
+        for t in self.active():
+            if not t.acked and not t.held:
+                what = f"order {t.client_order_id} ({t.side} {t.amount} {t.symbol})"
+                self.put_store(f"{what}: the run stopped before the exchange answered; the journal keeps it and "
+                               f"the next start looks it up")  # fmt: skip
 
     def _claim_ledger(self) -> None:
         """One ledger name per account and venue in this process: a clash is an error before
@@ -243,7 +280,7 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
     def _cerebro_datas(self) -> list[Any]:
         # broker.start() is called by cerebro.runstrategies: find that cerebro the way backtrader
         # finds owners, so positions and re-attached orders know their data before the first bar.
-        cerebro = bt.metabase.findowner(self.broker, bt.Cerebro)
+        cerebro = self.cerebro = bt.metabase.findowner(self.broker, bt.Cerebro)
         if cerebro is None:
             return []
         return [d for d in cerebro.datas if getattr(getattr(d, "p", None), "store", None) is self.store]
@@ -281,6 +318,8 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
         self.inbox.put(item)
 
     def next(self) -> None:
+        if self.trades_to_restore:
+            self._restore_trades()
         self._read_prices()
         self._check_armed()
         while True:
@@ -304,6 +343,7 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
         elif isinstance(item, BalanceUpdate):
             for asset, free, locked in item.balances:
                 self.balances[asset] = (free, locked)
+                self.balance_news[asset] = time.monotonic()  # the stream's word comes after its fills
             self.check_ceiling()
         elif isinstance(item, tuple) and len(item) == 2 and item[0] == "rest_fill":
             self.apply_fill(item[1], "rest")
@@ -362,6 +402,7 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
     def _housekeeping(self) -> None:
         now = time.monotonic()
         p = self.broker.p
+        self.check_ceiling()  # also once a fill's settling time has passed, not only on balance news
         # Fills of unacknowledged orders that nobody claimed: they are someone else's.
         for key, items in list(self.parked.items()):
             if items and now - items[0][0] > max(10.0, float(p.fill_grace)):

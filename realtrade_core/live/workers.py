@@ -95,6 +95,13 @@ _TICK = object()
 
 
 @dataclass(frozen=True)
+class _Flush:
+    """Set ``done`` once every request queued before it has been handled (see ``flush``)."""
+
+    done: threading.Event
+
+
+@dataclass(frozen=True)
 class _Again:
     """A request sent again by the sender: a create (or OCO list) confirmed absent after its
     answer was lost, or a cancel whose answer was lost while the order is still open."""
@@ -125,7 +132,19 @@ class OrderSender(_Worker):
         self.resolver.stop()
         super().stop()
 
+    def flush(self, timeout: float) -> bool:
+        """Wait until every request queued so far has been sent (or handed to the resolver):
+        True when it has, False on ``timeout``."""
+        if not self.is_alive():
+            return self.tasks.empty()
+        done = threading.Event()
+        self.put(_Flush(done))
+        return done.wait(timeout)
+
     def handle(self, task: Any) -> None:
+        if isinstance(task, _Flush):
+            task.done.set()
+            return
         if isinstance(task, _Again):
             task, tries, kind = task.request, task.tries, task.kind
         else:

@@ -24,6 +24,8 @@ member                      required  meaning
 ==========================  ========  ======================================================
 ``exchange``                yes       exchange name, equal to the plugin's entry-point name
 ``fetch_order_params``      no        extra ccxt params for ``fetch_order`` (default ``{}``)
+``client_order_id_field``   no        the field of a raw trade record with our client order
+                                      id (default ``"clientOrderId"``)
 ``create_order_params()``   no        extra ccxt params for ``create_order`` (default ``{}``)
 ``cancel_param_sets()``     no        ccxt param sets tried in turn to cancel (default
                                       ``[{}]``), e.g. conditional orders filed apart
@@ -136,6 +138,8 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
 
     _required = ("exchange",)
     exchange: ClassVar[str | None] = None
+    #: the field of the exchange's raw trade record (ccxt's ``info``) holding our client order id
+    client_order_id_field: ClassVar[str] = "clientOrderId"
     #: extra ccxt params for fetch_order (e.g. Bybit's ``{"acknowledged": True}``)
     fetch_order_params: ClassVar[dict[str, Any]] = {}
 

@@ -166,7 +166,8 @@ class ExchangeIO:
         """A Fill from a ccxt trade of ours."""
         fee = t.get("fee") or {}
         info = t.get("info") or {}
-        cid = client_order_id or t.get("clientOrderId") or info.get("orderLinkId") or info.get("clientOrderId")
+        field = self.broker.client_order_id_field  # where the exchange's own trade record keeps it
+        cid = client_order_id or t.get("clientOrderId") or info.get(field) or info.get("clientOrderId")
         return Fill(
             exchange=self.exchange,
             trade_id=str(t.get("id")),

@@ -189,6 +189,9 @@ class OrdersMixin:
         that amount and what it closes. A buy must be paid from the ledger's cash.
         """
         symbol, base, quote = book.symbol, book.base, book.quote
+        if self.currency is not None and quote != self.currency:
+            raise _Reject(f"this broker's ledger keeps its cash in {self.currency}; {symbol} is quoted in {quote}: "
+                          f"trade it with a broker of its own (currency={quote!r})")  # fmt: skip
         if order.issell():
             if amount > book.size:
                 held = f"holds {book.size} {base}" if book.size > 0 else f"holds no {base}"

@@ -13,6 +13,7 @@ _CROSSED = re.compile(r'"retCode"\s*:\s*11009[23]\b')
 
 class BybitBroker(Broker):
     exchange = "bybit"
+    client_order_id_field: ClassVar[str] = "orderLinkId"
     # ccxt refuses fetch_order on unified accounts unless told we know it only sees recent orders.
     fetch_order_params: ClassVar[dict[str, Any]] = {"acknowledged": True}
     # Spot conditional orders fire on a rise when placed above the last price, on a fall below it.

@@ -25,8 +25,10 @@ Orders you can trust (DESIGN §5, EXCHANGE-NOTES lessons 3-8, 10-12):
   client order id. A 429/418 answer means "refused, not executed": the sender waits as long as
   ``Retry-After`` asks, looks the order up anyway, and only then sends it again. Reads retry
   with the same back-off; creates are never retried blindly.
-- Fees charged in the base asset reduce the position, so a closing sell of the whole position
-  matches the account's base balance.
+- The strategy trades its own ledger (:mod:`realtrade_core.live.ledger`): positions count
+  filled amounts and hold only what it bought; a fee charged in the base asset is commission,
+  and an exit short of the position by such fees is sent at what the account holds for it.
+- Fills are checked before they count (:meth:`~realtrade_core.live.ledger.LedgerMixin.apply_fill`).
 - Status updates the stream announces but whose fills do not arrive within ``fill_grace``
   seconds, and every open order every ``audit_interval`` seconds, are checked over REST: a
   user-data stream that silently stops delivering fills loses nothing. Without a private

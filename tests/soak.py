@@ -465,7 +465,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float) -> bool:
 class _Trail(logging.Handler):
     """The last log lines, formatted, in memory."""
 
-    def __init__(self, keep: int = 600) -> None:
+    def __init__(self, keep: int = 2000) -> None:
         super().__init__(logging.DEBUG)
         self.lines: deque[str] = deque(maxlen=keep)
         self.setFormatter(logging.Formatter("%(relativeCreated)8.0f %(levelname).1s %(name)s: %(message)s"))
@@ -951,7 +951,9 @@ def main(argv: list[str] | None = None) -> int:
                       out=lambda line: print(line, flush=True)).run()  # fmt: skip
         failed += not report.ok
         if not report.ok:
-            print("  fault log (last 30):\n    " + "\n    ".join(report.log[-30:]), flush=True)
+            saved = Path(tempfile.gettempdir()) / f"realtrade-soak-{exchange}-{seed}-{'2021' if old else 'today'}.log"
+            saved.write_text(report.table() + "\n" + "\n".join(report.log) + "\n")
+            print(f"  the fault log, each order and realtrade's last log lines: {saved}", flush=True)
     print(f"fault soak seed {seed}: {len(runs) - failed} of {len(runs)} run(s) passed", flush=True)
     return 1 if failed else 0
 

@@ -49,3 +49,39 @@ def test_the_clock_offset_is_re_measured_after_the_sync_interval():
         assert -21_000 <= store.time_offset_ms <= -19_000
         assert store.client.options["timeDifference"] == -store.time_offset_ms
         store.stop()
+
+
+def test_stream_bars_hands_feeds_the_typed_events_the_socket_made():
+    """A closed candle reaches a feed as the Bar the parser built, connection changes as
+    ConnectionEvents: nothing is flattened into tuples on the way."""
+    import threading
+
+    from realtrade_core.events import Bar, ConnectionEvent, ConnectionState
+    from realtrade_core.testing import wait_until
+
+    with Emulator("bybit", symbols=("BTC/USDT",), speed=None, history=50) as emulator:
+        store = get_store("bybit", "emulator", emulator=emulator)
+        store.start()
+        items: list[object] = []
+        got_bar = threading.Event()
+
+        def on_item(item: object) -> None:
+            items.append(item)
+            if isinstance(item, Bar):
+                got_bar.set()
+
+        unsubscribe = store.stream_bars("BTC/USDT", store.timeframe("1m"), on_item)
+        try:
+            wait_until(lambda: emulator.hub.subscribers("kline.1.BTCUSDT") == 1, what="the subscription")
+            wait_until(lambda: any(isinstance(i, ConnectionEvent) for i in items), what="the connection event")
+            emulator.step(1)
+            assert got_bar.wait(10)
+            bar = next(i for i in items if isinstance(i, Bar))
+            assert bar.closed and bar.symbol == "BTC/USDT" and bar.timeframe == "1m"
+            candle = store.client.fetch_ohlcv("BTC/USDT", "1m", since=bar.open_time, limit=1)[0]
+            assert [bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume] == candle
+            assert [i.state for i in items if isinstance(i, ConnectionEvent)] == [ConnectionState.CONNECTED]
+            assert all(isinstance(i, (Bar, ConnectionEvent)) for i in items)
+        finally:
+            unsubscribe()
+            store.stop()

@@ -138,7 +138,7 @@ class LiveRun:
 
     def __enter__(self) -> LiveRun:
         self.thread.start()
-        self.wait(lambda: self.error is not None or self.cerebro.runningstrats, "the strategy", 30)
+        self.wait(lambda: self.error is not None or getattr(self.cerebro, "runningstrats", None), "the strategy", 30)
         if self.error is not None:
             raise self.error
         self.strategy: Trader = self.cerebro.runningstrats[0]

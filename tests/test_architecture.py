@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "records, rules and small services (standard library, no backtrader, ccxt or sockets)",
         {
             "errors", "spec", "contract", "timeframes", "credentials", "retry", "validation", "events",
-            "rules", "interlock", "hookspecs", "host", "journal", "runguard",
+            "rules", "interlock", "hookspecs", "host", "journal", "runguard", "arguments",
         },
     ),
     ("connections and the emulator", {"websocket", "emulator"}),
@@ -104,8 +104,9 @@ def _graph() -> dict[str, dict[str, set[str]]]:
     return graph
 
 
-def _circles(graph: dict[str, dict[str, set[str]]]) -> list[list[str]]:
-    """Strongly connected groups of more than one module, over imports that run."""
+def _circles(graph: dict[str, dict[str, set[str]]], typing: bool = False) -> list[list[str]]:
+    """Strongly connected groups of more than one module, over imports that run (and with
+    ``typing``, ``if TYPE_CHECKING:`` imports too)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -117,7 +118,7 @@ def _circles(graph: dict[str, dict[str, set[str]]]) -> list[list[str]]:
         stack.append(node)
         on_stack.add(node)
         for target, hows in graph[node].items():
-            if hows == {"typing"}:
+            if hows == {"typing"} and not typing:
                 continue
             if target not in index:
                 visit(target)
@@ -161,6 +162,17 @@ def test_no_module_imports_another_that_imports_it_back():
         if b in group
     ]
     assert circles == [], "import circles:\n" + "\n".join(detail)
+
+
+def test_no_circle_even_through_imports_made_only_for_type_hints():
+    """Type-hint imports never run, but a circle through them still ties two modules together.
+    One is known: the live session annotates the broker that owns it (live/io.py, live/session.py);
+    it goes when live/ declares what it needs of its broker."""
+    graph = _graph()
+    for module, edges in graph.items():
+        if module.startswith("realtrade_core.live") and edges.get("realtrade_core.broker") == {"typing"}:
+            del edges["realtrade_core.broker"]
+    assert _circles(graph, typing=True) == []
 
 
 def test_every_core_module_has_a_layer_and_imports_only_its_own_or_lower_ones():

@@ -14,7 +14,8 @@ The core does the rest, in these modules:
 * :mod:`.frames`: reading frames off the socket (the hot path, measured in ``bench/``);
 * :mod:`.dispatch`: events to listeners, bad messages to quarantine (the checks themselves are
   the events' own, on :mod:`realtrade_core.validation`);
-* :mod:`.venue`: URLs, clocks and credentials of a store's venue, for a plugin's ``for_store``;
+* :mod:`.venue`: URLs and credentials of a store's venue, for a plugin's ``for_store``;
+* :mod:`.clock`: our clock, the exchange's as the store measured it, the market's;
 * :mod:`.exchange`: :class:`ExchangeConnection`, the usual base of a plugin's connection (one
   URL, markets named by the exchange's ids);
 * :mod:`.contract`: what a plugin's WebSocket class must provide, checked at registration.
@@ -23,12 +24,13 @@ The core does the rest, in these modules:
 from __future__ import annotations
 
 from ..errors import WebSocketContractError
+from .clock import exchange_clock, market_clock, wall_ms
 from .config import WebSocketConfig, WebSocketStats
 from .connection import BaseWebSocket
 from .contract import StoreStreams
 from .exchange import ExchangeConnection
 from .messages import CONNECTION_EVENTS, Authenticated, Callback, Control, Outgoing, Reconnect, Resubscribe
-from .venue import connection_for_store, exchange_clock, market_clock, venue_stream_urls, wall_ms
+from .venue import connection_for_store, venue_stream_urls
 
 __all__ = [
     "CONNECTION_EVENTS",

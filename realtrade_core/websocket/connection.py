@@ -32,12 +32,12 @@ import websocket as _wsclient
 from ..contract import Contract, placeholder
 from ..errors import WebSocketContractError
 from ..events import ConnectionEvent, ConnectionState, ErrorEvent, Event
+from .clock import wall_ms
 from .config import WebSocketConfig, WebSocketStats
 from .dispatch import Dispatch
 from .frames import FrameReader, ProtocolError, SessionEnd
 from .keepalive import KeepAlive
 from .messages import Authenticated, Outgoing, Reconnect, Resubscribe, encode
-from .venue import wall_ms
 
 logger = logging.getLogger("realtrade_core.websocket")
 

@@ -14,9 +14,9 @@ import random
 from typing import TYPE_CHECKING
 
 from ..events import ConnectionState, ErrorEvent
+from .clock import wall_ms
 from .frames import OP_PING, SessionEnd
 from .messages import encode
-from .venue import wall_ms
 
 if TYPE_CHECKING:
     import websocket as _wsclient

@@ -1,44 +1,18 @@
-"""A plugin's connections for a store: the venue's URLs, the clocks to sign and check with, the
-store's credentials. Helpers for a plugin's ``for_store`` (see :mod:`.contract`)."""
+"""A plugin's connections for a store: the venue's URLs, the clocks to sign and check with (see
+:mod:`.clock`), the store's credentials. Helpers for a plugin's ``for_store`` (see :mod:`.contract`)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 from ..interlock import check_emulator_urls
+from .clock import exchange_clock, market_clock
 
 if TYPE_CHECKING:
     from .config import WebSocketConfig
     from .connection import BaseWebSocket
-
-
-def wall_ms() -> int:
-    """Epoch milliseconds on this machine's clock."""
-    return int(time.time() * 1000)
-
-
-def exchange_clock(store: Any) -> Callable[[], int]:
-    """Epoch milliseconds on the exchange's clock as ``store`` measured it: what a private
-    stream signs its login with."""
-    return lambda: wall_ms() + store.time_offset_ms
-
-
-def market_clock(store: Any) -> Callable[[], int] | None:
-    """The clock the exchange's market data runs on, for checking candle times: an in-process
-    emulator's market clock (it may run fast, stand still or replay the past), else the
-    exchange clock as ``store`` measured it. ``None`` for an emulator in another process, whose
-    market clock can run at any speed: candles are then checked against absolute bounds here,
-    and against the emulator's clock by the feed."""
-    emulator = getattr(store, "emulator", None)
-    if emulator is not None:
-        engine = emulator.engine
-        return lambda: int(engine.now())
-    if store.venue == "emulator":
-        return None
-    return exchange_clock(store)
 
 
 def connection_for_store(

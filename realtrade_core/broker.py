@@ -186,6 +186,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         self._lockstep: Any = None  # a LockstepClient when the store's emulator runs in lockstep
         self._lockstep_reached: int | None = None
         self._lockstep_settled: int | None = None  # live: the last close whose fills were applied
+        self._lockstep_wait: tuple[int | None, float] | None = None  # (where, since) the ack waits
         self._live: Any = None  # the LiveSession of a live broker (kept after stop: final cash/value)
         self._history_warned = False
 
@@ -219,6 +220,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         self._lockstep = None
         self._lockstep_reached = None
         self._lockstep_settled = None
+        self._lockstep_wait = None
         if self.p.store.venue == "emulator":
             from .emulator.lockstep import LockstepClient
 
@@ -350,15 +352,37 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         call has been through the strategy by now; in live mode its orders must also have been
         answered by the exchange first."""
         acted_on, self._lockstep_reached = self._lockstep_reached, self._feeds_reached()
+        if self._lockstep.acked is None and not self._lockstep_streaming():
+            return  # the first close waits for the feeds' streams: the next candle must reach them
         if self._live is not None:
             held, why, behind = self._lockstep_view()
             if behind or not self._live_answered():
-                return
+                if not self._lockstep_overdue(held):
+                    return
+                log.warning("lockstep: orders %s still unsettled %.0f s after the emulator stopped at %s; "
+                            "acknowledging anyway", behind, self.p.stream_timeout, held)  # fmt: skip
             if why == "orders":
                 self._lockstep.ack(held)  # orders traded within a candle: applied, and reacted to
                 return
         if acted_on is not None:
             self._lockstep.ack(acted_on)
+
+    def _lockstep_streaming(self) -> bool:
+        """Every feed of this store has its candle stream subscribed at the emulator (a close
+        published before would be lost and the replay would wait for it forever)."""
+        store = self.p.store
+        datas = getattr(self.cerebro, "datas", ())
+        ours = [d for d in datas if getattr(getattr(d, "p", None), "store", None) is store and hasattr(d, "_symbol")]
+        names = [d._symbol for d in ours]
+        return all(self._lockstep.streams_candles(name) for name in names)
+
+    def _lockstep_overdue(self, held: int | None) -> bool:
+        """The replay has waited at ``held`` for more than ``stream_timeout`` (wall clock): what
+        it waits for is not coming, and the market is let go rather than held for ever."""
+        now = time.monotonic()
+        if self._lockstep_wait is None or self._lockstep_wait[0] != held:
+            self._lockstep_wait = (held, now)
+        return now - self._lockstep_wait[1] > float(self.p.stream_timeout)
 
     def _lockstep_settle(self) -> None:
         """Live, in lockstep: before the strategy has a new bar, apply every fill and final status

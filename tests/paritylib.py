@@ -4,8 +4,9 @@ The candles are real (``tests/fixtures/*-1h.csv``, see the README there). A run 
 replays them: the first ``HISTORY`` candles are history (REST backfill, DELAYED bars that warm
 indicators up and never trade), the rest close live one by one. Two ways to move the market:
 
-- ``"step"``: a manual clock stepped by the test (:func:`settled` keeps it still until every
-  order and fill is applied, as ``tests/test_parity.py`` does);
+- ``"step"``: a manual clock stepped by the test through each step of a candle's path and its
+  close, kept still until every order and fill is applied and answered (:func:`settled`, as
+  ``tests/test_parity.py`` does);
 - ``"lockstep"``: ``Emulator(lockstep=True, speed=...)`` replays at full speed and the broker
   acknowledges each candle close itself (see :mod:`realtrade_core.emulator.lockstep`).
 
@@ -30,7 +31,7 @@ import backtrader as bt
 from livetest import Driver, MemoryFeed
 
 from realtrade_core.backtest import ExchangeBackBroker
-from realtrade_core.emulator.server import Emulator
+from realtrade_core.emulator.server import STEPS_PER_CANDLE, Emulator
 from realtrade_core.store import get_store
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -293,7 +294,9 @@ def emulated(exchange: str, case: Case, mode: str, drive: str, *, bars: int, bal
     account = balances if balances is not None else {"USDT": CASH}
     with Emulator(exchange, symbols=case.symbols, data=data, history=HISTORY, interval="1h", balances=account,
                   speed=LOCKSTEP_SPEED if lockstep else None, lockstep=lockstep) as emulator:  # fmt: skip
-        store = get_store(exchange, "emulator", emulator=emulator)
+        # ccxt's own throttle (Bybit: 50 ms an order) only slows the replay: the emulator
+        # enforces no rate here, and a lockstep replay waits for every answer anyway.
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config={"enableRateLimit": False})
         if mode == "paper":
             broker = store.getbroker(cash=CASH)
         else:
@@ -303,7 +306,7 @@ def emulated(exchange: str, case: Case, mode: str, drive: str, *, bars: int, bal
         cerebro = bt.Cerebro(stdstats=False)
         for symbol in case.symbols:
             cerebro.adddata(store.getdata(dataname=symbol, timeframe="1h", fromdate=fromdate,
-                                          qcheck=0.005 if lockstep else 0.05), name=symbol)  # fmt: skip
+                                          qcheck=0.001 if lockstep else 0.05), name=symbol)  # fmt: skip
         cerebro.setbroker(broker)
         if case.setup is not None:
             case.setup(cerebro)
@@ -311,6 +314,8 @@ def emulated(exchange: str, case: Case, mode: str, drive: str, *, bars: int, bal
 
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.bars >= HISTORY, "the history bars")
+            # A candle closing before the feed's stream is subscribed would be lost.
+            d.wait(lambda: all(emulator.streams_candles(s) for s in case.symbols), "the candle streams")
             if lockstep:
                 d.wait(lambda: strategy.done, f"{bars} bars (at {strategy.bars})")
                 return
@@ -318,11 +323,10 @@ def emulated(exchange: str, case: Case, mode: str, drive: str, *, bars: int, bal
             for i in range(HISTORY, bars):
                 if session is None:
                     emulator.step(1)
-                else:  # each candle trades, its fills are applied, then it closes
-                    d.wait(lambda: settled(emulator, session), "orders to settle")
-                    emulator.advance(HOUR - 1)
-                    d.wait(lambda: settled(emulator, session), f"the fills of candle {i}")
-                    emulator.advance(1)
+                else:  # each step of the candle's path, then its close, once the account settled
+                    for k in range(STEPS_PER_CANDLE):
+                        d.wait(lambda: settled(emulator, session), f"candle {i}, step {k}: orders to settle")
+                        emulator.advance(HOUR // STEPS_PER_CANDLE)
                 d.wait(lambda n=i + 1: strategy.bars >= n, f"bar {i} (at {strategy.bars})")
             if session is not None:
                 d.wait(lambda: settled(emulator, session), "the last orders to settle")
@@ -332,6 +336,8 @@ def emulated(exchange: str, case: Case, mode: str, drive: str, *, bars: int, bal
         (strategy,) = cerebro.run()
         driver.check()
         value = broker.getvalue()
+        # What the strategy's positions hold on the account (live: less the fees taken in the coin).
+        strategy.positions_held = sum((b.held for b in broker.live.books.values()), Decimal(0)) if broker.live else None
         end = fixture_rows(case.symbols[0])[bars - 1][0]
         rows = {s: [r for r in fixture_rows(s) if r[0] <= end] for s in case.symbols}
         held = {a: b.free + b.locked for a, b in emulator.balances().items()}

@@ -138,9 +138,11 @@ class LockstepClient:
         ack: Callable[[int], Any],
         description: str,
         orders: Callable[[list[str]], dict[str, Any]] | None = None,
+        streaming: Callable[[str], bool] | None = None,
     ) -> None:
         self._ack = ack
         self._orders = orders
+        self._streaming = streaming
         self.description = description
         self.acked: int | None = None  # the last close acknowledged
 
@@ -160,7 +162,7 @@ class LockstepClient:
             def states(client_order_ids: list[str]) -> dict[str, Any]:
                 return emulator.order_states(client_order_ids, account=account)
 
-            return cls(emulator.ack, f"in-process {emulator.exchange} emulator", states)
+            return cls(emulator.ack, f"in-process {emulator.exchange} emulator", states, emulator.streams_candles)
         url = getattr(store, "emulator_url", None)
         if not url:
             return None
@@ -190,6 +192,11 @@ class LockstepClient:
             return
         self._ack(int(time_ms))
         self.acked = int(time_ms)
+
+    def streams_candles(self, symbol: str) -> bool:
+        """Whether the emulator has a subscriber for ``symbol``'s candles (True where it cannot
+        tell: an emulator in another process)."""
+        return self._streaming is None or bool(self._streaming(symbol))
 
     def order_states(
         self, client_order_ids: list[str]

@@ -632,6 +632,12 @@ class Emulator:
             raise EmulatorError("ack() is for a lockstep emulator: Emulator(..., lockstep=True, speed=...)")
         return self._pacer.ack(time_ms)
 
+    def streams_candles(self, symbol: str) -> bool:
+        """Whether a client is subscribed to a stream of ``symbol``'s candles (``"BTC/USDT"``)."""
+        wanted = symbol.replace("/", "").lower()
+        topics = list(self.hub._by_topic)  # the hub's own record of who listens to what
+        return any("kline" in t.lower() and wanted in t.lower().replace("/", "") for t in topics)
+
     def order_states(self, client_order_ids: Iterable[str], account: str | None = None) -> dict[str, Any]:
         """Lockstep: what ``POST /_emulator/orders`` answers. ``held_at`` is the instant the replay
         waits at (None while it runs) and ``held_for`` why (``"close"``: candles closed then;

@@ -287,13 +287,16 @@ class LedgerMixin:
 
     def check_ceiling(self) -> None:
         """The account is the ledger's ceiling: where it holds less than the ledger (coins or cash
-        moved away by hand), the ledger shrinks to it and the strategy is told."""
+        moved away by hand), the ledger shrinks to it and the strategy is told.
+
+        Only balances the exchange reported after the ledger's last fill count: a balance heard
+        before it (the stream lost what came after, a REST refresh asked earlier) is no ceiling.
+        """
         busy = {t.symbol for t in self.active()}
-        now = time.monotonic()
         for symbol, book in self.books.items():
-            settled = now - book.last_fill >= 5.0 or self.balance_news.get(book.base, 0.0) > book.last_fill
-            if symbol in busy or not settled or book.size <= 0:
-                continue  # balances may not show the last fill yet
+            fresh = self.balance_news.get(book.base, 0.0) > book.last_fill
+            if symbol in busy or not fresh or book.size <= 0:
+                continue
             free, locked = self.balances.get(book.base, (ZERO, ZERO))
             total = free + locked
             if total < book.held - self._lot_step(symbol):
@@ -308,6 +311,8 @@ class LedgerMixin:
         quote = self.currency
         if quote is None or any(self.books[s].quote == quote for s in busy if s in self.books):
             return
+        if self.balance_news.get(quote, 0.0) <= max((b.last_fill for b in self.books.values()), default=0.0):
+            return  # no word of the cash since the last fill
         free, locked = self.balances.get(quote, (ZERO, ZERO))
         total = free + locked
         if quote in self.balances and total < self.ledger_cash - Decimal("1e-8"):

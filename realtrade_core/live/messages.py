@@ -38,6 +38,7 @@ class BalanceSnapshot:
 
     balances: dict[str, tuple[Decimal, Decimal]]
     time: int
+    asked: float = 0.0  # time.monotonic() when it was asked for: it shows no fill applied after
 
 
 @dataclass(frozen=True, slots=True)

@@ -361,6 +361,8 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
             self.put_store(f"cancel of order {item.client_order_id} failed: {item.reason}")
         elif isinstance(item, BalanceSnapshot):
             self.balances.update(item.balances)
+            for asset in item.balances:  # as of when it was asked for, not when it arrived
+                self.balance_news[asset] = max(self.balance_news.get(asset, 0.0), item.asked)
             self.check_ceiling()
         elif isinstance(item, AuditDone):
             self.audit_in_flight = False

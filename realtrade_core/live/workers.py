@@ -617,7 +617,8 @@ class AccountReader(_Worker):
 
     def refresh_balances(self) -> None:
         try:
-            self.emit(BalanceSnapshot(self.io.balances(), now_ms()))
+            asked = time.monotonic()
+            self.emit(BalanceSnapshot(self.io.balances(), now_ms(), asked))
         except Exception as exc:
             log.warning("%s: balance refresh failed: %s", self.io.exchange, self.io.scrub(exc)[:300])
 

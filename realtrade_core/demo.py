@@ -12,16 +12,50 @@ import argparse
 import time
 from typing import Any
 
+import click
+
+from .arguments import did_you_mean
+
 DEFAULT_BARS = 60
+#: The markets the demo's synthetic exchange offers (a seeded random walk from a plausible price).
+DEMO_MARKETS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "DOGE/USDT", "ETH/BTC")
+#: What an in-process emulator started by `realtrade run` offers: coins it knows a plausible price of.
+SYNTHETIC_MARKETS = (
+    *(f"{base}/{quote}" for quote in ("USDT", "USDC")
+      for base in ("BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "LTC", "DOT", "AVAX", "LINK", "TRX", "TON")),
+    "ETH/BTC", "SOL/BTC", "BNB/BTC",
+)  # fmt: skip
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--exchange", default="binance", help="exchange plugin to use (default: binance)")
-    parser.add_argument("--symbol", default="BTC/USDT", help="market (default: BTC/USDT)")
-    parser.add_argument("--bars", type=int, default=DEFAULT_BARS, help=f"live bars to trade (default: {DEFAULT_BARS})")
-    parser.add_argument("--speed", type=float, default=600.0, help="emulated clock speed factor (default: 600)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic market (default: 1)")
-    parser.add_argument("--cash", type=float, default=10_000.0, help="paper cash in the quote asset")
+def _check_symbol(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value.upper() in DEMO_MARKETS:
+        return value.upper()
+    raise click.BadParameter(
+        f"the demo has no market {value!r}.{did_you_mean(value.upper(), DEMO_MARKETS, cutoff=0.8)} "
+        f"It offers {', '.join(DEMO_MARKETS)}; for others use `realtrade run` on a venue that lists them"
+    )
+
+
+@click.command("demo", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--exchange", default="binance", show_default=True, help="Exchange plugin whose emulator to use.")
+@click.option("--symbol", default="BTC/USDT", show_default=True, callback=_check_symbol,
+              help=f"Market: one of {', '.join(DEMO_MARKETS)}.")  # fmt: skip
+@click.option("--bars", type=click.IntRange(min=1), default=DEFAULT_BARS, show_default=True, help="Live bars to trade.")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
+              help="Emulated clock speed factor (600: a 1-minute candle every 0.1 s).")  # fmt: skip
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the synthetic market.")
+@click.option("--cash", type=click.FloatRange(min=0, min_open=True), default=10_000.0, show_default=True,
+              help="Paper cash in the quote asset.")  # fmt: skip
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Write the run report's files (report.json, trades.csv, equity.csv, equity.png) here.")  # fmt: skip
+def command(**options: Any) -> int:
+    """Paper-trade a moving-average strategy on live bars from an in-process emulator.
+
+    Offline, no API keys: an emulated exchange starts on 127.0.0.1 with a seeded synthetic
+    market, the feed backfills 50 bars of history and goes live over the exchange's WebSocket
+    protocol, and the strategy trades on live bars only. Ends with the run report.
+    """
+    return run(argparse.Namespace(**options))
 
 
 def build_strategy(bars: int) -> type:
@@ -79,6 +113,8 @@ def build_strategy(bars: int) -> type:
 def run(args: argparse.Namespace) -> int:
     import backtrader as bt
 
+    from .report import RunRecorder
+    from .run import EXIT_INTERRUPTED, finish_report, watch_interrupt
     from .store import get_store
 
     started = time.monotonic()
@@ -91,15 +127,25 @@ def run(args: argparse.Namespace) -> int:
     cerebro.adddata(store.getdata(dataname=args.symbol, timeframe="1m", backfill_bars=50, qcheck=0.1))
     cerebro.setbroker(store.getbroker(cash=args.cash))
     cerebro.addstrategy(build_strategy(args.bars))
+    cerebro.addanalyzer(RunRecorder, _name="realtrade_report")
     print(f"realtrade demo: {args.exchange} emulator, {args.symbol} 1m at {args.speed:g}x, paper cash {args.cash:,.2f}")
+    strategies: list[Any] = []
     try:
-        (strategy,) = cerebro.run()
+        with watch_interrupt() as interrupt:
+            try:
+                strategies = cerebro.run()
+            except KeyboardInterrupt:  # outside the loop the run guard covers
+                interrupt["hit"] = True
     finally:
         store.stop()
-    value = cerebro.broker.getvalue()
-    print(
-        f"done    {strategy.live_seen} live bars, {strategy.orders} orders filled, "
-        f"{strategy.closed_trades} trades closed, final value {value:,.2f} "
-        f"({value - args.cash:+,.2f}) in {time.monotonic() - started:.1f} s"
-    )
-    return 0
+    if strategies:
+        (strategy,) = strategies
+        value = cerebro.broker.getvalue()
+        print(
+            f"done    {strategy.live_seen} live bars, {strategy.orders} orders filled, "
+            f"{strategy.closed_trades} trades closed, final value {value:,.2f} "
+            f"({value - args.cash:+,.2f}) in {time.monotonic() - started:.1f} s"
+        )
+        finish_report(strategy.analyzers.realtrade_report, args.report_dir, exchange=args.exchange, venue="emulator",
+                      mode="paper", symbols=[args.symbol], timeframe="1m", strategy="SmaCross")  # fmt: skip
+    return EXIT_INTERRUPTED if interrupt["hit"] else 0

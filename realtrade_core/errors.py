@@ -17,14 +17,16 @@ class PluginError(RealtradeError):
 class ExchangeNotFoundError(PluginError, LookupError):
     """No installed plugin provides the requested exchange."""
 
-    def __init__(self, name: str, installed: list[str]) -> None:
+    def __init__(self, name: str, installed: list[str], message: str | None = None) -> None:
         self.name = name
         self.installed = installed
         have = ", ".join(installed) if installed else "none"
+        # The finder (realtrade_core.plugins) writes the full message: which distribution to
+        # install, or the name meant, only where one exists.
         super().__init__(
-            f"no exchange named {name!r} is installed (installed: {have}). "
-            f"Install its plugin with `pip install realtrade-{name}`, "
-            f"or run `realtrade exchanges` to see what is available."
+            message
+            or f"no exchange named {name!r} is installed (installed: {have}). "
+            f"Run `realtrade exchanges` to see what is available."
         )
 
 

@@ -8,6 +8,7 @@ No WebSocket and no emulator dialect: breadth where no plugin gives depth.
 
 from __future__ import annotations
 
+import difflib
 from functools import cache
 
 from .errors import ExchangeNotFoundError
@@ -31,7 +32,14 @@ def generic_spec(name: str) -> ExchangeSpec:
 
     ccxt_id = name.strip().lower()[len(PREFIX) :]
     if ccxt_id not in ccxt.exchanges:
-        raise ExchangeNotFoundError(name, [f"{PREFIX}<id> for any of ccxt's {len(ccxt.exchanges)} exchange ids"])
+        close = difflib.get_close_matches(ccxt_id, ccxt.exchanges, n=3, cutoff=0.75)
+        hint = f" Did you mean {' or '.join(repr(PREFIX + c) for c in close)}?" if close else ""
+        raise ExchangeNotFoundError(
+            name,
+            [f"{PREFIX}<id> for any of ccxt's {len(ccxt.exchanges)} exchange ids"],
+            f"ccxt has no exchange {ccxt_id!r}.{hint} The generic adapter takes '{PREFIX}<id>' with an id "
+            f"from ccxt.exchanges, e.g. '{PREFIX}kraken'; `realtrade exchanges` lists the exchange plugins.",
+        )
     full = f"{PREFIX}{ccxt_id}"
     attrs = {"exchange": full, "ccxt_id": ccxt_id, "__module__": __name__}
     store = type(f"Ccxt{ccxt_id.capitalize()}Store", (Store,), dict(attrs))

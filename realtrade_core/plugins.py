@@ -14,6 +14,7 @@ Environment switches:
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import os
@@ -181,7 +182,7 @@ class PluginHost:
                 raise self._errors[key]
             cands = self._candidates()
             if key not in cands:
-                raise ExchangeNotFoundError(name, sorted(cands))
+                raise ExchangeNotFoundError(name, sorted(cands), not_found_message(name, sorted(cands)))
             if len(cands[key]) > 1:
                 raise DuplicateExchangeError(_duplicate_message(key, cands[key]))
             if (reason := self._disabled_reason(key)) is not None:
@@ -315,6 +316,44 @@ class PluginHost:
                 hook_log.debug("%s returned %r", hook_name, outcome.get_result())
 
         self._pm.add_hookcall_monitoring(before, after)
+
+
+#: Exchange plugins published as distributions of their own: the only ones an error may tell a
+#: user to ``pip install``. Any other name gets "did you mean", or the generic ccxt adapter.
+KNOWN_DISTRIBUTIONS = {"binance": "realtrade-binance", "bybit": "realtrade-bybit"}
+
+
+def not_found_message(name: str, installed: list[str]) -> str:
+    """What to say when no installed plugin provides ``name``: the distribution to install where
+    one exists, the installed or published name closest to a misspelling, or the generic ccxt
+    adapter for an exchange only ccxt covers."""
+    key = name.strip().lower()
+    have = ", ".join(installed) if installed else "none"
+    parts = [f"no exchange named {name!r} is installed (installed: {have})."]
+    if key in KNOWN_DISTRIBUTIONS:
+        parts.append(f"Install its plugin with `pip install {KNOWN_DISTRIBUTIONS[key]}`.")
+    else:
+        close = difflib.get_close_matches(key, sorted({*installed, *KNOWN_DISTRIBUTIONS}), n=1, cutoff=0.6)
+        if close:
+            match = close[0]
+            install = "" if match in installed else f" (`pip install {KNOWN_DISTRIBUTIONS[match]}`)"
+            parts.append(f"Did you mean {match!r}{install}?")
+        elif _ccxt_knows(key):
+            parts.append(
+                f"No realtrade plugin covers it, but ccxt does: use 'ccxt:{key}' "
+                f"(the generic adapter: REST only, no emulator)."
+            )
+    parts.append("Run `realtrade exchanges` to see what is installed.")
+    return " ".join(parts)
+
+
+def _ccxt_knows(ccxt_id: str) -> bool:
+    """Whether ccxt has an exchange ``ccxt_id`` (imports ccxt: only on this error path)."""
+    try:
+        import ccxt
+    except ImportError:  # pragma: no cover - ccxt is a dependency
+        return False
+    return ccxt_id in ccxt.exchanges
 
 
 def _duplicate_message(name: str, cands: list[_Candidate]) -> str:

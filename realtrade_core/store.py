@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .arguments import check_broker_arguments, check_feed_arguments, check_symbol, check_venue, did_you_mean
 from .contract import Contract
 from .credentials import Credentials, protect, redact, scrub, scrub_exception
 from .errors import ConfigurationError, ExchangeError, RealtradeError
@@ -83,8 +84,7 @@ class Store(Contract):
         emulator: Any = None,
         allow_remote_emulator: bool = False,
     ) -> None:
-        if venue not in VENUES:
-            raise ConfigurationError(f"unknown venue {venue!r}; use one of {', '.join(VENUES)}")
+        check_venue(venue)
         if market_type != "spot":
             raise ConfigurationError(f"market type {market_type!r} is not supported yet; use 'spot'")
         self.venue = venue
@@ -200,6 +200,8 @@ class Store(Contract):
             if self._emulator is not None:
                 self._emulator.stop()
                 self._emulator = None
+                # A restart starts a new emulator on another port: the client must be made anew.
+                self._client = None
             self.started = False
 
     def _attach_emulator(self) -> None:
@@ -341,7 +343,7 @@ class Store(Contract):
         if upper in by_id:
             return by_id[upper]
         close = sorted(s for s in markets if s.split("/")[0] == upper.split("/")[0])[:5]
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        hint = f" Did you mean {', '.join(close)}?" if close else did_you_mean(upper, markets, cutoff=0.7)
         raise ConfigurationError(
             f"{self.exchange} {self.venue} has no market {symbol!r}.{hint} "
             f"Symbols are written BASE/QUOTE, e.g. 'BTC/USDT'"
@@ -619,12 +621,47 @@ class Store(Contract):
     # --- factories ------------------------------------------------------------------------------------
 
     def getdata(self, **kwargs: Any) -> Any:
-        """A data feed of this exchange wired to this store (backtrader's ``store.getdata``)."""
-        return self.spec.feed(store=self, **kwargs)
+        """A data feed of this exchange wired to this store (backtrader's ``store.getdata``).
+
+        Checked here, before any thread starts: the setting names, the symbol (against the
+        markets when the store has started or runs an in-process emulator, else its spelling),
+        the timeframe against the exchange's, and the numbers (``backfill_bars`` >= 0 ...)."""
+        feed_cls = self.spec.feed
+        where = f"{self.exchange} {self.venue}"
+        check_feed_arguments(kwargs, [*feed_cls.params._getkeys(), "name"], where)
+        self.timeframe(kwargs.get("timeframe", 5), kwargs.get("compression"))  # backtrader's default: Days
+        if self.started and self._client is not None and self._client.markets:
+            self.market(kwargs["dataname"])
+        else:
+            check_symbol(kwargs["dataname"], self._emulator_symbols(), f"the {self.exchange} emulator")
+        return feed_cls(store=self, **kwargs)
 
     def getbroker(self, **kwargs: Any) -> Any:
-        """A broker wired to this store (paper by default)."""
-        return self.spec.broker(store=self, **kwargs)
+        """A broker wired to this store (paper by default). Its settings, amounts and, for
+        ``mode="live"``, the API keys are checked here, before anything starts."""
+        broker_cls = self.spec.broker
+        check_broker_arguments(
+            kwargs,
+            list(broker_cls.params._getkeys()),
+            where=f"{self.exchange} {self.venue}",
+            venue=self.venue,
+            has_keys=bool(self._credentials),
+            keys_from_emulator=self.venue == "emulator" and (self.emulator_url is None or self._attached is not None),
+        )
+        return broker_cls(store=self, **kwargs)
+
+    def _emulator_symbols(self) -> list[str] | None:
+        """The markets an in-process emulator of this store serves (None: not known before start)."""
+        if self.venue != "emulator":
+            return None
+        if self._attached is not None:
+            return list(self._attached.symbols)
+        if self.emulator_url is not None:
+            return None
+        options = self._emulator_options
+        symbols = [str(s) for s in (options.get("symbols") or DEFAULT_EMULATOR_SYMBOLS)]
+        symbols += [f"{m.base}/{m.quote}" for m in options.get("markets") or () if hasattr(m, "base")]
+        return symbols
 
     def backtest_broker(self, symbols: str | Iterable[str], **kwargs: Any) -> Any:
         """A broker for a plain backtest that applies this exchange's rules for ``symbols``, as
@@ -687,6 +724,10 @@ def get_store(
     ``allow_remote_emulator=True``, and is never a host of the real exchange; the store builds
     the emulator's REST and stream URLs from it (see :mod:`realtrade_core.interlock`).
     """
+    check_venue(venue)
+    if bool(api_key) != bool(secret):
+        given, missing = ("api_key", "secret") if api_key else ("secret", "api_key")
+        raise ConfigurationError(f"{given} was given without {missing}: give both, or neither for public data only")
     spec = load_exchange(name)
     # The emulator object itself (not its id) is part of the key: ids are reused after collection.
     others = repr(sorted((k, v) for k, v in options.items() if k != "emulator"))

@@ -11,7 +11,8 @@ exchange; pytest collects the inherited tests. What the plugin declares absent i
         exchange = "kraken"
 
 Every test runs against the plugin's own emulator dialect on 127.0.0.1 with a manual clock: real
-ccxt, real sockets, real threads, no network. Needs pytest (imported here, not by the core).
+ccxt, real sockets, real threads, no network. The suite runs under pytest; importing this module
+does not need it (the waiting helpers work anywhere).
 """
 
 from __future__ import annotations
@@ -24,9 +25,17 @@ from datetime import datetime, timezone
 from itertools import pairwise
 from typing import Any, ClassVar
 
-import pytest
+try:
+    import pytest
+except ImportError:  # the helpers below (wait_until, EventRecorder ...) work without pytest
+    pytest = None  # type: ignore[assignment]
 
 MINUTE = 60_000
+
+
+def _fixture(func: Any) -> Any:
+    """``pytest.fixture`` where pytest is installed; the suite itself only runs under pytest."""
+    return pytest.fixture(func) if pytest is not None else func
 
 
 def _wait(predicate: Any, timeout: float = 20.0) -> bool:
@@ -124,14 +133,14 @@ class ExchangeConformance:
 
     # --- fixtures -------------------------------------------------------------------------------
 
-    @pytest.fixture
+    @_fixture
     def spec(self) -> Any:
         from realtrade_core.plugins import PluginHost
 
         assert self.exchange, f"{type(self).__name__} must set `exchange`"
         return PluginHost().load_exchange(self.exchange)
 
-    @pytest.fixture
+    @_fixture
     def emulator(self, spec: Any) -> Any:
         if spec.emulator is None or not spec.capabilities.emulator:
             pytest.skip(f"{self.exchange} declares no emulator dialect")
@@ -140,7 +149,7 @@ class ExchangeConformance:
         with Emulator(spec.emulator, symbols=(self.symbol,), speed=None, history=200, seed=1) as emu:
             yield emu
 
-    @pytest.fixture
+    @_fixture
     def store(self, spec: Any, emulator: Any) -> Any:
         store = spec.store(venue="emulator", emulator=emulator, spec=spec)
         yield store

@@ -81,3 +81,56 @@ def test_get_store_is_reachable_from_the_package_without_importing_backtrader():
     code = "import sys, realtrade_core as rt; rt.get_store; print('backtrader' in sys.modules, 'ccxt' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "False False", result.stderr
+
+
+# --- click: help, usage errors, logging ----------------------------------------------------------
+
+
+def test_every_command_has_help(capsys):
+    from realtrade_core.cli import COMMANDS
+
+    for name in COMMANDS:
+        assert main([name, "--help"]) == 0, name
+        out = capsys.readouterr().out
+        assert f"Usage: realtrade {name} [OPTIONS]" in out and "--help" in out, out
+    assert main(["--help"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in COMMANDS)
+
+
+def test_usage_errors_exit_2_with_the_problem_named(capsys):
+    assert main(["demo", "--bars", "0"]) == 2
+    assert "Invalid value for '--bars': 0 is not in the range x>=1" in capsys.readouterr().err
+    assert main(["demo", "--symbol", "BTC/USDX"]) == 2
+    err = capsys.readouterr().err
+    assert "the demo has no market 'BTC/USDX'. Did you mean 'BTC/USDT'?" in err and "Traceback" not in err
+    assert main(["demo", "--speed", "-1"]) == 2
+    assert main(["exchangs"]) == 2
+    assert "no command 'exchangs'. Did you mean 'exchanges'?" in capsys.readouterr().err
+    assert main(["--log-level", "loud", "exchanges"]) == 2
+    assert "'loud' is not one of" in capsys.readouterr().err
+
+
+def test_trace_hooks_switch_prints_hook_calls_from_the_cli():
+    env = {**os.environ, "REALTRADE_TRACE_HOOKS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "realtrade_core.cli", "exchanges", "--check"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    if os.environ.get("REALTRADE_EXPECT_EXCHANGES", "binance,bybit"):  # some exchange is installed to trace
+        assert "realtrade_core.hooks: call realtrade_exchange()" in result.stderr
+    quiet = subprocess.run(
+        [sys.executable, "-m", "realtrade_core.cli", "exchanges", "--check"], capture_output=True, text=True, timeout=60
+    )
+    assert "realtrade_core.hooks" not in quiet.stderr
+
+
+def test_the_testing_helpers_import_without_pytest():
+    code = (
+        "import sys; sys.modules['pytest'] = None\n"  # as if pytest were not installed
+        "from realtrade_core.testing import wait_until, ExchangeConformance\n"
+        "print(wait_until(lambda: 'ready'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "ready", result.stderr

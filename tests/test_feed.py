@@ -208,22 +208,17 @@ def test_live_replay_builds_the_exchange_5m_candles_tick_by_tick(exchange, emula
     assert [u[0] for u in updates] == [1] * 5 + [2] * 5 + [3] * 5
 
 
-def test_unknown_symbol_is_a_clear_error_at_start(exchange, store):
-    cerebro = bt.Cerebro()
-    cerebro.adddata(store.getdata(dataname="NOPE/USDT", timeframe="1m"))
-    cerebro.addstrategy(Recorder)
-    with pytest.raises(ConfigurationError, match="has no market 'NOPE/USDT'"):
-        cerebro.run()
+def test_unknown_symbol_is_a_clear_error_when_the_data_is_made(exchange, store):
+    with pytest.raises(ConfigurationError, match=r"has no market 'NOPE/USDT'.*It has: BTC/USDT"):
+        store.getdata(dataname="NOPE/USDT", timeframe="1m")
+    assert store.started is False  # refused before anything started
 
 
 def test_unsupported_timeframe_is_a_clear_error(exchange, store):
     with pytest.raises(ConfigurationError, match="unknown timeframe '1x'"):
         store.getdata(dataname="BTC/USDT", timeframe="1x")
-    cerebro = bt.Cerebro()
-    cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="7m"))
-    cerebro.addstrategy(Recorder)
     with pytest.raises(ConfigurationError, match=r"no 7m candles; supported timeframes: .*1m"):
-        cerebro.run()
+        store.getdata(dataname="BTC/USDT", timeframe="7m")
 
 
 def test_generic_ccxt_adapter_polls_closed_bars_over_rest(exchange, emulator):

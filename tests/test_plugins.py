@@ -59,7 +59,30 @@ def test_unknown_exchange_lists_installed_ones_and_names_the_distribution(site):
         host().load_exchange("kraken")
     message = str(info.value)
     assert "'kraken'" in message and "acme" in message
-    assert "pip install realtrade-kraken" in message
+    # No realtrade-kraken distribution exists: ccxt's generic adapter is offered instead.
+    assert "pip install" not in message and "'ccxt:kraken'" in message
+
+
+def test_a_misspelt_exchange_gets_the_name_meant_and_never_an_invented_distribution(site):
+    make_dist(site, "acme-exchange", "1.0", {"acme": "acme_plugin"}, {"acme_plugin": valid_plugin("acme")})
+    with pytest.raises(ExchangeNotFoundError) as info:
+        host().load_exchange("acmee")
+    assert "Did you mean 'acme'?" in str(info.value) and "pip install" not in str(info.value)
+    nothing = PluginHost(eps=[], environ={})  # no exchange plugin installed
+    with pytest.raises(ExchangeNotFoundError) as info:
+        nothing.load_exchange("binanse")  # close to a published plugin that is not installed
+    assert "Did you mean 'binance' (`pip install realtrade-binance`)?" in str(info.value)
+    assert "realtrade-binanse" not in str(info.value)
+    with pytest.raises(ExchangeNotFoundError, match=r"`pip install realtrade-bybit`"):
+        nothing.load_exchange("bybit")
+
+
+def test_an_unknown_ccxt_id_is_refused_without_a_pip_install():
+    with pytest.raises(ExchangeNotFoundError) as info:
+        host().load_exchange("ccxt:notanexchange")
+    assert "ccxt has no exchange 'notanexchange'" in str(info.value) and "pip install" not in str(info.value)
+    with pytest.raises(ExchangeNotFoundError, match="Did you mean 'ccxt:kraken'"):
+        host().load_exchange("ccxt:krakn")
 
 
 def test_plugin_that_raises_on_import_breaks_neither_listing_nor_other_plugins(site):

@@ -14,54 +14,75 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import click
+
 from ..errors import ConfigurationError
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``realtrade emulator``."""
-    parser.add_argument("--exchange", required=True, help="exchange whose wire protocol to speak (binance, bybit)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: 0, pick a free one)")
-    parser.add_argument(
-        "--symbol",
-        dest="symbols",
-        action="append",
-        metavar="BASE/QUOTE",
-        help="market to serve; repeat for several (default: BTC/USDT)",
-    )
-    parser.add_argument(
-        "--data",
-        action="append",
-        metavar="CSV",
-        help="candles to replay (header timestamp,open,high,low,close,volume); with several symbols "
-        "give SYMBOL=CSV per symbol; symbols without data get a seeded synthetic market",
-    )
-    parser.add_argument("--history", type=int, default=500, help="candles already in the past at start (default: 500)")
-    parser.add_argument(
-        "--speed",
-        type=float,
-        default=1.0,
-        help="emulated seconds per real second (default: 1.0, real time; 60 makes a minute pass each second)",
-    )
-    parser.add_argument(
-        "--lockstep",
-        action="store_true",
-        help="wait at every candle close until the client acknowledges it (POST /_emulator/ack; realtrade's "
-        "broker does it by itself): orders made on a closed bar are in before the next candle opens, at any "
-        "--speed. Real exchanges do not wait",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic market (default: 0)")
-    parser.add_argument("--interval", default="1m", help="candle interval of a synthetic market (default: 1m)")
-    parser.add_argument(
-        "--balance",
-        dest="balances",
-        action="append",
-        metavar="ASSET=AMOUNT",
-        help="what the default account holds, e.g. --balance USDT=10000 --balance BTC=0.5; repeat per "
-        "asset; given balances replace the defaults (100000 of each quote asset, 10 of each base asset)",
-    )
-    parser.add_argument("--api-key", help="API key of the default account (default: random)")
-    parser.add_argument("--secret", help="API secret of the default account (default: random)")
+@click.command("emulator", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--exchange", required=True, help="Exchange whose wire protocol to speak (binance, bybit).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, help="Port to listen on (default: 0, pick a free one)."
+)
+@click.option(
+    "--symbol",
+    "symbols",
+    multiple=True,
+    metavar="BASE/QUOTE",
+    help="Market to serve; repeat for several (default: BTC/USDT).",
+)
+@click.option(
+    "--data",
+    multiple=True,
+    metavar="CSV",
+    help="Candles to replay (header timestamp,open,high,low,close,volume, as `realtrade fetch` writes); "
+    "with several symbols give SYMBOL=CSV per symbol; symbols without data get a seeded synthetic market.",
+)
+@click.option(
+    "--history",
+    type=click.IntRange(min=0),
+    default=500,
+    show_default=True,
+    help="Candles already in the past at start.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Emulated seconds per real second (1.0 is real time; 60 makes a minute pass each second).",
+)
+@click.option(
+    "--lockstep",
+    is_flag=True,
+    help="Wait at every candle close until the client acknowledges it (POST /_emulator/ack; realtrade's "
+    "broker does it by itself): orders made on a closed bar are in before the next candle opens, at any "
+    "--speed. Real exchanges do not wait.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic market.")
+@click.option("--interval", default="1m", show_default=True, help="Candle interval of a synthetic market.")
+@click.option(
+    "--balance",
+    "balances",
+    multiple=True,
+    metavar="ASSET=AMOUNT",
+    help="What the default account holds, e.g. --balance USDT=10000 --balance BTC=0.5; repeat per asset; "
+    "given balances replace the defaults (100000 of each quote asset, 10 of each base asset).",
+)
+@click.option("--api-key", default=None, help="API key of the default account (default: random).")
+@click.option("--secret", default=None, help="API secret of the default account (default: random).")
+def command(**options: Any) -> int:
+    """Serve an emulated exchange on loopback until Ctrl+C.
+
+    Prints the REST and WebSocket URLs, the admin URL, and the API key, secret and balances of
+    the funded default account, so any client (ccxt, the plugin's WebSocket, curl, `realtrade
+    run --emulator-url`) can connect.
+    """
+    options["symbols"] = list(options["symbols"]) or None
+    options["data"] = list(options["data"]) or None
+    options["balances"] = list(options["balances"]) or None
+    return run(argparse.Namespace(**options))
 
 
 def _data_argument(values: list[str] | None, symbols: list[str]) -> str | dict[str, str] | None:

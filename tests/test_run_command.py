@@ -1,0 +1,166 @@
+"""``realtrade run``: a strategy file on the emulator, paper and live, its parameters and
+config file, the checks made before anything starts, a strategy that raises, and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from realtrade_core.cli import main
+
+STRATEGY = textwrap.dedent(
+    """
+    import backtrader as bt
+
+
+    class HoldStrategy(bt.Strategy):
+        '''Buys on the first live bar and sells after holding `hold` bars.'''
+
+        params = (("hold", 2), ("size", 0.01), ("label", "x"), ("fail", False))
+
+        def __init__(self):
+            self.live = False
+            self.entered = None
+
+        def notify_data(self, data, status, *args, **kwargs):
+            self.live = data._getstatusname(status) == "LIVE"
+            print("data", data._name, data._getstatusname(status), flush=True)
+
+        def next(self):
+            if not self.live:
+                return
+            if self.p.fail:
+                raise ZeroDivisionError("the strategy's own bug")
+            if not self.position and self.entered is None:
+                self.buy(size=self.p.size)
+                self.entered = len(self)
+            elif self.position and len(self) - self.entered >= self.p.hold:
+                self.close()
+
+
+    class Other(bt.Strategy):
+        pass
+    """
+)
+
+
+@pytest.fixture
+def strategy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "hold.py"
+    path.write_text(STRATEGY)
+    return path
+
+
+FAST = ["--exchange", "binance", "--symbol", "BTC/USDT", "--timeframe", "1m", "--speed", "3000", "--backfill-bars", "5"]
+
+
+@pytest.mark.parametrize("mode", ["--paper", "--live"])
+def test_run_trades_the_strategy_file_and_reports_it(strategy_file, tmp_path, capsys, mode):
+    folder = tmp_path / "report"
+    code = main(["run", f"{strategy_file}:HoldStrategy", *FAST, mode, "--bars", "8", "--param", "hold=1",
+                 "--cash", "5000", "--report", str(folder)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    kind = mode.strip("-")
+    assert f"realtrade run: HoldStrategy on binance emulator, BTC/USDT 1m, {kind} cash 5,000.00" in out
+    assert "data BTC/USDT LIVE" in out
+    report = json.loads((folder / "report.json").read_text())
+    assert report["mode"] == kind and report["params"] == {"hold": 1} and report["symbols"] == ["BTC/USDT"]
+    assert report["orders"] == {"Completed": 2}
+    assert report["trades_closed"] == 1 and report["fees"] > 0
+    assert re.search(r"^report  trades +1 closed", out, re.M) and re.search(r"^done +in [\d.]+ s$", out, re.M)
+
+
+def test_run_reads_a_config_file_and_the_command_line_wins(strategy_file, tmp_path, capsys):
+    config = tmp_path / "realtrade.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            strategy = "{strategy_file}:HoldStrategy"
+            exchange = "bybit"
+            symbols = ["ETH/USDT"]
+            timeframe = "1m"
+            cash = 2000
+            backfill_bars = 5
+            bars = 5
+
+            [params]
+            hold = 3
+            label = "from-file"
+
+            [emulator]
+            speed = 3000
+            """
+        )
+    )
+    assert main(["run", "--config", str(config), "--param", "hold=1"]) == 0
+    out = capsys.readouterr().out
+    assert "HoldStrategy on bybit emulator, ETH/USDT 1m, paper cash 2,000.00" in out
+    assert "params {'hold': 1, 'label': 'from-file'}" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--param", "hodl=1"], "HoldStrategy has no parameter 'hodl'. Did you mean 'hold'?"),
+        (["--param", "hold=soon"], "strategy parameter hold must be int like its default 2, got 'soon'"),
+        (["--param", "hold"], "--param 'hold': give NAME=VALUE"),
+        (["--cash", "-1"], "--cash: cash must be more than 0, got -1.0"),
+        (["--timeframe", "7m"], "binance has no 7m candles"),
+        (["--symbol", "BTC/USDX"], "has no market 'BTC/USDX'. Did you mean 'BTC/USDT'?"),
+        (["--live", "--venue", "testnet"], "live trading needs an API key and secret of your testnet account"),
+        (["--exchange", "binanse"], "Did you mean 'binance'?"),
+    ],
+)
+def test_run_refuses_bad_input_with_one_line_and_no_traceback(strategy_file, capsys, args, message):
+    target = f"{strategy_file}:HoldStrategy"
+    assert main(["run", target, "--exchange", "binance", "--symbol", "BTC/USDT", *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
+def test_run_names_the_strategy_to_choose(strategy_file, capsys):
+    assert main(["run", str(strategy_file), "--exchange", "binance", "--symbol", "BTC/USDT"]) == 1
+    assert "defines several strategies (HoldStrategy, Other); choose one with" in capsys.readouterr().err
+    assert main(["run", f"{strategy_file}:HoldStrat", "--exchange", "binance", "--symbol", "BTC/USDT"]) == 1
+    assert "has no strategy class 'HoldStrat'. Did you mean 'HoldStrategy'?" in capsys.readouterr().err
+    assert main(["run", "missing.py", "--exchange", "binance", "--symbol", "BTC/USDT"]) == 1
+    assert "strategy file 'missing.py' does not exist" in capsys.readouterr().err
+    assert main(["run", "--exchange", "binance"]) == 2
+    assert "give the strategy file" in capsys.readouterr().err
+
+
+def test_a_strategy_that_raises_exits_3_with_its_traceback(strategy_file, capsys):
+    code = main(["run", f"{strategy_file}:HoldStrategy", *FAST, "--param", "fail=true", "--bars", "3"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "ZeroDivisionError: the strategy's own bug" in err and "hold.py" in err  # the user's own traceback
+
+
+def test_ctrl_c_stops_cleanly_prints_the_report_and_exits_130(strategy_file):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtrade_core.cli", "run", f"{strategy_file}:HoldStrategy",
+         "--exchange", "binance", "--symbol", "BTC/USDT", "--speed", "60", "--backfill-bars", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        for line in proc.stdout:  # bounded by the timeout of communicate() below if LIVE never comes
+            if "BTC/USDT LIVE" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "interrupted (Ctrl-C): stopping" in err and "Traceback" not in err
+    assert re.search(r"^report  value +[\d,.]+ -> [\d,.]+", out, re.M) and "(interrupted)" in out

@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "emulator": ("realtrade_core.emulator.cli", "command", "Serve an emulated exchange on loopback."),
     "demo": ("realtrade_core.demo", "command", "Paper-trade a strategy on live bars from an in-process emulator."),
     "run": ("realtrade_core.run", "command", "Run a backtrader strategy file on an exchange (paper or live)."),
+    "fetch": ("realtrade_core.fetch", "command", "Download candle history to a CSV file."),
+    "check": ("realtrade_core.check", "command", "Check connectivity, clock, keys and markets of an exchange venue."),
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -19,12 +19,6 @@ from .arguments import did_you_mean
 DEFAULT_BARS = 60
 #: The markets the demo's synthetic exchange offers (a seeded random walk from a plausible price).
 DEMO_MARKETS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "DOGE/USDT", "ETH/BTC")
-#: What an in-process emulator started by `realtrade run` offers: coins it knows a plausible price of.
-SYNTHETIC_MARKETS = (
-    *(f"{base}/{quote}" for quote in ("USDT", "USDC")
-      for base in ("BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "LTC", "DOT", "AVAX", "LINK", "TRX", "TON")),
-    "ETH/BTC", "SOL/BTC", "BNB/BTC",
-)  # fmt: skip
 
 
 def _check_symbol(ctx: click.Context, param: click.Parameter, value: str) -> str:

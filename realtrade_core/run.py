@@ -30,6 +30,12 @@ from .arguments import VENUES, check_symbol, did_you_mean
 from .errors import ConfigurationError, RealtradeError
 
 EXIT_OK, EXIT_STRATEGY, EXIT_INTERRUPTED = 0, 3, 130
+#: What an in-process emulator started by `realtrade run` offers: coins it knows a plausible price of.
+SYNTHETIC_MARKETS = (
+    *(f"{base}/{quote}" for quote in ("USDT", "USDC")
+      for base in ("BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "LTC", "DOT", "AVAX", "LINK", "TRX", "TON")),
+    "ETH/BTC", "SOL/BTC", "BNB/BTC",
+)  # fmt: skip
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -305,8 +311,6 @@ def run(config: Any, cli_params: Mapping[str, str] | None = None, *, allow_mainn
     api_key, secret = (None, None) if in_process else config.credentials(exchange)
     store_options: dict[str, Any] = {}
     if in_process:
-        from .demo import SYNTHETIC_MARKETS
-
         for symbol in symbols:  # the emulator would serve any name: refuse what no exchange lists
             check_symbol(symbol, SYNTHETIC_MARKETS, "the in-process emulator")
         store_options["emulator_options"] = {

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .arguments import check_broker_arguments, check_feed_arguments, check_symbol, check_venue, did_you_mean
 from .contract import Contract
-from .credentials import Credentials, protect, redact, scrub, scrub_exception
+from .credentials import Credentials, fingerprint, protect, redact, scrub, scrub_exception
 from .errors import ConfigurationError, ExchangeError, RealtradeError
 from .events import Bar, ConnectionEvent, ConnectionState
 from .host import get_plugin_host, load_exchange
@@ -731,7 +731,8 @@ def get_store(
     spec = load_exchange(name)
     # The emulator object itself (not its id) is part of the key: ids are reused after collection.
     others = repr(sorted((k, v) for k, v in options.items() if k != "emulator"))
-    key = (spec.name, market_type, api_key, venue, emulator_url, options.get("emulator"), others)
+    # The secret's hash too: a corrected secret for the same key must not get the cached store.
+    key = (spec.name, market_type, api_key, fingerprint(secret), venue, emulator_url, options.get("emulator"), others)
     with _stores_lock:
         store = _stores.get(key)
         if store is None:

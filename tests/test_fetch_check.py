@@ -1,0 +1,130 @@
+"""``realtrade fetch`` and ``realtrade check`` against an emulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime, timezone
+from pathlib import Path
+
+import backtrader as bt
+import pytest
+
+from realtrade_core.check import FAIL, OK, WARN, skew_status
+from realtrade_core.cli import main
+from realtrade_core.emulator.replay import load_candles_csv
+from realtrade_core.emulator.server import Emulator
+
+MINUTE = 60_000
+START = int(datetime(2024, 3, 1, tzinfo=timezone.utc).timestamp() * 1000)
+HOLE = range(1500, 1510)  # candles the exchange does not have (an outage)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """2,400 one-minute candles with a 10-minute hole, replayed by the emulator."""
+    path = tmp_path_factory.mktemp("source") / "btc.csv"
+    rows = ["timestamp,open,high,low,close,volume"]
+    price = 60_000.0
+    for i in range(2_400):
+        if i in HOLE:
+            continue
+        close = price + ((i * 37) % 11 - 5)
+        rows.append(f"{START + i * MINUTE},{price},{max(price, close) + 2},{min(price, close) - 2},{close},{1 + i % 7}")
+        price = close
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def emulator(source):
+    # A manual clock (speed=None): 2,300 candles have closed and the market stands still.
+    with Emulator("binance", symbols=("BTC/USDT",), data=str(source), history=2_300, speed=None) as emu:
+        yield emu
+
+
+def fetch(emulator, out: Path, *extra: str) -> int:
+    where = ["--exchange", "binance", "--venue", "emulator", "--emulator-url", emulator.base_http]
+    return main(
+        ["fetch", *where, "--symbol", "BTC/USDT", "--timeframe", "1m", "--since", "2024-03-01", "-o", str(out), *extra]
+    )
+
+
+def test_fetch_pages_history_to_csv_reports_the_gap_and_resumes(emulator, source, tmp_path, capsys):
+    out = tmp_path / "btc-1m.csv"
+    assert fetch(emulator, out, "--quiet") == 0
+    said = capsys.readouterr().out
+    closed = 2_300  # every closed candle the exchange has (history counts the file's rows), three pages
+    assert f"{closed} candles of BTC/USDT 1m from binance emulator, 2024-03-01 00:00:00 to " in said
+    assert "gap     2024-03-02 01:00:00 to 2024-03-02 01:09:00: 10 candle(s) the exchange does not have" in said
+    whole = out.read_text()
+
+    # The same candles as the exchange's file, in the format the emulator replays.
+    fetched = load_candles_csv(out)
+    original = load_candles_csv(source)[:closed]
+    assert [(c.open_time, c.close) for c in fetched] == [(c.open_time, c.close) for c in original]
+
+    # Resumable: cut the file short and run again; it continues from its last candle.
+    lines = whole.splitlines(keepends=True)
+    out.write_text("".join(lines[:-700]))
+    assert fetch(emulator, out) == 0
+    assert "continued after" in capsys.readouterr().out
+    assert out.read_text() == whole
+    assert fetch(emulator, out) == 0
+    assert "up to date, no new closed candle" in capsys.readouterr().out
+
+
+def test_fetched_file_loads_into_generic_csv_data(emulator, tmp_path):
+    out = tmp_path / "btc.csv"
+    assert fetch(emulator, out, "--until", "2024-03-01T00:09", "--quiet") == 0
+    cerebro = bt.Cerebro()
+    cerebro.adddata(bt.feeds.GenericCSVData(dataname=str(out), openinterest=-1, timeframe=bt.TimeFrame.Minutes))
+    closes: list[float] = []
+
+    class Record(bt.Strategy):
+        def next(self):
+            closes.append(self.data.close[0])
+
+    cerebro.addstrategy(Record)
+    cerebro.run()
+    with out.open() as handle:
+        expected = [float(row["close"]) for row in csv.DictReader(handle)]
+    assert len(closes) == 10 and closes == expected
+
+
+def test_fetch_refuses_bad_input(emulator, tmp_path, capsys):
+    assert main(["fetch", "--exchange", "binance", "--symbol", "BTC/USDT", "--since", "yesterday", "-o", "x.csv"]) == 1
+    assert "--since 'yesterday' is not a date" in capsys.readouterr().err
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    assert fetch(emulator, other) == 1
+    assert "is not a candle file of realtrade fetch" in capsys.readouterr().err
+
+
+def test_check_passes_against_the_emulator_with_its_keys(emulator, monkeypatch, capsys):
+    monkeypatch.setenv("REALTRADE_BINANCE_API_KEY", emulator.api_key)
+    monkeypatch.setenv("REALTRADE_BINANCE_SECRET", emulator.secret)
+    args = ["check", "--exchange", "binance", "--venue", "emulator", "--emulator-url", emulator.base_http]
+    assert main([*args, "--symbol", "BTC/USDT"]) == 0
+    out = capsys.readouterr().out
+    for check in ("plugin", "connect", "latency", "clock", "keys", "market BTC/USDT"):
+        assert any(line.startswith(check) for line in out.splitlines()), (check, out)
+    assert "accepted; holds BTC, USDT" in out and "withdrawals too" in out  # the emulator's key may withdraw
+    assert "trading, last price" in out
+
+    assert main([*args, "--symbol", "BTC/USDX"]) == 1
+    out = capsys.readouterr().out
+    assert "market BTC/USDX  FAIL" in out and "has no market 'BTC/USDX'" in out
+
+    monkeypatch.setenv("REALTRADE_BINANCE_SECRET", "not-the-secret-0123456789")
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    # Loading Binance's markets already signs a request: the refusal shows at connect.
+    assert "FAIL" in captured.out and "the API key was refused" in captured.out
+    assert "failed: " in captured.err and "not-the-secret" not in captured.out + captured.err
+
+
+def test_clock_skew_limits():
+    assert skew_status(200, "mainnet") == OK
+    assert skew_status(-1_500, "testnet") == WARN
+    assert skew_status(6_000, "mainnet") == FAIL
+    assert skew_status(3_600_000, "emulator") == OK  # an emulator replaying the past is no fault

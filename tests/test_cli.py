@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from fakedist import make_dist
 
@@ -134,3 +135,18 @@ def test_the_testing_helpers_import_without_pytest():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "ready", result.stderr
+
+
+def test_the_cli_reference_lists_every_command_and_option():
+    import click
+
+    from realtrade_core.cli import COMMANDS, cli
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    with click.Context(cli, info_name="realtrade") as ctx:
+        for name in COMMANDS:
+            assert f"## realtrade {name}\n" in doc, name
+            for param in cli.get_command(ctx, name).params:
+                for opt in getattr(param, "opts", []):
+                    if opt.startswith("-"):
+                        assert opt in doc, f"docs/cli.md lacks {name} {opt}: regenerate it from --help"

@@ -164,3 +164,12 @@ def test_ctrl_c_stops_cleanly_prints_the_report_and_exits_130(strategy_file):
     assert proc.returncode == 130, err
     assert "interrupted (Ctrl-C): stopping" in err and "Traceback" not in err
     assert re.search(r"^report  value +[\d,.]+ -> [\d,.]+", out, re.M) and "(interrupted)" in out
+
+
+def test_the_example_config_runs_the_example_strategy(monkeypatch, capsys):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the paths in examples/run.toml are the checkout's
+    assert main(["run", "--config", "examples/run.toml"]) == 0
+    out = capsys.readouterr().out
+    assert "realtrade run: SmaCross on binance emulator, BTC/USDT 1m, paper cash 10,000.00" in out
+    assert "params {'fast': 5, 'slow': 20}" in out and "data    BTC/USDT: LIVE" in out
+    assert re.search(r"^report  orders +\d+ Completed$", out, re.M) and re.search(r"^done +in", out, re.M)

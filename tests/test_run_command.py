@@ -86,7 +86,7 @@ def test_run_reads_a_config_file_and_the_command_line_wins(strategy_file, tmp_pa
             f"""
             strategy = "{strategy_file}:HoldStrategy"
             exchange = "bybit"
-            symbols = ["ETH/USDT"]
+            symbols = ["ETH/USDT", "BTC/USDT"]
             timeframe = "1m"
             cash = 2000
             backfill_bars = 5
@@ -103,7 +103,8 @@ def test_run_reads_a_config_file_and_the_command_line_wins(strategy_file, tmp_pa
     )
     assert main(["run", "--config", str(config), "--param", "hold=1"]) == 0
     out = capsys.readouterr().out
-    assert "HoldStrategy on bybit emulator, ETH/USDT 1m, paper cash 2,000.00" in out
+    assert "HoldStrategy on bybit emulator, ETH/USDT, BTC/USDT 1m, paper cash 2,000.00" in out
+    assert "data ETH/USDT LIVE" in out and "data BTC/USDT LIVE" in out  # one data per symbol
     assert "params {'hold': 1, 'label': 'from-file'}" in out
 
 

@@ -4,7 +4,7 @@ The wheels are built here, installed with ``pip --target`` into a fresh director
 combination (core alone, core + one plugin, core + both), and ``realtrade exchanges --json`` runs
 in a child interpreter that sees only that directory and the standard library (``python -S``):
 nothing from the development environment can leak into what is discovered. Listing needs no
-ccxt or backtrader, so only pluggy is copied in beside the wheels.
+ccxt or backtrader, so only pluggy and click are copied in beside the wheels.
 """
 
 from __future__ import annotations
@@ -62,13 +62,14 @@ def install(wheels: dict[str, Path], target: Path, *dists: str) -> None:
         capture_output=True,
         timeout=300,
     )
-    pluggy = distribution("pluggy")  # listing's only third-party import
-    for item in pluggy.files or ():
-        top = item.parts[0]
-        if top.startswith("pluggy"):
-            src = Path(pluggy.locate_file(top))
-            if src.is_dir() and not (target / top).exists():
-                shutil.copytree(src, target / top)
+    for name in ("pluggy", "click"):  # listing's only third-party imports (the command line is click)
+        dist = distribution(name)
+        for item in dist.files or ():
+            top = item.parts[0]
+            if top.startswith(name):
+                src = Path(dist.locate_file(top))
+                if src.is_dir() and not (target / top).exists():
+                    shutil.copytree(src, target / top)
 
 
 def listed(target: Path) -> list[dict]:

@@ -651,7 +651,7 @@ class Soak:
             self.cerebro_done.set()
 
     def _started(self, cerebro: bt.Cerebro) -> SoakStrategy:
-        if not wait_for(lambda: self.cerebro_done.is_set() or cerebro.runningstrats, 60):
+        if not wait_for(lambda: self.cerebro_done.is_set() or getattr(cerebro, "runningstrats", None), 60):
             raise RuntimeError("cerebro did not start its strategy within 60 s")
         if self.cerebro_error is not None:
             raise RuntimeError(f"cerebro failed at start: {self.cerebro_error!r}") from self.cerebro_error

@@ -31,29 +31,6 @@ from realtrade_core.events import Fill, Side
 from realtrade_core.journal import Journal
 
 
-@pytest.fixture(params=["binance", "bybit"])
-def exchange(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def emulator(exchange):
-    with make_emulator(exchange) as emu:
-        yield emu
-
-
-@pytest.fixture
-def store(exchange, emulator):
-    store = new_store(exchange, emulator)
-    yield store
-    store.stop()
-
-
-@pytest.fixture
-def journal_path(tmp_path):
-    return str(tmp_path / "journal.sqlite3")
-
-
 def realtrade_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("realtrade")]
 

@@ -24,24 +24,6 @@ from test_broker_live import (
 BYBIT_LOOKUPS = ("/v5/order/realtime", "/v5/order/history")
 
 
-@pytest.fixture(params=["binance", "bybit"])
-def exchange(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def emulator(exchange):
-    with make_emulator(exchange) as emu:
-        yield emu
-
-
-@pytest.fixture
-def store(exchange, emulator):
-    store = new_store(exchange, emulator)
-    yield store
-    store.stop()
-
-
 @pytest.fixture
 def bybit():
     with make_emulator("bybit") as emu:

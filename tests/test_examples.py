@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,9 +29,63 @@ def test_live_bars_example_prints_history_then_live_bars(exchange):
 
 
 def test_paper_trading_example_trades_and_reports_value():
-    out = run("examples/paper_trading.py")
+    # The example reads mainnet by default; the test gives it the emulator instead (no network).
+    out = run("examples/paper_trading.py", "binance", "--venue", "emulator", "--bars", "70")
+    assert "data BTC/USDT: LIVE" in out
     assert re.search(r"^BUY  \+0\.0100 @ [\d.]+ fee [\d.]+$", out, re.M)
+    assert out.index("data BTC/USDT: LIVE") < out.index("BUY ")  # history bars never trade
     assert re.search(r"^final value: \d+\.\d\d$", out, re.M)
+
+
+def test_paper_trading_example_reads_mainnet_unless_told_otherwise():
+    spec = importlib.util.spec_from_file_location("paper_trading_example", ROOT / "examples" / "paper_trading.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.parser().parse_args([]).venue == "mainnet"
+    assert module.parser().parse_args(["bybit", "--venue", "emulator"]).venue == "emulator"
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_two_symbols_example_trades_both_markets_in_one_cerebro(exchange):
+    out = run("examples/two_symbols.py", exchange)
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        assert f"data   {symbol}: LIVE" in out
+        assert re.search(rf"^order  {symbol} BUY  \d+\.\d{{4}} @ [\d.]+$", out, re.M), out
+        assert re.search(rf"^order  {symbol} SELL \d+\.\d{{4}} @ [\d.]+$", out, re.M), out
+        assert re.search(rf"^trade  {symbol} closed, pnl after fees [+-]\d+\.\d{{4}}$", out, re.M), out
+    # the two markets trade at their own prices: BTC above 10,000, ETH below
+    btc = float(re.search(r"^order  BTC/USDT BUY  [\d.]+ @ ([\d.]+)$", out, re.M).group(1))
+    eth = float(re.search(r"^order  ETH/USDT BUY  [\d.]+ @ ([\d.]+)$", out, re.M).group(1))
+    assert btc > 10_000 > eth
+    assert re.search(r"^final  value \d+\.\d\d USDT$", out, re.M)
+
+
+BAR_LINE = re.compile(
+    r"^(1m|5m) +(\S+ \S+) (live|history) +O ([\d.]+) H ([\d.]+) L ([\d.]+) C ([\d.]+) V ([\d.]+)$", re.M
+)
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_live_resample_example_builds_5m_bars_from_live_1m_bars(exchange):
+    out = run("examples/live_resample.py", exchange, "--bars", "3")
+    lines = BAR_LINE.findall(out)
+    ones = {stamp: tuple(map(float, rest)) for kind, stamp, _, *rest in lines if kind == "1m"}
+    fives = [(stamp, state, tuple(map(float, rest))) for kind, stamp, state, *rest in lines if kind == "5m"]
+    assert sum(state == "live" for _, state, _ in fives) == 3, out
+    for stamp, _, (o, h, low, c, v) in fives:
+        end = datetime.strptime(stamp, "%Y-%m-%d %H:%M")
+        assert end.minute % 5 == 0  # stamped at the 5m candle's close
+        period = [ones[s] for s in sorted(ones) if end - timedelta(minutes=5) < datetime.strptime(s, "%Y-%m-%d %H:%M") <= end]
+        assert period, (stamp, out)
+        # the 5m bar is the 1m bars of its period, aggregated
+        assert o == period[0][0] and c == period[-1][3]
+        assert h == max(p[1] for p in period) and low == min(p[2] for p in period)
+        assert v == pytest.approx(sum(p[4] for p in period), abs=1e-5)
+    # each 5m bar arrives with the 1m bar that completes it, not a period later
+    order = [(kind, stamp) for kind, stamp, *_ in lines]
+    for i, (kind, stamp) in enumerate(order):
+        if kind == "5m":
+            assert order[i - 1] == ("1m", stamp), order[i - 1 : i + 1]
 
 
 def test_demo_command_paper_trades_live_bars_from_the_emulator():

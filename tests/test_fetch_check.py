@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import csv
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -71,6 +77,48 @@ def test_fetch_pages_history_to_csv_reports_the_gap_and_resumes(emulator, source
     assert out.read_text() == whole
     assert fetch(emulator, out) == 0
     assert "up to date, no new closed candle" in capsys.readouterr().out
+
+
+def test_fetch_progress_without_a_terminal_is_one_line_on_stderr(emulator, tmp_path, capsys):
+    # A log, CI or cron: click prints the bar's label once and never redraws it.
+    assert fetch(emulator, tmp_path / "btc.csv", "--until", "2024-03-01T09:59") == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == ["BTC/USDT 1m: 600 candles, 2024-03-01 00:00:00 to 2024-03-01 09:59:00 (UTC)"]
+    assert "600 candles of BTC/USDT 1m from binance emulator" in captured.out  # the summary, on stdout
+
+
+def test_fetch_progress_on_a_terminal_shows_count_percent_and_rate(emulator, tmp_path):
+    """On a terminal the bar redraws in place: candles done/total, percent and candles per second."""
+    primary, secondary = pty.openpty()
+    command = [sys.executable, "-m", "realtrade_core.cli", "fetch", "--exchange", "binance", "--venue", "emulator",
+               "--emulator-url", emulator.base_http, "--symbol", "BTC/USDT", "--since", "2024-03-01",
+               "--until", "2024-03-01T23:59", "-o", str(tmp_path / "btc.csv")]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=secondary, text=True)
+    os.close(secondary)
+    shown = b""
+    try:
+        while True:  # until the child closes the terminal; each wait is bounded
+            ready, _, _ = select.select([primary], [], [], 60)
+            assert ready, f"no progress output within 60 s: {shown!r}"
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the child has exited and closed its side
+                break
+            if not chunk:
+                break
+            shown += chunk
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(primary)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, shown
+    text = shown.decode()
+    assert "\r" in text  # redrawn in place
+    final = text.replace("\r\n", "\n").split("\r")[-1]
+    assert re.search(r"BTC/USDT 1m: 1,440 candles, .*\[#+\] +1440/1440 +100% +[\d,]+ candles/s", final), final
+    assert "1440 candles of BTC/USDT 1m" in out
 
 
 def test_fetched_file_loads_into_generic_csv_data(emulator, tmp_path):

@@ -86,11 +86,12 @@ def _check_keys(store: Any) -> Row:
         balance = store._call(store.client.fetch_balance)
     except RealtradeError as exc:
         return Row("keys", FAIL, str(exc))
-    info = balance.get("info") if isinstance(balance, dict) else None
-    info = info if isinstance(info, dict) else {}
     held = sorted(asset for asset, amount in (balance.get("total") or {}).items() if amount)
     detail = f"accepted; holds {', '.join(held[:8]) or 'nothing'}{' ...' if len(held) > 8 else ''}"
-    can_trade, can_withdraw = info.get("canTrade"), info.get("canWithdraw")
+    try:
+        can_trade, can_withdraw = key_permissions(store, balance)
+    except RealtradeError as exc:
+        return Row("keys", WARN, detail + f"; could not read the key's permissions: {exc}")
     if can_trade is False:
         return Row("keys", FAIL, detail + "; this key may not trade: enable spot trading for it")
     if can_withdraw is True:
@@ -98,6 +99,21 @@ def _check_keys(store: Any) -> Row:
     if can_trade is True:
         return Row("keys", OK, detail + "; trading allowed, withdrawals not")
     return Row("keys", OK, detail + "; the exchange does not report the key's permissions here")
+
+
+def key_permissions(store: Any, balance: Any) -> tuple[bool | None, bool | None]:
+    """(may trade, may withdraw) for the store's API key, None where the exchange does not say.
+
+    A plugin's store may offer ``key_permissions()`` (optional) returning ``{"trade": bool |
+    None, "withdraw": bool | None}`` from its exchange's key endpoint; otherwise the account
+    record that came with the balance is read (Binance's ``canTrade`` / ``canWithdraw``)."""
+    reader = getattr(store, "key_permissions", None)
+    if callable(reader):
+        found = reader() or {}
+        return found.get("trade"), found.get("withdraw")
+    info = balance.get("info") if isinstance(balance, dict) else None
+    info = info if isinstance(info, dict) else {}
+    return info.get("canTrade"), info.get("canWithdraw")
 
 
 def _check_market(store: Any, symbol: str) -> Row:

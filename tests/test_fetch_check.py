@@ -15,7 +15,7 @@ from pathlib import Path
 import backtrader as bt
 import pytest
 
-from realtrade_core.check import FAIL, OK, WARN, skew_status
+from realtrade_core.check import FAIL, OK, WARN, _check_keys, skew_status
 from realtrade_core.cli import main
 from realtrade_core.emulator.replay import load_candles_csv
 from realtrade_core.emulator.server import Emulator
@@ -169,6 +169,83 @@ def test_check_passes_against_the_emulator_with_its_keys(emulator, monkeypatch, 
     # Loading Binance's markets already signs a request: the refusal shows at connect.
     assert "FAIL" in captured.out and "the API key was refused" in captured.out
     assert "failed: " in captured.err and "not-the-secret" not in captured.out + captured.err
+
+
+def test_check_against_the_bybit_emulator(monkeypatch, capsys):
+    with Emulator("bybit", symbols=("BTC/USDT", "ETH/USDT"), history=50, speed=None) as emu:
+        monkeypatch.setenv("REALTRADE_BYBIT_API_KEY", emu.api_key)
+        monkeypatch.setenv("REALTRADE_BYBIT_SECRET", emu.secret)
+        args = ["check", "--exchange", "bybit", "--venue", "emulator", "--emulator-url", emu.base_http]
+        assert main([*args, "--symbol", "BTC/USDT", "--symbol", "ETH/USDT"]) == 0
+        out = capsys.readouterr().out
+        rows = {line.split("  ")[0]: line for line in out.splitlines()[2:]}
+        assert set(rows) == {"plugin", "connect", "latency", "clock", "keys", "market BTC/USDT", "market ETH/USDT"}, out
+        assert all(" OK " in row for row in rows.values()), out
+        assert re.search(r"^connect +OK +2 markets loaded in \d+ ms$", out, re.M), out
+        assert re.search(r"^latency +OK +median \d+ ms over 3 requests$", out, re.M), out
+        assert re.search(r"^clock +OK +[+-]\d+ ms from the emulator's clock$", out, re.M), out
+        assert "accepted; holds BTC, ETH, USDT" in rows["keys"]
+        assert re.search(r"^market ETH/USDT +OK +trading, last price [\d.]+, minimum order \d", out, re.M), out
+
+        assert main([*args, "--symbol", "ETH/USDX"]) == 1  # a market the venue does not list
+        captured = capsys.readouterr()
+        assert re.search(r"has no market 'ETH/USDX'\. Did you mean '?ETH/USDT'?\?", captured.out), captured.out
+        assert "failed: market ETH/USDX" in captured.err
+
+        monkeypatch.setenv("REALTRADE_BYBIT_SECRET", "not-the-secret-0123456789")
+        assert main(args) == 1  # a refused key
+        captured = capsys.readouterr()
+        assert "the API key was refused" in captured.out and "not-the-secret" not in captured.out + captured.err
+
+        monkeypatch.delenv("REALTRADE_BYBIT_API_KEY")
+        monkeypatch.delenv("REALTRADE_BYBIT_SECRET")
+        assert main(args) == 0  # no key: public data only, nothing failed
+        assert re.search(r"^keys +SKIP +no API key given", capsys.readouterr().out, re.M)
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_check_fails_when_the_venue_cannot_be_reached(exchange, capsys):
+    with Emulator(exchange, symbols=("BTC/USDT",), history=50, speed=None) as emu:
+        url = emu.base_http
+    # the emulator has stopped: nothing listens at its address any more
+    assert main(["check", "--exchange", exchange, "--venue", "emulator", "--emulator-url", url]) == 1
+    captured = capsys.readouterr()
+    assert re.search(r"^connect +FAIL +cannot reach the emulator at http://127\.0\.0\.1", captured.out, re.M)
+    assert "latency" not in captured.out  # nothing after an unreachable venue is tried
+    assert "failed: connect" in captured.err
+
+
+class _KeyStore:
+    """A stand-in store for the permission rows (unit test: no exchange involved)."""
+
+    credentials = ("key", "secret")
+
+    def __init__(self, permissions=None, info=None):
+        self.permissions, self.info = permissions, info or {}
+        self.client = self
+
+    def fetch_balance(self):
+        return {"info": self.info, "total": {"USDT": 5.0}}
+
+    def _call(self, func, *args):
+        return func(*args)
+
+
+@pytest.mark.parametrize(
+    ("store", "status", "says"),
+    [
+        (_KeyStore(info={"canTrade": True, "canWithdraw": False}), OK, "trading allowed, withdrawals not"),
+        (_KeyStore(info={"canTrade": True, "canWithdraw": True}), WARN, "a trading key should not withdraw"),
+        (_KeyStore(info={"canTrade": False}), FAIL, "this key may not trade"),
+        (_KeyStore(info={}), OK, "does not report the key's permissions"),
+        # a plugin's key_permissions() wins over the balance's account record
+        (type("S", (_KeyStore,), {"key_permissions": lambda self: {"trade": False, "withdraw": False}})(
+            info={"canTrade": True}), FAIL, "this key may not trade"),
+    ],
+)  # fmt: skip
+def test_key_permission_rows(store, status, says):
+    row = _check_keys(store)
+    assert row.status == status and says in row.detail and "holds USDT" in row.detail
 
 
 def test_clock_skew_limits():

@@ -150,3 +150,19 @@ def test_the_cli_reference_lists_every_command_and_option():
                 for opt in getattr(param, "opts", []):
                     if opt.startswith("-"):
                         assert opt in doc, f"docs/cli.md lacks {name} {opt}: regenerate it from --help"
+
+
+def test_shell_completion_completes_commands_options_and_choices():
+    def complete(words: str, index: int) -> list[str]:
+        env = {**os.environ, "_REALTRADE_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(index)}
+        result = subprocess.run([sys.executable, "-m", "realtrade_core.cli"], capture_output=True, text=True,
+                                timeout=60, env=env)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return [line.split(",", 1)[1] for line in result.stdout.splitlines()]
+
+    assert complete("realtrade ru", 1) == ["run"]
+    assert complete("realtrade run --ven", 2) == ["--venue"]
+    assert complete("realtrade fetch --venue ", 3) == ["mainnet", "testnet", "emulator"]
+    script = subprocess.run([sys.executable, "-m", "realtrade_core.cli"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "_REALTRADE_COMPLETE": "bash_source"})  # fmt: skip
+    assert "complete -o nosort -F _realtrade_completion realtrade" in script.stdout  # what docs/cli.md evals

@@ -139,6 +139,20 @@ def test_fetched_file_loads_into_generic_csv_data(emulator, tmp_path):
     assert len(closes) == 10 and closes == expected
 
 
+def test_a_fetched_file_is_what_the_emulator_replays(emulator, tmp_path):
+    """`realtrade emulator --data FILE` serves a fetched file (the option hands the path to the
+    emulator): fetching from that emulator gives the same file back."""
+    first = tmp_path / "first.csv"
+    assert fetch(emulator, first, "--until", "2024-03-01T16:39", "--quiet") == 0  # 1,000 candles
+    with Emulator("binance", symbols=("BTC/USDT",), data=str(first), history=999, speed=None) as replay:
+        again = tmp_path / "again.csv"
+        assert fetch(replay, again, "--quiet") == 0
+    lines = first.read_text().splitlines()
+    assert len(lines) == 1 + 1_000
+    # the replaying emulator has closed all but its last candle, which is still forming
+    assert again.read_text().splitlines() == lines[:-1]
+
+
 def test_fetch_refuses_bad_input(emulator, tmp_path, capsys):
     assert main(["fetch", "--exchange", "binance", "--symbol", "BTC/USDT", "--since", "yesterday", "-o", "x.csv"]) == 1
     assert "--since 'yesterday' is not a date" in capsys.readouterr().err

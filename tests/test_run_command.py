@@ -34,6 +34,10 @@ STRATEGY = textwrap.dedent(
             self.live = data._getstatusname(status) == "LIVE"
             print("data", data._name, data._getstatusname(status), flush=True)
 
+        def notify_order(self, order):
+            if order.status == order.Completed:
+                print("order", order.data._name, "Completed", flush=True)
+
         def next(self):
             if not self.live:
                 return
@@ -165,6 +169,59 @@ def test_ctrl_c_stops_cleanly_prints_the_report_and_exits_130(strategy_file):
     assert proc.returncode == 130, err
     assert "interrupted (Ctrl-C): stopping" in err and "Traceback" not in err
     assert re.search(r"^report  value +[\d,.]+ -> [\d,.]+", out, re.M) and "(interrupted)" in out
+
+
+def test_run_takes_several_symbols_on_the_command_line(strategy_file, capsys):
+    fast = [a for a in FAST if a not in ("--symbol", "BTC/USDT")]
+    code = main(["run", f"{strategy_file}:HoldStrategy", *fast, "--symbol", "BTC/USDT", "--symbol", "ETH/USDT",
+                 "--bars", "4", "--param", "size=0.001"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "HoldStrategy on binance emulator, BTC/USDT, ETH/USDT 1m, paper" in out
+    assert "data BTC/USDT LIVE" in out and "data ETH/USDT LIVE" in out
+
+
+def test_live_on_mainnet_needs_the_opt_in_and_sends_nothing_without_it(strategy_file, monkeypatch, capsys):
+    monkeypatch.setenv("REALTRADE_BINANCE_API_KEY", "k" * 64)
+    monkeypatch.setenv("REALTRADE_BINANCE_SECRET", "s" * 64)
+    args = ["run", f"{strategy_file}:HoldStrategy", "--exchange", "binance", "--symbol", "BTC/USDT"]
+    assert main([*args, "--venue", "mainnet", "--live"]) == 1
+    err = capsys.readouterr().err
+    assert "live trading on binance mainnet sends real orders with real money; pass allow_mainnet=True" in err
+    assert "Traceback" not in err and "s" * 64 not in err
+
+
+def test_ctrl_c_in_live_mode_leaves_every_order_accounted_for_in_the_journal(strategy_file, tmp_path):
+    journal_path = tmp_path / "orders.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtrade_core.cli", "run", f"{strategy_file}:HoldStrategy", "--live",
+         "--exchange", "binance", "--symbol", "BTC/USDT", "--speed", "60", "--backfill-bars", "5",
+         "--param", "hold=100000", "--journal", str(journal_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        for line in proc.stdout:  # bounded by the timeout of communicate() below if the fill never comes
+            if line.startswith("order BTC/USDT Completed"):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "(interrupted)" in out
+    assert re.search(r"^report  orders +1 Completed$", out, re.M), out
+
+    from realtrade_core.journal import Journal
+
+    journal = Journal(journal_path)
+    try:
+        (order,) = journal.orders("BTC/USDT")  # the buy, written before the process ended
+        assert order.side == "buy" and not order.is_open and order.filled == order.amount > 0
+        assert journal.fills("BTC/USDT") and not journal.open_orders()
+    finally:
+        journal.close()
 
 
 def test_the_example_config_runs_the_example_strategy(monkeypatch, capsys):

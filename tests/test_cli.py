@@ -166,3 +166,19 @@ def test_shell_completion_completes_commands_options_and_choices():
     script = subprocess.run([sys.executable, "-m", "realtrade_core.cli"], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "_REALTRADE_COMPLETE": "bash_source"})  # fmt: skip
     assert "complete -o nosort -F _realtrade_completion realtrade" in script.stdout  # what docs/cli.md evals
+
+
+def test_verbosity_options_set_the_log_level():
+    def stderr(*options: str) -> str:
+        command = [sys.executable, "-m", "realtrade_core.cli", *options, "check", "--exchange", "binance"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stderr
+
+    assert stderr() == ""  # WARNING by default: a good run logs nothing
+    info = stderr("-v")
+    assert " INFO    realtrade_core.emulator.server: binance emulator listening on http://127.0.0.1:" in info
+    assert " DEBUG " not in info
+    debug = stderr("--log-level", "debug")
+    assert " DEBUG   ccxt.base.exchange: GET http://127.0.0.1:" in debug  # ccxt's requests too
+    assert stderr("-vv").count(" DEBUG ") > 0

@@ -231,3 +231,35 @@ def test_the_example_config_runs_the_example_strategy(monkeypatch, capsys):
     assert "realtrade run: SmaCross on binance emulator, BTC/USDT 1m, paper cash 10,000.00" in out
     assert "params {'fast': 5, 'slow': 20}" in out and "data    BTC/USDT: LIVE" in out
     assert re.search(r"^report  orders +\d+ Completed$", out, re.M) and re.search(r"^done +in", out, re.M)
+
+
+def documented_run_commands() -> list[tuple[str, list[str]]]:
+    """Every `realtrade run FILE ...` command line of the README and the getting-started page."""
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for page in ("README.md", "docs/getting-started.md"):
+        for line in (root / page).read_text().splitlines():
+            match = re.match(r"^(?:\$ |\.venv/bin/)realtrade (run \S+\.py.*)$", line.strip())
+            if match:
+                found.append((page, match.group(1).split()))
+    return found
+
+
+def test_the_documented_run_commands_work_as_written(monkeypatch, capsys):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    monkeypatch.delenv("REALTRADE_BINANCE_API_KEY", raising=False)
+    monkeypatch.delenv("REALTRADE_BINANCE_SECRET", raising=False)
+    commands = documented_run_commands()
+    assert len(commands) >= 3, commands
+    for page, args in commands:
+        if "--speed" in args:
+            args[args.index("--speed") + 1] = "3000"  # the same run, 50 times faster than the page's
+        code = main(args)
+        captured = capsys.readouterr()
+        if "--venue" in args and args[args.index("--venue") + 1] == "testnet":
+            # without the keys the page exports first: refused before any request is made
+            assert code == 1 and "live trading needs an API key and secret of your testnet account" in captured.err
+            continue
+        assert code == 0, (page, args, captured.err)
+        assert captured.out.startswith("realtrade run: SmaCross on binance emulator, BTC/USDT 1m, paper cash 10,000.00")
+        assert re.search(r"^done +in [\d.]+ s$", captured.out, re.M)

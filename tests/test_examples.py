@@ -75,7 +75,8 @@ def test_live_resample_example_builds_5m_bars_from_live_1m_bars(exchange):
     for stamp, _, (o, h, low, c, v) in fives:
         end = datetime.strptime(stamp, "%Y-%m-%d %H:%M")
         assert end.minute % 5 == 0  # stamped at the 5m candle's close
-        period = [ones[s] for s in sorted(ones) if end - timedelta(minutes=5) < datetime.strptime(s, "%Y-%m-%d %H:%M") <= end]
+        start = end - timedelta(minutes=5)
+        period = [ones[s] for s in sorted(ones) if start < datetime.strptime(s, "%Y-%m-%d %H:%M") <= end]
         assert period, (stamp, out)
         # the 5m bar is the 1m bars of its period, aggregated
         assert o == period[0][0] and c == period[-1][3]

@@ -17,23 +17,11 @@ private stream; its machinery (threads, unknown outcomes, reconciliation) is in
 Every order, paper or live, first passes the ``realtrade_pre_trade`` hooks (risk plugins); a
 veto turns it into a Rejected order carrying the reason, and nothing is sent.
 
-Plugin contract (subclass :class:`Broker`):
-
-==========================  ========  ======================================================
-member                      required  meaning
-==========================  ========  ======================================================
-``exchange``                yes       exchange name, equal to the plugin's entry-point name
-``fetch_order_params``      no        extra ccxt params for ``fetch_order`` (default ``{}``)
-``client_order_id_field``   no        the field of a raw trade record with our client order
-                                      id (default ``"clientOrderId"``)
-``create_order_params()``   no        extra ccxt params for ``create_order`` (default ``{}``)
-``cancel_param_sets()``     no        ccxt param sets tried in turn to cancel (default
-                                      ``[{}]``), e.g. conditional orders filed apart
-``bracket_exits``           no        how a live bracket's exits rest once its parent has
-                                      filled: ``"held"`` (default), ``"oco"`` or
-                                      ``"conditional"``; see :attr:`Broker.bracket_exits`
-``create_oco_orders()``     no        send an exchange OCO list (needed for ``"oco"``)
-==========================  ========  ======================================================
+An exchange plugin names this class in its ``ExchangeSpec`` as it is, with no subclass: the
+exchange's own order rules (order and cancel parameters, the client order id field, what its
+errors mean, stop rules, how a bracket's exits rest, OCO lists) are its
+:class:`~realtrade_core.execution.ExecutionDialect` (``ExchangeSpec(execution=...)``), read here
+through :attr:`Broker.dialect`.
 """
 
 from __future__ import annotations
@@ -42,20 +30,20 @@ import logging
 import queue
 import time
 import uuid
-from typing import Any, ClassVar
+from typing import Any
 
 import backtrader as bt
 
 from .backtest import ExchangeCommission, ExchangeRulesMixin
 from .contract import Contract
 from .errors import ConfigurationError
+from .execution import BRACKET_EXITS, ExecutionDialect
 from .rules import TICK_SIZE, MarketRules
 from .spec import OrderRequest
 
 log = logging.getLogger(__name__)
 
 MODES = ("paper", "live")
-BRACKET_EXITS = ("held", "oco", "conditional")
 _ORDER_TYPES = {
     bt.Order.Market: "market",
     bt.Order.Limit: "limit",
@@ -136,13 +124,6 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
     while the process was down, are reported through ``notify_store``.
     """
 
-    _required = ("exchange",)
-    exchange: ClassVar[str | None] = None
-    #: the field of the exchange's raw trade record (ccxt's ``info``) holding our client order id
-    client_order_id_field: ClassVar[str] = "clientOrderId"
-    #: extra ccxt params for fetch_order (e.g. Bybit's ``{"acknowledged": True}``)
-    fetch_order_params: ClassVar[dict[str, Any]] = {}
-
     params = (
         ("store", None),
         ("mode", "paper"),
@@ -158,7 +139,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         ("stream_timeout", 10.0),
         ("stop_timeout", 10.0),
         ("currency", None),
-        ("bracket_exits", None),  # None: the exchange plugin's Broker.bracket_exits
+        ("bracket_exits", None),  # None: the exchange's (its execution dialect's bracket_exits)
         ("exchange_rules", True),
         ("ledger", "default"),
         ("adopt_holdings", False),
@@ -170,11 +151,11 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
             raise ConfigurationError(f"unknown broker mode {self.p.mode!r}; use 'paper' (default) or 'live'")
         if self.p.store is None:
             raise ConfigurationError("a realtrade broker needs a store: use store.getbroker()")
-        exits = self.p.bracket_exits or self.bracket_exits
+        exits = self.bracket_exits
         if exits not in BRACKET_EXITS:
             raise ConfigurationError(f"unknown bracket_exits {exits!r}; use one of {', '.join(BRACKET_EXITS)}")
-        if exits == "oco" and type(self).create_oco_orders is Broker.create_oco_orders:
-            venue = self.exchange or "this exchange"
+        if exits == "oco" and not self.dialect.has_oco_orders:
+            venue = self.p.store.exchange or "this exchange"
             raise ConfigurationError(f"bracket_exits='oco' needs OCO order lists, which {venue} does not offer "
                                      f"here; use 'held' or 'conditional'")  # fmt: skip
         if self.p.mode == "live":
@@ -193,6 +174,18 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
     @property
     def paper(self) -> bool:
         return self.p.mode == "paper"
+
+    @property
+    def dialect(self) -> ExecutionDialect:
+        """The exchange's execution rules (its ``ExchangeSpec.execution``)."""
+        return self.p.store.spec.execution
+
+    @property
+    def bracket_exits(self) -> str:
+        """Where this broker's live brackets rest their exits (see
+        :data:`~realtrade_core.execution.BRACKET_EXITS`): ``bracket_exits=`` when given, else the
+        exchange's way."""
+        return self.p.bracket_exits or self.dialect.bracket_exits
 
     @property
     def live(self) -> Any:
@@ -242,61 +235,6 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         if self._live is not None:
             self._live.stop()
         super().stop()
-
-    # --- exchange-specific hooks for live mode (override in a plugin) --------------------------
-
-    def create_order_params(self, order_type: str, side: str) -> dict[str, Any]:
-        """Extra ccxt params for creating an order of ``order_type`` ("market", "limit", "stop",
-        "stop_limit"); the client order id and the trigger price are already set."""
-        return {}
-
-    def cancel_param_sets(self, order_type: str) -> list[dict[str, Any]]:
-        """ccxt param sets to try in turn when cancelling; the next is tried on OrderNotFound."""
-        return [{}]
-
-    #: Where a live bracket's two exits (take-profit and stop) rest once the parent has filled.
-    #: A spot account locks the coins behind every resting sell, so both cannot simply rest:
-    #:
-    #: - ``"held"``: the take-profit rests on the exchange and the broker holds the stop; when a
-    #:   closed bar has crossed it, the take-profit is cancelled and the stop sent as a market
-    #:   (stop-limit: limit) order. Works everywhere; a stop exit comes a bar late and only while
-    #:   the process runs.
-    #: - ``"oco"``: both as one exchange OCO list (:meth:`create_oco_orders`); the exchange
-    #:   executes whichever the market reaches and expires the other, process or no process.
-    #: - ``"conditional"``: both as conditional orders that hold no funds until they trigger
-    #:   (the take-profit as a conditional limit at its price); the broker cancels the other
-    #:   when one fills, and if both ever trigger the second finds nothing to sell.
-    #:
-    #: ``store.getbroker(mode="live", bracket_exits=...)`` overrides it for one broker.
-    bracket_exits: ClassVar[str] = "held"
-
-    def create_oco_orders(
-        self,
-        symbol: str,
-        side: str,
-        amount: Any,
-        limit_price: Any,
-        stop_price: Any,
-        stop_limit_price: Any,
-        limit_client_order_id: str,
-        stop_client_order_id: str,
-    ) -> list[dict[str, Any]]:
-        """Send an exchange OCO order list (a resting limit order and a stop, one amount);
-        returns both as ccxt order dicts, limit first. Raises ccxt's errors."""
-        raise NotImplementedError(f"{self.exchange or 'this exchange'} has no OCO order lists in realtrade")
-
-    #: The exchange takes a stop's trigger direction from the last price when the order arrives
-    #: (Bybit spot): a stop the market has already crossed would be accepted to fire on the way
-    #: back, so the live broker compares the stop price with the last price before sending it.
-    stop_direction_from_market: ClassVar[bool] = False
-
-    def stop_already_crossed(self, exc: BaseException) -> bool:
-        """Whether the exchange refused a stop order because the market has already crossed its
-        price (it would trigger immediately); the broker then sends it as the order it triggers
-        into. ccxt maps Binance's answer to ``OrderImmediatelyFillable``."""
-        import ccxt
-
-        return isinstance(exc, ccxt.OrderImmediatelyFillable)
 
     # --- commission and rules from the exchange's markets -----------------------------------
 

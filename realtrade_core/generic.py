@@ -44,7 +44,6 @@ def generic_spec(name: str) -> ExchangeSpec:
     attrs = {"exchange": full, "ccxt_id": ccxt_id, "__module__": __name__}
     store = type(f"Ccxt{ccxt_id.capitalize()}Store", (Store,), dict(attrs))
     feed = type(f"Ccxt{ccxt_id.capitalize()}Data", (Data,), {"exchange": full, "__module__": __name__})
-    broker = type(f"Ccxt{ccxt_id.capitalize()}Broker", (Broker,), {"exchange": full, "__module__": __name__})
     timeframes = tuple(getattr(ccxt, ccxt_id)().timeframes or ())
     capabilities = Capabilities(
         timeframes=timeframes, public_stream=False, private_stream=False, testnet=True, emulator=False
@@ -52,7 +51,7 @@ def generic_spec(name: str) -> ExchangeSpec:
     return ExchangeSpec(
         name=full,
         store=store,
-        broker=broker,
+        broker=Broker,  # with the default ExecutionDialect: what ccxt's unified API does
         feed=feed,
         capabilities=capabilities,
         ccxt_id=ccxt_id,

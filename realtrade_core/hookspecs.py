@@ -30,15 +30,16 @@ def realtrade_exchange() -> ExchangeSpec:
     Called once, when the exchange is first loaded by name (``load_exchange("binance")``), never
     while merely listing exchanges. Return one :class:`~realtrade_core.spec.ExchangeSpec` whose
     ``name`` equals the plugin's entry-point name. The classes are checked against the core base
-    classes before the exchange can be used.
+    classes, and the execution dialect against :class:`~realtrade_core.execution.ExecutionDialect`,
+    before the exchange can be used.
 
     Example::
 
         @hookimpl
         def realtrade_exchange():
-            return ExchangeSpec(name="binance", store=BinanceStore, broker=BinanceBroker,
-                                feed=BinanceData, websocket=BinanceWebSocket,
-                                emulator=BinanceDialect)
+            return ExchangeSpec(name="binance", store=BinanceStore, broker=Broker,
+                                feed=BinanceData, execution=BinanceExecution(),
+                                websocket=BinanceWebSocket, emulator=BinanceDialect)
     """
 
 

@@ -34,6 +34,7 @@ from .errors import (
     PluginLoadError,
     PluginValidationError,
 )
+from .execution import dialect_problems
 from .host import get_plugin_host as _current_host
 from .host import reset_plugin_host as _reset_host
 from .host import set_host_factory
@@ -401,6 +402,8 @@ def validate_spec(spec: ExchangeSpec, *, expected_name: str, origin: str) -> Non
 
             for problem in store_contract_problems(value, public_stream=spec.capabilities.public_stream):
                 problems.append(f"websocket={_qualname(value)}: {problem} (see realtrade_core.websocket.contract)")
+    for problem in dialect_problems(spec.execution):
+        problems.append(f"execution={_qualname(spec.execution)}: {problem} (see realtrade_core.execution)")
     if problems:
         raise PluginValidationError(f"exchange {expected_name!r} from {origin} is invalid: " + "; ".join(problems))
 

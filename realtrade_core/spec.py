@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .execution import ExecutionDialect
+
 # Statuses reported by `realtrade exchanges`.
 STATUS_INSTALLED = "installed"  # found in package metadata, not imported yet
 STATUS_LOADED = "loaded"  # imported and validated in this process
@@ -35,7 +37,10 @@ class ExchangeSpec:
     """What an exchange plugin registers: one record per exchange.
 
     ``store``, ``broker`` and ``feed`` must subclass :class:`realtrade_core.store.Store`,
-    :class:`realtrade_core.broker.Broker` and :class:`realtrade_core.feed.Data`; ``websocket`` a
+    :class:`realtrade_core.broker.Broker` and :class:`realtrade_core.feed.Data` (``broker`` is
+    usually the core Broker itself); ``execution`` is an instance of
+    :class:`realtrade_core.execution.ExecutionDialect` saying how the exchange wants its orders
+    (the default suits a well-behaved ccxt exchange); ``websocket`` a
     :class:`realtrade_core.websocket.BaseWebSocket` (or None for REST-only exchanges);
     ``emulator`` a :class:`realtrade_core.emulator.dialect.EmulatorDialect` (or None).
     ``name`` must equal the entry-point name the plugin is installed under.
@@ -45,6 +50,7 @@ class ExchangeSpec:
     store: type
     broker: type
     feed: type
+    execution: ExecutionDialect = field(default_factory=ExecutionDialect)
     websocket: type | None = None
     emulator: type | None = None
     capabilities: Capabilities = field(default_factory=Capabilities)

@@ -17,7 +17,8 @@ member                 required  meaning
 ``ccxt_options()``     no        extra ccxt constructor options (e.g. ``defaultType``)
 ``stream_urls()``      no        WebSocket URLs for this venue, passed to the WebSocket class
 ``retry_after()``      no        seconds a rate-limited request must wait, from the error and the
-                                 response headers (default: the ``Retry-After`` header)
+                                 response headers (default: the exchange's execution dialect's
+                                 reading, :meth:`~realtrade_core.execution.ExecutionDialect.retry_after`)
 =====================  ========  ===========================================================
 
 REST reads (markets, the clock, history pages) are retried by :mod:`realtrade_core.retry`:
@@ -159,11 +160,11 @@ class Store(Contract):
 
     def retry_after(self, error: BaseException, headers: dict[str, str]) -> float | None:
         """Seconds the exchange asked us to wait after the rate-limit ``error`` (None: it did not
-        say); ``headers`` are the last response's. The default reads ``Retry-After``; a plugin adds
-        what its exchange says elsewhere (Binance: "banned until <ms>" in the message)."""
-        from .retry import retry_after_header
-
-        return retry_after_header(headers)
+        say); ``headers`` are the last response's. Read by the exchange's execution dialect
+        (``Retry-After``, and whatever else its exchange says: a ban's deadline, a limit's reset),
+        with the exchange's clock as this store measured it."""
+        exchange_now = time.time() * 1000 + self._time_offset_ms
+        return self.spec.execution.retry_after(error, headers, exchange_now)
 
     # --- lifecycle ------------------------------------------------------------------------------
 

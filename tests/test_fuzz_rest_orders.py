@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from realtrade_core.events import Fill, OrderUpdate
+from realtrade_core.execution import ExecutionDialect
 from realtrade_core.live.io import ExchangeIO
 from realtrade_core.live.ledger import LedgerMixin
 
@@ -42,12 +43,17 @@ ODD = st.one_of(
 )
 
 
+class OrderLinkIds(ExecutionDialect):
+    client_order_id_field = "orderLinkId"
+
+
 def io() -> ExchangeIO:
     store = SimpleNamespace(client=None, exchange="x", venue="emulator", credentials=SimpleNamespace(api_key=None,
                             secret=None), exchange_ms=lambda: 1_700_000_000_000)  # fmt: skip
-    broker = SimpleNamespace(p=SimpleNamespace(store=store), client_order_id_field="orderLinkId")
+    broker = SimpleNamespace(p=SimpleNamespace(store=store), dialect=OrderLinkIds())
     conv = ExchangeIO.__new__(ExchangeIO)
     conv.broker, conv.store, conv.client, conv.exchange = broker, store, None, "x"
+    conv.dialect = broker.dialect
     conv.stopping = threading.Event()
     return conv
 

@@ -163,7 +163,7 @@ class GroupsMixin:
         stops = [c for c in alive if c.exectype in (bt.Order.Stop, bt.Order.StopLimit)]
         if len(alive) < 2 or len(stops) == len(alive):
             stops = []
-        mode = self.broker.p.bracket_exits or self.broker.bracket_exits
+        mode = self.broker.bracket_exits
         if len(alive) == 2 and len(stops) == 1 and mode in ("oco", "conditional"):
             (stop,) = stops
             (limit,) = [c for c in alive if c is not stop]

@@ -18,7 +18,7 @@ from ..retry import RateGate
 from .model import ZERO, dec
 
 if TYPE_CHECKING:
-    from ..broker import Broker
+    from .owner import LiveBroker
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,10 @@ class ExchangeIO:
     run). Raises the raw ccxt exceptions so callers can tell an unknown outcome from a refusal.
     """
 
-    def __init__(self, broker: Broker, stopping: threading.Event) -> None:
+    def __init__(self, broker: LiveBroker, stopping: threading.Event) -> None:
         self.broker = broker
         self.store = broker.p.store
+        self.dialect = broker.dialect  # how the exchange wants its orders (the plugin's ExecutionDialect)
         self.client = self.store.client
         self.exchange = self.store.exchange or ""
         self.gate: RateGate = retry.gate_for(self.store)  # shared with the feeds: a ban is per IP
@@ -81,8 +82,8 @@ class ExchangeIO:
         return self.store.exchange_ms()
 
     def retry_after(self, exc: BaseException) -> float | None:
-        """Seconds the exchange asked us to wait (``Retry-After``, or the plugin's reading of the
-        error: Binance's ban deadline, Bybit's limit reset)."""
+        """Seconds the exchange asked us to wait (``Retry-After``, or its execution dialect's
+        reading of the error and headers: a ban's deadline, a limit's reset)."""
         return retry.requested_wait(self.store, exc)
 
     def backoff_rate_limit(self, exc: BaseException, fallback: float) -> float:
@@ -166,7 +167,7 @@ class ExchangeIO:
         """A Fill from a ccxt trade of ours."""
         fee = t.get("fee") or {}
         info = t.get("info") or {}
-        field = self.broker.client_order_id_field  # where the exchange's own trade record keeps it
+        field = self.dialect.client_order_id_field  # where the exchange's own trade record keeps it
         cid = client_order_id or t.get("clientOrderId") or info.get(field) or info.get("clientOrderId")
         return Fill(
             exchange=self.exchange,
@@ -209,7 +210,7 @@ class ExchangeIO:
                 return True
             return client_order_id is not None and o.get("clientOrderId") == client_order_id
 
-        extra = dict(self.broker.fetch_order_params)
+        extra = dict(self.dialect.fetch_order_params)
         try:
             if order_id is not None:
                 found = self.client.fetch_order(str(order_id), symbol, extra)

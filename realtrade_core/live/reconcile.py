@@ -345,7 +345,7 @@ class ReconcileMixin:
                 if done:
                     ended.append(child)
             bracket.children.append(child)
-        mode = self.broker.p.bracket_exits or self.broker.bracket_exits
+        mode = self.broker.bracket_exits
         bracket.native_oco = mode == "oco" and not bracket.armed and not bracket.triggered and len(children) == 2
         self._register(bracket)
         if bracket.triggered:

@@ -36,7 +36,7 @@ from .trailing import TrailingMixin
 from .workers import AccountReader, OrderSender
 
 if TYPE_CHECKING:
-    from ..broker import Broker
+    from .owner import LiveBroker
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _account_id(store: Any) -> str:
 class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, LedgerMixin):
     """The live broker's state and logic; see :mod:`realtrade_core.live`. Owned by the Broker."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: LiveBroker) -> None:
         self.broker = broker
         self.store = broker.p.store
         self.inbox: queue.Queue = queue.Queue()

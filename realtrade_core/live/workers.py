@@ -19,7 +19,8 @@ from typing import Any
 
 from .. import retry
 from ..events import OrderStatus, OrderUpdate, Side
-from .io import ExchangeIO, rate_limit_errors
+from ..execution import ErrorKind
+from .io import ExchangeIO
 from .messages import (
     Ack,
     AuditDone,
@@ -165,7 +166,7 @@ class OrderSender(_Worker):
             client = self.io.client
             if kind is None:
                 kind = req.type
-                if kind in STOP_TYPES and self.io.broker.stop_direction_from_market and self.already_crossed(req):
+                if kind in STOP_TYPES and self.io.dialect.stop_direction_from_market and self.already_crossed(req):
                     kind = triggered_type(kind)
             ccxt_type, price, params = self.create_args(req, kind)
             rate_limited = 0
@@ -177,33 +178,35 @@ class OrderSender(_Worker):
                 try:
                     answer = client.create_order(req.symbol, ccxt_type, req.side, float(req.amount), price,
                                                  dict(params))  # fmt: skip
-                except rate_limit_errors() as exc:
-                    # 429/418: refused, not executed. Wait as asked, make sure, then send again.
-                    rate_limited += 1
-                    self.io.backoff_rate_limit(exc, delay)
-                    delay = min(delay * 2, retry.BACKOFF_CAP)
-                    found = self.lookup_now(req)
-                    if found is not None:
-                        self.acknowledge(req, found)
+                except ccxt.BaseError as exc:
+                    error = self.io.dialect.classify(exc)
+                    if error is ErrorKind.RATE_LIMITED:
+                        # 429/418: refused, not executed. Wait as asked, make sure, then send again.
+                        rate_limited += 1
+                        self.io.backoff_rate_limit(exc, delay)
+                        delay = min(delay * 2, retry.BACKOFF_CAP)
+                        found = self.lookup_now(req)
+                        if found is not None:
+                            self.acknowledge(req, found)
+                            return
+                        if rate_limited > max(3, self.retries):
+                            why = self.io.scrub(exc)
+                            reason = f"rate limited by {self.io.exchange} {rate_limited} times; not sent: {why}"
+                            self.emit(SubmitFailed(req.client_order_id, reason))
+                            return
+                        tries -= 1  # a refusal is not a lost request
+                        continue
+                    if error is ErrorKind.UNKNOWN_OUTCOME:
+                        # Timeout, 5xx, connection reset, an unreadable answer: the order may or may
+                        # not exist. The resolver looks it up by client order id until the exchange
+                        # could no longer accept the lost request; the next orders go meanwhile.
+                        if isinstance(exc, ccxt.InvalidNonce):
+                            self.io.resync_time()
+                        log.warning("%s: create %s ended without an answer (%s); looking it up by client order id",
+                                    self.io.exchange, req.client_order_id, self.io.scrub(exc)[:200])  # fmt: skip
+                        self.resolver.add(_Pending(req, sent, exc, tries, kind))
                         return
-                    if rate_limited > max(3, self.retries):
-                        self.emit(SubmitFailed(req.client_order_id, f"rate limited by {self.io.exchange} "
-                                               f"{rate_limited} times; not sent: {self.io.scrub(exc)}"))  # fmt: skip
-                        return
-                    tries -= 1  # a refusal is not a lost request
-                    continue
-                except (ccxt.OperationFailed, ccxt.BadResponse) as exc:
-                    # Timeout, 5xx, connection reset, an unreadable answer: the order may or may
-                    # not exist. The resolver looks it up by client order id until the exchange
-                    # could no longer accept the lost request; the next orders go meanwhile.
-                    if isinstance(exc, ccxt.InvalidNonce):
-                        self.io.resync_time()
-                    log.warning("%s: create %s ended without an answer (%s); looking it up by client order id",
-                                self.io.exchange, req.client_order_id, self.io.scrub(exc)[:200])  # fmt: skip
-                    self.resolver.add(_Pending(req, sent, exc, tries, kind))
-                    return
-                except ccxt.BaseError as exc:  # the exchange refused it: InsufficientFunds, InvalidOrder...
-                    if kind in STOP_TYPES and self.io.broker.stop_already_crossed(exc):
+                    if error is ErrorKind.STOP_CROSSED and kind in STOP_TYPES:
                         # The market has passed the stop price already: backtrader fills such a
                         # stop at the next price, so it goes as the order it triggers into.
                         kind = triggered_type(kind)
@@ -212,8 +215,9 @@ class OrderSender(_Worker):
                         log.info("%s: stop order %s would trigger immediately (%s); sending it as a %s order",
                                  self.io.exchange, req.client_order_id, self.exchange_message(exc), kind)  # fmt: skip
                         continue
+                    # Refused: InsufficientFunds (the order ends Margin), InvalidOrder...
                     self.emit(SubmitFailed(req.client_order_id, f"{type(exc).__name__}: {self.exchange_message(exc)}",
-                                           margin=isinstance(exc, ccxt.InsufficientFunds)))  # fmt: skip
+                                           margin=error is ErrorKind.INSUFFICIENT_FUNDS))  # fmt: skip
                     return
                 self.acknowledge(req, answer)
                 return
@@ -234,33 +238,34 @@ class OrderSender(_Worker):
                 self.io.gate.wait(self.stopping)
                 sent = time.monotonic()
                 try:
-                    answers = self.io.broker.create_oco_orders(
-                        req.limit.symbol, req.limit.side, req.limit.amount, req.limit.price, req.stop.stop_price,
-                        req.stop.price, req.limit.client_order_id, req.stop.client_order_id,
+                    answers = self.io.dialect.create_oco_orders(
+                        self.io.client, req.limit.symbol, req.limit.side, req.limit.amount, req.limit.price,
+                        req.stop.stop_price, req.stop.price, req.limit.client_order_id, req.stop.client_order_id,
                     )  # fmt: skip
-                except rate_limit_errors() as exc:
-                    rate_limited += 1
-                    self.io.backoff_rate_limit(exc, delay)
-                    delay = min(delay * 2, retry.BACKOFF_CAP)
-                    found = self.lookup_now(req.limit)
-                    if found is not None:
-                        self.acknowledge(req.limit, found)
-                        self.acknowledge_other_leg(req.stop)
-                        return
-                    if rate_limited > max(3, self.retries):
-                        self.emit(OcoRefused(req, f"rate limited by {self.io.exchange} {rate_limited} times"))
-                        return
-                    tries -= 1
-                    continue
-                except (ccxt.OperationFailed, ccxt.BadResponse) as exc:
-                    if isinstance(exc, ccxt.InvalidNonce):
-                        self.io.resync_time()
-                    log.warning("%s: OCO %s/%s ended without an answer (%s); looking it up by client order id",
-                                self.io.exchange, req.limit.client_order_id, req.stop.client_order_id,
-                                self.io.scrub(exc)[:200])  # fmt: skip
-                    self.resolver.add(_Pending(req, sent, exc, tries))
-                    return
                 except ccxt.BaseError as exc:
+                    error = self.io.dialect.classify(exc)
+                    if error is ErrorKind.RATE_LIMITED:
+                        rate_limited += 1
+                        self.io.backoff_rate_limit(exc, delay)
+                        delay = min(delay * 2, retry.BACKOFF_CAP)
+                        found = self.lookup_now(req.limit)
+                        if found is not None:
+                            self.acknowledge(req.limit, found)
+                            self.acknowledge_other_leg(req.stop)
+                            return
+                        if rate_limited > max(3, self.retries):
+                            self.emit(OcoRefused(req, f"rate limited by {self.io.exchange} {rate_limited} times"))
+                            return
+                        tries -= 1
+                        continue
+                    if error is ErrorKind.UNKNOWN_OUTCOME:
+                        if isinstance(exc, ccxt.InvalidNonce):
+                            self.io.resync_time()
+                        log.warning("%s: OCO %s/%s ended without an answer (%s); looking it up by client order id",
+                                    self.io.exchange, req.limit.client_order_id, req.stop.client_order_id,
+                                    self.io.scrub(exc)[:200])  # fmt: skip
+                        self.resolver.add(_Pending(req, sent, exc, tries))
+                        return
                     self.emit(OcoRefused(req, f"{type(exc).__name__}: {self.exchange_message(exc)}"))
                     return
                 for leg, answer in zip(legs, answers, strict=True):
@@ -299,7 +304,7 @@ class OrderSender(_Worker):
     def already_crossed(self, req: CreateRequest) -> bool:
         """Whether the exchange's last price has already crossed the stop price of ``req``.
 
-        For exchanges that take a stop's trigger direction from the last price (Bybit spot): a
+        For exchanges that take a stop's trigger direction from the last price: a
         buy stop under the market would be accepted to fire on a fall, a sell stop above it on a
         rise, where backtrader fills both at the next price.
         """
@@ -325,7 +330,7 @@ class OrderSender(_Worker):
         params: dict[str, Any] = {"clientOrderId": req.client_order_id}
         if kind in STOP_TYPES and req.stop_price is not None:
             params["triggerPrice"] = float(req.stop_price)
-        params.update(self.io.broker.create_order_params(kind, req.side))
+        params.update(self.io.dialect.create_order_params(kind, req.side))
         return ccxt_type, price, params
 
     def exchange_message(self, exc: BaseException) -> str:
@@ -360,7 +365,7 @@ class OrderSender(_Worker):
                 self.emit(CancelFailed(req.client_order_id, "the order is not on the exchange"))
                 return
             order_id = str(found.get("id"))
-        for params in self.io.broker.cancel_param_sets(req.type):
+        for params in self.io.dialect.cancel_param_sets(req.type):
             while not self.stopping.is_set():
                 self.io.gate.wait(self.stopping)
                 sent = time.monotonic()
@@ -368,18 +373,19 @@ class OrderSender(_Worker):
                     answer = client.cancel_order(order_id, req.symbol, dict(params))
                 except ccxt.OrderNotFound:
                     break  # try the next parameter set, then look the order up
-                except rate_limit_errors() as exc:
-                    self.io.backoff_rate_limit(exc, 1.0)
-                    continue  # a cancel is idempotent: repeating it is safe
-                except (ccxt.OperationFailed, ccxt.BadResponse) as exc:
-                    # The answer is lost: whether the order is cancelled is looked up in the
-                    # background (and the cancel sent again while it is open).
-                    log.warning("%s: cancel of %s ended without an answer (%s); looking the order up",
-                                self.io.exchange, req.client_order_id, self.io.scrub(exc)[:200])  # fmt: skip
-                    with_id = CancelRequest(req.client_order_id, req.symbol, req.type, order_id, req.created_ms)
-                    self.resolver.add(_Pending(with_id, sent, exc, attempts + 1))
-                    return
                 except ccxt.BaseError as exc:
+                    error = self.io.dialect.classify(exc)
+                    if error is ErrorKind.RATE_LIMITED:
+                        self.io.backoff_rate_limit(exc, 1.0)
+                        continue  # a cancel is idempotent: repeating it is safe
+                    if error is ErrorKind.UNKNOWN_OUTCOME:
+                        # The answer is lost: whether the order is cancelled is looked up in the
+                        # background (and the cancel sent again while it is open).
+                        log.warning("%s: cancel of %s ended without an answer (%s); looking the order up",
+                                    self.io.exchange, req.client_order_id, self.io.scrub(exc)[:200])  # fmt: skip
+                        with_id = CancelRequest(req.client_order_id, req.symbol, req.type, order_id, req.created_ms)
+                        self.resolver.add(_Pending(with_id, sent, exc, attempts + 1))
+                        return
                     self.emit(CancelFailed(req.client_order_id, f"{type(exc).__name__}: {self.io.scrub(exc)}"))
                     return
                 update = self.io.order_update(answer, symbol=req.symbol)

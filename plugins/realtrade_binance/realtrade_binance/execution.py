@@ -1,21 +1,36 @@
-"""Binance spot orders: the core broker with Binance's order rules (a bracket's exits as one OCO
-order list)."""
+"""How Binance spot wants its orders: a bracket's exits as one OCO order list, and a ban's end
+read from its message."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from realtrade_core.broker import Broker
+from realtrade_core.execution import ExecutionDialect
+from realtrade_core.retry import retry_after_header
+
+_BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
 
 
-class BinanceBroker(Broker):
-    exchange = "binance"
+class BinanceExecution(ExecutionDialect):
     #: a bracket's two exits go to Binance as one OCO order list (one lock of the funds)
     bracket_exits = "oco"
 
+    def retry_after(self, error: BaseException, headers: Mapping[str, str], exchange_ms: float) -> float | None:
+        # A 418 says how long the IP ban lasts in its message ("IP banned until <ms>", on the
+        # exchange's clock); Retry-After may be shorter than the ban. Wait for the later one.
+        waits = [retry_after_header(headers)]
+        match = _BANNED_UNTIL.search(str(error))
+        if match:
+            waits.append(max(0.0, (int(match.group(1)) - exchange_ms) / 1000))
+        known = [w for w in waits if w is not None]
+        return max(known) if known else None
+
     def create_oco_orders(
         self,
+        client: Any,
         symbol: str,
         side: str,
         amount: Decimal,
@@ -31,7 +46,6 @@ class BinanceBroker(Broker):
         ``POST /api/v3/orderList/oco`` through ccxt's implicit API, so errors arrive as ccxt's own
         exceptions (a price on the wrong side of the last price is ``InvalidOrder``).
         """
-        client = self.p.store.client
         market = client.market(symbol)
         ccxt_symbol = market["symbol"]
         side = side.lower()

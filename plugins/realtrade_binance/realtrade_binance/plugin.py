@@ -7,16 +7,19 @@ from realtrade_core import Capabilities, ExchangeSpec, hookimpl
 
 @hookimpl
 def realtrade_exchange() -> ExchangeSpec:
+    from realtrade_core.broker import Broker
+
     from .emulator import BinanceDialect
-    from .execution import BinanceBroker
+    from .execution import BinanceExecution
     from .store import BinanceData, BinanceStore
     from .websocket import BinanceWebSocket
 
     return ExchangeSpec(
         name="binance",
         store=BinanceStore,
-        broker=BinanceBroker,
+        broker=Broker,
         feed=BinanceData,
+        execution=BinanceExecution(),
         websocket=BinanceWebSocket,
         emulator=BinanceDialect,
         capabilities=Capabilities(),

@@ -1,17 +1,17 @@
-"""Binance OCO order lists (``POST /api/v3/orderList/oco``) through BinanceBroker.create_oco_orders
+"""Binance OCO order lists (``POST /api/v3/orderList/oco``) through BinanceExecution.create_oco_orders
 and unmodified ccxt against the emulator: both legs rest under one orderListId with the funds
 locked once, one leg trading or triggering expires the other, cancelling one cancels both, and a
 price on the wrong side of the market is Binance's error as ccxt raises it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import ccxt
 import pytest
-from realtrade_binance.execution import BinanceBroker
+from realtrade_binance.execution import BinanceExecution
 from realtrade_binance.store import BinanceStore
 
 from realtrade_core.emulator.model import OrderStatus
@@ -40,27 +40,31 @@ def ticks(emulator: Any, count: int) -> Decimal:
     return emulator.engine.last_price(MARKET_ID) + count * spec.tick_size
 
 
+OcoSender = Callable[..., list]
+
+
 @pytest.fixture
-def broker(emulator: Any) -> Iterator[BinanceBroker]:
-    """A BinanceBroker on a store attached to the test's emulator (no live session needed)."""
+def oco(emulator: Any) -> Iterator[OcoSender]:
+    """Binance's OCO submit (its execution dialect's, as the live broker calls it) through the
+    ccxt client of a store attached to the test's emulator (no live session needed)."""
     store = BinanceStore(venue="emulator", emulator=emulator)
     store.start()
     try:
-        yield BinanceBroker(store=store)
+        yield lambda *args: BinanceExecution().create_oco_orders(store.client, *args)
     finally:
         store.stop()
 
 
-def place_sell_oco(broker: BinanceBroker, limit: Decimal, stop: Decimal, stop_limit: Decimal | None = None) -> list:
-    return broker.create_oco_orders(SYMBOL, "sell", AMOUNT, limit, stop, stop_limit, "oco-tp-1", "oco-sl-1")
+def place_sell_oco(oco: OcoSender, limit: Decimal, stop: Decimal, stop_limit: Decimal | None = None) -> list:
+    return oco(SYMBOL, "sell", AMOUNT, limit, stop, stop_limit, "oco-tp-1", "oco-sl-1")
 
 
 def test_sell_oco_rests_both_legs_under_one_list_and_locks_the_base_once(
-    emulator: Any, exchange: Any, broker: BinanceBroker
+    emulator: Any, exchange: Any, oco: OcoSender
 ) -> None:
     limit_price, stop_price = ticks(emulator, 1), ticks(emulator, -2000)
 
-    limit, stop = place_sell_oco(broker, limit_price, stop_price)
+    limit, stop = place_sell_oco(oco, limit_price, stop_price)
 
     assert (limit["clientOrderId"], limit["type"], limit["side"], limit["price"]) == (
         "oco-tp-1",
@@ -101,10 +105,10 @@ def test_sell_oco_rests_both_legs_under_one_list_and_locks_the_base_once(
 
 
 def test_triggered_stop_expires_the_take_profit_and_fills_at_its_stop_price(
-    emulator: Any, exchange: Any, broker: BinanceBroker
+    emulator: Any, exchange: Any, oco: OcoSender
 ) -> None:
     limit_price, stop_price = ticks(emulator, 2000), ticks(emulator, -1)
-    limit, stop = place_sell_oco(broker, limit_price, stop_price)
+    limit, stop = place_sell_oco(oco, limit_price, stop_price)
 
     step_until(emulator, lambda: engine_order(emulator, stop["id"]).status is OrderStatus.FILLED)
 
@@ -114,11 +118,11 @@ def test_triggered_stop_expires_the_take_profit_and_fills_at_its_stop_price(
     assert exchange.fetch_balance()["BTC"]["used"] == 0
 
 
-def test_stop_limit_leg_carries_its_limit_price(emulator: Any, broker: BinanceBroker) -> None:
+def test_stop_limit_leg_carries_its_limit_price(emulator: Any, oco: OcoSender) -> None:
     stop_price = ticks(emulator, -1000)
     stop_limit = ticks(emulator, -1100)
 
-    _, stop = place_sell_oco(broker, ticks(emulator, 1000), stop_price, stop_limit)
+    _, stop = place_sell_oco(oco, ticks(emulator, 1000), stop_price, stop_limit)
 
     assert (stop["info"]["type"], stop["price"], stop["triggerPrice"]) == (
         "STOP_LOSS_LIMIT",
@@ -130,20 +134,20 @@ def test_stop_limit_leg_carries_its_limit_price(emulator: Any, broker: BinanceBr
 
 
 def test_buy_oco_puts_the_stop_above_and_the_limit_maker_below(
-    emulator: Any, exchange: Any, broker: BinanceBroker
+    emulator: Any, exchange: Any, oco: OcoSender
 ) -> None:
     limit_price, stop_price = ticks(emulator, -1000), ticks(emulator, 1000)
     usdt_before = exchange.fetch_balance()["USDT"]["free"]
 
-    limit, stop = broker.create_oco_orders(SYMBOL, "buy", AMOUNT, limit_price, stop_price, None, "buy-tp", "buy-sl")
+    limit, stop = oco(SYMBOL, "buy", AMOUNT, limit_price, stop_price, None, "buy-tp", "buy-sl")
 
     assert (limit["side"], limit["price"], limit["info"]["type"]) == ("buy", float(limit_price), "LIMIT_MAKER")
     assert (stop["side"], stop["triggerPrice"], stop["info"]["type"]) == ("buy", float(stop_price), "STOP_LOSS")
     assert exchange.fetch_balance()["USDT"]["free"] < usdt_before
 
 
-def test_cancelling_one_leg_cancels_the_list(emulator: Any, exchange: Any, broker: BinanceBroker) -> None:
-    limit, stop = place_sell_oco(broker, ticks(emulator, 1000), ticks(emulator, -1000))
+def test_cancelling_one_leg_cancels_the_list(emulator: Any, exchange: Any, oco: OcoSender) -> None:
+    limit, stop = place_sell_oco(oco, ticks(emulator, 1000), ticks(emulator, -1000))
 
     canceled = exchange.cancel_order(stop["id"], SYMBOL)
 
@@ -157,8 +161,8 @@ def test_cancelling_one_leg_cancels_the_list(emulator: Any, exchange: Any, broke
     assert exchange.fetch_balance()["BTC"]["used"] == 0
 
 
-def test_delete_order_list_cancels_both_legs(emulator: Any, exchange: Any, broker: BinanceBroker) -> None:
-    limit, stop = place_sell_oco(broker, ticks(emulator, 1000), ticks(emulator, -1000))
+def test_delete_order_list_cancels_both_legs(emulator: Any, exchange: Any, oco: OcoSender) -> None:
+    limit, stop = place_sell_oco(oco, ticks(emulator, 1000), ticks(emulator, -1000))
     list_id = limit["info"]["orderListId"]
 
     answer = exchange.privateDeleteOrderList({"symbol": MARKET_ID, "orderListId": list_id})
@@ -234,20 +238,20 @@ def test_oco_answer_has_binance_order_list_shape(emulator: Any, exchange: Any) -
     ids=["take-profit-below-the-market", "stop-above-the-market", "take-profit-at-the-market"],
 )
 def test_prices_on_the_wrong_side_are_binance_relationship_error(
-    emulator: Any, exchange: Any, broker: BinanceBroker, limit_ticks: int, stop_ticks: int
+    emulator: Any, exchange: Any, oco: OcoSender, limit_ticks: int, stop_ticks: int
 ) -> None:
     with pytest.raises(ccxt.InvalidOrder, match=r"The relationship of the prices for the orders is not correct\."):
-        place_sell_oco(broker, ticks(emulator, limit_ticks), ticks(emulator, stop_ticks))
+        place_sell_oco(oco, ticks(emulator, limit_ticks), ticks(emulator, stop_ticks))
 
     assert exchange.fetch_open_orders(SYMBOL) == []
     assert exchange.fetch_balance()["BTC"]["used"] == 0
 
 
-def test_oco_beyond_the_balance_is_insufficient_funds(emulator: Any, broker: BinanceBroker) -> None:
+def test_oco_beyond_the_balance_is_insufficient_funds(emulator: Any, oco: OcoSender) -> None:
     emulator.engine.set_balance(emulator.api_key, "BTC", Decimal("0.005"))
 
     with pytest.raises(ccxt.InsufficientFunds):
-        place_sell_oco(broker, ticks(emulator, 1000), ticks(emulator, -1000))
+        place_sell_oco(oco, ticks(emulator, 1000), ticks(emulator, -1000))
 
 
 @pytest.mark.parametrize(
@@ -279,9 +283,9 @@ def test_unsupported_leg_combinations_are_refused(
     assert exchange.fetch_open_orders(SYMBOL) == []
 
 
-def test_cancel_all_answers_an_oco_as_its_order_list(emulator: Any, exchange: Any, broker: BinanceBroker) -> None:
+def test_cancel_all_answers_an_oco_as_its_order_list(emulator: Any, exchange: Any, oco: OcoSender) -> None:
     single = exchange.create_order(SYMBOL, "limit", "buy", 0.01, float(ticks(emulator, -1000)))
-    limit, stop = place_sell_oco(broker, ticks(emulator, 1000), ticks(emulator, -1000))
+    limit, stop = place_sell_oco(oco, ticks(emulator, 1000), ticks(emulator, -1000))
 
     answer = exchange.privateDeleteOpenOrders({"symbol": MARKET_ID})
 

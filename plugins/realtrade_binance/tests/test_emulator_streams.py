@@ -339,7 +339,7 @@ def test_cancel_streams_a_canceled_report_naming_the_original_order(
 
 def place_sell_oco(exchange: Any, emulator: Any, limit_ticks: int, stop_ticks: int) -> dict[str, Any]:
     """A SELL OCO of 0.01 BTC: LIMIT_MAKER ``limit_ticks`` above the last price, STOP_LOSS
-    ``stop_ticks`` below it (ccxt's implicit call, as BinanceBroker sends it)."""
+    ``stop_ticks`` below it (ccxt's implicit call, as BinanceExecution sends it)."""
     last = emulator.engine.last_price(MARKET_ID)
     tick = emulator.engine.market(MARKET_ID).tick_size
     return exchange.privatePostOrderListOco(

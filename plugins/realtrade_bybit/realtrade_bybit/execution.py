@@ -1,26 +1,27 @@
-"""Bybit spot orders: the core broker with Bybit's order rules (conditional orders for stops and a
-bracket's exits, filed apart until they trigger)."""
+"""How Bybit spot wants its orders: conditional orders for stops and a bracket's exits, filed
+apart until they trigger; client ids as ``orderLinkId``; waits from its limit-reset header."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from realtrade_core.broker import Broker
+from realtrade_core.execution import ErrorKind, ExecutionDialect
+from realtrade_core.retry import header, retry_after_header
 
 _CROSSED = re.compile(r'"retCode"\s*:\s*11009[23]\b')
 
 
-class BybitBroker(Broker):
-    exchange = "bybit"
-    client_order_id_field: ClassVar[str] = "orderLinkId"
+class BybitExecution(ExecutionDialect):
+    client_order_id_field = "orderLinkId"
     # ccxt refuses fetch_order on unified accounts unless told we know it only sees recent orders.
-    fetch_order_params: ClassVar[dict[str, Any]] = {"acknowledged": True}
+    fetch_order_params: ClassVar[Mapping[str, Any]] = {"acknowledged": True}
     # Spot conditional orders fire on a rise when placed above the last price, on a fall below it.
-    stop_direction_from_market: ClassVar[bool] = True
+    stop_direction_from_market = True
     # Spot conditional orders hold no funds until they trigger: a bracket's take-profit and
     # stop can both rest on the exchange for the same coins.
-    bracket_exits: ClassVar[str] = "conditional"
+    bracket_exits = "conditional"
 
     def cancel_param_sets(self, order_type: str) -> list[dict[str, Any]]:
         # Bybit spot files conditional orders apart until they trigger (orderFilter=StopOrder):
@@ -29,7 +30,23 @@ class BybitBroker(Broker):
             return [{"trigger": True}, {}]
         return [{}]
 
-    def stop_already_crossed(self, exc: BaseException) -> bool:
+    def classify(self, exc: BaseException) -> ErrorKind:
         # Bybit refuses a conditional order whose trigger the last price has passed with retCode
         # 110092 ("expect Rising") or 110093 ("expect Falling"); ccxt makes both an InvalidOrder.
-        return super().stop_already_crossed(exc) or _CROSSED.search(str(exc)) is not None
+        if _CROSSED.search(str(exc)):
+            return ErrorKind.STOP_CROSSED
+        return super().classify(exc)
+
+    def retry_after(self, error: BaseException, headers: Mapping[str, str], exchange_ms: float) -> float | None:
+        # Bybit's per-UID limits say when the window resets (X-Bapi-Limit-Reset-Timestamp, ms on
+        # the exchange's clock); trusted only when the same answer says the limit is used up.
+        asked = retry_after_header(headers)
+        reset, left = header(headers, "X-Bapi-Limit-Reset-Timestamp"), header(headers, "X-Bapi-Limit-Status")
+        if reset is not None and left in (None, "0"):
+            try:
+                wait = (int(reset) - exchange_ms) / 1000
+            except ValueError:
+                return asked
+            if wait > 0:  # a reset already past (an older answer's header) says nothing
+                return max(wait, asked or 0.0)
+        return asked

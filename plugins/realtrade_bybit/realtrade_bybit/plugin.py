@@ -7,16 +7,19 @@ from realtrade_core import Capabilities, ExchangeSpec, hookimpl
 
 @hookimpl
 def realtrade_exchange() -> ExchangeSpec:
+    from realtrade_core.broker import Broker
+
     from .emulator import BybitDialect
-    from .execution import BybitBroker
+    from .execution import BybitExecution
     from .store import BybitData, BybitStore
     from .websocket import BybitWebSocket
 
     return ExchangeSpec(
         name="bybit",
         store=BybitStore,
-        broker=BybitBroker,
+        broker=Broker,
         feed=BybitData,
+        execution=BybitExecution(),
         websocket=BybitWebSocket,
         emulator=BybitDialect,
         capabilities=Capabilities(),

@@ -7,18 +7,20 @@ authenticates a request on the wire (``X-MBX-APIKEY``, ``X-BAPI-API-KEY``, ``X-B
 ``signature=``, ``apiKey``...), whatever key it belongs to. :func:`protect` registers a pair and
 makes every log record of the process go through :func:`scrub` (a chained log record factory),
 so ccxt's and urllib3's DEBUG request logs and any exception traceback logged hold no secret.
+:func:`hmac_hex` is the signature most exchanges ask of a request (plugins and their emulators).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Credentials", "fingerprint", "protect", "redact", "scrub", "scrub_exception"]
+__all__ = ["Credentials", "fingerprint", "hmac_hex", "protect", "redact", "scrub", "scrub_exception"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,12 @@ def fingerprint(api_key: str | None) -> str | None:
     if not api_key:
         return None
     return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def hmac_hex(secret: str, payload: str) -> str:
+    """Hex HMAC-SHA256 of ``payload`` keyed with an API secret: how Binance, Bybit and most
+    exchanges sign a request."""
+    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
 
 def redact(value: str | None) -> str | None:

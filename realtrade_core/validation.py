@@ -10,8 +10,10 @@ Two tools, both generic (every plugin uses them, none copies them):
 
 * **Readers** for plugin parsers: :func:`number`, :func:`decimal`, :func:`ms`, :func:`ident`,
   :func:`flag` convert a wire value strictly (no ``bool`` taken for a number, no ``float`` for a
-  ``Decimal``); :func:`reading` runs a parser step and turns any failure into
-  :class:`MalformedMessage` naming the kind of message and what was wrong.
+  ``Decimal``); :func:`decimal_or_zero` and :func:`optional_decimal` read the numbers exchanges
+  leave empty; :func:`known` reads a value from an exchange's table (statuses, sides);
+  :func:`reading` runs a parser step and turns any failure into :class:`MalformedMessage`
+  naming the kind of message and what was wrong.
 * **Checks** on built events: each event class's ``problem(now_ms)`` (see
   :mod:`realtrade_core.events`) says what is wrong with it, built from the helpers here
   (:func:`candle_problem` is shared with the feed's REST candles). The WebSocket connection runs
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import math
 from calendar import monthrange
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -36,10 +38,13 @@ __all__ = [
     "MalformedMessage",
     "candle_problem",
     "decimal",
+    "decimal_or_zero",
     "flag",
     "ident",
+    "known",
     "ms",
     "number",
+    "optional_decimal",
     "reading",
     "timeframe_ms",
 ]
@@ -90,6 +95,33 @@ def decimal(value: Any) -> Decimal:
     raise TypeError(f"expected a decimal string, got {_show(value)}")
 
 
+def decimal_or_zero(value: Any) -> Decimal:
+    """:func:`decimal`, with an absent value (missing or ``""``) read as zero."""
+    return Decimal(0) if value is None or value == "" else decimal(value)
+
+
+def optional_decimal(value: Any) -> Decimal | None:
+    """:func:`decimal`, or None where the exchange writes "none" as missing, ``""`` or zero
+    (``"0.00000000"``: a market order's price, an order's absent stop). A negative value is
+    kept, for the event's own check to refuse."""
+    amount = decimal_or_zero(value)
+    return amount if amount else None
+
+
+class UnknownValue(ValueError):
+    """A value the exchange's table (of statuses, sides ...) does not hold: see :func:`known`."""
+
+
+def known(table: Mapping[Any, _T], value: Any, what: str) -> _T:
+    """``table[value]``: an exchange's status, side or type read through its table. A value the
+    table does not hold makes the message malformed (``"unknown <what> 'X'"``): a state the
+    parser cannot map must not pass as another one."""
+    try:
+        return table[value]
+    except (KeyError, TypeError):  # TypeError: an unhashable value (a list where text belongs)
+        raise UnknownValue(f"unknown {what} {str(value)[:40]!r}") from None
+
+
 def ms(value: Any) -> int:
     """Epoch ms from an integer or a string of digits (Bybit writes private times as strings)."""
     if type(value) is int:
@@ -120,6 +152,8 @@ def reading(kind: str, build: Callable[..., _T], *args: Any) -> _T:
         return build(*args)
     except MalformedMessage:
         raise
+    except UnknownValue as exc:
+        raise MalformedMessage(kind, str(exc)) from None
     except KeyError as exc:
         raise MalformedMessage(kind, f"missing field {exc}") from None
     except (TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as exc:

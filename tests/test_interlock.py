@@ -159,8 +159,6 @@ def test_an_in_process_emulator_on_a_non_loopback_address_needs_the_opt_in(offli
 
 
 def test_stream_urls_of_a_store_subclass_pass_the_interlock_too(offline):
-    from realtrade_binance.websocket import venue_urls
-
     spec = load_exchange("binance")
 
     class Sneaky(spec.store):
@@ -168,7 +166,7 @@ def test_stream_urls_of_a_store_subclass_pass_the_interlock_too(offline):
             return dict(MAINNET["binance"]["urls"])
 
     with pytest.raises(ConfigurationError, match="real exchange"):
-        venue_urls(Sneaky(venue="emulator", spec=spec))
+        spec.websocket.for_store(Sneaky(venue="emulator", spec=spec), private=False)
     assert offline == []
 
 

@@ -17,7 +17,8 @@ The core does the rest, in these modules:
 * :mod:`.venue`: URLs and credentials of a store's venue, for a plugin's ``for_store``;
 * :mod:`.clock`: our clock, the exchange's as the store measured it, the market's;
 * :mod:`.exchange`: :class:`ExchangeConnection`, the usual base of a plugin's connection (one
-  URL, markets named by the exchange's ids);
+  URL, markets named by the exchange's ids; venue URLs, stream names and subscribe batches
+  declared as tables);
 * :mod:`.contract`: what a plugin's WebSocket class must provide, checked at registration.
 """
 

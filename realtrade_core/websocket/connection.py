@@ -50,6 +50,7 @@ _SIGNATURES = {
     "subscribe_messages": "subscribe_messages(self, streams) -> Iterable[Outgoing] (or set streams_in_url = True)",
     "unsubscribe_messages": "unsubscribe_messages(self, streams) -> Iterable[Outgoing] (or set streams_in_url = True)",
     "ping_message": "ping_message(self) -> Outgoing (the config sets app_ping_interval)",
+    "stream_request": "stream_request(self, op, streams) -> Outgoing (an ExchangeConnection's (un)subscribe request)",
 }
 
 

@@ -13,6 +13,8 @@ class member the store calls                                  required
 ``stream_name(kind, market, timeframe=None) -> str``           when ``capabilities.public_stream``:
                                                               the stream of ``kind`` ("bar",
                                                               "trade", "book") for a ccxt market
+                                                              (an ExchangeConnection's, from its
+                                                              declared ``stream_names``)
 ============================================================  ==================================
 
 What a connection itself must implement (``url``, ``parse``, the subscribe messages ...) is
@@ -29,6 +31,7 @@ from typing import Any, Protocol
 from ..errors import PluginValidationError
 from .config import WebSocketConfig
 from .connection import BaseWebSocket
+from .exchange import ExchangeConnection
 
 __all__ = ["StoreStreams", "open_connection", "store_contract_problems"]
 
@@ -74,7 +77,15 @@ def store_contract_problems(cls: type, *, public_stream: bool = True) -> list[st
             problems.append(f"{name} cannot be called as {shown} ({exc})")
         except ValueError:  # no signature to read (a builtin): trust it
             pass
+    if public_stream and _declared_names_missing(cls):
+        problems.append("no stream_names (kind -> name template) for ExchangeConnection.stream_name to fill in")
     return problems
+
+
+def _declared_names_missing(cls: type) -> bool:
+    """``cls`` keeps ExchangeConnection's ``stream_name`` but declares no names for it."""
+    inherited = getattr(getattr(cls, "stream_name", None), "__func__", None) is ExchangeConnection.stream_name.__func__
+    return inherited and not getattr(cls, "stream_names", None)
 
 
 def open_connection(cls: type, store: Any, *, private: bool) -> BaseWebSocket:

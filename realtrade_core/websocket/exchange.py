@@ -1,14 +1,18 @@
-"""The usual base of a plugin's connection: one URL, markets named by the exchange's ids."""
+"""The usual base of a plugin's connection: one URL, markets named by the exchange's ids, and the
+exchange's URLs and stream names declared as tables."""
 
 from __future__ import annotations
 
 import itertools
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
+from ..contract import placeholder
+from ..errors import ConfigurationError
 from .config import WebSocketConfig
 from .connection import BaseWebSocket
+from .messages import Outgoing
 
 
 class ExchangeConnection(BaseWebSocket):
@@ -17,7 +21,30 @@ class ExchangeConnection(BaseWebSocket):
     ``symbols`` maps those ids (``BTCUSDT``) to unified symbols (``BTC/USDT``), as
     :func:`~realtrade_core.websocket.venue.connection_for_store` passes them from the store's
     markets. Parsers call :meth:`_symbol`; ``_request_ids`` numbers the requests a plugin sends.
+
+    What differs between exchanges but needs no code, the market-data class declares:
+
+    =====================  ====================================================================
+    ``venue_urls``         the real venues' URLs: ``{"mainnet": {"public": url, "private":
+                           url}, "testnet": {...}}`` (read by ``connection_for_store``)
+    ``emulator_urls``      the emulator's names for the same two (keys of
+                           ``store.stream_urls()``): ``{"public": ..., "private": ...}``
+    ``stream_names``       kind (``"bar"``, ``"trade"``, ``"book"``) -> the stream's name, a
+                           template of ``{id}`` (the market id), ``{id_lower}`` and, for bars,
+                           ``{interval}``; :meth:`stream_name` fills it in
+    ``intervals``          ccxt timeframe -> the exchange's kline interval (``{interval}``)
+    =====================  ====================================================================
+
+    Subscribing takes one method: :meth:`stream_request` writes the exchange's request for a
+    batch of at most ``streams_per_request`` streams, and ``subscribe_messages`` /
+    ``unsubscribe_messages`` send as many as the streams need.
     """
+
+    venue_urls: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    emulator_urls: ClassVar[Mapping[str, str]] = {}
+    stream_names: ClassVar[Mapping[str, str]] = {}
+    intervals: ClassVar[Mapping[str, str]] = {}
+    streams_per_request: ClassVar[int] = 10
 
     def __init__(
         self,
@@ -34,8 +61,51 @@ class ExchangeConnection(BaseWebSocket):
         self._request_ids = itertools.count(1)
         super().__init__(streams, config=config, name=name)
 
+    @classmethod
+    def stream_name(cls, kind: str, market: Mapping[str, Any] | str, timeframe: str | None = None) -> str:
+        """The exchange's name of the stream of ``kind`` for ``market`` (a ccxt market or its id),
+        from :attr:`stream_names`; a kind or timeframe the exchange does not stream is a
+        ConfigurationError saying what it does stream."""
+        template = cls.stream_names.get(kind)
+        if template is None:
+            *others, last = [repr(k) for k in cls.stream_names] or ["nothing"]
+            offered = f"{', '.join(others)} or {last}" if others else last
+            raise ConfigurationError(f"unknown stream kind {kind!r}; use {offered}")
+        market_id = market if isinstance(market, str) else market["id"]
+        interval = None
+        if "{interval}" in template:
+            interval = cls.intervals.get(timeframe or "")
+            if interval is None:
+                raise ConfigurationError(
+                    f"{cls.exchange} has no {timeframe!r} kline stream; use one of {', '.join(cls.intervals)}"
+                )
+        return template.format(id=market_id, id_lower=market_id.lower(), interval=interval)
+
+    @classmethod
+    def missing_members(cls, config: WebSocketConfig | None = None) -> list[str]:
+        missing = super().missing_members(config)
+        batched = not cls.streams_in_url and cls.subscribe_messages is ExchangeConnection.subscribe_messages
+        if batched and getattr(cls.stream_request, "__realtrade_placeholder__", False):
+            missing.append("stream_request")
+        return missing
+
     def url(self, streams: tuple[str, ...]) -> str:
         return self._url
+
+    @placeholder
+    def stream_request(self, op: str, streams: list[str]) -> Outgoing:
+        """The exchange's request to ``op`` (``"subscribe"`` or ``"unsubscribe"``) ``streams``."""
+        raise NotImplementedError
+
+    def subscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
+        return self._stream_requests("subscribe", streams)
+
+    def unsubscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
+        return self._stream_requests("unsubscribe", streams)
+
+    def _stream_requests(self, op: str, streams: tuple[str, ...]) -> list[Outgoing]:
+        size = self.streams_per_request
+        return [self.stream_request(op, list(streams[i : i + size])) for i in range(0, len(streams), size)]
 
     def _symbol(self, market_id: Any) -> str | None:
         """The unified symbol of ``market_id``; None (messages skipped, logged once) for a

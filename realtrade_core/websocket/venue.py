@@ -19,15 +19,20 @@ def connection_for_store(
     store: Any,
     *,
     private: bool,
-    urls: Mapping[str, str],
     public_cls: type[BaseWebSocket],
     private_cls: type[BaseWebSocket],
     config: WebSocketConfig | None = None,
     private_stream: str = "private stream",
+    urls: Mapping[str, str] | None = None,
 ) -> BaseWebSocket:
     """The usual ``for_store``: ``public_cls(url=, symbols=, config=)`` for market data, or
     ``private_cls(url=, credentials=, symbols=, server_time=, config=)`` for the account, signed
-    with the exchange's clock as the store measured it, not ours."""
+    with the exchange's clock as the store measured it, not ours. ``urls`` (``{"public",
+    "private"}``) default to the venue's, from ``public_cls``'s ``venue_urls`` and
+    ``emulator_urls`` (see :class:`~realtrade_core.websocket.ExchangeConnection`)."""
+    if urls is None:
+        declared = getattr(public_cls, "venue_urls", {}), getattr(public_cls, "emulator_urls", {})
+        urls = venue_stream_urls(store, public_cls.exchange or store.exchange, *declared)
     symbols = store.symbols_by_id()
     if not private:
         ws = public_cls(url=urls["public"], symbols=symbols, config=config)

@@ -1,23 +1,11 @@
-"""What Binance's client side and its emulator share: how a request is signed."""
+"""What Binance's client side and its emulator share: how a WebSocket API request is signed."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
-EXCHANGE = "binance"
-
-
-def hmac_hex(secret: str, payload: str) -> str:
-    """Binance's signature: hex HMAC-SHA256 of ``payload`` with the API secret."""
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-
-
-def signature_ok(secret: str, payload: str, signature: str) -> bool:
-    """Whether ``signature`` signs ``payload`` (compared in constant time)."""
-    return hmac.compare_digest(hmac_hex(secret, payload), signature.strip().lower())
+from realtrade_core.credentials import hmac_hex
 
 
 def ws_signature_payload(params: Mapping[str, Any]) -> str:

@@ -26,8 +26,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from realtrade_core.credentials import Credentials
 from realtrade_core.errors import ConfigurationError
@@ -43,7 +42,7 @@ from realtrade_core.events import (
     Side,
     Trade,
 )
-from realtrade_core.validation import MalformedMessage, decimal, flag, ident, number, reading
+from realtrade_core.validation import decimal, flag, ident, known, number, optional_decimal, reading
 from realtrade_core.websocket import (
     Authenticated,
     BaseWebSocket,
@@ -52,7 +51,6 @@ from realtrade_core.websocket import (
     Reconnect,
     WebSocketConfig,
     connection_for_store,
-    venue_stream_urls,
     wall_ms,
 )
 
@@ -73,15 +71,8 @@ URLS: dict[str, dict[str, str]] = {
         "private": "wss://ws-api.testnet.binance.vision/ws-api/v3",
     },
 }
-_EMULATOR_KEYS = {"public": "ws_market", "private": "ws_api"}  # keys of the emulator's urls
-
 #: Kline intervals Binance spot streams (the stream name carries the interval verbatim).
-KLINE_INTERVALS = frozenset(
-    {"1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"}
-)
-#: Binance allows 5 incoming messages per second per connection: one request for many streams,
-#: split only to keep each frame modest.
-_STREAMS_PER_REQUEST = 200
+KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 #: Binance cuts every connection after 24 h; replace it 10 minutes earlier, on our terms.
 MAX_CONNECTION_AGE = 23 * 3600.0 + 50 * 60.0
 
@@ -109,19 +100,7 @@ _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
 #: User-data events that need no event of their own: ``balanceUpdate`` is a delta followed by
 #: an absolute ``outboundAccountPosition``; a ``listStatus``' orders get their own reports.
 _QUIET_USER_EVENTS = frozenset({"balanceUpdate", "listStatus", "externalLockUpdate"})
-
-
-def _positive(text: Any) -> Decimal | None:
-    """Binance writes "absent" prices as zero ("0.00000000")."""
-    if text is None or text == "":
-        return None
-    value = decimal(text)
-    return value if value else None
-
-
-def venue_urls(store: Any) -> dict[str, str]:
-    """``{"public", "private"}`` URLs for the store's venue."""
-    return venue_stream_urls(store, "binance", URLS, _EMULATOR_KEYS)
+_SHUTDOWN = (Reconnect("serverShutdown: Binance is about to restart the server"),)
 
 
 class BinanceWebSocket(ExchangeConnection):
@@ -135,6 +114,17 @@ class BinanceWebSocket(ExchangeConnection):
     exchange = "binance"
     # Binance pings every 20 s, so 75 s of silence means three pings went missing.
     default_config = WebSocketConfig(stale_after=75.0, max_connection_age=MAX_CONNECTION_AGE)
+    venue_urls = URLS
+    emulator_urls: ClassVar[Mapping[str, str]] = {"public": "ws_market", "private": "ws_api"}
+    stream_names: ClassVar[Mapping[str, str]] = {
+        "bar": "{id_lower}@kline_{interval}",  # btcusdt@kline_1m
+        "trade": "{id_lower}@trade",
+        "book": "{id_lower}@bookTicker",
+    }
+    intervals: ClassVar[Mapping[str, str]] = {interval: interval for interval in KLINE_INTERVALS}
+    # Binance allows 5 incoming messages per second per connection: one request for many
+    # streams, split only to keep each frame modest.
+    streams_per_request = 200
 
     def __init__(
         self,
@@ -159,42 +149,16 @@ class BinanceWebSocket(ExchangeConnection):
         return connection_for_store(
             store,
             private=private,
-            urls=venue_urls(store),
             public_cls=BinanceWebSocket,
             private_cls=BinanceUserDataWebSocket,
             config=config,
             private_stream="user-data stream",
         )
 
-    @classmethod
-    def stream_name(cls, kind: str, market: Mapping[str, Any] | str, timeframe: str | None = None) -> str:
-        """``btcusdt@kline_1m`` (kind "bar"), ``btcusdt@trade``, ``btcusdt@bookTicker`` ("book")."""
-        market_id = (market if isinstance(market, str) else market["id"]).lower()
-        if kind == "bar":
-            if timeframe not in KLINE_INTERVALS:
-                raise ConfigurationError(
-                    f"binance has no {timeframe!r} kline stream; use one of {', '.join(sorted(KLINE_INTERVALS))}"
-                )
-            return f"{market_id}@kline_{timeframe}"
-        if kind == "trade":
-            return f"{market_id}@trade"
-        if kind == "book":
-            return f"{market_id}@bookTicker"
-        raise ConfigurationError(f"unknown stream kind {kind!r}; use 'bar', 'trade' or 'book'")
-
     # ---------------------------------------------------------------- BaseWebSocket hooks
 
-    def subscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
-        return self._requests("SUBSCRIBE", streams)
-
-    def unsubscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
-        return self._requests("UNSUBSCRIBE", streams)
-
-    def _requests(self, method: str, streams: tuple[str, ...]) -> list[Outgoing]:
-        return [
-            {"method": method, "params": list(streams[i : i + _STREAMS_PER_REQUEST]), "id": next(self._request_ids)}
-            for i in range(0, len(streams), _STREAMS_PER_REQUEST)
-        ]
+    def stream_request(self, op: str, streams: list[str]) -> Outgoing:
+        return {"method": op.upper(), "params": streams, "id": next(self._request_ids)}
 
     def parse(self, message: str | bytes) -> Iterable[Event] | None:
         return self.parse_payload(json.loads(message))
@@ -222,7 +186,7 @@ class BinanceWebSocket(ExchangeConnection):
                 return self._response(msg)
             return None
         if kind == "serverShutdown":
-            return (Reconnect("serverShutdown: Binance is about to restart the server"),)
+            return _SHUTDOWN
         return None
 
     def _kline(self, msg: dict[str, Any]) -> tuple[Bar, ...] | None:
@@ -334,7 +298,7 @@ class BinanceUserDataWebSocket(BinanceWebSocket):
             error = msg.get("error") or {}
             return (Authenticated(False, f"{error.get('code')}: {error.get('msg')}"),)
         if msg.get("e") == "serverShutdown":
-            return (Reconnect("serverShutdown: Binance is about to restart the server"),)
+            return _SHUTDOWN
         return None
 
     def _user_event(self, event: dict[str, Any]) -> Iterable[Event] | None:
@@ -352,7 +316,7 @@ class BinanceUserDataWebSocket(BinanceWebSocket):
             # to reconcile whatever happened in between.
             return (Reconnect("eventStreamTerminated: the user data subscription ended"),)
         if kind == "serverShutdown":
-            return (Reconnect("serverShutdown: Binance is about to restart the server"),)
+            return _SHUTDOWN
         return None
 
     def _account_position(self, event: dict[str, Any]) -> tuple[BalanceUpdate]:
@@ -364,14 +328,10 @@ class BinanceUserDataWebSocket(BinanceWebSocket):
         if symbol is None:
             return None
         raw_status = ev["X"]
-        status = _ORDER_STATUS.get(raw_status)
-        if status is None:
-            raise MalformedMessage("order", f"unknown Binance order status {str(raw_status)[:40]!r}")
+        status = known(_ORDER_STATUS, raw_status, "Binance order status")
         raw_type = ev["o"]
         order_type = _ORDER_TYPE.get(raw_type) or str(raw_type).lower()
-        side = _SIDES.get(ev["S"])
-        if side is None:
-            raise MalformedMessage("order", f"unknown side {str(ev['S'])[:20]!r}")
+        side = known(_SIDES, ev["S"], "side")
         order_id = ident(ev["i"])
         # A cancel is reported under the cancel request's id ("c"); "C" is the order's own.
         client_id = ev.get("C") or ev.get("c") or None
@@ -383,7 +343,8 @@ class BinanceUserDataWebSocket(BinanceWebSocket):
         when = ev.get("T") or ev["E"]
         update = OrderUpdate(
             "binance", order_id, client_id, symbol, side, order_type, status,
-            _positive(ev.get("p")), decimal(ev["q"]), filled, average, reason, when, _positive(ev.get("P")),
+            optional_decimal(ev.get("p")), decimal(ev["q"]), filled, average, reason, when,
+            optional_decimal(ev.get("P")),
         )  # fmt: skip
         if ev.get("x") != "TRADE":
             return (update,)

@@ -1,3 +1,3 @@
-"""realtrade plugin for Bybit spot: store, broker, data feed, streams and emulator dialect."""
+"""realtrade plugin for Bybit spot: store, data feed, order rules, streams and emulator dialect."""
 
 __version__ = "0.1.0"

@@ -1,16 +1,8 @@
-"""What Bybit's client side and its emulator share: how requests are signed."""
+"""What Bybit's client side and its emulator share: how the private stream signs its auth."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
-EXCHANGE = "bybit"
-
-
-def hmac_hex(secret: str, payload: str) -> str:
-    """Bybit's signature: hex HMAC-SHA256 of ``payload`` with the API secret."""
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+from realtrade_core.credentials import hmac_hex
 
 
 def ws_auth_signature(secret: str, expires: int | str) -> str:

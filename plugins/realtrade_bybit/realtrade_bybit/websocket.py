@@ -22,7 +22,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from realtrade_core.credentials import Credentials
 from realtrade_core.errors import ConfigurationError
@@ -38,7 +38,17 @@ from realtrade_core.events import (
     Side,
     Trade,
 )
-from realtrade_core.validation import MalformedMessage, decimal, ident, ms, number, reading
+from realtrade_core.validation import (
+    MalformedMessage,
+    decimal,
+    decimal_or_zero,
+    ident,
+    known,
+    ms,
+    number,
+    optional_decimal,
+    reading,
+)
 from realtrade_core.websocket import (
     Authenticated,
     BaseWebSocket,
@@ -46,7 +56,6 @@ from realtrade_core.websocket import (
     Outgoing,
     WebSocketConfig,
     connection_for_store,
-    venue_stream_urls,
     wall_ms,
 )
 
@@ -63,8 +72,6 @@ URLS: dict[str, dict[str, str]] = {
         "private": "wss://stream-testnet.bybit.com/v5/private",
     },
 }
-_EMULATOR_KEYS = {"public": "ws_public", "private": "ws_private"}  # keys of the emulator's urls
-
 #: The account topics every private connection subscribes.
 PRIVATE_TOPICS: tuple[str, ...] = ("order", "execution", "wallet")
 
@@ -76,7 +83,6 @@ INTERVAL_CODES: dict[str, str] = {
 _TIMEFRAMES = {code: tf for tf, code in INTERVAL_CODES.items()} | {"M": "1M"}
 
 _SIDES = {"Buy": Side.BUY, "Sell": Side.SELL}
-_ARGS_PER_REQUEST = 10  # Bybit spot accepts at most 10 topics per subscribe request
 _AUTH_VALID_MS = 10_000  # how long an auth request stays valid ("expires")
 
 _ORDER_STATUS = {
@@ -95,27 +101,12 @@ _ORDER_STATUS = {
 _STATUS_AS_REASON = frozenset({"PartiallyFilledCanceled", "Deactivated"})
 
 
-def _dec(text: Any) -> Decimal:
-    """Bybit writes absent numbers as "" (or leaves them out)."""
-    return Decimal(0) if text is None or text == "" else decimal(text)
-
-
-def _positive(text: Any) -> Decimal | None:
-    value = _dec(text)
-    return value if value > 0 else None
-
-
 def _items(msg: dict[str, Any]) -> list[dict[str, Any]]:
     """A push's ``data`` list, each entry an object (anything else cannot be read)."""
     data = msg["data"]
     if type(data) is not list or not all(type(item) is dict for item in data):
         raise TypeError("data must be a list of objects")
     return data
-
-
-def venue_urls(store: Any) -> dict[str, str]:
-    """``{"public", "private"}`` URLs for the store's venue."""
-    return venue_stream_urls(store, "bybit", URLS, _EMULATOR_KEYS)
 
 
 class BybitWebSocket(ExchangeConnection):
@@ -129,6 +120,15 @@ class BybitWebSocket(ExchangeConnection):
     exchange = "bybit"
     # A pong comes back for every 20 s ping: 50 s without any frame means two went missing.
     default_config = WebSocketConfig(app_ping_interval=20.0, stale_after=50.0)
+    venue_urls = URLS
+    emulator_urls: ClassVar[Mapping[str, str]] = {"public": "ws_public", "private": "ws_private"}
+    stream_names: ClassVar[Mapping[str, str]] = {
+        "bar": "kline.{interval}.{id}",  # kline.1.BTCUSDT
+        "trade": "publicTrade.{id}",
+        "book": "orderbook.1.{id}",
+    }
+    intervals = INTERVAL_CODES
+    streams_per_request = 10  # Bybit spot accepts at most 10 topics per subscribe request
 
     def __init__(
         self,
@@ -162,43 +162,16 @@ class BybitWebSocket(ExchangeConnection):
         return connection_for_store(
             store,
             private=private,
-            urls=venue_urls(store),
             public_cls=BybitWebSocket,
             private_cls=BybitPrivateWebSocket,
             config=config,
             private_stream="private stream",
         )
 
-    @classmethod
-    def stream_name(cls, kind: str, market: Mapping[str, Any] | str, timeframe: str | None = None) -> str:
-        """``kline.1.BTCUSDT`` (kind "bar"), ``publicTrade.BTCUSDT``, ``orderbook.1.BTCUSDT`` ("book")."""
-        market_id = market if isinstance(market, str) else market["id"]
-        if kind == "bar":
-            code = INTERVAL_CODES.get(timeframe or "")
-            if code is None:
-                raise ConfigurationError(
-                    f"bybit has no {timeframe!r} kline stream; use one of {', '.join(INTERVAL_CODES)}"
-                )
-            return f"kline.{code}.{market_id}"
-        if kind == "trade":
-            return f"publicTrade.{market_id}"
-        if kind == "book":
-            return f"orderbook.1.{market_id}"
-        raise ConfigurationError(f"unknown stream kind {kind!r}; use 'bar', 'trade' or 'book'")
-
     # ---------------------------------------------------------------- BaseWebSocket hooks
 
-    def subscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
-        return self._requests("subscribe", streams)
-
-    def unsubscribe_messages(self, streams: tuple[str, ...]) -> Iterable[Outgoing]:
-        return self._requests("unsubscribe", streams)
-
-    def _requests(self, op: str, streams: tuple[str, ...]) -> list[Outgoing]:
-        return [
-            {"req_id": f"rt-{next(self._request_ids)}", "op": op, "args": list(streams[i : i + _ARGS_PER_REQUEST])}
-            for i in range(0, len(streams), _ARGS_PER_REQUEST)
-        ]
+    def stream_request(self, op: str, streams: list[str]) -> Outgoing:
+        return {"req_id": f"rt-{next(self._request_ids)}", "op": op, "args": streams}
 
     def ping_message(self) -> Outgoing:
         return {"op": "ping"}
@@ -306,31 +279,27 @@ class BybitWebSocket(ExchangeConnection):
         if symbol is None:
             return None
         raw_status = item["orderStatus"]
-        status = _ORDER_STATUS.get(raw_status)
-        if status is None:
-            raise MalformedMessage("order", f"unknown Bybit order status {str(raw_status)[:40]!r}")
-        side = _SIDES.get(item["side"])
-        if side is None:
-            raise MalformedMessage("order", f"unknown side {str(item['side'])[:20]!r}")
+        status = known(_ORDER_STATUS, raw_status, "Bybit order status")
+        side = known(_SIDES, item["side"], "side")
         market = item.get("orderType") == "Market"
-        trigger = _positive(item.get("triggerPrice"))
+        trigger = optional_decimal(item.get("triggerPrice"))
         stop_type = item.get("stopOrderType") or ""
         kind = "market" if market else "limit"
         if stop_type in ("TakeProfit", "PartialTakeProfit"):
             kind = f"take_profit_{kind}"
         elif trigger is not None:
             kind = f"stop_{kind}"
-        filled = _dec(item.get("cumExecQty"))
+        filled = decimal_or_zero(item.get("cumExecQty"))
         # A spot market buy's qty is quote coin unless marketUnit says baseCoin (ccxt's rule):
         # the base amount is then what filled plus what is left.
         unit = item.get("marketUnit") or ""
         if market and (unit == "quoteCoin" or (not unit and side is Side.BUY)):
-            amount = filled + (_dec(item.get("leavesQty")) if status.is_open else Decimal(0))
+            amount = filled + (decimal_or_zero(item.get("leavesQty")) if status.is_open else Decimal(0))
         else:
-            amount = _dec(item.get("qty"))
-        average = _positive(item.get("avgPrice"))
+            amount = decimal_or_zero(item.get("qty"))
+        average = optional_decimal(item.get("avgPrice"))
         if average is None and filled:
-            average = _dec(item.get("cumExecValue")) / filled
+            average = decimal_or_zero(item.get("cumExecValue")) / filled
         reason = item.get("rejectReason")
         if reason in (None, "", "EC_NoError"):
             cancel_type = item.get("cancelType")
@@ -340,7 +309,7 @@ class BybitWebSocket(ExchangeConnection):
                 reason = raw_status if raw_status in _STATUS_AS_REASON else None
         return OrderUpdate(
             "bybit", ident(item["orderId"]), item.get("orderLinkId") or None, symbol, side, kind, status,
-            None if market else _positive(item.get("price")), amount, filled, average, reason,
+            None if market else optional_decimal(item.get("price")), amount, filled, average, reason,
             ms(item.get("updatedTime") or msg.get("creationTime") or 0), trigger,
         )  # fmt: skip
 
@@ -352,14 +321,12 @@ class BybitWebSocket(ExchangeConnection):
             symbol = self._symbol(item["symbol"])
             if symbol is None:
                 continue
-            side = _SIDES.get(item["side"])
-            if side is None:
-                raise MalformedMessage("fill", f"unknown side {str(item['side'])[:20]!r}")
+            side = known(_SIDES, item["side"], "side")
             fills.append(
                 Fill(
                     "bybit", ident(item["execId"]), ident(item["orderId"]), item.get("orderLinkId") or None, symbol,
                     # A fill without its fee is not a fill of no fee: refused, REST then tells the fee.
-                    side, decimal(item["execPrice"]), decimal(item["execQty"]), _dec(item["execFee"]),
+                    side, decimal(item["execPrice"]), decimal(item["execQty"]), decimal_or_zero(item["execFee"]),
                     item.get("feeCurrency") or None, item.get("isMaker", False), ms(item["execTime"]),
                 )
             )  # fmt: skip
@@ -370,7 +337,7 @@ class BybitWebSocket(ExchangeConnection):
         for account in _items(msg):
             for coin in account.get("coin") or ():
                 total = decimal(coin["walletBalance"])  # required: read as 0 it would empty the ledger
-                locked = _dec(coin.get("locked"))  # held by open spot orders
+                locked = decimal_or_zero(coin.get("locked"))  # held by open spot orders
                 balances.append(AssetBalance(coin["coin"], total - locked, locked))
         if not balances:
             return ()

@@ -9,6 +9,7 @@ are integers.
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
 import string
@@ -18,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl
 
+from realtrade_core.credentials import hmac_hex
 from realtrade_core.emulator.model import (
     Balance,
     Candle,
@@ -31,11 +33,17 @@ from realtrade_core.emulator.model import (
     TradeEvent,
 )
 
-from ..common import hmac_hex, signature_ok, ws_signature_payload  # noqa: F401 - signing is shared
+from ..common import ws_signature_payload  # noqa: F401 - signing is shared with the client
 
 _ZERO = Decimal(0)
 _Q8 = Decimal("1e-8")
 _PRECISION = 8  # base/quote asset precision Binance reports for every market here
+
+
+def signature_ok(secret: str, payload: str, signature: str) -> bool:
+    """Whether ``signature`` signs ``payload`` (compared in constant time)."""
+    return hmac.compare_digest(hmac_hex(secret, payload), signature.strip().lower())
+
 
 # --- errors -------------------------------------------------------------------------------------
 

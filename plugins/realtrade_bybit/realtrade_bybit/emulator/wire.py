@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
+from realtrade_core.credentials import hmac_hex
 from realtrade_core.emulator.model import (
     Balance,
     Candle,
@@ -26,7 +27,7 @@ from realtrade_core.emulator.model import (
     Side,
 )
 
-from ..common import hmac_hex, ws_auth_signature  # noqa: F401 - signing is shared
+from ..common import ws_auth_signature  # noqa: F401 - signing is shared with the client
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000

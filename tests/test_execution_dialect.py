@@ -7,37 +7,26 @@ import time
 
 import ccxt
 import pytest
-from fakedist import make_dist
+from fakedist import make_dist, valid_plugin
 
 from realtrade_core import PluginValidationError, load_exchange
 from realtrade_core.broker import Broker
 from realtrade_core.execution import ErrorKind, ExecutionDialect, dialect_problems
 from realtrade_core.plugins import PluginHost
 
-_PLUGIN = """
-from realtrade_core import ExchangeSpec, hookimpl
-from realtrade_core.broker import Broker
+_DIALECT = """
 from realtrade_core.execution import ExecutionDialect
-from realtrade_core.feed import Data
-from realtrade_core.store import Store
-
-
-class DialStore(Store):
-    exchange = "dial"
-
-
-class DialData(Data):
-    exchange = "dial"
 
 
 class DialExecution(ExecutionDialect):
 {members}
-
-
-@hookimpl
-def realtrade_exchange():
-    return ExchangeSpec(name="dial", store=DialStore, broker=Broker, feed=DialData, execution={execution})
 """
+
+
+def plugin_source(members: str, execution: str) -> str:
+    """fakedist's valid plugin "dial", with the core Broker and this execution dialect."""
+    source = valid_plugin("dial") + _DIALECT.format(members=members)
+    return source.replace("broker=DialBroker, feed=DialData)", f"broker=Broker, feed=DialData, execution={execution})")
 
 
 @pytest.fixture
@@ -50,7 +39,7 @@ def site(tmp_path, monkeypatch):
 
 
 def load(site, members: str = "    pass", execution: str = "DialExecution()"):
-    source = _PLUGIN.format(members=members, execution=execution)
+    source = plugin_source(members, execution)
     make_dist(site, "dial-dist", "1.0", {"dial": "dial_plugin"}, {"dial_plugin": source})
     return PluginHost(environ={}).load_exchange("dial")
 
@@ -81,7 +70,7 @@ def test_a_wrong_dialect_is_refused_at_registration_naming_the_piece(site, membe
 def test_a_dialect_left_out_is_the_default_one(tmp_path, monkeypatch):
     import sys
 
-    bare = _PLUGIN.replace(", execution={execution}", "").format(members="    pass")
+    bare = valid_plugin("dial").replace("broker=DialBroker", "broker=Broker")
     make_dist(tmp_path, "dial-dist", "1.0", {"dial": "dial_plugin"}, {"dial_plugin": bare})
     monkeypatch.syspath_prepend(str(tmp_path))
     try:

@@ -11,10 +11,11 @@ broker's reads and lookups. Creating an order is never retried here: a lost crea
 - **Permanent** errors propagate at once: a bad symbol, a refused key (``AuthenticationError``,
   ``PermissionDenied``), any other ``ccxt.ExchangeError``, and anything that is not a ccxt error.
 - **How long**: a rate limit waits as long as the exchange asks (``Retry-After``, or what the
-  store's :meth:`~realtrade_core.store.Store.retry_after` hook reads from the error and headers:
-  Binance's "banned until", Bybit's limit-reset header), and every REST call to that venue from
-  this process waits with it (:class:`RateGate`): a ban is per IP. Other errors back off
-  exponentially from :data:`BACKOFF_INITIAL` seconds with jitter, capped at :data:`BACKOFF_CAP`.
+  store's :meth:`~realtrade_core.store.Store.retry_after` reads from the error and headers
+  through the exchange's execution dialect: a ban's deadline, a limit's reset), and every REST
+  call to that venue from this process waits with it (:class:`RateGate`): a ban is per IP.
+  Other errors back off exponentially from :data:`BACKOFF_INITIAL` seconds with jitter, capped
+  at :data:`BACKOFF_CAP`.
 - **When to stop**: when the thread's ``stopping`` event is set (the last error propagates), or
   when the next wait would pass ``patience`` seconds since the first attempt. A thread sets its
   own policy with :func:`context` (the feed's worker waits without limit and reports DELAYED

@@ -47,7 +47,7 @@ import backtrader as bt
 
 from .rules import MarketRules, to_decimal
 
-__all__ = ["ExchangeBackBroker", "ExchangeCommission", "ExchangeRulesMixin"]
+__all__ = ["ExchangeBackBroker", "ExchangeCommission", "ExchangeRulesMixin", "LotSizing"]
 
 _ZERO = Decimal(0)
 _PRICED = {
@@ -70,7 +70,40 @@ def _position(broker: Any, data: Any) -> Decimal:
     return to_decimal(round(float(broker.getposition(data).size), 12), "position")
 
 
-class ExchangeCommission(bt.CommInfoBase):
+class LotSizing:
+    """Sizes in the market's lot steps where backtrader sizes in whole units.
+
+    ``order_target_value`` and ``order_target_percent`` ask the commission scheme how much
+    ``cash`` buys at ``price`` (``getsize``); backtrader answers in whole units, which on a coin
+    worth thousands is 0, so the target orders nothing. A spot market trades in lot steps: the
+    answer here is ``cash / price`` rounded down to the step (the amount the exchange would
+    accept). Mix in before ``bt.CommInfoBase``; ``amount_step`` is a Decimal or None (any amount).
+    """
+
+    amount_step: Decimal | None = None
+
+    def getsize(self, price: float, cash: float) -> float:
+        if not price or price != price or not cash > 0:
+            return 0.0
+        amount = to_decimal(cash, "cash") / to_decimal(price, "price")
+        step = self.amount_step
+        if step is not None:
+            amount = (amount // step) * step
+        return float(amount)
+
+
+class SpotCommission(LotSizing, bt.CommInfoBase):
+    """A percentage fee on the quote value, with sizes in ``amount_step`` lots (the live broker's
+    scheme: the exchange itself charges the fee)."""
+
+    params = (("commission", 0.0), ("percabs", True), ("stocklike", True), ("step", None))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.amount_step = to_decimal(self.p.step, "lot step") if self.p.step is not None else None
+
+
+class ExchangeCommission(LotSizing, bt.CommInfoBase):
     """A spot exchange's commission: each fill pays the fee the exchange charges for it.
 
     ``rules`` (a :class:`~realtrade_core.rules.MarketRules`) says which asset the fee is taken
@@ -101,6 +134,10 @@ class ExchangeCommission(bt.CommInfoBase):
     @property
     def rules(self) -> MarketRules:
         return self.p.rules
+
+    @property
+    def amount_step(self) -> Decimal | None:  # type: ignore[override]
+        return self.p.rules.amount_step
 
     def fee(self, side: str, amount: Any, price: Any) -> Any:
         """The exchange's :class:`~realtrade_core.rules.Fee` for one fill."""

@@ -34,7 +34,7 @@ from typing import Any
 
 import backtrader as bt
 
-from .backtest import ExchangeCommission, ExchangeRulesMixin
+from .backtest import ExchangeCommission, ExchangeRulesMixin, SpotCommission
 from .contract import Contract
 from .errors import ConfigurationError
 from .execution import BRACKET_EXITS, ExecutionDialect
@@ -161,7 +161,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         if self.p.mode == "live":
             self.check_live_allowed()
         if self.p.commission is not None:
-            self.setcommission(commission=float(self.p.commission))
+            self.addcommissioninfo(SpotCommission(commission=float(self.p.commission)))
         self._fee_set: set[str] = set()
         self._rules: dict[str, MarketRules] = {}
         self._lockstep: Any = None  # a LockstepClient when the store's emulator runs in lockstep
@@ -260,13 +260,17 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         if name not in self._fee_set and hasattr(data, "_market"):
             self._fee_set.add(name)
             rules = self.rules_for(data)
-            if rules is not None and name not in self.comminfo:
+            if name in self.comminfo:
+                pass  # the user's own scheme for this data
+            elif rules is not None:
                 # Paper: each fee in the asset the exchange charges it in, valued in the quote.
                 self.addcommissioninfo(ExchangeCommission(rules=rules, commission=self.p.commission), name=name)
-            elif self.p.commission is None:
-                fee = data._market.get("taker")
-                if fee is not None:
-                    self.setcommission(commission=float(fee), name=name)
+            else:
+                # The exchange charges the fee itself; sizes (order_target_value/percent) in lot steps.
+                fee = self.p.commission if self.p.commission is not None else data._market.get("taker")
+                mode = getattr(self.p.store.client, "precisionMode", TICK_SIZE)
+                step = MarketRules.from_ccxt_market(data._market, precision_mode=mode).amount_step
+                self.addcommissioninfo(SpotCommission(commission=float(fee or 0.0), step=step), name=name)
         return super().getcommissioninfo(data)
 
     # --- live mode: backtrader's broker interface ----------------------------------------------

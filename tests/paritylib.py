@@ -194,6 +194,8 @@ class Case:
     exits_at_entry: bool = False
     #: What makes the backtest differ from the exchange on these candles (None: nothing).
     differs: str | None = None
+    #: What makes backtrader's own BackBroker order differently on these candles (None: nothing).
+    plain_differs: str | None = None
 
 
 class AsTheExchange(ExchangeBackBroker):
@@ -395,19 +397,25 @@ def coin_fee_drift(result: Result, fee: float) -> float:
     commission valued at the buy's price, while the account simply does not have them: it ends
     ``fee coins x (price they would have been sold at - buy price)`` lower, where that price is
     the exit that sold the position (fee-adjusted), or the last close for a position still held.
+    The lot step's dust such an exit leaves on the account (or sweeps from it: earlier dust is
+    the strategy's too) is the account's, valued at the last close rather than the exit's price.
     """
     drift = 0.0
-    pending: dict[str, list[tuple[float, float]]] = {}  # data -> [(fee coins, buy price)]
+    pending: dict[str, list[tuple[float, float, float]]] = {}  # data -> [(fee coins, buy price, size)]
     for rec in result.records:
         if rec.status not in ("Completed", "Partial") or not rec.size:
             continue
         if rec.size > 0:
-            pending.setdefault(rec.data, []).append((rec.size * fee, rec.price))
+            pending.setdefault(rec.data, []).append((rec.size * fee, rec.price, rec.size))
         elif rec.fee_adjusted:
-            for coins, price in pending.pop(rec.data, []):
+            held = 0.0
+            for coins, price, size in pending.pop(rec.data, []):
                 drift -= coins * (rec.price - price)
+                held += size - coins
+            dust = held + rec.size  # what the exit left of what was held (negative: dust it swept)
+            drift += dust * (result.last[rec.data] - rec.price)
     for data, items in pending.items():
-        for coins, price in items:
+        for coins, price, _ in items:
             drift -= coins * (result.last[data] - price)
     return drift
 

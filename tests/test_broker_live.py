@@ -782,8 +782,11 @@ def place_bracket(run: LiveRun, emulator, stop_ticks: Decimal | None, limit_tick
         px = last(emulator)
         stop = px - stop_ticks * TICK if stop_ticks is not None else (px * Decimal("0.5")).quantize(TICK)
         limit = px + limit_ticks * TICK if limit_ticks is not None else (px * 2).quantize(TICK)
-        return tuple(s.buy_bracket(size=0.01, exectype=bt.Order.Market, stopprice=float(stop),
-                                   limitprice=float(limit)))  # fmt: skip
+        orders = tuple(s.buy_bracket(size=0.01, exectype=bt.Order.Market, stopprice=float(stop),
+                                     limitprice=float(limit)))  # fmt: skip
+        # What the strategy sees at creation, read in cerebro's thread before the parent can fill.
+        s.at_creation = [(o.status, o.info.get("order_id")) for o in orders]
+        return orders
 
     return run.do(place)
 
@@ -799,8 +802,9 @@ def test_bracket_children_go_after_the_parent_fills_and_one_filling_cancels_the_
         s = run.strategy
         stop_ticks, limit_ticks = (None, Decimal(3)) if leg == "take_profit" else (Decimal(3), None)
         parent, stop, limit = place_bracket(run, emulator, stop_ticks, limit_ticks)
-        assert stop.status == limit.status == bt.Order.Accepted  # at creation, as in a backtest
-        assert not stop.info.get("order_id") and not limit.info.get("order_id")  # held in the broker
+        (_, _), (stop_status, stop_id), (limit_status, limit_id) = s.at_creation
+        assert stop_status == limit_status == bt.Order.Accepted  # at creation, as in a backtest
+        assert not stop_id and not limit_id  # held in the broker
         run.until(lambda: "Completed" in s.statuses(parent), "the parent filling")
         run.wait(lambda: limit.info.get("order_id"), "the take-profit on the exchange")
         winner, loser = (limit, stop) if leg == "take_profit" else (stop, limit)

@@ -166,6 +166,40 @@ def test_dust_the_lot_step_leaves_is_reported_never_a_position(exchange, emulato
         run.wait(lambda: any("dust" in m for m in s.store_messages), "the dust reported")
 
 
+def test_dust_is_journaled_and_a_later_exit_sells_it_with_the_position(exchange, emulator, journal_path):
+    """The dust of one round trip survives a restart in the journal and goes with the next exit
+    once it makes a lot step: 0.0000077 left, then 0.0122877 + 0.0000077 sells as 0.01229."""
+    step = emulator.engine.market("BTCUSDT").step_size
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            buy = run.do(lambda s: s.buy(size=0.0123))
+            run.until(lambda: "Completed" in run.strategy.statuses(buy), "the buy")
+            sell = run.do(lambda s: s.close())
+            run.until(lambda: "Completed" in run.strategy.statuses(sell), "the close")
+            first_dust = run.broker.live.books[SYMBOL].dust
+        assert first_dust == sum(balance(emulator, "BTC")) > 0
+    finally:
+        store.stop()
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            s = run.strategy
+            book = run.broker.live.books[SYMBOL]
+            assert book.dust == first_dust  # from the journal
+            buy = run.do(lambda s: s.buy(size=0.0123))
+            run.until(lambda: "Completed" in s.statuses(buy), "the second buy")
+            sell = run.do(lambda s: s.close())
+            run.until(lambda: "Completed" in s.statuses(sell), "the second close")
+            (bought,) = engine_fills(emulator, buy.info.client_order_id)
+            (sold,) = engine_fills(emulator, sell.info.client_order_id)
+            own = Decimal("0.0123") - bought.fee + first_dust
+            assert sold.amount == (own // step) * step > (Decimal("0.0123") - bought.fee) // step * step
+            assert book.size == 0 and book.dust == sum(balance(emulator, "BTC")) == own - sold.amount
+    finally:
+        store.stop()
+
+
 # --- history bars -------------------------------------------------------------------------------
 
 

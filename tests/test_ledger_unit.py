@@ -31,6 +31,9 @@ class Ledger(LedgerMixin):
     def put_store(self, message: str) -> None:
         self.messages.append(message)
 
+    def last_price(self, book: SymbolBook) -> float:
+        return book.last
+
     @property
     def book(self) -> SymbolBook:
         return self.books["BTC/USDT"]
@@ -87,6 +90,26 @@ def test_what_the_lot_step_leaves_after_an_exit_is_dust_not_a_position():
     assert ledger.book.size == 0 and ledger.book.position.size == 0
     assert ledger.book.dust == D("0.0000077")
     assert any("dust" in m for m in ledger.messages)
+
+
+def test_an_exit_sells_the_dust_earlier_exits_left_when_it_makes_a_lot_step():
+    # Dust is this strategy's coins too: the account holds it, so the next exit may sweep it.
+    ledger = Ledger()
+    ledger.books["BTC/USDT"].dust = D("0.0000077")
+    ledger._move_position(ledger.book, fill(Side.BUY, "0.01428", "60000", "0.00001428", "BTC"))
+    assert ledger.book.held + ledger.book.dust == D("0.01427342")
+    # sent: held + dust rounded down to the lot step (0.01427), more than held (0.01426572)
+    ledger._move_position(ledger.book, fill(Side.SELL, "0.01427", "61000", "0.87047", "USDT", "2"),
+                          exit_order(asked="0.01428", sent="0.01427"))  # fmt: skip
+    assert ledger.book.size == 0
+    assert ledger.book.dust == D("0.00000342")  # what the account still holds of this strategy's
+
+
+def test_the_ledgers_value_counts_its_dust_at_the_last_price():
+    ledger = Ledger()
+    ledger.books["BTC/USDT"].dust = D("0.00001")
+    ledger.books["BTC/USDT"].last = 60_000.0
+    assert ledger.value() == pytest.approx(10_000.6)
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ import pytest
 from livetest import MINUTE, Driver, MemoryFeed, candles, last_closed_open
 
 from realtrade_core import ConfigurationError
-from realtrade_core.backtest import ExchangeBackBroker, ExchangeCommission
+from realtrade_core.backtest import ExchangeBackBroker, ExchangeCommission, SpotCommission
 from realtrade_core.emulator.server import Emulator
 from realtrade_core.rules import MarketRules
 from realtrade_core.store import get_store
@@ -384,6 +384,27 @@ def test_exchange_commission_on_backtraders_own_broker_charges_the_exchange_fee(
     s = run_script({2: [("buy", {"size": 0.01})]}, broker=broker)
     (buy,) = s.orders
     assert buy.executed.comm == pytest.approx(0.00002 * buy.executed.price, rel=1e-12)  # 0.2 % in BTC
+
+
+@pytest.mark.parametrize("method, target", [("order_target_value", 1_000.0), ("order_target_percent", 0.1)])
+def test_target_value_and_percent_are_sized_in_lot_steps_not_whole_coins(method, target):
+    # backtrader sizes these in whole units: 1,000 USDT of a coin worth ~60,000 would be 0 coins.
+    s = run_script({2: [(method, {"target": target})]})
+    (order,) = s.orders
+    assert order is not None and order.status == order.Completed
+    price = s.data.close[-len(s) + 2]  # the close of the bar that sized it (bar 2)
+    expected = (Decimal(str(1_000.0)) / Decimal(str(price))).quantize(Decimal("0.00001"), rounding="ROUND_DOWN")
+    assert order.executed.size == pytest.approx(float(expected), abs=1e-12)
+    plain = bt.brokers.BackBroker()
+    plain.setcommission(commission=0.001)
+    assert run_script({2: [(method, {"target": target})]}, broker=plain).orders == [None]
+
+
+def test_spot_commission_sizes_in_its_lot_step():
+    assert SpotCommission(commission=0.001, step="0.001").getsize(60_000.0, 1_000.0) == 0.016
+    assert SpotCommission(commission=0.001).getsize(50_000.0, 1_000.0) == pytest.approx(0.02)
+    assert SpotCommission(step="0.001").getsize(0.0, 1_000.0) == 0.0  # no price, no size
+    assert SpotCommission(step="0.001").getsize(60_000.0, -5.0) == 0.0
 
 
 def test_exchange_commission_needs_rules():

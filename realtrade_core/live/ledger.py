@@ -203,11 +203,14 @@ class LedgerMixin:
         if not coin_fee:
             self.ledger_cash -= self._fee_value(fill, book)
         if book.size <= 0 or book.coin_fees < 0:
-            if book.size <= 0 and book.coin_fees < 0:
-                left = -book.coin_fees  # the lot step left these in the account
-                book.dust += left
-                self.put_store(f"{book.symbol}: {left} {book.base} the lot step left on the account is dust "
-                               f"(below what can be sold), not a position; dust so far {book.dust}")  # fmt: skip
+            if book.size <= 0 and book.coin_fees:
+                # Closed: what the position held beyond what the exit sold stays on the account
+                # as dust; an exit that swept earlier dust along (it is this strategy's too) used it up.
+                left = -book.coin_fees
+                book.dust = max(book.dust + left, ZERO)
+                if left > 0:
+                    self.put_store(f"{book.symbol}: {left} {book.base} the lot step left on the account is dust "
+                                   f"(below what can be sold), not a position; dust so far {book.dust}")  # fmt: skip
             # An exit still filling may have closed its fee coins (and the lot step's dust) ahead
             # of the coins it sells: they stay counted, below zero, so held is still the account's.
             book.coin_fees = book.coin_fees if book.size > 0 else ZERO
@@ -283,6 +286,7 @@ class LedgerMixin:
         assert self.journal is not None
         self.journal.set_position(book.symbol, book.size, book.price)
         self.journal.set_meta(f"ledger.coin_fees.{book.symbol}", str(book.coin_fees))
+        self.journal.set_meta(f"ledger.dust.{book.symbol}", str(book.dust))
         self.journal.set_meta("ledger.cash", str(self.ledger_cash))
 
     def check_ceiling(self) -> None:
@@ -334,8 +338,9 @@ class LedgerMixin:
                        for s in {self.symbol_of(d) for d in datas} if s in self.books)  # fmt: skip
         total = float(self.ledger_cash)
         for book in self.books.values():
-            if book.quote == self.currency and book.size:
-                total += float(book.held) * self.last_price(book)
+            if book.quote == self.currency and (book.size or book.dust):
+                # The dust exits left is this strategy's too: on the account, worth its price.
+                total += float(book.held + book.dust) * self.last_price(book)
         return total
 
     def position(self, data: Any) -> bt.Position:

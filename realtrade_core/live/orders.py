@@ -198,7 +198,10 @@ class OrdersMixin:
                 raise _Reject(f"selling {amount} {base} would sell coins this strategy did not buy: its position "
                               f"{held} (spot: no short selling)", margin=True)  # fmt: skip
             step = self._lot_step(symbol)
-            held = (book.held // step) * step if step > 0 else book.held
+            # The position's coins and the dust earlier exits left: both bought by this strategy,
+            # so an exit may sell them together (the account holds them; the dust shrinks).
+            own = book.held + book.dust
+            held = (own // step) * step if step > 0 else own
             free, locked = self.balances.get(base, (ZERO, ZERO))
             if amount < held:
                 return amount, None

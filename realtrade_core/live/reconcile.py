@@ -32,6 +32,8 @@ class ReconcileMixin:
         assert self.journal is not None
         book.size = book.price = book.coin_fees = ZERO
         known = None if self.new_ledger else self.journal.position(book.symbol)
+        if not self.new_ledger:
+            book.dust = dec(self.journal.get_meta(f"ledger.dust.{book.symbol}")) or ZERO
         if known is not None and known[0] > 0:
             book.size, book.price = known
             book.coin_fees = dec(self.journal.get_meta(f"ledger.coin_fees.{book.symbol}")) or ZERO
@@ -201,6 +203,7 @@ class ReconcileMixin:
         book = SymbolBook(fill.symbol, market["base"], market["quote"])
         book.size, book.price = journal.position(fill.symbol) or (ZERO, ZERO)
         book.coin_fees = dec(journal.get_meta(f"ledger.coin_fees.{fill.symbol}")) or ZERO
+        book.dust = dec(journal.get_meta(f"ledger.dust.{fill.symbol}")) or ZERO
         jo = journal.get_order(client_order_id)
         closes = dec(journal.get_meta(f"closes.{client_order_id}"))
         tracked = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import os
 import re
 import signal
 import sys
@@ -170,16 +171,41 @@ def strategy_params(cls: type, given: Mapping[str, Any]) -> dict[str, Any]:
 # --- stopping ------------------------------------------------------------------------------------
 
 
+STOPPING = (
+    "realtrade: interrupted (Ctrl-C): stopping after this bar; orders already sent stay on the exchange and "
+    "in the journal (Ctrl-C again to stop at once)\n"
+)
+
+
+def _say(text: str) -> None:
+    """Write to stderr from a signal handler: straight to the file descriptor, since the handler
+    may run while the main thread is inside a write to the same buffered stream."""
+    try:
+        os.write(sys.stderr.fileno(), text.encode())
+    except (AttributeError, OSError, ValueError):  # a stderr without a descriptor (captured)
+        sys.stderr.write(text)
+
+
 @contextmanager
-def watch_interrupt() -> Iterator[dict[str, bool]]:
-    """Note a Ctrl-C (``state["hit"]``) and raise KeyboardInterrupt as usual, which
-    :mod:`realtrade_core.runguard` turns into a clean stop inside ``cerebro.run()``."""
-    state = {"hit": False}
+def watch_interrupt() -> Iterator[dict[str, Any]]:
+    """Note a Ctrl-C (``state["hit"]``). Once the caller has put its cerebro in
+    ``state["cerebro"]``, the first Ctrl-C asks it to stop after the step it is in, as
+    ``cerebro.runstop()`` does: an exception raised between two notifications would cut one
+    short (the strategy told of a fill, the run report not), so the report could miss an order
+    the strategy saw. A second Ctrl-C, or one before cerebro runs, raises KeyboardInterrupt as
+    usual, which :mod:`realtrade_core.runguard` turns into a clean stop inside ``cerebro.run()``."""
+    state: dict[str, Any] = {"hit": False, "cerebro": None}
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
 
     def interrupted(signum: int, frame: Any) -> None:
+        cerebro = state["cerebro"]
+        if cerebro is not None and not state["hit"]:
+            state["hit"] = True
+            _say(STOPPING)
+            cerebro.runstop()
+            return
         state["hit"] = True
         raise KeyboardInterrupt
 
@@ -337,6 +363,7 @@ def run(config: Any, cli_params: Mapping[str, str] | None = None, *, allow_mainn
             try:
                 store.start()  # markets and clock: the symbols and timeframe are checked against them next
                 cerebro = bt.Cerebro()
+                interrupt["cerebro"] = cerebro  # from now on Ctrl-C stops it between steps
                 for symbol in symbols:
                     data = store.getdata(dataname=symbol, timeframe=config["timeframe"],
                                          backfill_bars=config["backfill_bars"])  # fmt: skip

@@ -224,6 +224,28 @@ def test_ctrl_c_in_live_mode_leaves_every_order_accounted_for_in_the_journal(str
         journal.close()
 
 
+def test_a_second_ctrl_c_stops_at_once_still_cleanly(strategy_file):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtrade_core.cli", "run", f"{strategy_file}:HoldStrategy",
+         "--exchange", "binance", "--symbol", "BTC/USDT", "--speed", "60", "--backfill-bars", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        for line in proc.stdout:  # bounded by the timeout of communicate() below if LIVE never comes
+            if "BTC/USDT LIVE" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # impatient: the second one does not wait for the bar
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "interrupted (Ctrl-C): stopping" in err and "Traceback" not in err
+    assert "(interrupted)" in out
+
+
 def test_the_example_config_runs_the_example_strategy(monkeypatch, capsys):
     monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the paths in examples/run.toml are the checkout's
     assert main(["run", "--config", "examples/run.toml"]) == 0

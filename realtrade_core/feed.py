@@ -107,6 +107,9 @@ class Data(bt.feed.DataBase, Contract):
         self._last_close_ms: int | None = None
         #: True from the first LIVE bar on: orders made on history bars are never sent (the broker).
         self.live_started = False
+        #: Set once this feed has a first bar to deliver, or can have none (it ended).
+        self._first_ready = threading.Event()
+        self._delivering = False  # the start gate has opened for this feed
 
     @property
     def tf(self) -> Timeframe:
@@ -165,7 +168,27 @@ class Data(bt.feed.DataBase, Contract):
     def _notify_state(self, state: int) -> None:
         self.put_notification(state)  # backtrader drops a repeat of the last status itself
 
+    def _siblings(self) -> list[Data]:
+        """The other live realtrade feeds of this cerebro."""
+        env = getattr(self, "_env", None)
+        return [d for d in getattr(env, "datas", ()) if isinstance(d, Data) and d is not self and not d.p.historical]
+
+    def _gate_open(self) -> bool:
+        """A live cerebro starts every realtrade feed together, as a backtest has its datas: no
+        feed delivers its first bar before every other has one to deliver (or has ended).
+        Otherwise a feed whose history came first runs ahead, cerebro's strategy sees its first
+        bars alone, and a strategy of several datas acts on other bars than in its backtest."""
+        if self._delivering:
+            return True
+        for other in self._siblings():
+            if not other._first_ready.wait(timeout=self._qcheck):
+                return False
+        self._delivering = True
+        return True
+
     def _load(self) -> bool | None:
+        if not self.p.historical and not self._gate_open():
+            return None
         while True:
             try:
                 if self.p.historical:
@@ -235,6 +258,7 @@ class _BarPump(threading.Thread):
             return  # already delivered: the splice never repeats a bar
         self.last_open = row[0]
         self.out.put((_BAR, tuple(float(x) for x in row[:6])))
+        self.feed._first_ready.set()
 
     def problem(self, row: Any, now_ms: int | None = None) -> str | None:
         """What is wrong with a candle row ``[open_ms, o, h, l, c, v, ...]``, or None."""
@@ -300,6 +324,8 @@ class _BarPump(threading.Thread):
         except Exception as exc:  # a bug must end the feed visibly, not hang cerebro
             log.exception("feed worker crashed")
             self.out.put((_ERROR, f"{type(exc).__name__}: {exc}"))
+        finally:
+            self.feed._first_ready.set()  # ended: the other feeds must not wait for its first bar
 
     def run_historical(self) -> None:
         p = self.feed.p

@@ -8,6 +8,7 @@ emulator replayed.
 from __future__ import annotations
 
 import csv
+import threading
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -135,6 +136,58 @@ def test_two_symbols_and_two_timeframes_progress_together(exchange, emulator, st
         got = strategy.rows[symbol]
         assert got == candles(emulator, symbol, got[0][0], last_closed_open(emulator))
         assert len(got) >= 11
+
+
+class FirstBars(bt.Strategy):
+    """Records, at each call, the datetime of every data's bar (None where it has none yet)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def prenext(self) -> None:
+        self.next()
+
+    def next(self) -> None:
+        self.calls.append(tuple(d.datetime[0] if len(d) else None for d in self.datas))
+        if len(self.calls) >= 5:
+            self.env.runstop()
+
+
+def test_live_feeds_start_together_when_one_history_comes_late(exchange, emulator, store):
+    """ETH's history arrives after BTC's: the strategy still starts on both datas' first bar, as
+    a backtest does (a feed that ran ahead would give it BTC's first bars alone)."""
+    eth_history = threading.Event()
+    fetch = store.fetch_closed_candles
+
+    def slow_eth(symbol, *args, **kwargs):
+        if symbol == "ETH/USDT":
+            eth_history.wait(timeout=30)
+        return fetch(symbol, *args, **kwargs)
+
+    store.fetch_closed_candles = slow_eth
+    cerebro = bt.Cerebro(stdstats=False)
+    btc = store.getdata(dataname="BTC/USDT", timeframe="1m", backfill_bars=5, qcheck=0.01)
+    cerebro.adddata(btc)
+    cerebro.adddata(store.getdata(dataname="ETH/USDT", timeframe="1m", backfill_bars=5, qcheck=0.01))
+    cerebro.addstrategy(FirstBars)
+    polls = []
+    load = btc._load
+
+    def counted_load():
+        polls.append(1)
+        return load()
+
+    btc._load = counted_load
+
+    def script(d: Driver) -> None:
+        # cerebro asks BTC for bars again and again while ETH's history is held back
+        d.wait(lambda: len(polls) >= 50, "cerebro polling the BTC feed")
+        eth_history.set()
+
+    strategy = run_live(cerebro, script)
+    first = strategy.calls[0]
+    assert first[0] is not None and first[0] == first[1], strategy.calls[:3]
+    assert all(a == b for a, b in strategy.calls), strategy.calls
 
 
 def test_live_resampling_gives_the_backtest_resampler_bars(exchange, emulator, store):

@@ -324,9 +324,7 @@ def run_case(name: str, exchange: str, drive: str, tmp_path) -> None:
     compare(case, exchange, drive, paper, live, rules_broker, fee)
 
 
-# Two datas in lockstep are left to the stepped driver: a live run there now and then ends a
-# bar short (one symbol's feed delivers a bar the other's lacks), not yet understood.
-LOCKSTEP = [name for name in CASES if name != "two-datas"]
+LOCKSTEP = list(CASES)
 STEPPED = ["sizer", "oco", "two-datas"]  # the stepped driver is slower: a few cases
 
 

@@ -270,7 +270,10 @@ class Store(Contract):
             cls = getattr(ccxt, ccxt_id)
         except AttributeError:
             raise ConfigurationError(f"ccxt has no exchange {ccxt_id!r}; see ccxt.exchanges for the ids") from None
-        config: dict[str, Any] = {"enableRateLimit": True, **self.ccxt_options(), **self._ccxt_config}
+        plugin = self.ccxt_options()
+        config: dict[str, Any] = {"enableRateLimit": True, **plugin, **self._ccxt_config}
+        if isinstance(plugin.get("options"), dict) and isinstance(self._ccxt_config.get("options"), dict):
+            config["options"] = {**plugin["options"], **self._ccxt_config["options"]}  # the user's win, key by key
         if self._credentials:
             config["apiKey"] = self._credentials.api_key
             config["secret"] = self._credentials.secret

@@ -42,9 +42,11 @@ def stepping(cerebro: bt.Cerebro, emulator, candles: int = 3) -> Driver:
     def script(d: Driver) -> None:
         s = d.wait_strategy(lambda s: getattr(s, "live", False), "the first live bar")
         for _ in range(candles):
+            if d.cerebro_done.is_set():
+                return  # the strategy stopped the run: no bar will come
             bars = len(s.data)
             emulator.step(1)
-            wait_until(lambda b=bars: len(s.data) > b, timeout=5)
+            wait_until(lambda b=bars: len(s.data) > b or d.cerebro_done.is_set(), timeout=5)
 
     driver = Driver(cerebro, script, deadline=60)
     driver.start()

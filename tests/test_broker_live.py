@@ -214,9 +214,14 @@ def emulator(exchange):
 
 
 def new_store(exchange: str, emulator: Emulator) -> Any:
-    """A store of its own (not the process cache) on ``emulator``; ccxt gives up after 2 s."""
+    """A store of its own (not the process cache) on ``emulator``; ccxt gives up after 2 s.
+
+    ccxt's own throttle is off: it spaces every request 50-100 ms apart (for an exchange's
+    limits, which this emulator does not enforce), and no test here is about that pacing;
+    rate limits the tests are about are the emulator's 429/418 answers."""
     spec = load_exchange(exchange)
-    return spec.store(venue="emulator", emulator=emulator, spec=spec, ccxt_config={"timeout": 2000})
+    config = {"timeout": 2000, "enableRateLimit": False}
+    return spec.store(venue="emulator", emulator=emulator, spec=spec, ccxt_config=config)
 
 
 @pytest.fixture

@@ -48,8 +48,9 @@ def test_an_order_created_after_a_lost_answer_goes_out_before_that_answer_is_res
     exchange, emulator, store, tmp_path
 ):
     # A's create is answered 503 before the engine sees it: its outcome is unknown until a lookup
-    # made after the 5 s window confirms it absent. B, created just after, does not wait for that.
-    with live(emulator, store, str(tmp_path / "journal.sqlite3"), unknown_outcome_window=5.0) as run:
+    # made after the 2 s window confirms it absent. B, created just after, does not wait for that
+    # (it goes out milliseconds after A's answer: the window leaves it ample room to go first).
+    with live(emulator, store, str(tmp_path / "journal.sqlite3"), unknown_outcome_window=2.0) as run:
         s = run.strategy
         emulator.fail_http(503, path_prefix=order_path(emulator))
         a, b = run.do(lambda s: (s.buy(size=0.01), s.buy(size=0.02)))
@@ -101,6 +102,10 @@ def test_a_cancel_whose_answer_is_lost_is_resolved_in_the_background(bybit, tmp_
         assert s.statuses(resting) == ["Submitted", "Accepted"]
         assert emulator.engine.open_orders(emulator.api_key)[0].client_order_id == resting.info.client_order_id
         emulator.reset_faults()
+        # The resolver looks again after its backoff (seconds, not candles): the exchange cancels
+        # the order, then the next bars bring that to the strategy.
+        open_ids = lambda: [o.client_order_id for o in emulator.engine.open_orders(emulator.api_key)]  # noqa: E731
+        run.wait(lambda: resting.info.client_order_id not in open_ids(), "the cancel sent again", timeout=30)
         run.until(lambda: "Canceled" in s.statuses(resting), "the cancel resolved")
         run.until(lambda: "Completed" in s.statuses(buy), "the buy completing")
         assert s.statuses(resting) == ["Submitted", "Accepted", "Canceled"]

@@ -7,18 +7,14 @@ emulator replayed.
 
 from __future__ import annotations
 
-import csv
 import threading
-from dataclasses import replace
 from datetime import datetime, timezone
-from decimal import Decimal
 
 import backtrader as bt
 import pytest
 from livetest import MINUTE, Driver, MemoryFeed, Recorder, candles, last_closed_open
 
 from realtrade_core import ConfigurationError
-from realtrade_core.emulator.replay import synthetic_candles
 from realtrade_core.emulator.server import Emulator
 from realtrade_core.store import get_store
 
@@ -52,77 +48,6 @@ def run_live(cerebro: bt.Cerebro, script, deadline: float = 60.0) -> Recorder:
     (strategy,) = cerebro.run()
     driver.check()
     return strategy
-
-
-def test_historical_mode_returns_exactly_the_replayed_csv(exchange, tmp_path):
-    rows = synthetic_candles(
-        seed=3,
-        count=2600,
-        interval_ms=MINUTE,
-        start_ms=1_700_000_000_000 // MINUTE * MINUTE,
-        start_price=Decimal("30000"),
-    )
-    path = tmp_path / "btc.csv"
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["timestamp", "open", "high", "low", "close", "volume"])
-        for c in rows:
-            writer.writerow([c.open_time, c.open, c.high, c.low, c.close, c.volume])
-    with Emulator(exchange, symbols=("BTC/USDT",), data=str(path), speed=None, history=2500) as emu:
-        store = get_store(exchange, "emulator", emulator=emu)
-        cerebro = bt.Cerebro()
-
-        first = datetime.fromtimestamp(rows[0].open_time / 1000, tz=timezone.utc).replace(tzinfo=None)
-        end = datetime.fromtimestamp(rows[2500].open_time / 1000, tz=timezone.utc).replace(tzinfo=None)
-        cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", historical=True, fromdate=first, todate=end))
-        cerebro.addstrategy(Recorder)
-        (strategy,) = cerebro.run()
-        store.stop()
-    got = strategy.rows["BTC/USDT"]
-    expected = [
-        (c.open_time, float(c.open), float(c.high), float(c.low), float(c.close), float(c.volume)) for c in rows[:2500]
-    ]
-    assert len(got) == 2500
-    assert got == expected
-
-
-def test_live_bars_are_exactly_the_replayed_candles_across_five_disconnects(exchange, emulator, store, monkeypatch):
-    # Five drops within 30 s count as consecutive failures, so the reconnect backoff doubles up to
-    # 8 s (at random); what is tested is the splice after each reconnect, not that backoff.
-    ws_cls = store.spec.websocket
-    monkeypatch.setattr(ws_cls, "default_config", replace(ws_cls.default_config, reconnect_delay=0.05))
-    start = last_closed_open(emulator) - 19 * MINUTE  # 20 candles of backfill
-    cerebro = bt.Cerebro()
-
-    fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
-    cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", fromdate=fromdate, qcheck=0.05))
-    cerebro.addstrategy(Recorder)
-    seen = {}
-
-    def script(d: Driver) -> None:
-        strategy = d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
-        rows = strategy.rows["BTC/USDT"]
-        for i in range(30):
-            if i % 6 == 5:  # five forced disconnects, each with candles closing while disconnected
-                emulator.drop_connections()
-                emulator.step(2)
-            else:
-                emulator.step(1)
-            target = last_closed_open(emulator)
-            d.wait(lambda t=target: rows and rows[-1][0] == t, f"bar {target} after step {i}")
-        seen["end"] = last_closed_open(emulator)
-
-    strategy = run_live(cerebro, script)
-    got = strategy.rows["BTC/USDT"]
-    expected = candles(emulator, "BTC/USDT", start, seen["end"])
-    assert got == expected
-    assert len(got) == 20 + 35
-    states = strategy.states["BTC/USDT"]
-    assert states[:3] == ["CONNECTED", "DELAYED", "LIVE"]
-    assert states.count("DISCONNECTED") >= 1 and states[-1] == "LIVE"
-    # the store's connection changes reached the strategy too
-    assert any(m.startswith("disconnected") for m in strategy.store_messages)
-    assert sum(m.startswith("connected") for m in strategy.store_messages) >= 2
 
 
 def test_two_symbols_and_two_timeframes_progress_together(exchange, emulator, store):
@@ -272,13 +197,6 @@ def test_unknown_symbol_is_a_clear_error_when_the_data_is_made(exchange, store):
     with pytest.raises(ConfigurationError, match=r"has no market 'NOPE/USDT'.*It has: BTC/USDT"):
         store.getdata(dataname="NOPE/USDT", timeframe="1m")
     assert store.started is False  # refused before anything started
-
-
-def test_unsupported_timeframe_is_a_clear_error(exchange, store):
-    with pytest.raises(ConfigurationError, match="unknown timeframe '1x'"):
-        store.getdata(dataname="BTC/USDT", timeframe="1x")
-    with pytest.raises(ConfigurationError, match=r"no 7m candles; supported timeframes: .*1m"):
-        store.getdata(dataname="BTC/USDT", timeframe="7m")
 
 
 def test_generic_ccxt_adapter_polls_closed_bars_over_rest(exchange, emulator):

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from itertools import pairwise
@@ -432,18 +433,24 @@ class ExchangeConformance:
         assert strategy.states[:3] == ["CONNECTED", "DELAYED", "LIVE"]
 
     @conformance("RT-402")
-    def test_rt402_missed_candles_are_backfilled_after_disconnects(self, emulator: Any, data: Any) -> None:
+    def test_rt402_missed_candles_are_backfilled_after_disconnects(
+        self, spec: Any, emulator: Any, data: Any, monkeypatch: Any
+    ) -> None:
         import backtrader as bt
 
-        start = _last_closed_open(emulator) - 9 * MINUTE
+        # Five drops within 30 s count as consecutive failures, so the reconnect backoff would
+        # double up to seconds; what is tested is the splice after each reconnect, not backoff.
+        config = spec.websocket.default_config
+        monkeypatch.setattr(spec.websocket, "default_config", replace(config, reconnect_delay=0.05))
+        start = _last_closed_open(emulator) - 19 * MINUTE  # 20 candles of history
         cerebro = bt.Cerebro()
         cerebro.adddata(data(fromdate=_naive_utc(start), qcheck=0.05))
         cerebro.addstrategy(_bars_strategy())
 
         def script(strategy: Any) -> None:
             wait_until(strategy.live.is_set, 30, "LIVE")
-            for i in range(12):
-                if i % 4 == 3:  # three forced disconnects, two candles closing while disconnected
+            for i in range(30):
+                if i % 6 == 5:  # five forced disconnects, two candles closing while disconnected
                     emulator.drop_connections()
                     emulator.step(2)
                 else:
@@ -453,9 +460,12 @@ class ExchangeConformance:
 
         strategy = _run_driven(cerebro, script)
         assert strategy.rows == _candles(emulator, self.symbol, start, _last_closed_open(emulator))
-        assert len(strategy.rows) == 10 + 15
+        assert len(strategy.rows) == 20 + 35
+        assert strategy.states[:3] == ["CONNECTED", "DELAYED", "LIVE"]
         assert "DISCONNECTED" in strategy.states and strategy.states[-1] == "LIVE"
+        # the store's connection changes reached the strategy too
         assert any(m.startswith("disconnected") for m in strategy.store_messages)
+        assert sum(m.startswith("connected") for m in strategy.store_messages) >= 2
 
     # --- RT-5xx orders ---------------------------------------------------------------------------------
 

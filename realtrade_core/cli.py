@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("realtrade_core.run", "command", "Run a backtrader strategy file on an exchange (paper or live)."),
     "fetch": ("realtrade_core.fetch", "command", "Download candle history to a CSV file."),
     "check": ("realtrade_core.check", "command", "Check connectivity, clock, keys and markets of an exchange venue."),
+    "new-exchange": ("realtrade_core.scaffold", "command", "Scaffold a third-party exchange plugin distribution."),
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

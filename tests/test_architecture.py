@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("trading on backtrader: store, feed, brokers", {"backtest", "store", "feed", "broker", "live"}),
     ("plugin registry", {"generic", "plugins"}),
     # "" is the package itself: the public API
-    ("entry points", {"", "cli", "demo", "testing", "config", "report", "run", "fetch", "check"}),
+    ("entry points", {"", "cli", "demo", "testing", "config", "report", "run", "fetch", "check", "scaffold"}),
 ]  # fmt: skip
 
 

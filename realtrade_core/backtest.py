@@ -171,6 +171,7 @@ class ExchangeRulesMixin:
         self._bar_seen: tuple | None = None
         self._held: dict[Any, Decimal] = collections.defaultdict(Decimal)  # coins in the account, per data
         self._coin_fees: dict[Any, Decimal] = collections.defaultdict(Decimal)  # fees in the coin since opening
+        self._cash_quote: str | None = None  # the one currency backtrader's cash is in
 
     def held(self, data: Any) -> Decimal:
         """The coins of ``data``'s market the simulated account holds (the position less the
@@ -256,9 +257,25 @@ class ExchangeRulesMixin:
         exit_ = rules.exit_amount(amount, self._held[data], self._coin_fees[data])
         return exit_, exit_.reason
 
+    def _first_quote(self) -> str | None:
+        """The quote currency of the first data with rules: the one backtrader's cash is in."""
+        for data in getattr(getattr(self, "cerebro", None), "datas", None) or ():
+            rules = self.rules_for(data)
+            if rules is not None and rules.quote:
+                return rules.quote
+        return None
+
     def _apply_rules(self, order: bt.Order, rules: MarketRules) -> tuple[str, bool] | None:
         """Round ``order`` to the market's step and tick and check it; (reason, margin) if refused."""
         side = "buy" if order.isbuy() else "sell"
+        if rules.quote:
+            if self._cash_quote is None:
+                self._cash_quote = getattr(self.p, "currency", None) or self._first_quote() or rules.quote
+            if rules.quote != self._cash_quote:
+                # backtrader keeps one cash: a trade in another quote would move it in the wrong unit.
+                return (f"this broker keeps its cash in {self._cash_quote}; {rules.symbol} is quoted in {rules.quote}: "
+                        f"trade it live (the ledger keeps cash per quote currency) or with a broker of its own",
+                        False)  # fmt: skip
         requested = abs(_dec(order.created.size))
         amount = rules.round_amount(requested)
         if amount != requested:

@@ -105,6 +105,12 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
       need their own; a clash is a ConfigurationError before any order.
     - ``adopt_holdings`` (False): a new ledger starts with the account's coins of each traded
       market as its positions (at the current price) instead of flat.
+    - ``quote_cash`` (None): live, the capital in the quote currencies of traded markets other
+      than ``currency`` (e.g. ``{"BTC": 0.05}`` to trade ETH/BTC beside SOL/USDT); None is each
+      one's free balance at start. ``getvalue()`` counts that cash and those positions in
+      ``currency`` at the last price of their market (BTC/USDT). A coin held in one market
+      cannot be the cash of another in the same ledger (ConfigurationError at start: use two
+      brokers). Paper trading keeps one cash and refuses orders in a market quoted in another.
 
     **The strategy's own ledger.** In live mode ``getcash()``, ``getvalue()`` and
     ``getposition()`` are the ledger's, not the account's: the strategy trades its own capital,
@@ -125,6 +131,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
     """
 
     params = (
+        ("cash", None),  # paper: 10,000 as backtrader; live: the quote asset's free balance at start
         ("store", None),
         ("mode", "paper"),
         ("commission", None),
@@ -143,9 +150,15 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         ("exchange_rules", True),
         ("ledger", "default"),
         ("adopt_holdings", False),
+        ("quote_cash", None),
     )
 
     def __init__(self) -> None:
+        #: ``cash=`` as given (live: None is the quote asset's free balance at start); backtrader's
+        #: own machinery needs a number, which in live mode nothing reads.
+        self.cash_asked: float | None = self.p.cash
+        if self.p.cash is None:
+            self.p.cash = 10_000.0 if self.p.mode != "live" else 0.0
         super().__init__()
         if self.p.mode not in MODES:
             raise ConfigurationError(f"unknown broker mode {self.p.mode!r}; use 'paper' (default) or 'live'")

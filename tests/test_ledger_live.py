@@ -28,6 +28,7 @@ from test_broker_live import (
 
 from realtrade_core import ConfigurationError
 from realtrade_core.events import Fill, Side
+from realtrade_core.emulator.server import Emulator
 from realtrade_core.journal import Journal
 
 
@@ -463,3 +464,155 @@ def test_ctrl_c_in_a_script_ends_with_a_short_message_and_no_traceback(exchange,
     assert "Traceback" not in done.stderr
     assert "interrupted (Ctrl-C)" in done.stderr
     assert "position 0.01" in done.stdout and "threads []" in done.stdout
+
+
+# --- several quote currencies -----------------------------------------------------------------
+
+
+class TwoQuotes(bt.Strategy):
+    """On its first live bar buys ``amount`` of ETH/BTC; at the next, closes it. Records values."""
+
+    params = (("amount", 0.0),)
+
+    def __init__(self) -> None:
+        self.live = False
+        self.bars = 0
+        self.done: list[bt.Order] = []
+        self.sent: list[bt.Order] = []
+        self.store_messages: list[str] = []
+
+    def notify_store(self, msg, *args, **kwargs) -> None:
+        self.store_messages.append(str(msg))
+
+    def notify_data(self, data, status, *args, **kwargs) -> None:
+        if data._getstatusname(status) == "LIVE":
+            self.live = True
+
+    def notify_order(self, order) -> None:
+        if not order.alive():
+            self.done.append(order)
+
+    def next(self) -> None:
+        self.bars += 1
+        eth = self.getdatabyname("ETH/BTC")
+        if not self.live:
+            return
+        if not self.sent:
+            self.sent.append(self.buy(data=eth, size=self.p.amount))
+        elif len(self.sent) == 1 and self.done and self.getposition(eth).size:
+            self.sent.append(self.close(data=eth))
+
+
+def two_quote_cerebro(store, broker, amount: float) -> bt.Cerebro:
+    cerebro = bt.Cerebro(stdstats=False)
+    for symbol in ("SOL/USDT", "ETH/BTC"):
+        cerebro.adddata(store.getdata(dataname=symbol, timeframe="1m", backfill_bars=2, qcheck=0.02), name=symbol)
+    cerebro.setbroker(broker)
+    cerebro.addstrategy(TwoQuotes, amount=amount)
+    return cerebro
+
+
+def min_amount(store, symbol: str) -> float:
+    """A small amount the market accepts: twice its minimum notional at the last price."""
+    store.start()
+    market = store.market(symbol)
+    price = Decimal(str(store.client.fetch_ticker(symbol)["last"]))
+    step = Decimal(str(market["precision"]["amount"]))
+    notional = Decimal(str((market["limits"]["cost"] or {}).get("min") or 0)) * 2
+    amount = max(Decimal(str(market["limits"]["amount"]["min"] or step)), (notional / price // step + 1) * step)
+    return float(amount)
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_a_ledger_keeps_cash_in_each_quote_and_values_it_in_its_currency(exchange, tmp_path):
+    """SOL/USDT and ETH/BTC in one ledger: the ETH/BTC trade pays and is paid in the ledger's
+    BTC, which equals the account's BTC after every fill; USDT is untouched; getvalue() counts
+    the BTC at the BTC/USDT price (a market the strategy does not trade)."""
+    symbols = ("SOL/USDT", "ETH/BTC", "BTC/USDT")
+    with Emulator(exchange, symbols=symbols, speed=None, history=20, seed=4,
+                  balances={"USDT": 1_000, "BTC": 1}) as emulator:  # fmt: skip
+        store = new_store(exchange, emulator)
+        try:
+            amount = min_amount(store, "ETH/BTC")
+            broker = store.getbroker(mode="live", journal=str(tmp_path / "j.db"), fill_grace=1.0)
+            cerebro = two_quote_cerebro(store, broker, amount)
+
+            def script(d: Driver) -> None:
+                s = d.wait_strategy(lambda s: s.live, "the first live bar")
+                for _ in range(12):
+                    if len(s.done) >= 2:
+                        break
+                    bars = s.bars
+                    emulator.step(1)
+                    d.wait(lambda b=bars: s.bars > b, "the next bar")
+                d.wait(lambda: len(s.done) >= 2, "the round trip")
+                session = broker.live
+                d.wait(lambda: session.other_cash["BTC"] == sum(balance(emulator, "BTC")), "the BTC ledger")
+                s.value_at_end = broker.getvalue()
+                s.cash_at_end = broker.getcash()
+                # the BTC/USDT price the ledger valued its BTC at (a ticker, kept a minute)
+                s.btc_usdt = float(session.asset_prices["BTC/USDT"][0])
+                book = session.books["ETH/BTC"]
+                s.eth_left = float(book.held + book.dust) * session.last_price(book)  # in BTC: the dust
+
+            driver = Driver(cerebro, script, deadline=60)
+            driver.start()
+            (s,) = cerebro.run()
+            driver.check()
+            buy, sell = s.done
+            assert buy.status == sell.status == bt.Order.Completed
+            session = broker.live
+            assert session.currency == "USDT" and s.cash_at_end == 1_000, (session.ledger_cash, session.balances, session.other_cash)  # the main cash, untouched
+            assert session.other_cash["BTC"] == sum(balance(emulator, "BTC")) < 1  # the fees went
+            assert sum(balance(emulator, "USDT")) == 1_000
+            assert float(store.client.fetch_ticker("BTC/USDT")["last"]) > 0
+            expected = 1_000 + (float(session.other_cash["BTC"]) + s.eth_left) * s.btc_usdt
+            assert s.value_at_end == pytest.approx(expected, rel=1e-12)
+            assert s.eth_left * s.btc_usdt < 1  # only dust of ETH is left
+        finally:
+            store.stop()
+
+
+def test_paper_refuses_a_market_quoted_in_another_currency(tmp_path):
+    with Emulator("binance", symbols=("SOL/USDT", "ETH/BTC"), speed=None, history=20, seed=4) as emulator:
+        store = new_store("binance", emulator)
+        try:
+            cerebro = two_quote_cerebro(store, store.getbroker(cash=1_000), min_amount(store, "ETH/BTC"))
+
+            def script(d: Driver) -> None:
+                s = d.wait_strategy(lambda s: s.live, "the first live bar")
+                for _ in range(3):  # the order, then the bar that brings its notification
+                    if s.done:
+                        break
+                    bars = s.bars
+                    emulator.step(1)
+                    d.wait(lambda b=bars: s.bars > b, "the next bar")
+                d.wait(lambda: s.done, "the refusal")
+
+            driver = Driver(cerebro, script, deadline=60)
+            driver.start()
+            (s,) = cerebro.run()
+            driver.check()
+            (order,) = s.done
+            assert order.status == bt.Order.Rejected
+            assert "keeps its cash in USDT; ETH/BTC is quoted in BTC" in order.info.reject_reason
+        finally:
+            store.stop()
+
+
+@pytest.mark.parametrize("exchange", ["binance"])
+def test_a_coin_that_is_both_held_and_cash_in_one_ledger_is_refused_at_start(exchange, tmp_path):
+    with Emulator(exchange, symbols=("BTC/USDT", "ETH/BTC"), speed=None, history=20, seed=4) as emulator:
+        store = new_store(exchange, emulator)
+        try:
+            broker = store.getbroker(mode="live", journal=str(tmp_path / "j.db"))
+            cerebro = bt.Cerebro(stdstats=False)
+            for symbol in ("BTC/USDT", "ETH/BTC"):
+                cerebro.adddata(store.getdata(dataname=symbol, timeframe="1m", backfill_bars=2), name=symbol)
+            cerebro.setbroker(broker)
+            cerebro.addstrategy(bt.Strategy)
+            with pytest.raises(ConfigurationError, match="BTC is both a coin .* two brokers"):
+                cerebro.run()
+            assert not emulator.engine.all_orders(emulator.api_key)
+        finally:
+            store.stop()

@@ -20,6 +20,8 @@ class Ledger(LedgerMixin):
     def __init__(self, cash: str = "10000", tickers: dict[str, str] | None = None) -> None:
         self.books = {"BTC/USDT": SymbolBook("BTC/USDT", "BTC", "USDT")}
         self.ledger_cash = D(cash)
+        self.other_cash: dict = {}
+        self.unvalued: set = set()
         self.currency = "USDT"
         self.asset_prices: dict = {}
         self.messages: list[str] = []

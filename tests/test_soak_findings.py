@@ -60,6 +60,8 @@ class _Ledger(LedgerMixin):
 
     def __init__(self) -> None:
         self.ledger_cash = Decimal(10_000)
+        self.currency = "USDT"
+        self.other_cash: dict[str, Decimal] = {}
         self.messages: list[str] = []
 
     def put_store(self, message: str) -> None:

@@ -82,6 +82,36 @@ class LedgerMixin:
         self.asset_prices[symbol] = (price, time.monotonic())
         return price
 
+    # --- cash, in each quote currency the strategy trades in ------------------------------------
+
+    def cash_in(self, currency: str) -> Decimal:
+        """The ledger's cash in ``currency`` (its main currency, or another market's quote)."""
+        return self.ledger_cash if currency == self.currency else self.other_cash.get(currency, ZERO)
+
+    def _add_cash(self, currency: str, delta: Decimal) -> None:
+        if currency == self.currency:
+            self.ledger_cash += delta
+        else:
+            self.other_cash[currency] = self.other_cash.get(currency, ZERO) + delta
+
+    def _set_cash(self, currency: str, amount: Decimal) -> None:
+        self._add_cash(currency, amount - self.cash_in(currency))
+
+    def _rate(self, currency: str) -> float:
+        """What one unit of ``currency`` is worth in the ledger's main currency (0 when no
+        price is to be had: reported once)."""
+        if currency == self.currency or self.currency is None:
+            return 1.0
+        price = self._asset_price(currency, self.currency)
+        if price is None:
+            if currency not in self.unvalued:
+                self.unvalued.add(currency)
+                self.put_store(f"no {currency}/{self.currency} price: this strategy's {currency} is left out of "
+                               f"getvalue() until there is one")  # fmt: skip
+            return 0.0
+        self.unvalued.discard(currency)
+        return float(price)
+
     def _commission(self, fill: Fill, book: SymbolBook) -> float:
         """backtrader's commission: the fee in the quote asset, whatever currency it was paid in."""
         return float(self._fee_value(fill, book))
@@ -199,9 +229,9 @@ class LedgerMixin:
         closed_extra = -delta - fill.amount if delta < 0 else ZERO  # fee coins an adjusted exit closes
         book.coin_fees = book.coin_fees + coin_fee - closed_extra
         cash = fill.amount * fill.price
-        self.ledger_cash += -cash if fill.side is Side.BUY else cash
+        self._add_cash(book.quote, -cash if fill.side is Side.BUY else cash)
         if not coin_fee:
-            self.ledger_cash -= self._fee_value(fill, book)
+            self._add_cash(book.quote, -self._fee_value(fill, book))
         if book.size <= 0 or book.coin_fees < 0:
             if book.size <= 0 and book.coin_fees:
                 # Closed: what the position held beyond what the exit sold stays on the account
@@ -288,6 +318,8 @@ class LedgerMixin:
         self.journal.set_meta(f"ledger.coin_fees.{book.symbol}", str(book.coin_fees))
         self.journal.set_meta(f"ledger.dust.{book.symbol}", str(book.dust))
         self.journal.set_meta("ledger.cash", str(self.ledger_cash))
+        for currency, amount in self.other_cash.items():
+            self.journal.set_meta(f"ledger.cash.{currency}", str(amount))
 
     def check_ceiling(self) -> None:
         """The account is the ledger's ceiling: where it holds less than the ledger (coins or cash
@@ -312,18 +344,21 @@ class LedgerMixin:
                 book.trade_size = min(book.trade_size, float(total))
                 book.sync()
                 self._persist(book)
-        quote = self.currency
-        if quote is None or any(self.books[s].quote == quote for s in busy if s in self.books):
-            return
-        if self.balance_news.get(quote, 0.0) <= max((b.last_fill for b in self.books.values()), default=0.0):
-            return  # no word of the cash since the last fill
-        free, locked = self.balances.get(quote, (ZERO, ZERO))
-        total = free + locked
-        if quote in self.balances and total < self.ledger_cash - Decimal("1e-8"):
-            self.put_store(f"the account holds {total} {quote}, less than this strategy's cash {self.ledger_cash}: "
-                           f"its cash shrinks to {total}")  # fmt: skip
-            self.ledger_cash = total
-            self.journal.set_meta("ledger.cash", str(self.ledger_cash))
+        last_fill = max((b.last_fill for b in self.books.values()), default=0.0)
+        for quote in ([self.currency] if self.currency else []) + list(self.other_cash):
+            if any(self.books[s].quote == quote for s in busy if s in self.books):
+                continue
+            if self.balance_news.get(quote, 0.0) <= last_fill:
+                continue  # no word of the cash since the last fill
+            free, locked = self.balances.get(quote, (ZERO, ZERO))
+            total = free + locked
+            mine = self.cash_in(quote)
+            if quote in self.balances and total < mine - Decimal("1e-8"):
+                self.put_store(f"the account holds {total} {quote}, less than this strategy's cash {mine}: "
+                               f"its cash shrinks to {total}")  # fmt: skip
+                self._set_cash(quote, total)
+                key = "ledger.cash" if quote == self.currency else f"ledger.cash.{quote}"
+                self.journal.set_meta(key, str(total))
 
     def _lot_step(self, symbol: str) -> Decimal:
         market = self.store.market(symbol)
@@ -337,10 +372,13 @@ class LedgerMixin:
             return sum(float(self.books[s].held) * self.last_price(self.books[s])
                        for s in {self.symbol_of(d) for d in datas} if s in self.books)  # fmt: skip
         total = float(self.ledger_cash)
+        for currency, amount in self.other_cash.items():
+            if amount:
+                total += float(amount) * self._rate(currency)
         for book in self.books.values():
-            if book.quote == self.currency and (book.size or book.dust):
+            if book.size or book.dust:
                 # The dust exits left is this strategy's too: on the account, worth its price.
-                total += float(book.held + book.dust) * self.last_price(book)
+                total += float(book.held + book.dust) * self.last_price(book) * self._rate(book.quote)
         return total
 
     def position(self, data: Any) -> bt.Position:

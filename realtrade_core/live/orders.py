@@ -189,9 +189,6 @@ class OrdersMixin:
         that amount and what it closes. A buy must be paid from the ledger's cash.
         """
         symbol, base, quote = book.symbol, book.base, book.quote
-        if self.currency is not None and quote != self.currency:
-            raise _Reject(f"this broker's ledger keeps its cash in {self.currency}; {symbol} is quoted in {quote}: "
-                          f"trade it with a broker of its own (currency={quote!r})")  # fmt: skip
         if order.issell():
             if amount > book.size:
                 held = f"holds {book.size} {base}" if book.size > 0 else f"holds no {base}"
@@ -218,8 +215,9 @@ class OrdersMixin:
                 log.info("%s: %s %s of the account is free, the exit needs %s", symbol, free, base, held)
             return held, book.size
         cost = amount * reference
-        if reference > 0 and cost > self.ledger_cash:
-            raise _Reject(f"this strategy's cash {self.ledger_cash} {quote} cannot pay for {amount} {base} at "
+        mine = self.cash_in(quote)
+        if reference > 0 and cost > mine:
+            raise _Reject(f"this strategy's cash {mine} {quote} cannot pay for {amount} {base} at "
                           f"{reference} ({cost:f} {quote})", margin=True)  # fmt: skip
         free = self.balances.get(quote, (ZERO, ZERO))[0]
         if reference > 0 and quote in self.balances and cost > free:

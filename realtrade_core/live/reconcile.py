@@ -210,13 +210,14 @@ class ReconcileMixin:
         if jo is not None and closes is not None:
             tracked = Tracked(None, jo.client_order_id, jo.symbol, jo.side, jo.type, jo.amount, jo.price,
                               jo.stop_price, jo.created_ms, closes=closes)  # fmt: skip
-        saved_cash = self.ledger_cash
+        saved_cash, saved_other = self.ledger_cash, dict(self.other_cash)
         self.ledger_cash = dec(journal.get_meta("ledger.cash")) or ZERO
+        self.other_cash = {c: dec(journal.get_meta(f"ledger.cash.{c}")) or ZERO for c in saved_other}
         try:
             self._move_position(book, fill, tracked)
             self._persist(book)
         finally:
-            self.ledger_cash = saved_cash
+            self.ledger_cash, self.other_cash = saved_cash, saved_other
 
     def reattach(self, jo: JournalOrder, order_id: str, book: SymbolBook) -> None:
         """A backtrader order for an open order a previous run placed (``info.reattached``)."""

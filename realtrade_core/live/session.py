@@ -91,6 +91,8 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
         self.timed: dict[str, Tracked] = {}  # client order id -> an unfinished order with valid=
         # The strategy's own ledger (see LedgerMixin): its cash in ``currency``; positions in books.
         self.ledger_cash: Decimal = ZERO
+        self.other_cash: dict[str, Decimal] = {}  # its cash in other markets' quote currencies
+        self.unvalued: set[str] = set()  # currencies getvalue() has no price for (reported once)
         self.ledger_key: tuple[str, ...] | None = None
         self.new_ledger = True  # no journal kept this ledger before (set at start)
         self.cerebro: Any = None
@@ -252,20 +254,34 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
             )
         if self.currency is None:
             self.currency = next((b.quote for b in self.books.values()), None)
+        others = sorted({b.quote for b in self.books.values()} - {self.currency})
+        both = sorted(set(others) & {b.base for b in self.books.values()})
+        if both:
+            raise ConfigurationError(
+                f"{', '.join(both)} is both a coin this broker's strategy holds and the cash it pays with in another "
+                f"market; one ledger cannot keep it as both: trade those markets with two brokers "
+                f"(store.getbroker(mode='live', ledger='another name', journal=...))"
+            )
         saved = journal.get_meta("ledger.cash")
         if known is not None and saved is not None:
             self.ledger_cash = dec(saved) or ZERO
+            self.other_cash = {c: dec(journal.get_meta(f"ledger.cash.{c}")) or ZERO for c in others}
             self.new_ledger = False
             log.info("ledger %r: cash %s %s as the journal left it", name, self.ledger_cash, self.currency)
             return
-        cash = self.broker.p.cash
+        cash = self.broker.cash_asked
         if cash is None:
             cash = self.balances.get(self.currency or "", (ZERO, ZERO))[0]
         self.ledger_cash = dec(cash) or ZERO
+        given = self.broker.p.quote_cash or {}
+        self.other_cash = {c: dec(given[c]) if c in given else self.balances.get(c, (ZERO, ZERO))[0] for c in others}
         self.new_ledger = True
         journal.set_meta("ledger.name", name)
         journal.set_meta("ledger.cash", str(self.ledger_cash))
-        log.info("ledger %r: starts with %s %s", name, self.ledger_cash, self.currency)
+        for currency, amount in self.other_cash.items():
+            journal.set_meta(f"ledger.cash.{currency}", str(amount))
+        log.info("ledger %r: starts with %s %s%s", name, self.ledger_cash, self.currency,
+                 "".join(f", {a} {c}" for c, a in self.other_cash.items()))  # fmt: skip
 
     def _unknown_window(self) -> float:
         window = self.broker.p.unknown_outcome_window

@@ -51,6 +51,10 @@ REFUSALS_KEPT = 10_000
 _UNRECORDED = frozenset({"signature", "timestamp", "recvWindow"})
 
 
+#: Methods a dialect must write (the server calls them; the base only raises).
+_REQUIRED_METHODS = ("routes", "urls", "ccxt_urls", "error_body")
+
+
 class EmulatorDialect:
     """Base class of an exchange's emulator dialect. See the module docstring for the contract."""
 
@@ -69,6 +73,15 @@ class EmulatorDialect:
         self.settings = settings  # e.g. {"ping_interval": 20.0, "pong_timeout": 60.0, "idle_timeout": 600.0}
         self._refusals: deque[RefusedOrder] = deque(maxlen=REFUSALS_KEPT)
         self._refusals_lock = threading.Lock()
+
+    @classmethod
+    def missing_members(cls) -> list[str]:
+        """The required members (the table above) this dialect lacks: checked when the plugin
+        registers, so a dialect without its routes is refused naming them, not when it serves."""
+        missing = [] if isinstance(cls.name, str) and cls.name else ["name"]
+        if not cls.order_paths:
+            missing.append("order_paths")
+        return missing + [n for n in _REQUIRED_METHODS if getattr(cls, n) is getattr(EmulatorDialect, n)]
 
     def routes(self) -> list[web.RouteDef]:
         raise NotImplementedError(f"{type(self).__name__} must implement routes()")

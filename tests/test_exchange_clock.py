@@ -85,3 +85,30 @@ def test_an_order_whose_answer_was_lost_is_found_by_client_id_and_never_sent_twi
         assert [o.client_order_id for o in replay.engine.all_orders(replay.api_key)] == [cid]
         assert s.statuses(order) == ["Submitted", "Accepted", "Completed"]
         assert_matches_engine(s.last(order), engine_fills(replay, cid))
+
+
+def test_a_private_stream_login_refused_for_its_timestamp_has_the_clock_measured_again(exchange):
+    """The exchange's clock jumps a minute ahead while the private stream is up; its next login
+    is refused for its timestamp (Binance -1021, Bybit "Params Error"). The connection has the
+    store measure the clock again, and the login after that succeeds: no REST call of the
+    broker's is needed to bring the account's stream back."""
+    import threading
+
+    with Emulator(exchange, symbols=(SYMBOL,), speed=None, history=10, balances=BALANCES) as emu:
+        store = new_store(exchange, emu)
+        store.start()
+        ws = store.spec.websocket.for_store(store, private=True)
+        connected = threading.Semaphore(0)
+        ws.on("connected", lambda *_: connected.release())
+        ws.start()
+        try:
+            assert connected.acquire(timeout=10), "the private stream never connected"
+            before = store.time_offset_ms
+            emu.set_clock_skew(60_000)
+            assert emu.drop_connections(private=True) >= 1
+            assert connected.acquire(timeout=20), "the private stream did not come back"
+            assert abs(store.time_offset_ms - before - 60_000) < 5_000
+        finally:
+            ws.stop(5)
+            emu.set_clock_skew(0)
+            store.stop()

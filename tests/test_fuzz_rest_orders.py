@@ -115,3 +115,29 @@ def test_the_unchanged_payloads_convert_as_they_are():
         Decimal("0.01"), Decimal("60000.5"), Decimal("0.00001"), "rt-1")  # fmt: skip
     update = CONVERTER.order_update(ORDER)
     assert update.status.value == "partially_filled" and update.filled == Decimal("0.004")
+
+
+def test_an_order_ccxt_calls_closed_with_part_filled_is_cancelled_not_filled():
+    """ccxt reads Bybit's PartiallyFilledCanceled (a limit order cancelled, for its validity say,
+    after part of it filled) as "closed": that is a cancelled order with what filled, not a fill
+    of the whole amount, which would leave the order Partial in the broker for ever."""
+    import ccxt
+
+    bybit = ccxt.bybit()
+    raw = {
+        "orderId": "1", "orderLinkId": "rt-1", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Limit",
+        "price": "30000", "qty": "0.013", "cumExecQty": "0.004", "cumExecValue": "120", "avgPrice": "30000",
+        "orderStatus": "PartiallyFilledCanceled", "timeInForce": "GTC", "createdTime": "1700000000000",
+        "updatedTime": "1700000060000", "category": "spot",
+    }  # fmt: skip
+    market = {"id": "BTCUSDT", "symbol": "BTC/USDT", "base": "BTC", "quote": "USDT", "spot": True,
+              "type": "spot", "linear": None, "inverse": None, "contract": False, "settle": None}  # fmt: skip
+    parsed = bybit.parse_order(raw, market)
+    assert parsed["status"] == "closed"  # ccxt's reading, which realtrade must not take for "filled"
+    update = CONVERTER.order_update(parsed)
+    assert update is not None and update.status.value == "canceled"
+    assert update.filled == Decimal("0.004") and "0.004 of 0.013" in update.reason
+    filled = dict(parsed, status="closed", filled=0.013)
+    assert CONVERTER.order_update(filled).status.value == "filled"
+    market_buy = dict(parsed, type="market", filled=0.004)  # amount may be in the quote: not judged
+    assert CONVERTER.order_update(market_buy).status.value == "filled"

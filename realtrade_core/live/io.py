@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+_ALMOST_ALL = Decimal("0.999999999")  # filled this share of the amount or more: filled (float noise)
 _CCXT_STATUS = {
     "closed": OrderStatus.FILLED,
     "canceled": OrderStatus.CANCELED,
@@ -139,12 +140,19 @@ class ExchangeIO:
         if status_text is None:
             return None
         filled = dec(o.get("filled")) or ZERO
+        amount = dec(o.get("amount")) or ZERO
+        reason = None
         if status_text == "open":
             status = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.NEW
         else:
             status = _CCXT_STATUS.get(str(status_text).lower())
             if status is None:
                 return None
+            resting = str(o.get("type") or "").lower() != "market"  # a market buy's amount may be in the quote
+            if status is OrderStatus.FILLED and resting and amount > 0 and filled < amount * _ALMOST_ALL:
+                # ccxt calls an order "closed" once it is no longer open, also when it ended part
+                # filled (Bybit's PartiallyFilledCanceled): it was cancelled with that much filled.
+                status, reason = OrderStatus.CANCELED, f"closed with {filled} of {amount} filled"
         side = Side.BUY if o.get("side") == "buy" else Side.SELL
         return OrderUpdate(
             exchange=self.exchange,
@@ -155,10 +163,10 @@ class ExchangeIO:
             type=str(o.get("type") or ""),
             status=status,
             price=dec(o.get("price")),
-            amount=dec(o.get("amount")) or ZERO,
+            amount=amount,
             filled=filled,
             average=dec(o.get("average")),
-            reason=None,
+            reason=reason,
             time=int(o.get("lastUpdateTimestamp") or o.get("timestamp") or self.exchange_ms()),
             stop_price=dec(o.get("triggerPrice") or o.get("stopPrice")),
         )

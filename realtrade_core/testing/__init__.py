@@ -35,7 +35,7 @@ MINUTE = 60_000
 def emulated_store(exchange: str, symbol: str, **emulator_options: Any) -> Iterator[Any]:
     """A started store on a fresh in-process emulator with a manual clock (a fixture body:
     ``yield from emulated_store("bybit", "BTC/USDT")``); the store cache is cleared after."""
-    from .store import clear_stores, get_store
+    from ..store import clear_stores, get_store
 
     clear_stores()
     options = {"speed": None, "symbols": (symbol,), "history": 50, "future": 400, **emulator_options}

@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import websocket as _wsclient
@@ -228,6 +228,9 @@ class BaseWebSocket(Dispatch, KeepAlive, FrameReader, Contract):
         self._init_keepalive()
         self._init_frames()
 
+        #: Called (on this connection's thread) when the exchange refused the login's timestamp:
+        #: re-measures the exchange clock the next login is signed with (``store.sync_time``).
+        self.clock_refused: Callable[[], Any] | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._finished = False
@@ -591,6 +594,11 @@ class BaseWebSocket(Dispatch, KeepAlive, FrameReader, Contract):
             logger.error("%s: %s", self.name, msg)
             self._emit("error", ErrorEvent(self.exchange, "auth", msg, "", wall_ms()))
             self._end = (msg, True)
+            if event.clock and self.clock_refused is not None:
+                try:
+                    self.clock_refused()  # else every new login is signed on the same wrong clock
+                except Exception as exc:
+                    logger.warning("%s: could not re-measure the exchange clock: %s", self.name, exc)
             return
         ws = self._ws_now
         if ws is None:

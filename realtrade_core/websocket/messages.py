@@ -49,6 +49,9 @@ class Authenticated(Control):
 
     ok: bool = True
     reason: str = ""
+    #: the exchange refused the login's timestamp: the connection has the clock re-measured
+    #: (``BaseWebSocket.clock_refused``) before it signs the next attempt
+    clock: bool = False
 
 
 @dataclass(frozen=True, slots=True)

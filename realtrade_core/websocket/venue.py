@@ -49,6 +49,7 @@ def connection_for_store(
             config=config,
         )
         ws.hide_in_logs(store.credentials.api_key, store.credentials.secret)
+        ws.clock_refused = store.sync_time
     ws.clock = market_clock(store)
     return ws
 

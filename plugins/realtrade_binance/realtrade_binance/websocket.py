@@ -296,7 +296,8 @@ class BinanceUserDataWebSocket(BinanceWebSocket):
                 self.subscription_id = (msg.get("result") or {}).get("subscriptionId")
                 return (Authenticated(),)
             error = msg.get("error") or {}
-            return (Authenticated(False, f"{error.get('code')}: {error.get('msg')}"),)
+            # -1021: the signed timestamp is outside the recvWindow (our clock offset is stale)
+            return (Authenticated(False, f"{error.get('code')}: {error.get('msg')}", clock=error.get("code") == -1021),)
         if msg.get("e") == "serverShutdown":
             return _SHUTDOWN
         return None

@@ -196,7 +196,9 @@ class BybitWebSocket(ExchangeConnection):
         if op is None:
             return None
         if op == "auth":
-            return (Authenticated(msg.get("success") is True, str(msg.get("ret_msg") or "")),)
+            reason = str(msg.get("ret_msg") or "")
+            # Bybit answers a login whose expiry has already passed (our clock is behind) "Params Error".
+            return (Authenticated(msg.get("success") is True, reason, clock=reason == "Params Error"),)
         if op in ("subscribe", "unsubscribe") and msg.get("success") is False:
             # Nothing will arrive for these topics; a private one means fills would go missing.
             logger.error("%s: %s refused: %s", self.name, op, msg.get("ret_msg"))

@@ -67,7 +67,7 @@ CASES: tuple[Case, ...] = (
     Case("RT-103", "its capabilities agree with what it registers"),
     Case("RT-201", "unmodified ccxt loads its markets: the symbol with precision and limits", _OFFLINE),
     Case("RT-202", "the store gives the market's trading rules (lot step, tick, minimums, fees)", _OFFLINE),
-    Case("RT-203", "an unknown symbol is a clear error naming the markets it has", _OFFLINE),
+    Case("RT-203", "an unknown symbol is a clear error naming it, before any feed starts", _OFFLINE),
     Case("RT-204", "an unknown or unsupported timeframe is a clear error", _OFFLINE),
     Case("RT-301", "a historical feed gives contiguous closed candles, never the forming one", _OFFLINE),
     Case("RT-302", "history longer than a page is paged without gaps or duplicates", ("emulator",)),

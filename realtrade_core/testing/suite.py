@@ -328,7 +328,7 @@ class ExchangeConformance:
         assert rules.check("buy", tiny, Decimal(100)) is not None  # off the lot step: refused, with why
 
     @conformance("RT-203")
-    def test_rt203_an_unknown_symbol_is_a_clear_error(self, data: Callable[..., Any], store: Any) -> None:
+    def test_rt203_an_unknown_symbol_is_a_clear_error(self, store: Any) -> None:
         from realtrade_core import ConfigurationError
 
         with pytest.raises(ConfigurationError, match=r"has no market 'NOPE/USDT'"):

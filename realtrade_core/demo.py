@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     strategies: list[Any] = []
     try:
         with watch_interrupt() as interrupt:
+            interrupt["cerebro"] = cerebro  # Ctrl-C stops it between steps, so the report counts every order
             try:
                 strategies = cerebro.run()
             except KeyboardInterrupt:  # outside the loop the run guard covers

@@ -199,6 +199,7 @@ def test_check_against_the_bybit_emulator(monkeypatch, capsys):
         assert re.search(r"^latency +OK +median \d+ ms over 3 requests$", out, re.M), out
         assert re.search(r"^clock +OK +[+-]\d+ ms from the emulator's clock$", out, re.M), out
         assert "accepted; holds BTC, ETH, USDT" in rows["keys"]
+        assert "trading allowed, withdrawals not" in rows["keys"]  # from /v5/user/query-api
         assert re.search(r"^market ETH/USDT +OK +trading, last price [\d.]+, minimum order \d", out, re.M), out
 
         assert main([*args, "--symbol", "ETH/USDX"]) == 1  # a market the venue does not list
@@ -267,3 +268,26 @@ def test_clock_skew_limits():
     assert skew_status(-1_500, "testnet") == WARN
     assert skew_status(6_000, "mainnet") == FAIL
     assert skew_status(3_600_000, "emulator") == OK  # an emulator replaying the past is no fault
+
+
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        ({"readOnly": 0, "permissions": {"Spot": ["SpotTrade"], "Wallet": ["AccountTransfer"]}},
+         {"trade": True, "withdraw": False}),
+        ({"readOnly": 0, "permissions": {"Spot": ["SpotTrade"], "Wallet": ["Withdraw"]}},
+         {"trade": True, "withdraw": True}),
+        ({"readOnly": 1, "permissions": {"Spot": ["SpotTrade"], "Wallet": ["Withdraw"]}},
+         {"trade": False, "withdraw": False}),
+        ({"readOnly": 0, "permissions": {"Spot": []}}, {"trade": False, "withdraw": False}),
+        ({}, {"trade": None, "withdraw": None}),
+    ],
+)
+def test_bybit_key_permissions_come_from_its_key_record(record, expected):
+    from types import SimpleNamespace
+
+    from realtrade_bybit.store import BybitStore
+
+    fake = SimpleNamespace(_call=lambda func: func(),
+                           client=SimpleNamespace(privateGetV5UserQueryApi=lambda: {"result": record}))  # fmt: skip
+    assert BybitStore.key_permissions(fake) == expected

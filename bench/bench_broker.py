@@ -7,6 +7,8 @@
 2. Baseline: bare ``ccxt.create_order`` on the same emulator, timed from the call to its
    answer (REST only: no journal, no stream, nothing applied to a position).
 
+ccxt's rate limiter is off on both sides (``enableRateLimit=False``).
+
 The emulator's clock stands still, so every market order fills at once at the same price.
 
     python bench/bench_broker.py [--exchange binance|bybit] [--orders 200]
@@ -27,6 +29,9 @@ from realtrade_core.emulator.server import Emulator
 from realtrade_core.store import get_store
 
 SIZE = 0.001
+#: ccxt's own throttle spaces requests 50-100 ms apart for limits the emulator does not enforce:
+#: off on both sides, so the rows compare the paths, not the throttle.
+NO_THROTTLE = {"enableRateLimit": False}
 
 
 class RoundTrips(bt.Strategy):
@@ -69,7 +74,7 @@ def percentiles(samples: list[float]) -> str:
 def bench_realtrade(exchange: str, orders: int) -> list[float]:
     balances = {"USDT": 1_000_000, "BTC": 10}
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=50, seed=3, balances=balances) as emulator:
-        store = get_store(exchange, "emulator", emulator=emulator)
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
         done = threading.Event()
         with tempfile.TemporaryDirectory() as tmp:
             cerebro = bt.Cerebro(quicknotify=True)  # notifications as they happen, not at the next bar
@@ -90,7 +95,7 @@ def bench_realtrade(exchange: str, orders: int) -> list[float]:
 def bench_ccxt(exchange: str, orders: int) -> list[float]:
     balances = {"USDT": 1_000_000, "BTC": 10}
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=50, seed=3, balances=balances) as emulator:
-        store = get_store(exchange, "emulator", emulator=emulator)
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
         store.start()  # attaches the emulator and loads the markets
         client = store.client
         times = []

@@ -5,26 +5,36 @@
    BaseWebSocket parser -> store -> feed worker -> cerebro ``_load``) into a no-op strategy.
    Baseline, same run: plain backtrader iterating the same candles from a Python list.
 2. Latency: with the clock running at 600x (a 1-minute candle every 100 ms), the time from the
-   engine emitting a candle's close to ``strategy.next()`` seeing that bar: p50 and p99.
+   engine emitting a candle's close to ``strategy.next()`` seeing that bar: p50 and p99. Beside
+   it, in the same run on the same candles: a bare websocket-client loop subscribed to the same
+   emulator's kline stream (the ceiling: engine -> socket -> ``recv()`` -> ``json.loads``).
+   The first live bar after history is the first sample of each.
 
-    python bench/bench_feed.py [--exchange binance|bybit] [--bars 2000]
+    python bench/bench_feed.py [--exchange binance|bybit] [--bars 2000] [--symbols 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import threading
 import time
 from datetime import datetime, timezone
 
 import backtrader as bt
+import websocket
 
 from realtrade_core.emulator.model import KlineEvent
 from realtrade_core.emulator.server import Emulator
 from realtrade_core.store import get_store
 
 MINUTE = 60_000
+
+
+def symbol_list(count: int) -> tuple[str, ...]:
+    """``count`` spot symbols: BTC/USDT first, then synthetic markets the emulator makes up."""
+    return ("BTC/USDT", *(f"S{i:02d}/USDT" for i in range(1, count)))[:count]
 
 
 class MemoryFeed(bt.feed.DataBase):
@@ -68,11 +78,19 @@ class Counter(bt.Strategy):
                 self.env.runstop()
 
 
-def live_throughput(exchange: str, bars: int) -> tuple[float, list]:
-    with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=50, seed=5) as emulator:
-        store = get_store(exchange, "emulator", emulator=emulator)
+def live_throughput(exchange: str, bars: int, symbols: int = 1, ccxt_config: dict | None = None) -> tuple[float, list]:
+    """Bars/s (bars of every symbol counted) from the first live bar to ``bars`` live steps;
+    and the candles of the first symbol, for the memory baseline."""
+    names = symbol_list(symbols)
+    # The emulator makes a fixed number of future candles (1,440 for a manual clock): ask for
+    # enough, or the driver would wait for a candle that never comes.
+    with Emulator(exchange, symbols=names, speed=None, history=50, seed=5, future=bars + 100) as emulator:
+        store = get_store(
+            exchange, "emulator", emulator=emulator, ccxt_config=ccxt_config or {"enableRateLimit": False}
+        )
         cerebro = bt.Cerebro(stdstats=False)
-        cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", backfill_bars=1, qcheck=0.01))
+        for name in names:
+            cerebro.adddata(store.getdata(dataname=name, timeframe="1m", backfill_bars=1, qcheck=0.01))
         cerebro.addstrategy(Counter, target=bars)
         done = threading.Event()
 
@@ -97,45 +115,102 @@ def live_throughput(exchange: str, bars: int) -> tuple[float, list]:
         elapsed = time.perf_counter() - strategy.first_live
         rows = [
             (c.open_time, float(c.open), float(c.high), float(c.low), float(c.close), float(c.volume))
-            for c in emulator.engine.candles("BTCUSDT", MINUTE, limit=bars)
+            for c in emulator.engine.candles(names[0].replace("/", ""), MINUTE, limit=bars)
         ]
         store.stop()
-    return strategy.count / elapsed, rows
+    return strategy.count * len(names) / elapsed, rows
 
 
-def memory_throughput(rows: list, repeat: int) -> float:
+def memory_throughput(rows: list, repeat: int, symbols: int = 1) -> float:
+    """Bars/s of plain backtrader fed ``rows`` (``repeat`` times over) from memory, as many
+    datas as ``symbols``, same no-op strategy, no preload (one bar at a time, as live)."""
     rows = rows * repeat
     cerebro = bt.Cerebro(stdstats=False, preload=False, runonce=False)
-    cerebro.adddata(MemoryFeed(rows=rows))
+    for _ in range(symbols):
+        cerebro.adddata(MemoryFeed(rows=rows))
     cerebro.addstrategy(Counter, target=10**12)
     start = time.perf_counter()
     cerebro.run()
-    return len(rows) / (time.perf_counter() - start)
+    return len(rows) * symbols / (time.perf_counter() - start)
 
 
-def latency(exchange: str, bars: int) -> list[float]:
+#: How a bare client subscribes to the emulator's 1m klines, and reads a closed candle's open time.
+RAW_STREAMS = {
+    "binance": (
+        "ws_market",
+        lambda symbols: {"method": "SUBSCRIBE", "params": [f"{s.replace('/', '').lower()}@kline_1m" for s in symbols],
+                         "id": 1},
+        lambda d: d["k"]["t"] if d.get("e") == "kline" and d["k"]["x"] and d["s"] == "BTCUSDT" else None,
+    ),
+    "bybit": (
+        "ws_public",
+        lambda symbols: {"op": "subscribe", "args": [f"kline.1.{s.replace('/', '')}" for s in symbols]},
+        lambda d: d["data"][0]["start"]
+        if d.get("topic") == "kline.1.BTCUSDT" and d["data"][0]["confirm"] else None,
+    ),
+}  # fmt: skip
+
+
+class RawClient:
+    """The ceiling: a bare websocket-client ``recv()`` + ``json.loads`` loop on the same stream."""
+
+    def __init__(self, exchange: str, emulator: Emulator, symbols: tuple[str, ...]) -> None:
+        key, subscribe, self._closed_open = RAW_STREAMS[exchange]
+        self.seen: dict[int, float] = {}
+        self._ws = websocket.create_connection(emulator.urls[key], skip_utf8_validation=True)
+        self._ws.send(json.dumps(subscribe(symbols)))
+        self._ws.recv()  # the subscription's answer
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                message = self._ws.recv()
+                now = time.perf_counter()
+                if not message:
+                    return
+                open_ms = self._closed_open(json.loads(message))
+                if open_ms is not None:
+                    self.seen.setdefault(open_ms, now)
+        except (websocket.WebSocketException, OSError):
+            return
+
+    def close(self) -> None:
+        self._ws.close()
+        self._thread.join(5)
+
+
+def latency(exchange: str, bars: int, symbols: int = 1, history: int = 50) -> tuple[list[float], list[float]]:
+    """Milliseconds from the engine closing a BTC/USDT candle to ``next()`` seeing it, and to a
+    bare websocket-client loop receiving it, for the same candles in order (first live bar first)."""
+    names = symbol_list(symbols)
     closes: dict[int, float] = {}
-    seen: list[float] = []
+    nexts: dict[int, float] = {}
 
     def on_event(event):
-        if isinstance(event, KlineEvent) and event.closed:
-            closes[event.candle.open_time] = time.perf_counter()
+        if isinstance(event, KlineEvent) and event.closed and event.symbol == "BTCUSDT":
+            closes.setdefault(event.candle.open_time, time.perf_counter())
 
     def on_bar(close_dt):
         now = time.perf_counter()
         open_ms = int(close_dt.replace(tzinfo=timezone.utc).timestamp() * 1000) - MINUTE
-        if open_ms in closes:
-            seen.append((now - closes[open_ms]) * 1000)
+        nexts.setdefault(open_ms, now)
 
-    with Emulator(exchange, symbols=("BTC/USDT",), speed=600.0, history=50, seed=9) as emulator:
+    with Emulator(exchange, symbols=names, speed=600.0, history=history, seed=9, future=bars + 200) as emulator:
         emulator.engine.subscribe(on_event)
-        store = get_store(exchange, "emulator", emulator=emulator)
+        raw = RawClient(exchange, emulator, names)
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config={"enableRateLimit": False})
         cerebro = bt.Cerebro(stdstats=False)
-        cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", backfill_bars=1, qcheck=0.05))
+        for name in names:
+            cerebro.adddata(store.getdata(dataname=name, timeframe="1m", backfill_bars=history, qcheck=0.05))
         cerebro.addstrategy(Counter, target=bars, seen=on_bar)
         cerebro.run()
         store.stop()
-    return seen
+        raw.close()
+    ours = [(nexts[t] - closes[t]) * 1000 for t in sorted(closes) if t in nexts]
+    bare = [(raw.seen[t] - closes[t]) * 1000 for t in sorted(closes) if t in nexts and t in raw.seen]
+    return ours, bare
 
 
 def pct(values: list[float], q: float) -> float:
@@ -148,18 +223,23 @@ def main() -> None:
     parser.add_argument("--exchange", default="binance")
     parser.add_argument("--bars", type=int, default=2000)
     parser.add_argument("--latency-bars", type=int, default=100)
+    parser.add_argument("--symbols", type=int, default=1)
     args = parser.parse_args()
 
-    live_rate, rows = live_throughput(args.exchange, args.bars)
-    memory_rate = memory_throughput(rows, repeat=max(1, 20_000 // max(1, len(rows))))
+    live_rate, rows = live_throughput(args.exchange, args.bars, args.symbols)
+    memory_rate = memory_throughput(
+        rows, repeat=max(1, 20_000 // max(1, len(rows) * args.symbols)), symbols=args.symbols
+    )
     print(f"{args.exchange}: bars/s into a no-op strategy")
     print(f"  realtrade live path (emulator -> WebSocket -> feed) {live_rate:12,.0f}")
     print(f"  backtrader from memory (baseline)                   {memory_rate:12,.0f}")
     print(f"  ratio                                                {live_rate / memory_rate:12.2%}")
 
-    lat = latency(args.exchange, args.latency_bars)
+    lat, bare = latency(args.exchange, args.latency_bars, args.symbols)
     print(f"{args.exchange}: candle close at the emulator -> strategy.next(), {len(lat)} bars at 600x")
     print(f"  p50 {pct(lat, 0.50):7.2f} ms   p99 {pct(lat, 0.99):7.2f} ms   mean {statistics.fmean(lat):7.2f} ms")
+    print(f"  bare websocket-client loop: p50 {pct(bare, 0.50):7.2f} ms   p99 {pct(bare, 0.99):7.2f} ms")
+    print(f"  first live bar after history: {lat[0]:.2f} ms (bare loop {bare[0]:.2f} ms)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,139 @@
+"""Start-up costs: cold start of the package and the CLI, history fetch, and memory after start.
+
+1. Cold start: wall time of a fresh interpreter doing ``import realtrade_core`` and
+   ``realtrade exchanges`` beside ``python -c pass``, the median of ``--runs`` runs each,
+   interleaved so background load hits them alike. Where the time goes:
+   ``python -X importtime -c "import realtrade_core" 2>&1 | sort -t'|' -k2 -n | tail``.
+2. History: closed candles/s through ``Store.fetch_closed_candles`` (paged, retried, checked)
+   beside a bare ccxt ``fetch_ohlcv`` paging loop over the same range of the same emulator.
+3. Memory: the resident set of a process whose cerebro has its first live bar from the
+   in-process emulator, beside a process that imported the same libraries and started the
+   same emulator but runs nothing of realtrade's live path.
+
+    python bench/bench_start.py [--runs 15] [--candles 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+COLD = {
+    "pass": "pass",
+    "import": "import realtrade_core",
+    "exchanges": "import sys; from realtrade_core.cli import main; sys.exit(main(['exchanges']))",
+}
+
+
+def cold_start(runs: int) -> dict[str, float]:
+    """Median wall milliseconds of each of COLD's one-liners in a fresh interpreter."""
+    times: dict[str, list[float]] = {name: [] for name in COLD}
+    for _ in range(runs):
+        for name, code in COLD.items():
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def history_fetch(exchange: str, candles: int) -> tuple[float, float]:
+    """Candles/s of the store's paged fetch and of a bare ccxt paging loop, same range."""
+    from realtrade_core.emulator.server import Emulator
+    from realtrade_core.store import get_store
+
+    with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=candles + 1, seed=4) as emulator:
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config={"enableRateLimit": False})
+        store.start()
+        tf = store.timeframe("1m")
+        last = (store.server_time() // tf.ms) * tf.ms - tf.ms
+        since = last - (candles - 1) * tf.ms
+        start = time.perf_counter()
+        rows = store.fetch_closed_candles("BTC/USDT", tf, since=since, until=last)
+        ours = len(rows) / (time.perf_counter() - start)
+
+        client, page, cursor, count = store.client, int(store.max_page), since, 0
+        start = time.perf_counter()
+        while cursor <= last:
+            batch = client.fetch_ohlcv("BTC/USDT", "1m", since=cursor, limit=page)
+            batch = [r for r in batch if r[0] <= last]
+            if not batch:
+                break
+            count += len(batch)
+            cursor = batch[-1][0] + tf.ms
+        bare = count / (time.perf_counter() - start)
+        store.stop()
+    if len(rows) != candles or count != candles:
+        raise RuntimeError(f"history fetch returned {len(rows)} and {count} candles, not {candles}")
+    return ours, bare
+
+
+RSS_SCRIPT = """
+import sys, threading
+import backtrader as bt, ccxt, websocket, aiohttp
+from realtrade_core.emulator.server import Emulator
+from realtrade_core import load_exchange
+
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+exchange, live = sys.argv[1], sys.argv[2] == "live"
+load_exchange(exchange)
+with Emulator(exchange, symbols=("BTC/USDT",), speed=600.0, history=500, seed=2) as emulator:
+    if live:
+        from realtrade_core.store import get_store
+
+        class FirstLiveBar(bt.Strategy):
+            def notify_data(self, data, status, *args, **kwargs):
+                self.live = data._getstatusname(status) == "LIVE"
+
+            def next(self):
+                if getattr(self, "live", False):
+                    self.env.runstop()
+
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config={"enableRateLimit": False})
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", backfill_bars=500))
+        cerebro.addstrategy(FirstLiveBar)
+        cerebro.run()
+        print(rss_mb())
+        store.stop()
+    else:
+        print(rss_mb())
+"""
+
+
+def rss_after_start(exchange: str) -> tuple[float, float]:
+    """MB resident after the first live bar (500 bars of history), and for the baseline process."""
+    out = {}
+    for mode in ("live", "bare"):
+        done = subprocess.run(
+            [sys.executable, "-c", RSS_SCRIPT, exchange, mode], check=True, capture_output=True, text=True, timeout=120
+        )
+        out[mode] = float(done.stdout.split()[-1])
+    return out["live"], out["bare"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--candles", type=int, default=5000)
+    parser.add_argument("--exchange", default="binance", choices=("binance", "bybit"))
+    args = parser.parse_args()
+    cold = cold_start(args.runs)
+    print(f"cold start, median of {args.runs} runs: " + ", ".join(f"{k} {v:.1f} ms" for k, v in cold.items()))
+    ours, bare = history_fetch(args.exchange, args.candles)
+    print(f"history fetch: {ours:,.0f} candles/s (bare ccxt paging {bare:,.0f} candles/s)")
+    live, base = rss_after_start(args.exchange)
+    print(f"RSS after the first live bar: {live:.0f} MB (libraries + emulator alone {base:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

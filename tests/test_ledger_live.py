@@ -323,6 +323,38 @@ def test_a_position_from_before_a_restart_reaches_notify_trade_when_closed(excha
         store.stop()
 
 
+def test_a_reattached_trailing_stop_goes_on_trailing(exchange, emulator, journal_path):
+    """A StopTrail placed before a restart comes back as a StopTrail with its trail: as the market
+    rises after the restart, the broker moves it up on the exchange."""
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            s = run.strategy
+            buy = run.do(lambda s: s.buy(size=0.01))
+            run.until(lambda: "Completed" in s.statuses(buy), "the buy")
+            stop = run.do(lambda s: s.sell(size=0.01, exectype=bt.Order.StopTrail, trailpercent=0.05))
+            run.until(lambda: "Accepted" in s.statuses(stop), "the trailing stop resting")
+    finally:
+        store.stop()
+    store = new_store(exchange, emulator)
+    try:
+        with live(emulator, store, journal_path) as run:
+            (order,) = run.broker.get_orders_open()
+            assert order.info.reattached and order.exectype == bt.Order.StopTrail
+            assert order.trailpercent == 0.05
+            start = order.created.price
+            for _ in range(60):  # until a close above every close since it was placed
+                if order.created.price > start:
+                    break
+                run.step(1)
+            assert order.created.price > start, "the re-attached stop must trail the closes"
+            moved = Decimal(str(order.created.price)).quantize(TICK)
+            run.wait(lambda: any(o.side.value == "sell" and o.stop_price == moved
+                                 for o in emulator.engine.open_orders(emulator.api_key)), "the stop moved on the exchange")  # fmt: skip
+    finally:
+        store.stop()
+
+
 def test_a_reattached_order_keeps_its_validity(exchange, emulator, journal_path):
     store = new_store(exchange, emulator)
     try:

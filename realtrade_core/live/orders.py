@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -80,6 +81,9 @@ class OrdersMixin:
             self.journal.set_meta(f"closes.{request.client_order_id}", str(closes))
         if order.valid:  # a restart re-attaches it with its validity
             self.journal.set_meta(f"valid.{request.client_order_id}", repr(float(order.valid)))
+        if order.exectype in (bt.Order.StopTrail, bt.Order.StopTrailLimit):  # ... and a trailing stop its trail
+            self.journal.set_meta(f"trail.{request.client_order_id}",
+                                  json.dumps({"amount": order.trailamount or 0.0, "percent": order.trailpercent or 0.0}))
         if order.valid:
             self.timed[request.client_order_id] = self.orders[request.client_order_id]
         if not held:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from decimal import Decimal
@@ -248,14 +249,21 @@ class ReconcileMixin:
         """A backtrader order (``info.reattached``) for an order a previous run placed or held."""
         cls = bt.BuyOrder if row.side == "buy" else bt.SellOrder
         price = plimit = None
+        exectype = TYPE_TO_BT.get(row.type, bt.Order.Market)
+        trail: dict[str, Any] = {}
         if row.type == "limit":
             price = row.price
         elif row.type in STOP_TYPES:
             price, plimit = row.stop_price, row.price if row.type == "stop_limit" else None
+            saved = self.journal.get_meta(f"trail.{row.client_order_id}") if self.journal is not None else None
+            if saved:  # a trailing stop: it goes on trailing from where it rests
+                distance = json.loads(saved)
+                trail = {"trailamount": distance.get("amount") or 0.0, "trailpercent": distance.get("percent") or 0.0}
+                exectype = bt.Order.StopTrailLimit if row.type == "stop_limit" else bt.Order.StopTrail
         # simulated=True only while constructing: the data has no bar yet to stamp the order with.
-        order = cls(owner=None, data=book.data, size=float(amount), exectype=TYPE_TO_BT.get(row.type, bt.Order.Market),
+        order = cls(owner=None, data=book.data, size=float(amount), exectype=exectype,
                     price=None if price is None else float(price), pricelimit=None if plimit is None else float(plimit),
-                    simulated=True)  # fmt: skip
+                    simulated=True, **trail)  # fmt: skip
         order.p.simulated = False
         order.addinfo(client_order_id=row.client_order_id, reattached=True)
         order.addcomminfo(self.broker.getcommissioninfo(book.data))

@@ -6,8 +6,8 @@ a plain stop (stop-limit) order at that price, so it triggers within the bar at 
 in a backtest; after each closed bar the broker trails it and, when the price moved, replaces
 the exchange order: the resting one is cancelled and, once the cancel is confirmed, the new one
 goes out with a new client order id. The strategy sees one order throughout. A stop that fills
-before its cancel lands completes as usual. After a restart a re-attached trailing stop rests at
-its last price and no longer trails (the trail is not journaled).
+before its cancel lands completes as usual. The trail (amount or percent) is journaled: after a
+restart a re-attached trailing stop rests at its last price and goes on trailing from there.
 """
 
 from __future__ import annotations

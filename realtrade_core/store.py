@@ -289,6 +289,11 @@ class Store(Contract):
                 raise RealtradeError("the emulator is not attached yet; call store.start() first")
             self._check_emulator_urls()
             client.urls["api"] = dict(self._ccxt_urls)
+            session = getattr(client, "session", None)
+            if session is not None:
+                # A loopback emulator answering with a redirect must not send our signed requests
+                # on to wherever it points (a real exchange): redirects are refused, not followed.
+                session.max_redirects = 0
         return client
 
     def _call(self, func: Callable[..., Any], *args: Any, _resync: bool = True, **kwargs: Any) -> Any:

@@ -236,3 +236,45 @@ def test_no_environment_variable_or_config_file_changes_where_the_emulator_is(tm
     assert result["urls"] and all(is_loopback(urlsplit(u).hostname) for u in result["urls"]), result["urls"]
     documented = {"REALTRADE_LOAD_EXCHANGES", "REALTRADE_DISABLE_EXCHANGES", "REALTRADE_TRACE_HOOKS", "XDG_DATA_HOME"}
     assert set(result["reads"]) <= documented, result["reads"]
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_a_redirect_from_the_emulator_is_not_followed(exchange, offline):
+    """A server on loopback that answers a signed request with a redirect to the real exchange:
+    the request fails there, and no request (not even a name lookup) goes to the exchange."""
+    import http.server
+    import threading
+
+    target = MAINNET[exchange]["ccxt_urls"]["private"] + "/account"
+    hits: list[str] = []
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def _go(self) -> None:
+            hits.append(self.path)
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_DELETE = _go
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with Emulator(exchange, symbols=(SYMBOL,), speed=None, history=20) as emu:
+            store = get_store(exchange, "emulator", emulator=emu)
+            try:
+                store.start()
+                here = f"http://127.0.0.1:{server.server_address[1]}"
+                store.client.urls["api"] = {key: here for key in store.client.urls["api"]}  # a redirecting "emulator"
+                with pytest.raises(Exception):  # noqa: B017 - whatever ccxt makes of it, it must not follow
+                    store.client.fetch_balance()
+                assert hits, "the request must have reached the redirecting server"
+            finally:
+                store.stop()
+    finally:
+        server.shutdown()
+    assert offline == []

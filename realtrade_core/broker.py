@@ -105,6 +105,9 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
       need their own; a clash is a ConfigurationError before any order.
     - ``adopt_holdings`` (False): a new ledger starts with the account's coins of each traded
       market as its positions (at the current price) instead of flat.
+    - ``rebind_journal`` (False): the journal belongs to the account of another API key; True
+      says it is this account under a new (rotated) key and binds the journal to it. The default
+      journal file is named after the key, so give the old file with ``journal=``.
     - ``quote_cash`` (None): live, the capital in the quote currencies of traded markets other
       than ``currency`` (e.g. ``{"BTC": 0.05}`` to trade ETH/BTC beside SOL/USDT); None is each
       one's free balance at start. ``getvalue()`` counts that cash and those positions in
@@ -151,6 +154,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         ("ledger", "default"),
         ("adopt_holdings", False),
         ("quote_cash", None),
+        ("rebind_journal", False),
     )
 
     def __init__(self) -> None:

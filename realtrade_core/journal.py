@@ -307,23 +307,30 @@ class Journal:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    def claim_account(self, account: str) -> None:
+    def claim_account(self, account: str, *, rebind: bool = False) -> None:
         """Bind this journal to ``account`` (a key fingerprint or the exchange's account id).
 
         A new journal, or one written before journals named their account, is bound to the first
         account that opens it (the latter is logged). Another account raises ConfigurationError
-        and changes nothing.
+        and changes nothing, unless ``rebind``: the user says it is the same account under a new
+        API key (a rotated key), and the journal is bound to it (logged).
         """
         with self._tx() as db:
             row = db.execute("SELECT value FROM meta WHERE key = 'account'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta (key, value) VALUES ('account', ?)", (account,))
                 had_orders = db.execute("SELECT 1 FROM orders LIMIT 1").fetchone() is not None
+            elif row[0] != account and rebind:
+                db.execute("UPDATE meta SET value = ? WHERE key = 'account'", (account,))
+                log.warning("order journal %s: bound to the API key with fingerprint %s instead of %s, as asked "
+                            "(rebind_journal=True: the same account under a new key)", self.path, account, row[0])  # fmt: skip
+                return
             elif row[0] != account:
                 raise ConfigurationError(
                     f"the order journal {self.path} belongs to another account (API key fingerprint {row[0]}), "
                     f"not this one ({account}): its orders are not this account's. Use that account's API key, "
-                    f"or give this broker its own journal=<path>"
+                    f"or give this broker its own journal=<path>; if it is the same account under a new API key, "
+                    f"pass rebind_journal=True"
                 )
             else:
                 return

@@ -138,3 +138,57 @@ def test_a_journal_named_after_the_key_prefix_is_renamed_keeping_its_orders(monk
     with Journal(path) as journal:
         assert journal.get_order("rt-1").status == "new"
     assert list((tmp_path / "realtrade").glob("*Zq8R*")) == []
+
+
+class SeesItsOrders(bt.Strategy):
+    """Records the open orders the broker re-attached, on the first live bar, and stops."""
+
+    def __init__(self) -> None:
+        self.reattached: list = []
+        self.live = False
+
+    def notify_data(self, data, status, *args, **kwargs) -> None:
+        self.live = data._getstatusname(status) == "LIVE"
+
+    def next(self) -> None:
+        if self.live:
+            self.reattached = list(self.broker.get_orders_open())
+            self.env.runstop()
+
+
+@pytest.mark.parametrize("exchange", ["binance"])
+def test_a_rotated_key_keeps_its_journal_when_the_user_says_so(exchange, tmp_path):
+    """The account's key is rotated: its journal (named after the old key) is refused under the
+    new key, and with rebind_journal=True it is bound to the new key and its open order comes
+    back as the strategy's."""
+    path = str(tmp_path / "journal.sqlite3")
+    spec = load_exchange(exchange)
+    with Emulator(exchange, symbols=(SYMBOL,), speed=600, history=50, seed=3, balances={"USDT": 10_000}) as emu:
+        store = spec.store(venue="emulator", emulator=emu, spec=spec)
+        try:
+            (strategy,) = cerebro_on(store, path).run()
+        finally:
+            store.stop()
+        assert strategy.accepted
+        with Journal(path) as journal:
+            (parked,) = journal.open_orders()
+        emu.engine.rotate_key(emu.api_key, KEY_B, SECRET_B)
+        store = spec.store(venue="emulator", emulator=emu, api_key=KEY_B, secret=SECRET_B, spec=spec)
+        try:
+            with pytest.raises(ConfigurationError, match="rebind_journal=True"):
+                cerebro_on(store, path).run()
+        finally:
+            store.stop()
+        store = spec.store(venue="emulator", emulator=emu, api_key=KEY_B, secret=SECRET_B, spec=spec)
+        try:
+            cerebro = bt.Cerebro()
+            cerebro.adddata(store.getdata(dataname=SYMBOL, timeframe="1m", backfill_bars=5, qcheck=0.05))
+            cerebro.setbroker(store.getbroker(mode="live", journal=path, rebind_journal=True))
+            cerebro.addstrategy(SeesItsOrders)
+            (seen,) = cerebro.run()
+        finally:
+            store.stop()
+        (order,) = seen.reattached
+        assert order.info.client_order_id == parked.client_order_id and order.info.reattached
+        with Journal(path) as journal:
+            assert journal.get_meta("account") == fingerprint(KEY_B)

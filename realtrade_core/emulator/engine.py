@@ -985,6 +985,17 @@ class Engine:
                 raise ValueError(f"an account with API key {account.api_key[:4]}... already exists")
             self._accounts[account.api_key] = _Account(account)
 
+    def rotate_key(self, api_key: str, new_key: str, new_secret: str) -> None:
+        """The account of ``api_key`` goes on under ``new_key`` (a rotated key): the old key stops
+        working; balances, orders and fills stay the account's."""
+        with self._lock:
+            account = self._account(api_key)
+            if new_key in self._accounts:
+                raise ValueError(f"an account with API key {new_key[:4]}... already exists")
+            del self._accounts[api_key]
+            account.api_key, account.secret = new_key, new_secret
+            self._accounts[new_key] = account
+
     def secret_for(self, api_key: str) -> str | None:
         """The HMAC secret of ``api_key``, or None for an unknown key."""
         with self._lock:

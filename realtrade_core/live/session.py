@@ -186,7 +186,7 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
             # (and marked rejected): refuse it before any order is read. A fingerprint, never the key.
             account = store.credentials.fingerprint
             if account is not None:
-                journal.claim_account(account)
+                journal.claim_account(account, rebind=bool(self.broker.p.rebind_journal))
         except ConfigurationError:
             if self._own_journal:
                 journal.close()

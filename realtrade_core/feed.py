@@ -231,6 +231,8 @@ class _BarPump(threading.Thread):
         self.symbol: str = feed._symbol
         self.tf: Timeframe = feed.tf
         self.out = feed._outbox
+        # set at the first bar to deliver, or at the end: the start gate of the sibling feeds
+        self.first_ready: threading.Event = getattr(feed, "_first_ready", None) or threading.Event()
         self.inbox: queue.Queue = queue.Queue()
         self.stopping = threading.Event()
         self.last_open: int | None = None
@@ -258,7 +260,7 @@ class _BarPump(threading.Thread):
             return  # already delivered: the splice never repeats a bar
         self.last_open = row[0]
         self.out.put((_BAR, tuple(float(x) for x in row[:6])))
-        self.feed._first_ready.set()
+        self.first_ready.set()
 
     def problem(self, row: Any, now_ms: int | None = None) -> str | None:
         """What is wrong with a candle row ``[open_ms, o, h, l, c, v, ...]``, or None."""
@@ -325,7 +327,7 @@ class _BarPump(threading.Thread):
             log.exception("feed worker crashed")
             self.out.put((_ERROR, f"{type(exc).__name__}: {exc}"))
         finally:
-            self.feed._first_ready.set()  # ended: the other feeds must not wait for its first bar
+            self.first_ready.set()  # ended: the other feeds must not wait for its first bar
 
     def run_historical(self) -> None:
         p = self.feed.p

@@ -366,8 +366,17 @@ class _BarPump(threading.Thread):
     def loop_stream(self) -> None:
         feed = self.feed
         broken = False
+        check_gap = False  # look for a candle the stream missed once the queued bars are in
         while not self.stopping.is_set():
-            item = self.inbox.get()
+            if check_gap:
+                try:
+                    item = self.inbox.get_nowait()
+                except queue.Empty:
+                    check_gap = False
+                    self.catch_up()  # REST only if a closed candle is still missing
+                    continue
+            else:
+                item = self.inbox.get()
             if item is None:
                 continue
             self.store.refresh_time()
@@ -395,8 +404,10 @@ class _BarPump(threading.Thread):
                 self.state(feed.LIVE)
             elif item.state is ConnectionState.CONNECTED and self.last_open is not None:
                 # The first connection is ready (subscribed) only now: a candle that closed
-                # after the backfill but before the subscription took effect is fetched.
-                self.catch_up()
+                # after the backfill but before the subscription took effect is fetched. The
+                # stream bars queued meanwhile go first: they usually leave nothing to fetch,
+                # and a REST call (paced by ccxt's throttle, 100 ms on Bybit) would hold them.
+                check_gap = True
             elif item.state is ConnectionState.FAILED:
                 self.state(feed.CONNBROKEN)
                 self.out.put((_END, None))

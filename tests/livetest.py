@@ -17,6 +17,11 @@ import backtrader as bt
 
 MINUTE = 60_000
 
+#: ``ccxt_config`` for a store on an in-process emulator in tests that are not about pacing:
+#: ccxt's throttle spaces requests 50-100 ms apart for an exchange's limits, which the emulator
+#: does not enforce (the rate limits tests are about are its injected 429/418 answers).
+NO_THROTTLE = {"enableRateLimit": False}
+
 
 def bar_row(data: bt.feed.DataBase, tf_ms: int) -> tuple:
     """The candle behind the current bar: (open_ms, o, h, l, c, v)."""
@@ -64,13 +69,29 @@ class Recorder(bt.Strategy):
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` passes; returns its last value."""
+    """Poll ``predicate`` until it is true or ``timeout`` passes; returns its last value.
+
+    The first looks come quickly (what a test waits for, a bar or an answer, usually takes a
+    millisecond or two), then every ``interval`` seconds: a flat 10 ms made each of the
+    thousands of waits of a run cost 10 ms."""
     deadline = time.monotonic() + timeout
+    pause = min(0.0005, interval)
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(interval)
+        time.sleep(pause)
+        pause = min(pause * 2, interval)
     return predicate()
+
+
+def streaming(emulator, *symbols: str) -> Callable[[], bool]:
+    """A predicate: the emulator has a subscriber to each of ``symbols``' candle streams.
+
+    Step the market only once it holds. A connection reports itself ready when it has *sent*
+    its subscriptions, and the feed then fetches what closed meanwhile; a candle that closes
+    after that but before the exchange has the subscription reaches the feed only with the next
+    candle (as a gap filled from REST), so a test waiting for it would wait for ever."""
+    return lambda: all(emulator.streams_candles(symbol) for symbol in symbols)
 
 
 class Driver(threading.Thread):

@@ -22,7 +22,7 @@ from typing import Any
 
 import backtrader as bt
 import pytest
-from livetest import wait_until
+from livetest import streaming, wait_until
 
 from realtrade_core import ConfigurationError, Veto, hookimpl
 from realtrade_core.emulator.model import MarketSpec
@@ -143,6 +143,8 @@ class LiveRun:
             raise self.error
         self.strategy: Trader = self.cerebro.runningstrats[0]
         self.wait(lambda: self.strategy.live.is_set() and self.strategy.bars > 0, "the first live bar", 30)
+        if self.store.has_stream():  # (a REST-only exchange polls its bars)
+            self.wait(streaming(self.emulator, SYMBOL), "the candle stream")
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import backtrader as bt
 import pytest
-from livetest import MINUTE, Driver, MemoryFeed, Recorder, candles, last_closed_open
+from livetest import MINUTE, Driver, MemoryFeed, Recorder, candles, last_closed_open, streaming
 
 from realtrade_core import ConfigurationError
 from realtrade_core.emulator.server import Emulator
@@ -58,6 +58,7 @@ def test_two_symbols_and_two_timeframes_progress_together(exchange, emulator, st
 
     def script(d: Driver) -> None:
         strategy = d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
+        d.wait(streaming(emulator, "BTC/USDT", "ETH/USDT"), "the candle streams")
         for _ in range(6):
             emulator.step(1)
             target = last_closed_open(emulator)
@@ -136,6 +137,7 @@ def test_live_resampling_gives_the_backtest_resampler_bars(exchange, emulator, s
 
     def script(d: Driver) -> None:
         strategy = d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
+        d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
         (name,) = strategy.rows
         for _ in range(15):
             emulator.step(1)
@@ -181,6 +183,7 @@ def test_live_replay_builds_the_exchange_5m_candles_tick_by_tick(exchange, emula
 
     def script(d: Driver) -> None:
         d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
+        d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
         for i in range(10):
             emulator.step(1)
             d.wait(lambda n=i: len(updates) >= 5 + n + 1, f"replayed update {i}")

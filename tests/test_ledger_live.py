@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import backtrader as bt
 import pytest
-from livetest import Driver, wait_until
+from livetest import Driver, streaming, wait_until
 from test_broker_live import (
     SYMBOL,
     TICK,
@@ -42,6 +42,7 @@ def stepping(cerebro: bt.Cerebro, emulator, candles: int = 3) -> Driver:
 
     def script(d: Driver) -> None:
         s = d.wait_strategy(lambda s: getattr(s, "live", False), "the first live bar")
+        d.wait(streaming(emulator, SYMBOL), "the candle stream")
         for _ in range(candles):
             if d.cerebro_done.is_set():
                 return  # the strategy stopped the run: no bar will come

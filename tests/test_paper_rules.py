@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import backtrader as bt
 import pytest
-from livetest import MINUTE, Driver, MemoryFeed, candles, last_closed_open
+from livetest import MINUTE, NO_THROTTLE, Driver, MemoryFeed, candles, last_closed_open, streaming
 
 from realtrade_core import ConfigurationError
 from realtrade_core.backtest import ExchangeBackBroker, ExchangeCommission, SpotCommission
@@ -434,7 +434,7 @@ def paper_run(exchange: str, kind: str, tmp_path, *, seed: int = 7) -> tuple[Ord
     path = tmp_path / "wicked.csv"
     write_csv(path, wicked_rows(300, seed=seed))
     with Emulator(exchange, symbols=("BTC/USDT",), data=str(path), speed=None, history=200) as emulator:
-        store = get_store(exchange, "emulator", emulator=emulator)
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
         broker = store.getbroker(cash=10_000.0)
         start = last_closed_open(emulator) - (BACKFILL - 1) * MINUTE
         fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
@@ -445,6 +445,7 @@ def paper_run(exchange: str, kind: str, tmp_path, *, seed: int = 7) -> tuple[Ord
 
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
+            d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
             for i in range(LIVE):
                 emulator.step(1)
                 d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i} (at {strategy.bars})")
@@ -488,7 +489,7 @@ def test_paper_refuses_what_the_exchange_would_with_its_reasons(exchange, tmp_pa
     path = tmp_path / "c.csv"
     write_csv(path, wicked_rows(300, seed=9))
     with Emulator(exchange, symbols=("BTC/USDT",), data=str(path), speed=None, history=200) as emulator:
-        store = get_store(exchange, "emulator", emulator=emulator)
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
         start = last_closed_open(emulator) - (BACKFILL - 1) * MINUTE
         fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
         cerebro = bt.Cerebro(stdstats=False)
@@ -498,6 +499,7 @@ def test_paper_refuses_what_the_exchange_would_with_its_reasons(exchange, tmp_pa
 
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
+            d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
             for i in range(3):
                 emulator.step(1)
                 d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i}")
@@ -524,7 +526,7 @@ def test_paper_refuses_what_the_exchange_would_with_its_reasons(exchange, tmp_pa
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
 def test_a_store_gives_a_backtest_broker_with_its_markets_rules(exchange):
     with Emulator(exchange, symbols=("BTC/USDT", "ETH/USDT"), speed=None, history=50) as emulator:
-        store = get_store(exchange, "emulator", emulator=emulator)
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
         one = store.backtest_broker("BTC/USDT", cash=5_000.0)
         both = store.backtest_broker(["BTC/USDT", "ETH/USDT"], commission=0.002)
         spec = emulator.engine.market("BTCUSDT")

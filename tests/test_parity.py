@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import backtrader as bt
 import pytest
-from livetest import MINUTE, Driver, MemoryFeed, candles, last_closed_open
+from livetest import MINUTE, NO_THROTTLE, Driver, MemoryFeed, candles, last_closed_open, streaming
 
 from realtrade_core.backtest import ExchangeBackBroker
 from realtrade_core.emulator.model import MarketSpec
@@ -163,13 +163,14 @@ def paper_matches_backtest(exchange: str, kind: str, commission: float | None = 
     taken in BTC, so an exit of the whole position sells what is held (the position less that
     fee) and pays the sell fee on that, a little less than on the whole position."""
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=200, seed=11) as emulator:
-        store = get_store(exchange, "emulator", emulator=emulator)
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
         broker = store.getbroker(cash=10_000.0, commission=commission)
         cerebro, start = live_cerebro(emulator, store, broker)
         cerebro.addstrategy(Scripted, kind=kind, live_only=True)  # history bars never trade
 
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
+            d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
             for i in range(LIVE):
                 emulator.step(1)
                 d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i} (at {strategy.bars})")
@@ -254,12 +255,13 @@ def run_live(exchange: str, kind: str, bars: int, journal: str, deadline: float 
     """
     account = {"USDT": 10_000}  # no BTC at start, like the backtest
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=200, seed=11, balances=account) as emulator:
-        store = get_store(exchange, "emulator", emulator=emulator)
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
         cerebro, start = live_cerebro(emulator, store, store.getbroker(mode="live", journal=journal))
         cerebro.addstrategy(Scripted, kind=kind, live_only=True)
 
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
+            d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
             session = strategy.broker.live
             for i in range(bars):
                 d.wait(lambda: settled(emulator, session), "orders to settle")

@@ -16,7 +16,7 @@ from typing import Any
 
 import backtrader as bt
 import pytest
-from livetest import MINUTE, Driver, Recorder, candles, last_closed_open
+from livetest import MINUTE, NO_THROTTLE, Driver, Recorder, candles, last_closed_open
 
 from realtrade_core.emulator.server import Emulator
 from realtrade_core.store import get_store
@@ -161,7 +161,7 @@ def emulator(exchange: str):
 
 @pytest.fixture
 def store(exchange: str, emulator: Emulator):
-    store = get_store(exchange, "emulator", emulator=emulator)
+    store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
     yield store
     store.stop()
 

@@ -15,7 +15,7 @@ from typing import Any
 import backtrader as bt
 import ccxt
 import pytest
-from livetest import MINUTE, Driver, Recorder, candles, last_closed_open
+from livetest import MINUTE, NO_THROTTLE, Driver, Recorder, candles, last_closed_open, streaming
 
 from realtrade_core import retry
 from realtrade_core.emulator.server import Emulator
@@ -37,7 +37,7 @@ def exchange(request) -> str:
 
 def test_a_catch_up_that_meets_429_418_and_503_waits_and_delivers_every_candle_once(exchange):
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=100, seed=3) as emulator:
-        store = get_store(exchange, "emulator", emulator=emulator)
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
         cerebro = bt.Cerebro()
         cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", backfill_bars=5, qcheck=0.05))
         cerebro.addstrategy(Recorder)
@@ -46,6 +46,7 @@ def test_a_catch_up_that_meets_429_418_and_503_waits_and_delivers_every_candle_o
 
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
+            d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
             rows = strategy.rows["BTC/USDT"]
             for status, count, retry_after in faults:
                 # Candles close while the stream drops every frame: the next stream bar opens a
@@ -196,7 +197,7 @@ def test_binance_reads_the_ban_deadline_and_bybit_the_limit_reset():
 def test_an_exchange_ban_is_waited_out_with_the_exchange_clock(exchange):
     """A real 418 from the emulator: the read waits until the ban ends, then succeeds."""
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=50) as emulator:
-        store = get_store(exchange, "emulator", emulator=emulator)
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
         try:
             store.start()
             emulator.fail_http(418, retry_after=1, path_prefix=KLINES[exchange])

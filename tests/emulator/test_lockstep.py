@@ -15,7 +15,7 @@ from decimal import Decimal as D
 
 import backtrader as bt
 import pytest
-from livetest import MINUTE, Driver, last_closed_open
+from livetest import MINUTE, NO_THROTTLE, Driver, last_closed_open
 
 from realtrade_core import ConfigurationError
 from realtrade_core.emulator.clock import EmulatedClock
@@ -250,7 +250,7 @@ def test_live_orders_of_each_closed_bar_are_in_before_the_next_candle_opens(exch
                 timeline.append(("order", event.time, event.order.client_order_id))
 
         emulator.engine.subscribe(record)
-        store = get_store(exchange, "emulator", emulator=emulator)
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
         strategy = lockstep_run(store, emulator, "live", journal=str(tmp_path / "j.db"))
         store.stop()
 
@@ -274,7 +274,7 @@ def test_paper_trading_holds_a_lockstep_market_at_the_bar_the_strategy_is_on(rem
         if remote:
             store = get_store("binance", "emulator", emulator_url=emulator.base_http)
         else:
-            store = get_store("binance", "emulator", emulator=emulator)
+            store = get_store("binance", "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
         strategy = lockstep_run(store, emulator, "paper")
         store.stop()
     closes_ms = [close for close, _ in strategy.bars]

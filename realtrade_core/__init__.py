@@ -49,9 +49,11 @@ __all__ = [
     "ExchangeInfo",
     "ExchangeNotFoundError",
     "ExchangeSpec",
+    "FundingRates",
     "MalformedMessage",
     "MarketRules",
     "OrderRequest",
+    "PerpetualCommission",
     "PluginError",
     "PluginLoadError",
     "PluginValidationError",
@@ -80,10 +82,13 @@ _LAZY = {
     "MarketRules": ".rules",
     "ExchangeBackBroker": ".backtest",
     "ExchangeCommission": ".backtest",
+    "PerpetualCommission": ".backtest",
+    "FundingRates": ".perpetual",
 }
 
 if TYPE_CHECKING:
-    from .backtest import ExchangeBackBroker, ExchangeCommission
+    from .backtest import ExchangeBackBroker, ExchangeCommission, PerpetualCommission
+    from .perpetual import FundingRates
     from .broker import Broker
     from .feed import Data
     from .rules import MarketRules

@@ -86,13 +86,17 @@ def _unknown_names(given: Iterable[str], known: Collection[str], where: str) -> 
 
 
 def symbol_shape_problem(symbol: Any) -> str | None:
-    """What is wrong with the spelling of a spot symbol, or None (``"BTC/USDT"``; an exchange's
-    own id such as ``"BTCUSDT"`` passes too: the market list decides)."""
+    """What is wrong with the spelling of a symbol, or None (spot ``"BTC/USDT"``, a perpetual
+    contract in ccxt's form ``"BTC/USDT:USDT"``; an exchange's own id such as ``"BTCUSDT"``
+    passes too: the market list decides)."""
     if not isinstance(symbol, str) or not symbol.strip():
         return f"the symbol must be text such as 'BTC/USDT', got {symbol!r}"
-    parts = symbol.split("/")
-    if len(parts) > 2 or not all(part.isalnum() for part in parts):
-        return f"invalid symbol {symbol!r}: write spot symbols as BASE/QUOTE, e.g. 'BTC/USDT'"
+    pair, colon, settle = symbol.partition(":")
+    parts = pair.split("/")
+    bad_settle = bool(colon) and not (settle.isalnum() and len(parts) == 2)
+    if len(parts) > 2 or not all(part.isalnum() for part in parts) or bad_settle:
+        return (f"invalid symbol {symbol!r}: write spot symbols as BASE/QUOTE, e.g. 'BTC/USDT', and "
+                f"perpetual contracts as BASE/QUOTE:SETTLE, e.g. 'BTC/USDT:USDT'")  # fmt: skip
     return None
 
 

@@ -40,14 +40,16 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import backtrader as bt
 
+from .perpetual import FundingPayment, FundingRates
 from .rules import MarketRules, to_decimal
 
-__all__ = ["ExchangeBackBroker", "ExchangeCommission", "ExchangeRulesMixin", "LotSizing"]
+__all__ = ["ExchangeBackBroker", "ExchangeCommission", "ExchangeRulesMixin", "LotSizing", "PerpetualCommission"]
 
 _ZERO = Decimal(0)
 _PRICED = {
@@ -63,6 +65,14 @@ _SELF_GUARDED = (bt.Order.Market, bt.Order.Close, bt.Order.Historical)
 
 def _dec(value: float) -> Decimal:
     return to_decimal(float(value), "size")
+
+
+_EPOCH_NUM = bt.date2num(datetime(1970, 1, 1))
+
+
+def _bar_ms(num: float) -> int:
+    """A backtrader date number (UTC) as ms since the epoch."""
+    return round((num - _EPOCH_NUM) * 86_400_000)
 
 
 def _position(broker: Any, data: Any) -> Decimal:
@@ -151,6 +161,87 @@ class ExchangeCommission(LotSizing, bt.CommInfoBase):
         return float(self.fee(side, amount, _dec(price)).cost)
 
 
+class PerpetualCommission(LotSizing, bt.CommInfoBase):
+    """The commission scheme of a linear perpetual contract (see the module docstring).
+
+    Parameters:
+
+    - ``rules`` (a :class:`~realtrade_core.rules.MarketRules`, optional): lot step and the
+      taker fee; ``commission`` overrides the fee rate (a fraction: 0.0005 is 0.05 %).
+    - ``leverage`` (1): initial margin is the position's value divided by it.
+    - ``mult`` (1): the contract size (ccxt's ``contractSize``); 1 for USDT contracts.
+    - ``funding`` (None): the market's :class:`FundingRates` (or anything it accepts); None
+      pays no funding.
+    - ``symbol``: the market, for :class:`FundingPayment` records (default: the rules' symbol).
+
+    backtrader's own ``leverage`` parameter is left at 1: its broker divides only long
+    positions' value by it; the margin here carries the leverage instead, for both sides.
+    """
+
+    params = (
+        ("rules", None),
+        ("commission", None),
+        ("leverage", 1.0),
+        ("funding", None),
+        ("symbol", None),
+        ("mult", 1.0),
+        ("stocklike", False),
+        ("commtype", bt.CommInfoBase.COMM_PERC),
+        ("percabs", True),
+        ("margin", None),
+        ("automargin", False),
+    )
+
+    def __init__(self) -> None:
+        rules = self.p.rules
+        if rules is not None and not isinstance(rules, MarketRules):
+            raise TypeError("PerpetualCommission takes rules=MarketRules(...) (or none)")
+        leverage = self.p.leverage
+        if isinstance(leverage, bool) or not isinstance(leverage, (int, float)) or not 0 < leverage <= 1000:
+            raise ValueError(f"leverage must be a number above 0 (e.g. 3 for 3x), got {leverage!r}")
+        if not (isinstance(self.p.mult, (int, float)) and self.p.mult > 0):
+            raise ValueError(f"mult (the contract size) must be a positive number, got {self.p.mult!r}")
+        self.contract_leverage = float(leverage)
+        if self.p.commission is not None:
+            rate = to_decimal(self.p.commission, "commission")
+        else:
+            rate = rules.taker if rules is not None else Decimal(0)
+        if not Decimal(0) <= rate < 1:
+            raise ValueError(f"commission must be a fraction in [0, 1) (0.0005 is 0.05 %), got {self.p.commission!r}")
+        self.rate = rate
+        self.p.commission = float(rate)
+        self.p.leverage = 1.0  # backtrader's: see the class docstring
+        super().__init__()
+        self.funding = FundingRates(self.p.funding) if self.p.funding is not None else None
+        self.symbol = self.p.symbol or (rules.symbol if rules is not None else "")
+
+    @property
+    def amount_step(self) -> Decimal | None:  # type: ignore[override]
+        return self.p.rules.amount_step if self.p.rules is not None else None
+
+    def get_margin(self, price: float) -> float:
+        return abs(price) * self.p.mult / self.contract_leverage
+
+    def getsize(self, price: float, cash: float) -> float:
+        """Contracts ``cash`` margins at ``price`` (with leverage), down to the lot step."""
+        if not price or price != price:
+            return 0.0
+        return super().getsize(price * self.p.mult / self.contract_leverage, cash)
+
+    def _getcommission(self, size: float, price: float, pseudoexec: bool) -> float:
+        return abs(size) * abs(price) * self.p.mult * float(self.rate)
+
+    def funding_payment(self, size: float, mark: float, rate: float) -> float:
+        """What a position of ``size`` gets (positive) or pays (negative) at ``rate``."""
+        return -size * mark * self.p.mult * rate
+
+    def margin_correction(self, position: Any, price: float) -> float:
+        """backtrader values a position's margin at ``price``; it was locked at the entry price."""
+        if not position.size:
+            return 0.0
+        return abs(position.size) * (position.price - price) * self.p.mult / self.contract_leverage
+
+
 class ExchangeRulesMixin:
     """Once-per-bar execution and a market's rules on top of backtrader's BackBroker.
 
@@ -172,6 +263,9 @@ class ExchangeRulesMixin:
         self._held: dict[Any, Decimal] = collections.defaultdict(Decimal)  # coins in the account, per data
         self._coin_fees: dict[Any, Decimal] = collections.defaultdict(Decimal)  # fees in the coin since opening
         self._cash_quote: str | None = None  # the one currency backtrader's cash is in
+        self._funding_from: dict[Any, int] = {}  # per data: the bar close funding was settled up to
+        #: every funding settlement of a perpetual position (:class:`~realtrade_core.perpetual.FundingPayment`)
+        self.funding_payments: list[Any] = []
 
     def held(self, data: Any) -> Decimal:
         """The coins of ``data``'s market the simulated account holds (the position less the
@@ -198,7 +292,59 @@ class ExchangeRulesMixin:
         if stamp and stamp == self._bar_seen:
             return  # cerebro waits for a bar: this bar was already processed, as a backtest does once
         self._bar_seen = stamp
+        self._settle_funding()
         super().next()  # type: ignore[misc]
+
+    # --- perpetual contracts: funding and margin -------------------------------------------------
+
+    def _settle_funding(self) -> None:
+        """Pay or collect the funding due since each perpetual data's last bar, on the position
+        held before this bar's orders execute, at this bar's open (see
+        :mod:`realtrade_core.perpetual`)."""
+        for data in getattr(getattr(self, "cerebro", None), "datas", None) or ():
+            if not len(data):
+                continue
+            comminfo = self.getcommissioninfo(data)  # type: ignore[attr-defined]
+            funding = getattr(comminfo, "funding", None)
+            if funding is None or not hasattr(comminfo, "funding_payment"):
+                continue
+            close_ms = _bar_ms(data.datetime[0])
+            since = self._funding_from.get(data)
+            if since is not None and close_ms <= since:
+                continue
+            self._funding_from[data] = close_ms
+            size = self.positions[data].size  # type: ignore[attr-defined]
+            if since is None or not size:
+                continue
+            mark = float(data.open[0])
+            for when, rate in funding.due(since, close_ms):
+                amount = comminfo.funding_payment(size, mark, rate)
+                self.cash += amount  # type: ignore[attr-defined]
+                payment = FundingPayment(when, comminfo.symbol or getattr(data, "_name", ""), size, mark, rate, amount)
+                self.funding_payments.append(payment)
+                self.on_funding(data, payment)
+
+    def on_funding(self, data: Any, payment: Any) -> None:
+        """Called with each funding :class:`~realtrade_core.perpetual.FundingPayment` once it is
+        in cash (the paper broker tells the strategy)."""
+
+    def _get_value(self, datas: Any = None, lever: bool = False) -> float:
+        value = super()._get_value(datas=datas, lever=lever)  # type: ignore[misc]
+        correction = 0.0
+        for data in datas or self.positions:  # type: ignore[attr-defined]
+            comminfo = self.getcommissioninfo(data)  # type: ignore[attr-defined]
+            if hasattr(comminfo, "margin_correction"):
+                correction += comminfo.margin_correction(self.positions[data], data.close[0])  # type: ignore[attr-defined]
+        if not correction:
+            return value
+        if not (datas and len(datas) == 1):
+            # backtrader values a margined position at its margin at the current price; the
+            # margin locked is the entry price's, and the price move is in cash already.
+            self._value += correction  # type: ignore[has-type]
+            self._valuelever += correction  # type: ignore[has-type]
+            if not self._fundhist:  # type: ignore[attr-defined]
+                self._fundval = self._value / self._fundshares  # type: ignore[attr-defined]
+        return value + correction
 
     def _try_exec(self, order: bt.Order) -> None:
         if order.exectype not in _SELF_GUARDED and order.data.datetime[0] <= order.created.dt:
@@ -390,17 +536,32 @@ class ExchangeBackBroker(ExchangeRulesMixin, bt.brokers.BackBroker):
     - ``rules``: a :class:`~realtrade_core.rules.MarketRules` for every data, or a mapping
       data name -> MarketRules (datas without an entry trade without rules).
     - ``commission`` (None): the fee rate as a fraction; None is each market's taker fee.
+    - ``leverage`` (1) and ``funding`` (None): for perpetual contracts (rules with
+      ``perpetual=True``), the leverage their margin is taken at and their funding rates (a
+      :class:`~realtrade_core.perpetual.FundingRates` or anything it accepts, or a mapping data
+      name -> rates); see :mod:`realtrade_core.perpetual`. Funding settlements are listed in
+      ``broker.funding_payments``.
 
-    Datas with rules pay an :class:`ExchangeCommission` (one set of rules: the default scheme; a
+    Datas with rules pay an :class:`ExchangeCommission` or, for a perpetual contract, a
+    :class:`~realtrade_core.perpetual.PerpetualCommission` (one set of rules: the default scheme; a
     mapping: one per data name) unless a commission was set for them
     (``broker.addcommissioninfo(..., name=...)``), which then wins.
     """
 
-    params = (("rules", None), ("commission", None))
+    params = (("rules", None), ("commission", None), ("leverage", 1.0), ("funding", None))
 
     def __init__(self) -> None:
         self._fee_set: set[Any] = set()
         rules = self.p.rules
+        if isinstance(rules, MarketRules):
+            markets = [rules]
+        elif isinstance(rules, Mapping):
+            markets = list(rules.values())
+        else:
+            markets = []
+        if self.p.leverage != 1.0 and not any(getattr(m, "perpetual", False) for m in markets):
+            raise ValueError("leverage applies to perpetual markets: give rules of a perpetual contract "
+                             "(MarketRules.from_ccxt_market(store.market('BTC/USDT:USDT')))")  # fmt: skip
         if rules is not None and not isinstance(rules, (MarketRules, Mapping)):
             raise TypeError("rules must be a MarketRules or a mapping data name -> MarketRules, "
                             f"got {type(rules).__name__}")  # fmt: skip
@@ -422,7 +583,7 @@ class ExchangeBackBroker(ExchangeRulesMixin, bt.brokers.BackBroker):
         if None not in self.comminfo:
             rules = self.p.rules
             if isinstance(rules, MarketRules):
-                self.comminfo[None] = ExchangeCommission(rules=rules, commission=self.p.commission)
+                self.comminfo[None] = self.scheme_for(rules, None)
             else:
                 self.comminfo[None] = bt.CommInfoBase(percabs=True)
         super().init()
@@ -439,5 +600,16 @@ class ExchangeBackBroker(ExchangeRulesMixin, bt.brokers.BackBroker):
         if isinstance(rules, Mapping) and name and name not in self._fee_set:
             self._fee_set.add(name)
             if name in rules and name not in self.comminfo:
-                self.addcommissioninfo(ExchangeCommission(rules=rules[name], commission=self.p.commission), name=name)
+                self.addcommissioninfo(self.scheme_for(rules[name], name), name=name)
         return super().getcommissioninfo(data)
+
+    def scheme_for(self, rules: MarketRules, name: str | None) -> Any:
+        """The commission scheme of one market: a perpetual contract's margin, fee and funding
+        (:class:`~realtrade_core.perpetual.PerpetualCommission`), or a spot market's fee."""
+        if not rules.perpetual:
+            return ExchangeCommission(rules=rules, commission=self.p.commission)
+        funding = self.p.funding
+        if isinstance(funding, Mapping) and funding and all(isinstance(k, str) for k in funding):
+            funding = funding.get(name) if name is not None else None  # one series per data name
+        return PerpetualCommission(rules=rules, commission=self.p.commission, leverage=self.p.leverage,
+                                   funding=funding, mult=float(rules.contract_size), symbol=rules.symbol)  # fmt: skip

@@ -155,6 +155,9 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         ("adopt_holdings", False),
         ("quote_cash", None),
         ("rebind_journal", False),
+        ("leverage", 1.0),  # perpetual contracts only
+        ("max_leverage", 5.0),
+        ("funding", "exchange"),
     )
 
     def __init__(self) -> None:
@@ -168,6 +171,12 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
             raise ConfigurationError(f"unknown broker mode {self.p.mode!r}; use 'paper' (default) or 'live'")
         if self.p.store is None:
             raise ConfigurationError("a realtrade broker needs a store: use store.getbroker()")
+        self._check_leverage()
+        if getattr(self.p.store, "perpetual", False):
+            raise ConfigurationError(
+                f"{self.p.mode} trading of perpetual contracts is not supported yet: perpetual stores serve "
+                f"market data and backtests (store.backtest_broker(symbol, leverage=..., funding=...))"
+            )
         exits = self.bracket_exits
         if exits not in BRACKET_EXITS:
             raise ConfigurationError(f"unknown bracket_exits {exits!r}; use one of {', '.join(BRACKET_EXITS)}")
@@ -187,6 +196,27 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         self._lockstep_wait: tuple[int | None, float] | None = None  # (where, since) the ack waits
         self._live: Any = None  # the LiveSession of a live broker (kept after stop: final cash/value)
         self._history_warned = False
+
+    def _check_leverage(self) -> None:
+        """``leverage`` is for perpetual stores, a number above 0 and at most ``max_leverage``:
+        refused here, before anything is sent."""
+        leverage, cap = self.p.leverage, self.p.max_leverage
+        for name, value in (("leverage", leverage), ("max_leverage", cap)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigurationError(f"{name} must be a number above 0 (e.g. 3 for 3x), got {value!r}")
+        if not getattr(self.p.store, "perpetual", False):
+            if leverage != 1:
+                raise ConfigurationError(
+                    f"leverage={leverage!r} applies to perpetual contracts; this is a spot store "
+                    f"(get one with market_type='perpetual')"
+                )
+            return
+        if leverage > cap:
+            raise ConfigurationError(
+                f"leverage {leverage:g}x is above the cap of {cap:g}x: nothing was sent. A position at "
+                f"{leverage:g}x is liquidated by a move of about {100 / leverage:.3g} % against it; lower "
+                f"leverage, or raise the cap with max_leverage={leverage:g} if you mean it"
+            )
 
     @property
     def paper(self) -> bool:
@@ -279,6 +309,8 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
             rules = self.rules_for(data)
             if name in self.comminfo:
                 pass  # the user's own scheme for this data
+            elif rules is not None and rules.perpetual:
+                self.addcommissioninfo(self._perpetual_scheme(data, rules), name=name)
             elif rules is not None:
                 # Paper: each fee in the asset the exchange charges it in, valued in the quote.
                 self.addcommissioninfo(ExchangeCommission(rules=rules, commission=self.p.commission), name=name)
@@ -289,6 +321,26 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
                 step = MarketRules.from_ccxt_market(data._market, precision_mode=mode).amount_step
                 self.addcommissioninfo(SpotCommission(commission=float(fee or 0.0), step=step), name=name)
         return super().getcommissioninfo(data)
+
+    def _perpetual_scheme(self, data: Any, rules: MarketRules) -> Any:
+        """Paper trading a perpetual contract: margin at ``leverage``, the taker fee, and funding
+        (``funding="exchange"``: the rates the exchange settles, read at each funding time)."""
+        from .backtest import PerpetualCommission
+        from .perpetual import ExchangeFundingRates
+
+        funding = self.p.funding
+        if funding == "exchange":
+            funding = ExchangeFundingRates(self.p.store, rules.symbol)
+        return PerpetualCommission(rules=rules, commission=self.p.commission, leverage=float(self.p.leverage),
+                                   funding=funding, mult=float(rules.contract_size), symbol=rules.symbol)  # fmt: skip
+
+    def on_funding(self, data: Any, payment: Any) -> None:
+        verb = "received" if payment.amount >= 0 else "paid"
+        self.p.store.put_notification(
+            f"funding: {payment.symbol} {verb} {abs(payment.amount):.8g} at rate {payment.rate:g} "
+            f"on {payment.size:g} contracts (mark {payment.mark:g})",
+            payment,
+        )
 
     # --- live mode: backtrader's broker interface ----------------------------------------------
 

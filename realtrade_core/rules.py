@@ -129,8 +129,9 @@ class MarketRules:
     ``amount_step`` (lot step), ``price_tick``, ``min_amount``, ``max_amount``, ``min_notional``,
     ``max_notional``, ``min_price`` and ``max_price`` are Decimals or None (no such rule).
     ``taker`` / ``maker`` are fee rates; ``fee_side`` is ccxt's ``feeSide``; ``spot`` markets
-    cannot sell what they do not hold. ``base_precision`` / ``quote_precision`` are the
-    increments fees are rounded down to (default 1e-8).
+    cannot sell what they do not hold; ``perpetual`` markets (linear contracts of
+    ``contract_size`` coins each) trade on margin, long or short. ``base_precision`` /
+    ``quote_precision`` are the increments fees are rounded down to (default 1e-8).
     """
 
     symbol: str
@@ -150,6 +151,8 @@ class MarketRules:
     spot: bool = True
     base_precision: Decimal = field(default=_EIGHT_DECIMALS)
     quote_precision: Decimal = field(default=_EIGHT_DECIMALS)
+    perpetual: bool = False  # a linear perpetual contract: traded on margin, either side
+    contract_size: Decimal = Decimal(1)  # coins per contract (1 for USDT perpetuals)
 
     def __post_init__(self) -> None:
         if self.fee_side not in FEE_SIDES:
@@ -206,6 +209,8 @@ class MarketRules:
             or _EIGHT_DECIMALS,
             quote_precision=_increment(precision.get("quote"), precision_mode, f"{symbol} precision.quote")
             or _EIGHT_DECIMALS,
+            perpetual=bool(market.get("swap") and market.get("linear", True)),
+            contract_size=_optional(market.get("contractSize"), f"{symbol} contractSize") or Decimal(1),
         )
 
     @classmethod

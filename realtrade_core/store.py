@@ -13,6 +13,8 @@ member                 required  meaning
 =====================  ========  ===========================================================
 ``exchange``           yes       exchange name, equal to the plugin's entry-point name
 ``ccxt_id``            no        ccxt exchange id (default: ``exchange``)
+``ccxt_ids``           no        ccxt exchange id per market type, where it differs from
+                                 ``ccxt_id`` (e.g. ``{"perpetual": "binanceusdm"}``)
 ``max_page``           no        largest klines page the exchange serves (default 1000)
 ``ccxt_options()``     no        extra ccxt constructor options (e.g. ``defaultType``)
 ``stream_urls()``      no        WebSocket URLs for this venue, passed to the WebSocket class
@@ -61,6 +63,58 @@ _STATE_NAMES = {
     ConnectionState.FAILED: "failed",
 }
 DEFAULT_EMULATOR_SYMBOLS = ("BTC/USDT", "ETH/USDT")
+DEFAULT_PERPETUAL_SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT")
+
+#: The market types a store trades, as users write them -> realtrade's name for each.
+#: ``"swap"`` is ccxt's word for a perpetual contract.
+MARKET_TYPES = {"spot": "spot", "perpetual": "perpetual", "swap": "perpetual"}
+#: realtrade's market type -> ccxt's ``market["type"]``.
+CCXT_MARKET_TYPES = {"spot": "spot", "perpetual": "swap"}
+
+
+def market_type_mismatch(symbol: str, market_type: str, exchange: str | None = None) -> str | None:
+    """Why ``symbol`` cannot be traded on a store of ``market_type``, when its spelling says it is
+    of the other kind (a spot ``BTC/USDT`` on a perpetual store, a ``BTC/USDT:USDT`` contract on
+    a spot one); None when the spelling fits."""
+    if not isinstance(symbol, str) or "/" not in symbol:
+        return None
+    where = f"this {exchange} store" if exchange else "this store"
+    if market_type == "perpetual" and ":" not in symbol:
+        quote = symbol.split("/", 1)[1]
+        return (
+            f"{symbol!r} is a spot symbol, but {where} trades perpetual contracts: write the "
+            f"contract in ccxt's form {symbol}:{quote} (BASE/QUOTE:SETTLE), or use market_type='spot'"
+        )
+    if market_type == "spot" and ":" in symbol:
+        return (
+            f"{symbol!r} is a perpetual contract, but {where} trades spot: use "
+            f"market_type='perpetual' for it, or the spot symbol {symbol.split(':', 1)[0]}"
+        )
+    return None
+
+
+def check_market_type(market_type: Any, capabilities: Any = None, exchange: str | None = None) -> str:
+    """realtrade's name for ``market_type`` ("spot" or "perpetual"; ccxt's "swap" is accepted
+    for "perpetual"), or a ConfigurationError saying what to write instead. With the plugin's
+    ``capabilities``, a market type the plugin does not declare is refused too."""
+    if not isinstance(market_type, str) or market_type.strip().lower() not in MARKET_TYPES:
+        hint = ""
+        if isinstance(market_type, str) and market_type.strip().lower() in ("future", "futures", "linear", "usdm"):
+            hint = (
+                " USDT-margined perpetual contracts are market_type='perpetual' (ccxt's 'swap'); "
+                "dated (delivery) futures are not supported yet."
+            )
+        raise ConfigurationError(
+            f"market type {market_type!r} is not supported yet; use 'spot' or 'perpetual'.{hint}"
+        )
+    name = MARKET_TYPES[market_type.strip().lower()]
+    declared = getattr(capabilities, "market_types", None)
+    if declared is not None and name not in declared:
+        raise ConfigurationError(
+            f"{exchange or 'this exchange'} does not support {name} markets: its plugin declares "
+            f"{', '.join(sorted(declared))}; use market_type={sorted(declared)[0]!r} or another exchange"
+        )
+    return name
 
 
 class Store(Contract):
@@ -70,6 +124,7 @@ class Store(Contract):
 
     exchange: ClassVar[str | None] = None
     ccxt_id: ClassVar[str | None] = None
+    ccxt_ids: ClassVar[dict[str, str]] = {}
     max_page: ClassVar[int] = 1000
 
     def __init__(
@@ -86,8 +141,7 @@ class Store(Contract):
         allow_remote_emulator: bool = False,
     ) -> None:
         check_venue(venue)
-        if market_type != "spot":
-            raise ConfigurationError(f"market type {market_type!r} is not supported yet; use 'spot'")
+        market_type = check_market_type(market_type, spec.capabilities if spec is not None else None, self.exchange)
         self.venue = venue
         self.market_type = market_type
         self.allow_remote_emulator = bool(allow_remote_emulator)
@@ -102,7 +156,7 @@ class Store(Contract):
             check_emulator_url(
                 emulator_url.rstrip("/"),
                 exchange=self.exchange or "exchange",
-                ccxt_id=self.ccxt_id or self.exchange,
+                ccxt_id=self.ccxt_exchange_id,
                 allow_remote=self.allow_remote_emulator,
                 schemes=("http", "https"),
             )
@@ -131,6 +185,21 @@ class Store(Contract):
         self.started = False
 
     # --- identity ---------------------------------------------------------------------------
+
+    @property
+    def ccxt_exchange_id(self) -> str:
+        """The ccxt exchange id this store's client is made from (per market type)."""
+        return self.ccxt_ids.get(self.market_type) or self.ccxt_id or self.exchange or ""
+
+    @property
+    def perpetual(self) -> bool:
+        """True for a store of USDT-margined perpetual contracts (``market_type="perpetual"``)."""
+        return self.market_type == "perpetual"
+
+    @property
+    def ccxt_market_type(self) -> str:
+        """ccxt's ``market["type"]`` for this store's markets ("spot" or "swap")."""
+        return CCXT_MARKET_TYPES[self.market_type]
 
     @property
     def credentials(self) -> Credentials:
@@ -181,6 +250,12 @@ class Store(Contract):
                 self._check_emulator_urls()
             client = self.client
             self._call(retrying, self, client.load_markets)
+            if self.perpetual and not any(m.get("type") == "swap" for m in (client.markets or {}).values()):
+                raise ConfigurationError(
+                    f"{self.exchange} {self.venue} lists no perpetual contracts"
+                    + (" (this emulator does not serve the exchange's futures API)" if self.venue == "emulator" else "")
+                    + "; use market_type='spot'"
+                )
             self.sync_time()
             self.started = True
             self._emit("connected", f"{len(client.markets)} markets loaded")
@@ -216,7 +291,8 @@ class Store(Contract):
         if self.emulator_url is None:
             from .emulator.server import Emulator
 
-            options = {"symbols": DEFAULT_EMULATOR_SYMBOLS, "speed": 1.0, **self._emulator_options}
+            default = DEFAULT_PERPETUAL_SYMBOLS if self.perpetual else DEFAULT_EMULATOR_SYMBOLS
+            options = {"symbols": default, "speed": 1.0, **self._emulator_options}
             self._emulator = Emulator(self.exchange, **options).start()
             self._credentials = Credentials(self._emulator.api_key, self._emulator.secret)
             self._urls = {**self._emulator.urls, "ccxt_base": self._emulator.base_http}
@@ -242,7 +318,7 @@ class Store(Contract):
         check_emulator_urls(
             [*self._urls.values(), *self._ccxt_urls.values()],
             exchange=self.exchange or "exchange",
-            ccxt_id=self.ccxt_id or self.exchange,
+            ccxt_id=self.ccxt_exchange_id,
             allow_remote=self.allow_remote_emulator,
             what="URL",
         )
@@ -265,7 +341,7 @@ class Store(Contract):
     def _make_client(self) -> Any:
         import ccxt
 
-        ccxt_id = self.ccxt_id or self.exchange
+        ccxt_id = self.ccxt_exchange_id
         try:
             cls = getattr(ccxt, ccxt_id)
         except AttributeError:
@@ -345,17 +421,22 @@ class Store(Contract):
     def market(self, symbol: str) -> dict[str, Any]:
         """ccxt's market record for ``symbol``; a ConfigurationError with suggestions otherwise."""
         markets = self.client.markets or {}
-        if symbol in markets:
+        wanted = self.ccxt_market_type
+        if symbol in markets and markets[symbol].get("type", wanted) == wanted:
             return markets[symbol]
         upper = symbol.upper()
-        by_id = {m["id"].upper(): m for m in markets.values()}
+        by_id = {m["id"].upper(): m for m in markets.values() if m.get("type", wanted) == wanted}
         if upper in by_id:
             return by_id[upper]
+        mismatch = market_type_mismatch(symbol, self.market_type, self.exchange)
+        if mismatch:
+            raise ConfigurationError(mismatch)
         close = sorted(s for s in markets if s.split("/")[0] == upper.split("/")[0])[:5]
         hint = f" Did you mean {', '.join(close)}?" if close else did_you_mean(upper, markets, cutoff=0.7)
+        example = "BASE/QUOTE:SETTLE, e.g. 'BTC/USDT:USDT'" if self.perpetual else "BASE/QUOTE, e.g. 'BTC/USDT'"
         raise ConfigurationError(
             f"{self.exchange} {self.venue} has no market {symbol!r}.{hint} "
-            f"Symbols are written BASE/QUOTE, e.g. 'BTC/USDT'"
+            f"Symbols are written {example}"
         )
 
     def symbols_by_id(self) -> dict[str, str]:
@@ -369,7 +450,7 @@ class Store(Contract):
         out: dict[str, str] = {}
         for market_id, entries in markets_by_id.items():
             for market in entries if isinstance(entries, list) else [entries]:
-                if market.get("type") == self.market_type:
+                if market.get("type") == self.ccxt_market_type:
                     out[market_id] = market["symbol"]
                     break
         return out
@@ -435,9 +516,19 @@ class Store(Contract):
     # --- history ----------------------------------------------------------------------------------
 
     def fetch_closed_candles(
-        self, symbol: str, tf: Timeframe, since: int, until: int | None = None, limit: int | None = None
+        self,
+        symbol: str,
+        tf: Timeframe,
+        since: int,
+        until: int | None = None,
+        limit: int | None = None,
+        price: str | None = None,
     ) -> list[list]:
         """Closed candles ``[open_ms, o, h, l, c, v]`` with ``since <= open_ms`` (and ``<= until``).
+
+        ``price`` is the price the candles are of: None (trades, the default), or for a
+        perpetual contract ``"mark"`` (the exchange's mark price, which funding and liquidation
+        are computed from) or ``"index"`` (the spot index it follows).
 
         Paged within the exchange's page limit, oldest first, without gaps the exchange has data
         for and without duplicates. A candle counts as closed when its end is not after the
@@ -445,6 +536,15 @@ class Store(Contract):
         Each page is retried under the calling thread's :mod:`realtrade_core.retry` context, so
         a 429 or a 5xx in the middle costs a wait, not the pages already fetched.
         """
+        params: dict[str, Any] = {}
+        if price is not None:
+            if price not in ("mark", "index"):
+                raise ConfigurationError(f"price must be None (trades), 'mark' or 'index', not {price!r}")
+            if not self.perpetual:
+                raise ConfigurationError(
+                    f"{price} price candles are for perpetual contracts; use market_type='perpetual'"
+                )
+            params["price"] = price
         server_now = self.server_time()
         last_closed_open = (server_now // tf.ms) * tf.ms - tf.ms
         end = last_closed_open if until is None else min(until, last_closed_open)
@@ -452,7 +552,10 @@ class Store(Contract):
         cursor = since
         page = self.max_page
         while cursor <= end:
-            batch = self._call(retrying, self, self.client.fetch_ohlcv, symbol, tf.name, since=cursor, limit=page)
+            extra = {"params": params} if params else {}  # spot and trade candles: ccxt's call as it was
+            batch = self._call(
+                retrying, self, self.client.fetch_ohlcv, symbol, tf.name, since=cursor, limit=page, **extra
+            )
             fresh = [r for r in batch if r[0] >= cursor and r[0] <= end]
             if not fresh:
                 # A hole longer than a page (an exchange outage): skip ahead past it.
@@ -466,6 +569,29 @@ class Store(Contract):
             if limit is not None and len(rows) >= limit:
                 break
         return rows[:limit] if limit is not None else rows
+
+    def funding_rates(self, symbol: str, since: int, until: int | None = None) -> Any:
+        """The funding rates of the perpetual contract ``symbol`` settled from ``since`` to
+        ``until`` (ms; None: now), as a :class:`~realtrade_core.perpetual.FundingRates` for a
+        backtest: ``store.backtest_broker(symbol, funding=store.funding_rates(symbol, since))``.
+        Paged through ccxt's ``fetch_funding_rate_history``, oldest first."""
+        from .perpetual import FundingRates
+
+        if not self.perpetual:
+            raise ConfigurationError(f"funding rates are for perpetual contracts; {symbol!r} is on a spot store")
+        self.start()
+        market = self.market(symbol)
+        end = self.exchange_ms() if until is None else int(until)
+        rates: dict[int, float] = {}
+        cursor = int(since)
+        while cursor <= end:
+            batch = self._call(retrying, self, self.client.fetch_funding_rate_history, market["symbol"], since=cursor)
+            fresh = [r for r in batch or () if r.get("timestamp") is not None and cursor <= r["timestamp"] <= end]
+            if not fresh:
+                break
+            rates.update({int(r["timestamp"]): float(r["fundingRate"]) for r in fresh})
+            cursor = max(rates) + 1
+        return FundingRates(rates)
 
     # --- streams --------------------------------------------------------------------------------
 
@@ -638,6 +764,9 @@ class Store(Contract):
         feed_cls = self.spec.feed
         where = f"{self.exchange} {self.venue}"
         check_feed_arguments(kwargs, [*feed_cls.params._getkeys(), "name"], where)
+        mismatch = market_type_mismatch(kwargs["dataname"], self.market_type, self.exchange)
+        if mismatch:
+            raise ConfigurationError(mismatch)
         self.timeframe(kwargs.get("timeframe", 5), kwargs.get("compression"))  # backtrader's default: Days
         if self.started and self._client is not None and self._client.markets:
             self.market(kwargs["dataname"])
@@ -668,7 +797,8 @@ class Store(Contract):
         if self.emulator_url is not None:
             return None
         options = self._emulator_options
-        symbols = [str(s) for s in (options.get("symbols") or DEFAULT_EMULATOR_SYMBOLS)]
+        default = DEFAULT_PERPETUAL_SYMBOLS if self.perpetual else DEFAULT_EMULATOR_SYMBOLS
+        symbols = [str(s) for s in (options.get("symbols") or default)]
         symbols += [f"{m.base}/{m.quote}" for m in options.get("markets") or () if hasattr(m, "base")]
         return symbols
 
@@ -738,6 +868,7 @@ def get_store(
         given, missing = ("api_key", "secret") if api_key else ("secret", "api_key")
         raise ConfigurationError(f"{given} was given without {missing}: give both, or neither for public data only")
     spec = load_exchange(name)
+    market_type = check_market_type(market_type, spec.capabilities, spec.name)  # "swap" and "perpetual": one store
     # The emulator object itself (not its id) is part of the key: ids are reused after collection.
     others = repr(sorted((k, v) for k, v in options.items() if k != "emulator"))
     # The secret's hash too: a corrected secret for the same key must not get the cached store.

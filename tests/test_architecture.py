@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "records, rules and small services (standard library, no backtrader, ccxt or sockets)",
         {
             "errors", "spec", "execution", "contract", "timeframes", "credentials", "retry", "validation", "events",
-            "rules", "interlock", "hookspecs", "host", "journal", "runguard", "arguments",
+            "rules", "perpetual", "interlock", "hookspecs", "host", "journal", "runguard", "arguments",
         },
     ),
     ("connections and the emulator", {"websocket", "emulator"}),

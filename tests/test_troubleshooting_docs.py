@@ -27,7 +27,12 @@ HOLE = "{…}"
 ALSO_USER_FACING = {"UsageError", "BadParameter", "StrategyFileError"}
 # Plain ValueErrors that are the message a user reads: market rules given to a backtest, and a
 # candle file the emulator cannot replay (its ValueError becomes a ConfigurationError).
-VALUE_ERROR_MODULES = {"realtrade_core/rules.py", "realtrade_core/backtest.py", "realtrade_core/emulator/replay.py"}
+VALUE_ERROR_MODULES = {
+    "realtrade_core/rules.py",
+    "realtrade_core/backtest.py",
+    "realtrade_core/perpetual.py",
+    "realtrade_core/emulator/replay.py",
+}
 REPLAY_ROW_ERROR = "_RowError"
 
 # Sites whose message is computed elsewhere (a helper, a chained error, a word chosen at run
@@ -42,6 +47,8 @@ COMPUTED = {
     ("realtrade_core/emulator/server.py", "_build_markets", "ConfigurationError"): "the header lacks",
     ("realtrade_core/emulator/replay.py", "load_candles_csv", "ValueError"): "is neither epoch milliseconds",
     ("realtrade_core/arguments.py", "number_setting", "ConfigurationError"): "must be a number",
+    ("realtrade_core/store.py", "market", "ConfigurationError"): "trades perpetual contracts: write the contract in ccxt's form",
+    ("realtrade_core/store.py", "getdata", "ConfigurationError"): "trades perpetual contracts: write the contract in ccxt's form",
     ("realtrade_core/config.py", "_number", "ConfigurationError"): "must be a number",
 }
 # Messages that are the exchange's or ccxt's own words with the exchange's name before them:

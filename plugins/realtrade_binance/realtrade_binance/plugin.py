@@ -22,6 +22,6 @@ def realtrade_exchange() -> ExchangeSpec:
         execution=BinanceExecution(),
         websocket=BinanceWebSocket,
         emulator=BinanceDialect,
-        capabilities=Capabilities(),
-        description="Binance spot",
+        capabilities=Capabilities(market_types=frozenset({"spot", "perpetual"})),
+        description="Binance spot and USDⓈ-M perpetuals",
     )

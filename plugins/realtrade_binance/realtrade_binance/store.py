@@ -1,9 +1,9 @@
-"""Binance spot store and data feed: the core classes with Binance's name (its order rules are
-in :mod:`.execution`)."""
+"""Binance store (spot and USDⓈ-M perpetuals) and data feed: the core classes with Binance's
+name (its order rules are in :mod:`.execution`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from realtrade_core.feed import Data
 from realtrade_core.store import Store
@@ -11,11 +11,14 @@ from realtrade_core.store import Store
 
 class BinanceStore(Store):
     exchange = "binance"
+    #: USDⓈ-M perpetuals are ccxt's ``binanceusdm`` (the ``fapi`` endpoints)
+    ccxt_ids: ClassVar[dict[str, str]] = {"perpetual": "binanceusdm"}
 
     def ccxt_options(self) -> dict[str, Any]:
-        # realtrade trades spot: without this ccxt's load_markets also fetches the USD-M and
-        # COIN-M futures markets and the cross and isolated margin pairs (four requests more).
-        return {"options": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False}}
+        # One store loads one market type: without this ccxt's load_markets also fetches the
+        # other types and the cross and isolated margin pairs (four requests more).
+        types = ["linear"] if self.perpetual else ["spot"]
+        return {"options": {"fetchMarkets": {"types": types}, "fetchMargins": False}}
 
 
 class BinanceData(Data):

@@ -22,6 +22,6 @@ def realtrade_exchange() -> ExchangeSpec:
         execution=BybitExecution(),
         websocket=BybitWebSocket,
         emulator=BybitDialect,
-        capabilities=Capabilities(),
-        description="Bybit spot",
+        capabilities=Capabilities(market_types=frozenset({"spot", "perpetual"})),
+        description="Bybit spot and linear perpetuals",
     )

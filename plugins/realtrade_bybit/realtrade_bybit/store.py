@@ -1,5 +1,5 @@
-"""Bybit spot store and data feed: the core classes with Bybit's name (its order rules are in
-:mod:`.execution`)."""
+"""Bybit store (spot and ``category=linear`` perpetuals) and data feed: the core classes with
+Bybit's name (its order rules are in :mod:`.execution`)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ class BybitStore(Store):
     exchange = "bybit"
 
     def ccxt_options(self) -> dict[str, Any]:
-        # realtrade trades spot: ccxt's load_markets would also page through linear, inverse and
-        # six coins' option markets, eleven requests more, each ~100 ms apart under its throttle.
+        # One store loads one market type (spot, or category=linear for USDT perpetuals): ccxt's
+        # load_markets would also page through the other categories and six coins' option
+        # markets, eleven requests more, each ~100 ms apart under its throttle.
+        if self.perpetual:
+            return {"options": {"fetchMarkets": {"types": ["linear"]}, "defaultType": "swap"}}
         return {"options": {"fetchMarkets": {"types": ["spot"]}}}
 
     def key_permissions(self) -> dict[str, bool | None]:
@@ -25,9 +28,12 @@ class BybitStore(Store):
         if not isinstance(permissions, dict):
             return {"trade": None, "withdraw": None}
         read_only = str(info.get("readOnly")) == "1"
-        spot = permissions.get("Spot") or []
         wallet = permissions.get("Wallet") or []
-        return {"trade": not read_only and "SpotTrade" in spot, "withdraw": not read_only and "Withdraw" in wallet}
+        if getattr(self, "perpetual", False):
+            trade = bool(permissions.get("ContractTrade"))
+        else:
+            trade = "SpotTrade" in (permissions.get("Spot") or [])
+        return {"trade": not read_only and trade, "withdraw": not read_only and "Withdraw" in wallet}
 
 
 class BybitData(Data):

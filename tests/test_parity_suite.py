@@ -334,8 +334,14 @@ def test_lockstep(exchange, name, tmp_path):
     run_case(name, exchange, "lockstep", tmp_path)
 
 
-@pytest.mark.parametrize("name", STEPPED)
-@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+# Not Bybit's OCO in real time: Bybit has no OCO, so the broker cancels the second order when
+# the first fills; a bar that reaches both within the time that cancel takes fills both, as it
+# can on the venue (the README says so). Lockstep, which waits for the cancel, covers it.
+STEPPED_CASES = [(exchange, name) for exchange in ("binance", "bybit") for name in STEPPED
+                 if (exchange, name) != ("bybit", "oco")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("exchange", "name"), STEPPED_CASES)
 def test_stepped(exchange, name, tmp_path):
     run_case(name, exchange, "step", tmp_path)
 

@@ -65,6 +65,10 @@ class EmulatorDialect:
     api_key_header: ClassVar[str] = ""
     #: Request parameters that carry an order's client order id, in order of preference.
     client_order_id_params: ClassVar[tuple[str, ...]] = ()
+    #: Perpetuals: the ccxt class that trades them (None: the exchange's own) and the options
+    #: ``Emulator.ccxt_client`` gives it.
+    ccxt_contract_id: ClassVar[str | None] = None
+    ccxt_contract_options: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
         self.engine = engine
@@ -126,6 +130,10 @@ class EmulatorDialect:
 
     def default_market(self, symbol: str) -> MarketSpec | None:
         """A spec for a bare symbol (``BTCUSDT``), or None to let the core derive one."""
+        return None
+
+    def default_contract_market(self, symbol: str) -> MarketSpec | None:
+        """A spec for the perpetual ``symbol``, or None to let the core derive one."""
         return None
 
     def close(self) -> None:

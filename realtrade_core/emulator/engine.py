@@ -107,6 +107,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from .clock import EmulatedClock
+from .contracts import FUNDING_INTERVAL_MS, ContractBook
 from .model import (
     AccountConfig,
     Balance,
@@ -222,7 +223,10 @@ class _Bal:
 
 
 class _Account:
-    __slots__ = ("api_key", "balances", "fills", "latest_by_client", "open_by_client", "orders", "secret")
+    __slots__ = (
+        "api_key", "balances", "fills", "incomes", "isolated", "latest_by_client", "leverage", "open_by_client",
+        "orders", "positions", "secret",
+    )  # fmt: skip
 
     def __init__(self, config: AccountConfig) -> None:
         self.api_key = config.api_key
@@ -237,6 +241,11 @@ class _Account:
         self.open_by_client: dict[str, int] = {}
         self.latest_by_client: dict[str, int] = {}
         self.fills: list[Fill] = []
+        # Contracts (see .contracts): positions, leverage and margin mode by symbol, cash flows.
+        self.positions: dict[str, Any] = {}
+        self.leverage: dict[str, int] = {}
+        self.isolated: dict[str, bool] = {}
+        self.incomes: list[Any] = []
 
     def balance(self, asset: str) -> _Bal:
         bal = self.balances.get(asset)
@@ -270,6 +279,7 @@ class _Market:
         "ask", "ask_amount", "bid", "bid_amount", "book_id", "candles", "count", "forming", "fractions",
         "idx", "index", "interval", "last", "next_kind", "next_t", "offsets", "open_orders", "open_times",
         "plan", "spec", "step", "steps", "symbol", "trades",
+        "funding_rate", "fundings", "holders", "mark_override",  # contracts only
     )  # fmt: skip
 
     def __init__(self, spec: MarketSpec, candles: Sequence[Candle], steps: int, index: int) -> None:
@@ -417,7 +427,7 @@ class _Market:
         self.book_id = update_id
 
 
-class Engine:
+class Engine(ContractBook):
     """Markets, accounts and the order book of one emulated exchange.
 
     ``markets`` maps each symbol to its spec and its full candle list (past and future, all of
@@ -477,6 +487,7 @@ class Engine:
         self._list_ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
         self._advancing = False
+        self._init_contracts()
 
     @staticmethod
     def start_time_for(markets: Sequence[tuple[MarketSpec, Sequence[Candle]]], history: int = 500) -> int:
@@ -636,12 +647,25 @@ class Engine:
                 return
             self._advancing = True
             try:
-                if self._lockstep:
-                    self._replay_lockstep(time_ms)
-                else:
-                    self._replay_until(time_ms)
+                # Funding settles between the events of its instant and whatever comes after.
+                while self._contract_markets and self._next_funding <= time_ms:
+                    funding = self._next_funding
+                    self._replay(funding)
+                    if self._held is not None or self._time < funding:
+                        return  # lockstep holds before the funding time
+                    self._next_funding = funding + FUNDING_INTERVAL_MS
+                    self._settle_funding(funding)
+                self._replay(time_ms)
             finally:
                 self._advancing = False
+
+    def _replay(self, time_ms: int) -> None:
+        if time_ms <= self._time:
+            return
+        if self._lockstep:
+            self._replay_lockstep(time_ms)
+        else:
+            self._replay_until(time_ms)
 
     @property
     def lockstep(self) -> bool:
@@ -773,6 +797,8 @@ class Engine:
             # Within a candle the price moves continuously from step to step, so a stop it
             # crosses is reached at its own price; a candle's first step may gap from the close.
             self._match(m, price, t, gap=k == 1)
+        if m.spec.contract:
+            self._contract_step(m, t)
 
     def _close(self, m: _Market) -> None:
         candle = m.candles[m.idx]
@@ -1034,6 +1060,7 @@ class Engine:
         client_order_id: str | None = None,
         trigger_above: bool | None = None,
         lock_on_trigger: bool = False,
+        reduce_only: bool = False,
     ) -> Order:
         """Validate, accept and immediately match an order; returns its snapshot after matching.
 
@@ -1043,14 +1070,21 @@ class Engine:
         ``stop_price`` if ``trigger_above`` (default: buys) and when it falls to it otherwise
         (default: sells). ``lock_on_trigger``: a stop takes no funds until it triggers, and is
         cancelled then if the account cannot cover it (Bybit's conditional orders).
+        ``reduce_only`` applies to contract markets (see :mod:`.contracts`), whose orders take
+        margin instead of funds and whose stops always wait for their trigger to take it.
         """
         with self._lock:
             self._sync()
             account = self._account(api_key)
             m = self._market(symbol)
-            side, order_type, tif, amount, price, stop_price, client_order_id, above = self._check_order(
+            checked = self._check_order(
                 account, m, side, type, amount, price, stop_price, time_in_force, client_order_id, trigger_above
             )
+            if m.spec.contract:
+                return self._place_contract(account, m, checked, bool(reduce_only))
+            if reduce_only:
+                raise _reject(RejectReason.INVALID_PARAMETER, f"{symbol} is a spot market: reduce-only is for contracts")
+            side, order_type, tif, amount, price, stop_price, client_order_id, above = checked
             lock_on_trigger = lock_on_trigger and order_type in _STOP_TYPES
             lock_asset, need = self._need(m, side, amount, price, stop_price)
             if lock_on_trigger:
@@ -1094,6 +1128,8 @@ class Engine:
             self._sync()
             account = self._account(api_key)
             m = self._market(symbol)
+            if m.spec.contract:
+                raise _reject(RejectReason.INVALID_PARAMETER, f"{symbol} is a contract market: OCO pairs are for spot")
             stop_type = OrderType.STOP_MARKET if stop_limit_price is None else OrderType.STOP_LIMIT
             limit = self._check_order(account, m, side, OrderType.LIMIT, amount, limit_price, None, TimeInForce.GTC,
                                       limit_client_order_id, None)  # fmt: skip
@@ -1333,7 +1369,10 @@ class Engine:
         partner = working.partner
         if partner is not None and partner.order.status.is_open:
             self._finish(partner, OrderStatus.EXPIRED, ExecutionType.EXPIRED, t)  # releases the pair's funds
-        if working.lock_on_trigger:
+        if working.lock_on_trigger and working.market.spec.contract:
+            if not self._contract_trigger_lock(working, price, t):
+                return
+        elif working.lock_on_trigger:
             order = working.order
             asset, need = self._need(working.market, order.side, order.remaining, order.price, price)
             held = working.account.balance(asset)
@@ -1356,6 +1395,8 @@ class Engine:
 
     def _fill(self, working: _Working, amount: Decimal, price: Decimal, maker: bool, t: int) -> bool:
         """Execute ``amount`` of the order at ``price``; False (and nothing done) if unaffordable."""
+        if working.market.spec.contract:
+            return self._fill_contract(working, amount, price, maker, t)
         order = working.order
         account = working.account
         spec = working.market.spec

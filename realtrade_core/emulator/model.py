@@ -68,6 +68,13 @@ class RejectReason(str, enum.Enum):
     ORDER_NOT_FOUND = "order_not_found"
     ORDER_NOT_CANCELABLE = "order_not_cancelable"  # already filled / canceled
     WOULD_TRIGGER_IMMEDIATELY = "would_trigger_immediately"  # stop price already crossed
+    # Perpetual contracts (see :mod:`.contracts`).
+    INSUFFICIENT_MARGIN = "insufficient_margin"  # the order's initial margin exceeds what is available
+    REDUCE_ONLY_REJECTED = "reduce_only_rejected"  # a reduce-only order that would not reduce the position
+    INVALID_LEVERAGE = "invalid_leverage"  # below 1 or above the market's maximum
+    NOT_MODIFIED = "not_modified"  # a setting asked for is already in force
+    POSITION_EXISTS = "position_exists"  # margin mode cannot change with a position open
+    OPEN_ORDERS_EXIST = "open_orders_exist"  # margin mode cannot change with orders open
 
 
 class EngineError(Exception):
@@ -96,6 +103,13 @@ class MarketSpec:
     # Partial-fill rule: a resting (maker) limit order fills at most this much base amount per
     # price-path step that reaches its price; ``None`` means it fills completely at once.
     max_fill_per_step: Decimal | None = None
+    # A USDT-margined linear perpetual (ccxt ``BASE/QUOTE:QUOTE``) instead of a spot market:
+    # positions, margin and funding are kept in ``quote`` (see :mod:`.contracts`).
+    contract: bool = False
+    max_leverage: int = 125
+    default_leverage: int = 20
+    maintenance_margin_rate: Decimal = Decimal("0.004")
+    funding_rate: Decimal = Decimal("0.0001")  # the rate in force until set_funding_rate changes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +159,7 @@ class Fill:
     fee_asset: str
     is_maker: bool
     time: int  # emulated epoch ms
+    realized_pnl: Decimal = Decimal(0)  # contracts: profit or loss of the part that reduced a position
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +184,7 @@ class Order:
     triggered: bool = False
     trigger_above: bool | None = None  # stops: trigger on a rise to stop_price (else on a fall)
     list_id: int | None = None  # the OCO pair the order belongs to
+    reduce_only: bool = False  # contracts: may only reduce the position
     created_time: int = 0
     updated_time: int = 0
     fills: tuple[Fill, ...] = ()
@@ -264,7 +280,96 @@ class BalanceEvent:
     time: int
 
 
-EngineEvent = KlineEvent | TradeEvent | BookEvent | OrderEvent | BalanceEvent
+@dataclass(frozen=True, slots=True)
+class Position:
+    """One contract position of an account (one-way mode: ``size`` is signed, short below 0).
+
+    ``margin`` is what the position holds of the wallet: the isolated margin, or the initial
+    margin (``|size| * entry_price / leverage``) of a cross position. ``unrealized_pnl`` and
+    ``liquidation_price`` are at ``mark_price``; the liquidation price is 0 when no price
+    above zero would liquidate the position.
+    """
+
+    account: str = field(repr=False)
+    symbol: str
+    size: Decimal
+    entry_price: Decimal
+    mark_price: Decimal
+    unrealized_pnl: Decimal
+    liquidation_price: Decimal
+    leverage: int
+    isolated: bool
+    margin: Decimal
+    maintenance_margin: Decimal
+    realized_pnl: Decimal  # cumulative, since the account first traded the symbol
+    updated_time: int
+
+    @property
+    def side(self) -> str:
+        return "long" if self.size > 0 else "short" if self.size < 0 else "flat"
+
+    @property
+    def notional(self) -> Decimal:
+        return abs(self.size) * self.mark_price
+
+
+@dataclass(frozen=True, slots=True)
+class Income:
+    """One cash flow of a contract account: ``kind`` is ``FUNDING_FEE``, ``REALIZED_PNL``,
+    ``COMMISSION`` or ``INSURANCE_CLEAR`` (a liquidation's loss beyond the wallet, written
+    off); ``amount`` is signed (received above 0)."""
+
+    income_id: int
+    account: str = field(repr=False)
+    symbol: str
+    kind: str
+    amount: Decimal
+    asset: str
+    time: int
+    trade_id: int | None = None
+    rate: Decimal | None = None  # FUNDING_FEE: the funding rate applied
+
+
+@dataclass(frozen=True, slots=True)
+class PositionEvent:
+    """A contract account changed: ``reason`` is ``order`` (a fill), ``funding_fee``,
+    ``liquidation``, ``leverage`` or ``margin_type``. ``positions`` holds the positions that
+    changed, ``balances`` the settlement asset after the change, ``income`` the cash flows."""
+
+    account: str
+    reason: str
+    positions: tuple[Position, ...]
+    balances: tuple[Balance, ...]
+    time: int
+    income: tuple[Income, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPriceEvent:
+    """A contract market's mark price (once per path step, and when set by hand)."""
+
+    symbol: str
+    mark_price: Decimal
+    index_price: Decimal
+    funding_rate: Decimal
+    next_funding_time: int
+    time: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarginCallEvent:
+    """An account's cross margin, or an isolated position, came within reach of liquidation:
+    its maintenance margin is at least ``MARGIN_CALL_RATIO`` of its margin balance."""
+
+    account: str
+    positions: tuple[Position, ...]
+    balances: tuple[Balance, ...]
+    time: int
+
+
+EngineEvent = (
+    KlineEvent | TradeEvent | BookEvent | OrderEvent | BalanceEvent | PositionEvent | MarkPriceEvent | MarginCallEvent
+)
 
 
 @dataclass(slots=True)

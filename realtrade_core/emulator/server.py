@@ -53,12 +53,25 @@ from aiohttp import web
 from ..errors import ConfigurationError, EmulatorError
 from . import replay
 from .clock import EmulatedClock
+from .contracts import contract_market_spec
 from .dialect import EmulatorDialect
 from .engine import Engine
 from .faults import Faults, HttpFault
 from .hub import ConnectionHub
 from .lockstep import LockstepPacer
-from .model import AccountConfig, Balance, Candle, EngineError, Fill, MarketSpec, Order, OrderStatus, RefusedOrder
+from .model import (
+    AccountConfig,
+    Balance,
+    Candle,
+    EngineError,
+    Fill,
+    Income,
+    MarketSpec,
+    Order,
+    OrderStatus,
+    Position,
+    RefusedOrder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +147,21 @@ def parse_balances(balances: Mapping[str, Any]) -> dict[str, Decimal]:
 
 
 def _split_symbol(symbol: str) -> tuple[str, str, str]:
-    """``"BTC/USDT"`` -> ``("BTCUSDT", "BTC", "USDT")``."""
-    parts = symbol.split("/")
-    if len(parts) != 2 or not all(p.isalnum() for p in parts):
-        raise ConfigurationError(f"invalid symbol {symbol!r}: give spot symbols as BASE/QUOTE, e.g. 'BTC/USDT'")
+    """``"BTC/USDT"`` (or the perpetual ``"BTC/USDT:USDT"``) -> ``("BTCUSDT", "BTC", "USDT")``."""
+    pair, _, settle = symbol.partition(":")
+    parts = pair.split("/")
+    if len(parts) != 2 or not all(p.isalnum() for p in parts) or (settle and settle.upper() != parts[1].upper()):
+        raise ConfigurationError(
+            f"invalid symbol {symbol!r}: give spot symbols as BASE/QUOTE, e.g. 'BTC/USDT', and USDT-margined "
+            f"perpetuals as BASE/QUOTE:QUOTE, e.g. 'BTC/USDT:USDT'"
+        )
     base, quote = (p.upper() for p in parts)
     return base + quote, base, quote
+
+
+def _is_contract(symbol: str) -> bool:
+    """Whether a ccxt unified symbol names a perpetual (``BTC/USDT:USDT``)."""
+    return ":" in symbol
 
 
 def _synthetic_start_price(base: str, quote: str) -> Decimal:
@@ -309,7 +331,7 @@ class Emulator:
                 unified.append(symbol)
         # A spec given for a symbol not listed adds that market.
         for spec in explicit:
-            name = f"{spec.base}/{spec.quote}"
+            name = f"{spec.base}/{spec.quote}:{spec.quote}" if spec.contract else f"{spec.base}/{spec.quote}"
             if name not in unified:
                 unified.append(name)
         if not unified:
@@ -357,10 +379,29 @@ class Emulator:
             loaded.append((engine_id, base, quote, candles))
 
         markets: list[tuple[MarketSpec, Sequence[Candle]]] = []
-        for engine_id, base, quote, candles in loaded:
-            spec = specs_by_id.get(engine_id) or probe.default_market(engine_id)
-            if spec is None:
-                spec = replay.default_market_spec(engine_id, base, quote, candles[0].open)
+        seen: dict[str, str] = {}
+        for symbol, (engine_id, base, quote, candles) in zip(unified, loaded):
+            if engine_id in seen:
+                raise ConfigurationError(
+                    f"{seen[engine_id]!r} and {symbol!r} are one exchange symbol {engine_id}: an emulator serves "
+                    f"either the spot market or the perpetual of a pair"
+                )
+            seen[engine_id] = symbol
+            contract = _is_contract(symbol)
+            spec = specs_by_id.get(engine_id)
+            if spec is None and contract:
+                spec = probe.default_contract_market(engine_id)
+                if spec is None:
+                    spec = contract_market_spec(replay.default_market_spec(engine_id, base, quote, candles[0].open))
+            elif spec is None:
+                spec = probe.default_market(engine_id)
+                if spec is None:
+                    spec = replay.default_market_spec(engine_id, base, quote, candles[0].open)
+            if spec.contract != contract:
+                raise ConfigurationError(
+                    f"the market given for {symbol!r} is {'a perpetual' if spec.contract else 'spot'}: name perpetuals "
+                    f"BASE/QUOTE:QUOTE (e.g. 'BTC/USDT:USDT') and give them MarketSpec(contract=True)"
+                )
             markets.append((spec, candles))
         return unified, markets, history
 
@@ -399,7 +440,8 @@ class Emulator:
     def _default_balances(markets: list[tuple[MarketSpec, Sequence[Candle]]]) -> dict[str, Decimal]:
         balances: dict[str, Decimal] = {}
         for spec, _ in markets:
-            balances.setdefault(spec.base, DEFAULT_BASE_BALANCE)
+            if not spec.contract:  # a perpetual is margined in its quote asset only
+                balances.setdefault(spec.base, DEFAULT_BASE_BALANCE)
             balances[spec.quote] = DEFAULT_QUOTE_BALANCE
         return balances
 
@@ -701,16 +743,27 @@ class Emulator:
 
     # --- ccxt -------------------------------------------------------------------------------------
 
+    @property
+    def contracts(self) -> bool:
+        """Whether this emulator serves perpetuals (``BTC/USDT:USDT``) rather than spot."""
+        return any(spec.contract for spec in self.engine.markets.values())
+
     def ccxt_client(self, **config: Any) -> Any:
         """An unmodified ccxt exchange talking to this emulator: only ``urls["api"]`` is
-        replaced; keys are the default account's; ``enableRateLimit`` is False unless given."""
+        replaced; keys are the default account's; ``enableRateLimit`` is False unless given.
+        For perpetuals it is the exchange's futures class (``binanceusdm``) or its own with
+        swap as the default type, loading linear markets only (``ccxt_contract_options``)."""
         import ccxt
 
-        try:
-            cls = getattr(ccxt, self._ccxt_id)
-        except AttributeError:
-            raise EmulatorError(f"ccxt {ccxt.__version__} has no exchange {self._ccxt_id!r}") from None
+        ccxt_id = self._ccxt_id
         options: dict[str, Any] = {"apiKey": self.api_key, "secret": self.secret, "enableRateLimit": False}
+        if self.contracts:
+            ccxt_id = self.dialect.ccxt_contract_id or ccxt_id
+            options["options"] = dict(self.dialect.ccxt_contract_options)
+        try:
+            cls = getattr(ccxt, ccxt_id)
+        except AttributeError:
+            raise EmulatorError(f"ccxt {ccxt.__version__} has no exchange {ccxt_id!r}") from None
         options.update(config)
         client = cls(options)
         client.urls["api"] = self.dialect.ccxt_urls(self.base_http)
@@ -808,6 +861,34 @@ class Emulator:
         if client_order_id is not None:
             fills = [f for f in fills if f.client_order_id == client_order_id]
         return fills
+
+    # --- perpetuals, read and set from Python ---------------------------------------------------
+
+    def positions(self, symbol: str | None = None, account: str | None = None) -> list[Position]:
+        """The account's position in every perpetual (flat ones with size 0), or in one
+        (``"BTC/USDT:USDT"`` or ``"BTCUSDT"``): size (signed), entry, mark, unrealised profit,
+        liquidation price, leverage, margin mode and margin (see :mod:`.contracts`)."""
+        return self.engine.positions(self._account_key(account), self._engine_symbol(symbol))
+
+    def position(self, symbol: str, account: str | None = None) -> Position:
+        return self.engine.position(self._account_key(account), self._engine_symbol(symbol) or symbol)
+
+    def incomes(self, symbol: str | None = None, kind: str | None = None, account: str | None = None) -> list[Income]:
+        """Every cash flow of the account's perpetuals, oldest first: ``kind`` ``FUNDING_FEE``,
+        ``REALIZED_PNL``, ``COMMISSION`` or ``INSURANCE_CLEAR``."""
+        return self.engine.incomes(self._account_key(account), self._engine_symbol(symbol), kind, limit=_NO_LIMIT)
+
+    def set_mark_price(self, symbol: str, price: Any) -> None:
+        """Hold a perpetual's mark price at ``price`` (None: follow the last traded price again);
+        positions are checked for liquidation at once and ``markPrice`` streams report it."""
+        self.engine.set_mark_price(self._engine_symbol(symbol) or symbol, price)
+
+    def set_funding_rate(self, symbol: str, rate: Any) -> None:
+        """The funding rate the next settlements of a perpetual apply (e.g. ``"0.0001"``)."""
+        self.engine.set_funding_rate(self._engine_symbol(symbol) or symbol, rate)
+
+    def set_leverage(self, symbol: str, leverage: int, account: str | None = None) -> int:
+        return self.engine.set_leverage(self._account_key(account), self._engine_symbol(symbol) or symbol, leverage)
 
     def refused_orders(self, account: str | None = None) -> list[RefusedOrder]:
         """Order requests the emulator answered with an error, oldest first, each with the

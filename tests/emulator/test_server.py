@@ -244,8 +244,8 @@ def test_missing_or_broken_csv_files_name_the_file(toy_dialect, tmp_path):
         Emulator(toy_dialect, data={"BTCUSDT": broken})
 
 
-@pytest.mark.parametrize("symbol", ["BTCUSDT", "BTC-USDT", "BTC/USDT:USDT"])
-def test_symbols_must_be_unified_spot_symbols(toy_dialect, symbol):
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "BTC-USDT", "BTC/USDT:BTC"])
+def test_symbols_must_be_unified_spot_or_linear_perpetual_symbols(toy_dialect, symbol):
     with pytest.raises(ConfigurationError, match="BASE/QUOTE"):
         Emulator(toy_dialect, symbols=[symbol])
 

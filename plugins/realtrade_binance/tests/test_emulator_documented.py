@@ -193,10 +193,14 @@ def test_every_documented_shape_is_checked() -> None:
 def test_every_served_route_has_a_documented_shape(emulator: Any) -> None:
     documented = {json.loads(p.read_text())["endpoint"] for p in FIXTURES.glob("*.json")}
     streams = {"/ws", "/ws/{stream}", "/stream", "/ws-api/v3"}
+    # The USDⓈ-M futures routes (perpetuals) are held to their shapes in test_emulator_futures.py;
+    # of them only the exchangeInfo ccxt asks of every Binance emulator is documented here.
     served = {
         f"{route.method} {route.path}"
         for route in emulator.dialect.routes()
         if route.method in ("GET", "POST", "DELETE", "PUT") and route.path not in streams
+        and not route.path.startswith(("/fapi/v2", "/fapi/v3", "/fstream"))
+        and (not route.path.startswith("/fapi/v1") or route.path == "/fapi/v1/exchangeInfo")
     }
     assert served - documented == set()
     assert {e.split(" ", 1)[0] for e in documented if e.startswith("/")} >= {"/ws", "/stream?streams=...", "/ws-api/v3"}

@@ -26,6 +26,11 @@ carry the list's ``orderListId``. When one trades or triggers the other EXPIRES,
 either (``DELETE /api/v3/order`` or ``/api/v3/orderList``) cancels both. User data streams a
 ``listStatus`` event when a list starts and when it is over (ALL_DONE).
 
+USDⓈ-M perpetuals (markets given as ``BTC/USDT:USDT``) are served under ``/fapi`` and
+``/fstream`` by :mod:`.futures` for unmodified ``ccxt.binanceusdm`` (``Emulator.ccxt_client``
+hands one out): positions, leverage, margin modes, funding and liquidation are the core
+engine's (:mod:`realtrade_core.emulator.contracts`). The spot endpoints do not list them.
+
 Clocks. Market data, order and event times are the engine's emulated time. ``GET
 /api/v3/time`` and the WebSocket API's ``time`` report :meth:`server_time`, and ``timestamp`` /
 ``recvWindow`` are checked against :meth:`auth_time`: the wall clock plus any injected skew (the
@@ -38,6 +43,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .futures import BinanceFutures
 from .orders import BinanceOrders
 from .streams import BinanceStreams
 from .wire import injected_error_body
@@ -78,7 +84,7 @@ _CCXT_SECTIONS = {
 }
 
 
-class BinanceDialect(BinanceOrders, BinanceStreams):
+class BinanceDialect(BinanceOrders, BinanceStreams, BinanceFutures):
     """The Binance spot wire dialect. Settings (seconds): ``ping_interval`` (20),
     ``pong_timeout`` (60), ``max_lifetime`` (86400) of a WebSocket connection.
 
@@ -88,21 +94,27 @@ class BinanceDialect(BinanceOrders, BinanceStreams):
 
     name: ClassVar[str] = "binance"
     order_paths: ClassVar[frozenset[tuple[str, str]]] = frozenset(
-        {("POST", "/api/v3/order"), ("POST", "/api/v3/orderList/oco")}
+        {("POST", "/api/v3/order"), ("POST", "/api/v3/orderList/oco"), ("POST", "/fapi/v1/order"),
+         ("POST", "/fapi/v1/algoOrder")}
     )
     api_key_header: ClassVar[str] = "X-MBX-APIKEY"
-    client_order_id_params: ClassVar[tuple[str, ...]] = ("newClientOrderId", "listClientOrderId")
+    client_order_id_params: ClassVar[tuple[str, ...]] = ("newClientOrderId", "listClientOrderId", "clientAlgoId")
+    ccxt_contract_id: ClassVar[str | None] = "binanceusdm"
 
     def routes(self) -> list[web.RouteDef]:
-        return [*self.rest_routes(), *self.order_routes(), *self.stream_routes()]
+        return [*self.rest_routes(), *self.order_routes(), *self.stream_routes(), *self.futures_routes()]
 
     def urls(self, base_http: str, base_ws: str) -> dict[str, str]:
-        return {
+        urls = {
             "rest": f"{base_http}/api/v3",
             "ws_market": f"{base_ws}/ws",
             "ws_combined": f"{base_ws}/stream",
             "ws_api": f"{base_ws}/ws-api/v3",
         }
+        # A bare dialect (no engine: interlock.emulator_urls) has no markets to tell.
+        if getattr(self, "_contracts", None):  # USDⓈ-M perpetuals: REST and streams (listen key after /ws/)
+            urls.update({"fapi": f"{base_http}/fapi/v1", "fstream": f"{base_ws}/fstream/ws"})
+        return urls
 
     def ccxt_urls(self, base_http: str) -> dict[str, str]:
         # Every section ccxt knows points here, so no call can reach the real exchange; only
@@ -118,7 +130,8 @@ class BinanceDialect(BinanceOrders, BinanceStreams):
         return status, f"HTTP {status}"
 
     def on_event(self, event: EngineEvent) -> None:
-        BinanceStreams.on_event(self, event)
+        if not self.futures_event(event):
+            BinanceStreams.on_event(self, event)
 
     def default_market(self, symbol: str) -> MarketSpec | None:
         return None

@@ -135,9 +135,9 @@ class BinanceRest(EmulatorDialect):
             web.get(API + "/ticker/bookTicker", e(self._book_ticker, weight_by_symbol(2, 4))),
             web.get(API + "/account", e(self._account, 20, SIGNED)),
             # ccxt's load_markets asks these too (futures markets, and with keys set, currencies
-            # and margin pairs). The emulator is spot only: harmless empty answers let it work
-            # with its options untouched.
-            web.get("/fapi/v1/exchangeInfo", e(lambda p, k: empty_exchange_info(self.server_time()), 1)),
+            # and margin pairs). USDⓈ-M perpetuals are served by .futures (its exchangeInfo lists
+            # none when the emulator trades spot); the rest answer empty so ccxt works with its
+            # options untouched.
             web.get("/dapi/v1/exchangeInfo", e(lambda p, k: empty_exchange_info(self.server_time()), 1)),
             web.get("/sapi/v1/capital/config/getall", e(lambda p, k: [], 10, SIGNED)),
             web.get("/sapi/v1/margin/allPairs", e(lambda p, k: [], 1, SIGNED)),
@@ -255,9 +255,13 @@ class BinanceRest(EmulatorDialect):
             if required:
                 raise mandatory("symbol")
             return None
-        if symbol not in self.engine.markets:
+        spec = self.engine.markets.get(symbol)
+        if spec is None or spec.contract:  # perpetuals are served under /fapi only
             raise BinanceError(*INVALID_SYMBOL)
         return symbol
+
+    def _spot_markets(self) -> dict[str, Any]:
+        return {s: spec for s, spec in self.engine.markets.items() if not spec.contract}
 
     def _symbols(self, params: dict[str, str]) -> list[str]:
         """``symbol=X``, ``symbols=["X","Y"]`` or every market."""
@@ -266,14 +270,14 @@ class BinanceRest(EmulatorDialect):
             return [single]
         raw = params.get("symbols")
         if not raw:
-            return list(self.engine.markets)
+            return list(self._spot_markets())
         try:
             wanted = json.loads(raw)
         except ValueError:
             raise illegal("symbols", '["SYMBOL1","SYMBOL2"]') from None
         if not isinstance(wanted, list) or not all(isinstance(s, str) for s in wanted):
             raise illegal("symbols", '["SYMBOL1","SYMBOL2"]')
-        markets = self.engine.markets
+        markets = self._spot_markets()
         if any(s not in markets for s in wanted):
             raise BinanceError(*INVALID_SYMBOL)
         return wanted

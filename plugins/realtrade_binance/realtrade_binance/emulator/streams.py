@@ -138,7 +138,9 @@ class BinanceStreams(BinanceRest):
         super().__init__(engine, hub, faults, settings)
         self._stream_table: dict[str, StreamInfo] = {}
         self._by_symbol: dict[str, _SymbolStreams] = {}
-        for symbol in self.engine.markets:
+        for symbol, spec in self.engine.markets.items():
+            if spec.contract:
+                continue  # perpetuals stream under /fstream (.futures)
             low = symbol.lower()
             source_ms = self.engine.interval_ms(symbol)
 

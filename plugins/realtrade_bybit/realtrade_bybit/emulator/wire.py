@@ -108,6 +108,13 @@ REJECT_CODES: dict[RejectReason, tuple[int, str]] = {
     RejectReason.ORDER_NOT_CANCELABLE: (ORDER_NOT_EXISTS, "Order does not exist."),
     # Resolved with the trigger price and the last price by the caller (expect Rising/Falling).
     RejectReason.WOULD_TRIGGER_IMMEDIATELY: (EXPECT_RISING, "trigger price already crossed"),
+    # Perpetuals (category=linear; .linear_wire maps the ones it answers with its own codes).
+    RejectReason.INSUFFICIENT_MARGIN: (110007, "ab not enough for new order"),
+    RejectReason.REDUCE_ONLY_REJECTED: (110017, "Reduce-only rule not satisfied"),
+    RejectReason.INVALID_LEVERAGE: (PARAMS_ERROR, "leverage invalid"),
+    RejectReason.NOT_MODIFIED: (110026, "Cross/isolated margin mode is not modified"),
+    RejectReason.POSITION_EXISTS: (3400045, "Set margin mode failed"),
+    RejectReason.OPEN_ORDERS_EXIST: (3400045, "Set margin mode failed"),
 }
 
 

@@ -60,7 +60,6 @@ from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
 from typing import Any
 
 from .model import (
-    Balance,
     EngineError,
     ExecutionType,
     Fill,
@@ -185,7 +184,9 @@ class ContractBook:
                 if value != Decimal(str(leverage)):
                     raise ValueError
             except (TypeError, ValueError, InvalidOperation):
-                raise EngineError(RejectReason.INVALID_LEVERAGE, f"leverage {leverage!r} is not a whole number") from None
+                raise EngineError(
+                    RejectReason.INVALID_LEVERAGE, f"leverage {leverage!r} is not a whole number"
+                ) from None
             if not 1 <= value <= m.spec.max_leverage:
                 raise EngineError(
                     RejectReason.INVALID_LEVERAGE,
@@ -223,7 +224,9 @@ class ContractBook:
             m = self._contract_market(symbol)
             wanted = str(mode).lower()
             if wanted not in ("cross", "isolated"):
-                raise EngineError(RejectReason.INVALID_PARAMETER, f"margin mode must be cross or isolated, got {mode!r}")
+                raise EngineError(
+                    RejectReason.INVALID_PARAMETER, f"margin mode must be cross or isolated, got {mode!r}"
+                )
             isolated = wanted == "isolated"
             if self._isolated(account, m) == isolated:
                 raise EngineError(RejectReason.NOT_MODIFIED, f"the margin mode of {symbol} is already {wanted}")

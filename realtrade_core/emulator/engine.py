@@ -275,11 +275,11 @@ class _Working:
 class _Market:
     """Replay state of one symbol: where the path stands and the open orders to match."""
 
+    # funding_rate, fundings, holders and mark_override are used by contract markets only.
     __slots__ = (
         "ask", "ask_amount", "bid", "bid_amount", "book_id", "candles", "count", "forming", "fractions",
-        "idx", "index", "interval", "last", "next_kind", "next_t", "offsets", "open_orders", "open_times",
-        "plan", "spec", "step", "steps", "symbol", "trades",
-        "funding_rate", "fundings", "holders", "mark_override",  # contracts only
+        "funding_rate", "fundings", "holders", "idx", "index", "interval", "last", "mark_override", "next_kind",
+        "next_t", "offsets", "open_orders", "open_times", "plan", "spec", "step", "steps", "symbol", "trades",
     )  # fmt: skip
 
     def __init__(self, spec: MarketSpec, candles: Sequence[Candle], steps: int, index: int) -> None:
@@ -1083,7 +1083,7 @@ class Engine(ContractBook):
             if m.spec.contract:
                 return self._place_contract(account, m, checked, bool(reduce_only))
             if reduce_only:
-                raise _reject(RejectReason.INVALID_PARAMETER, f"{symbol} is a spot market: reduce-only is for contracts")
+                raise _reject(RejectReason.INVALID_PARAMETER, f"{symbol} is spot: reduce-only is for contracts")
             side, order_type, tif, amount, price, stop_price, client_order_id, above = checked
             lock_on_trigger = lock_on_trigger and order_type in _STOP_TYPES
             lock_asset, need = self._need(m, side, amount, price, stop_price)

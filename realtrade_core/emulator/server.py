@@ -380,7 +380,7 @@ class Emulator:
 
         markets: list[tuple[MarketSpec, Sequence[Candle]]] = []
         seen: dict[str, str] = {}
-        for symbol, (engine_id, base, quote, candles) in zip(unified, loaded):
+        for symbol, (engine_id, base, quote, candles) in zip(unified, loaded, strict=True):
             if engine_id in seen:
                 raise ConfigurationError(
                     f"{seen[engine_id]!r} and {symbol!r} are one exchange symbol {engine_id}: an emulator serves "

@@ -56,7 +56,7 @@ def _code(exc: Exception) -> int:
 
 
 def test_markets_klines_and_funding_rate_read_by_ccxt_binanceusdm(futures):
-    emu, ex = futures()
+    _emu, ex = futures()
     assert type(ex).__name__ == "binanceusdm"
     market = ex.market(PERP)
     assert (market["type"], market["linear"], market["settle"], market["id"]) == ("swap", True, "USDT", MARKET_ID)
@@ -116,7 +116,7 @@ def test_reduce_only_violation_and_insufficient_margin_are_refused_with_binance_
 
 
 def test_limit_orders_rest_are_listed_cancelled_and_fetched(futures):
-    emu, ex = futures()
+    _emu, ex = futures()
     order = ex.create_order(PERP, "limit", "buy", 0.01, 50_000)
     assert [o["id"] for o in ex.fetch_open_orders(PERP)] == [order["id"]]
     assert ex.fetch_balance()["USDT"]["used"] == pytest.approx(0.01 * 50_000 / 20)  # its margin
@@ -208,7 +208,7 @@ def test_user_data_stream_reports_orders_funding_margin_call_and_liquidation(fut
 
 
 def test_kline_and_mark_price_streams(futures, ws_connect, recv_until):
-    emu, ex = futures()
+    emu, _ex = futures()
     ws = ws_connect(f"{emu.base_ws}/fstream/stream?streams=btcusdt@kline_1m/btcusdt@markPrice")
     assert _subscribed(ws, recv_until) == ["btcusdt@kline_1m", "btcusdt@markPrice"]
     emu.step(1)

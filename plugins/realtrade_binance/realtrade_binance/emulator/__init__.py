@@ -94,8 +94,12 @@ class BinanceDialect(BinanceOrders, BinanceStreams, BinanceFutures):
 
     name: ClassVar[str] = "binance"
     order_paths: ClassVar[frozenset[tuple[str, str]]] = frozenset(
-        {("POST", "/api/v3/order"), ("POST", "/api/v3/orderList/oco"), ("POST", "/fapi/v1/order"),
-         ("POST", "/fapi/v1/algoOrder")}
+        {
+            ("POST", "/api/v3/order"),
+            ("POST", "/api/v3/orderList/oco"),
+            ("POST", "/fapi/v1/order"),
+            ("POST", "/fapi/v1/algoOrder"),
+        }
     )
     api_key_header: ClassVar[str] = "X-MBX-APIKEY"
     client_order_id_params: ClassVar[tuple[str, ...]] = ("newClientOrderId", "listClientOrderId", "clientAlgoId")

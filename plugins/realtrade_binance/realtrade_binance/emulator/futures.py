@@ -83,8 +83,6 @@ from .futures_wire import (
 )
 from .rest import ALL_ROWS, SIGNED, BinanceRest
 from .wire import (
-    BAD_API_KEY,
-    BAD_API_KEY_FORMAT,
     CLIENT_ORDER_ID_LEGAL,
     CLIENT_ORDER_ID_RE,
     INTERVALS,
@@ -168,13 +166,15 @@ class BinanceFutures(BinanceRest):
             web.put(FAPI + "/listenKey", self._listen_key_handler),
             web.delete(FAPI + "/listenKey", self._listen_key_handler),
         ]
-        for version in ("/fapi/v2", "/fapi/v3"):
+        versions = (
+            ("/fapi/v2", self._f_account_v2, self._f_position_risk_v2),
+            ("/fapi/v3", self._f_account_v3, self._f_position_risk_v3),
+        )
+        for version, account, risk in versions:
             routes += [
                 web.get(version + "/balance", e(f(self._f_balance), 5, SIGNED)),
-                web.get(version + "/account", e(f(self._f_account_v2 if version.endswith("2") else self._f_account_v3),
-                                               5, SIGNED)),  # fmt: skip
-                web.get(version + "/positionRisk", e(f(self._f_position_risk_v2 if version.endswith("2")
-                                                      else self._f_position_risk_v3), 5, SIGNED)),  # fmt: skip
+                web.get(version + "/account", e(f(account), 5, SIGNED)),
+                web.get(version + "/positionRisk", e(f(risk), 5, SIGNED)),
             ]
         for prefix in ("", "/market", "/public", "/private"):
             routes += [
@@ -327,8 +327,17 @@ class BinanceFutures(BinanceRest):
         if kind == "LIMIT":
             price = parse_decimal(params, "price", required=True)
             tif = self._tif(params)
-        order = self.engine.place_order(api_key, symbol, side, OrderType(kind.lower()), quantity, price=price,
-                                        time_in_force=tif, client_order_id=client_id, reduce_only=reduce_only)  # fmt: skip
+        order = self.engine.place_order(
+            api_key,
+            symbol,
+            side,
+            OrderType(kind.lower()),
+            quantity,
+            price=price,
+            time_in_force=tif,
+            client_order_id=client_id,
+            reduce_only=reduce_only,
+        )
         return futures_order(order)
 
     def _f_find(self, params: dict[str, str], api_key: str) -> Order:
@@ -390,7 +399,8 @@ class BinanceFutures(BinanceRest):
             and (end is None or o.created_time <= end)
             and (o.order_id not in self._algo_ids or o.triggered)
         ]
-        return [futures_order(o) for o in (orders[:limit] if from_id is not None or start is not None else orders[-limit:])]
+        orders = orders[:limit] if from_id is not None or start is not None else orders[-limit:]
+        return [futures_order(o) for o in orders]
 
     def _f_user_trades(self, params: dict[str, str], api_key: str | None) -> Any:
         assert api_key is not None
@@ -636,7 +646,7 @@ class BinanceFutures(BinanceRest):
         if rest in ("markPrice", "markPrice@1s"):
             return "mark"
         if rest.startswith("kline_"):
-            interval = INTERVALS.get(rest[len("kline_"):])
+            interval = INTERVALS.get(rest[len("kline_") :])
             if interval is not None and interval.ms == self.engine.interval_ms(symbol.upper()):
                 return "kline"
         return None

@@ -48,8 +48,10 @@ ALGO_ONLY = (-4120, "Order type not supported for this endpoint. Please use the 
 ONE_WAY_ONLY = (-4061, "Order's position side does not match user's setting.")
 #: The emulator trades one-way mode only; asking for hedge mode gets Binance's catch-all code
 #: with a message that says so.
-HEDGE_MODE_UNAVAILABLE = (-1000, "Hedge mode (dualSidePosition=true) is not available: this account trades in "
-                                 "one-way mode.")
+HEDGE_MODE_UNAVAILABLE = (
+    -1000,
+    "Hedge mode (dualSidePosition=true) is not available: this account trades in one-way mode.",
+)
 INVALID_LISTEN_KEY = (-1125, "This listenKey does not exist.")
 
 
@@ -128,18 +130,34 @@ def futures_symbol_info(spec: MarketSpec) -> dict[str, Any]:
         "marketTakeBound": "0.05",
         "maxMoveOrderLimit": 10000,
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": fmt(spec.tick_size), "maxPrice": "4529764",
-             "tickSize": fmt(spec.tick_size)},
-            {"filterType": "LOT_SIZE", "minQty": fmt(spec.min_amount), "maxQty": fmt(spec.max_amount),
-             "stepSize": fmt(spec.step_size)},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": fmt(spec.min_amount), "maxQty": fmt(spec.max_amount),
-             "stepSize": fmt(spec.step_size)},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": fmt(spec.tick_size),
+                "maxPrice": "4529764",
+                "tickSize": fmt(spec.tick_size),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": fmt(spec.min_amount),
+                "maxQty": fmt(spec.max_amount),
+                "stepSize": fmt(spec.step_size),
+            },
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": fmt(spec.min_amount),
+                "maxQty": fmt(spec.max_amount),
+                "stepSize": fmt(spec.step_size),
+            },
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
             {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
             {"filterType": "MIN_NOTIONAL", "notional": fmt(spec.min_notional)},
-            {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500",
-             "multiplierDecimal": "4"},
-        ],  # fmt: skip
+            {
+                "filterType": "PERCENT_PRICE",
+                "multiplierUp": "1.0500",
+                "multiplierDown": "0.9500",
+                "multiplierDecimal": "4",
+            },
+        ],
         "orderTypes": list(ORDER_TYPES),
         "timeInForce": list(TIME_IN_FORCE),
         "permissionSets": ["GRID", "COPY"],
@@ -262,7 +280,9 @@ _EXECUTION = {
 }
 
 
-def order_trade_update(order: Order, execution: ExecutionType, fill: Fill | None, event_time: int) -> dict[str, Any] | None:
+def order_trade_update(
+    order: Order, execution: ExecutionType, fill: Fill | None, event_time: int
+) -> dict[str, Any] | None:
     """The user-data ``ORDER_TRADE_UPDATE`` event (None for a stop's trigger: not reported). A
     liquidation's fill is execution type ``CALCULATED``."""
     x = _EXECUTION.get(execution)

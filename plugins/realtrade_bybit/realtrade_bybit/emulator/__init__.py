@@ -4,11 +4,17 @@ Unmodified ``ccxt.bybit`` works against it with only ``urls["api"]`` replaced (s
 :meth:`BybitDialect.ccxt_urls`), and so does a plain WebSocket client on
 ``/v5/public/spot`` and ``/v5/private``. No ccxt option needs changing.
 
+USDT perpetuals (markets given as ``BTC/USDT:USDT``) are served with ``category=linear`` on
+the same endpoints, plus ``/v5/position/*``, ``/v5/account/set-margin-mode``,
+``/v5/account/transaction-log``, ``/v5/market/funding/history`` and the ``/v5/public/linear``
+stream, by :mod:`.linear`; positions, leverage, funding and liquidation are the core engine's
+(:mod:`realtrade_core.emulator.contracts`).
+
 Served REST endpoints: ``/v5/market/{time,instruments-info,kline,tickers,orderbook,recent-trade}``,
 ``/v5/system/status``, ``/v5/account/{wallet-balance,info,fee-rate}``, ``/v5/user/query-api``,
 ``/v5/asset/coin/query-info``, ``/v5/spot-margin-trade/state``, ``/v5/order/{create,cancel,
-cancel-all,realtime,history}`` and ``/v5/execution/list``. Contract categories (linear, inverse, option)
-answer with empty lists: the emulator has spot markets only.
+cancel-all,realtime,history}`` and ``/v5/execution/list``. The inverse and option categories answer
+with empty lists, and so does linear when the emulator trades spot.
 
 How Bybit's order model maps onto the engine:
 
@@ -66,6 +72,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .linear import BybitLinear
 from .orders import BybitOrders
 from .streams import BybitStreams
 from .wire import INVALID_API_KEY, IP_RATE_LIMIT, PARAMS_ERROR, TOO_MANY_VISITS
@@ -78,7 +85,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class BybitDialect(BybitOrders, BybitStreams):
+class BybitDialect(BybitOrders, BybitStreams, BybitLinear):
     """Bybit v5 wire protocol over the emulator's engine (see the module docstring)."""
 
     name: ClassVar[str] = "bybit"
@@ -87,14 +94,17 @@ class BybitDialect(BybitOrders, BybitStreams):
     client_order_id_params: ClassVar[tuple[str, ...]] = ("orderLinkId",)
 
     def routes(self) -> list[web.RouteDef]:
-        return [*self.rest_routes(), *self.order_routes(), *self.stream_routes()]
+        return [*self.rest_routes(), *self.order_routes(), *self.stream_routes(), *self.linear_routes()]
 
     def urls(self, base_http: str, base_ws: str) -> dict[str, str]:
-        return {
+        urls = {
             "rest": base_http,
             "ws_public": f"{base_ws}/v5/public/spot",
             "ws_private": f"{base_ws}/v5/private",
         }
+        if getattr(self, "_contracts", None):  # USDT perpetuals (category=linear); none on a bare dialect
+            urls["ws_linear"] = f"{base_ws}/v5/public/linear"
+        return urls
 
     def ccxt_urls(self, base_http: str) -> dict[str, str]:
         # ccxt.bybit picks its base URL by API name; every one of them is served here.
@@ -124,4 +134,10 @@ class BybitDialect(BybitOrders, BybitStreams):
         return status, f"HTTP {status}"  # a gateway's plain-text page
 
     def on_event(self, event: EngineEvent) -> None:
+        try:
+            if self.linear_event(event):
+                return
+        except Exception:
+            log.exception("bybit emulator: could not translate %s", type(event).__name__)
+            return
         BybitStreams.on_event(self, event)

@@ -250,6 +250,8 @@ class BybitOrders(BybitRest):
         return above
 
     def _order_create(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
+        if params.get("category") == "linear":
+            return self.linear_create(params, api_key)  # type: ignore[attr-defined]  # BybitLinear's
         request = self._parse_create(params, api_key)
         key = (api_key, request.link_id)
         self._extras[key] = request.extra
@@ -337,6 +339,8 @@ class BybitOrders(BybitRest):
 
     def _order_cancel(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
         category = self._category(params)
+        if category == "linear":
+            return self.linear_cancel(params, api_key)  # type: ignore[attr-defined]
         if category != "spot":
             raise BybitError(PARAMS_ERROR, f"params error: category {category!r} is not served (spot only)")
         spec = self._spot_market(params)
@@ -360,6 +364,8 @@ class BybitOrders(BybitRest):
         orders do not exist here, so they cancel nothing. Answers the cancelled orders' ids."""
         category = self._category(params)
         order_filter = str(params.get("orderFilter") or "Order")
+        if category == "linear":
+            return self.linear_cancel_all(params, api_key)  # type: ignore[attr-defined]
         if category != "spot":
             return {"list": [], "success": "1"}  # the emulator has no contract orders
         if order_filter not in _CANCEL_ALL_FILTERS:
@@ -408,6 +414,8 @@ class BybitOrders(BybitRest):
 
     def _order_realtime(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
         category = self._category(params)
+        if category == "linear":
+            return self.linear_realtime(params, api_key)  # type: ignore[attr-defined]
         if category != "spot":
             return {"category": category, "list": [], "nextPageCursor": ""}
         spec = self._spot_market(params, required=False)
@@ -455,6 +463,8 @@ class BybitOrders(BybitRest):
 
     def _order_history(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
         category = self._category(params)
+        if category == "linear":
+            return self.linear_history(params, api_key)  # type: ignore[attr-defined]
         if category != "spot":
             return {"category": category, "list": [], "nextPageCursor": ""}
         spec = self._spot_market(params, required=False)
@@ -481,6 +491,8 @@ class BybitOrders(BybitRest):
 
     def _execution_list(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
         category = self._category(params)
+        if category == "linear":
+            return self.linear_executions(params, api_key)  # type: ignore[attr-defined]
         if category != "spot":
             return {"category": category, "list": [], "nextPageCursor": ""}
         spec = self._spot_market(params, required=False)

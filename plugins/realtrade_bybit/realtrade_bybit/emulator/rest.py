@@ -258,7 +258,7 @@ class BybitRest(EmulatorDialect):
                 raise BybitError(PARAMS_ERROR, "params error: symbol is required")
             return None
         spec = self.engine.markets.get(str(symbol))
-        if spec is None:
+        if spec is None or spec.contract:  # perpetuals are category=linear
             raise BybitError(PARAMS_ERROR, "params error: symbol invalid")
         return spec
 
@@ -294,10 +294,12 @@ class BybitRest(EmulatorDialect):
 
     def _instruments_info(self, params: dict[str, Any]) -> dict[str, Any]:
         category = self._category(params)
+        if category == "linear":
+            return self.linear_instruments(params)  # type: ignore[attr-defined]  # BybitLinear's
         if category != "spot":
             # ccxt asks for every category while loading markets: answer "no such markets".
             return {"category": category, "list": [], "nextPageCursor": ""}
-        specs = list(self.engine.markets.values())
+        specs = [spec for spec in self.engine.markets.values() if not spec.contract]
         if params.get("symbol"):
             specs = [s for s in specs if s.symbol == params["symbol"]]
         if params.get("baseCoin"):
@@ -311,6 +313,12 @@ class BybitRest(EmulatorDialect):
     def _kline(self, params: dict[str, Any]) -> dict[str, Any]:
         # Bybit defaults the category of this endpoint to linear, of which the emulator has none.
         category = self._category(params, "linear")
+        if category == "linear":
+            code = str(params.get("interval", ""))
+            if code not in INTERVAL_CODES:
+                expected = list(INTERVAL_CODES)
+                raise BybitError(PARAMS_ERROR, f"params error: interval invalid, expected one of {expected}")
+            return self.linear_kline(params, code, limit_param(params, 200, 1000))  # type: ignore[attr-defined]
         spec = self._spot_market(params)
         assert spec is not None
         if category != "spot":
@@ -372,10 +380,12 @@ class BybitRest(EmulatorDialect):
 
     def _tickers(self, params: dict[str, Any]) -> dict[str, Any]:
         category = self._category(params)
+        if category == "linear":
+            return self.linear_tickers(params)  # type: ignore[attr-defined]
         if category != "spot":
             return {"category": category, "list": []}
         spec = self._spot_market(params, required=False)
-        specs = [spec] if spec is not None else list(self.engine.markets.values())
+        specs = [spec] if spec is not None else [s for s in self.engine.markets.values() if not s.contract]
         return {"category": "spot", "list": [self.ticker_record(s.symbol, with_book=True) for s in specs]}
 
     def ticker_record(self, symbol: str, *, with_book: bool) -> dict[str, Any]:
@@ -487,7 +497,7 @@ class BybitRest(EmulatorDialect):
 
     def _account_info(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
         return {
-            "marginMode": "REGULAR_MARGIN",
+            "marginMode": "ISOLATED_MARGIN" if api_key in getattr(self, "_isolated_accounts", ()) else "REGULAR_MARGIN",
             "updatedTime": str(self.engine.now()),
             "unifiedMarginStatus": 6,  # UTA 2.0 Pro
             "dcpStatus": "OFF",
@@ -518,10 +528,12 @@ class BybitRest(EmulatorDialect):
 
     def _fee_rate(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
         category = self._category(params)
+        if category == "linear":
+            return self.linear_fee_rates(params)  # type: ignore[attr-defined]
         if category != "spot":
             return {"category": category, "list": []}
         spec = self._spot_market(params, required=False)
-        specs = [spec] if spec is not None else list(self.engine.markets.values())
+        specs = [spec] if spec is not None else [s for s in self.engine.markets.values() if not s.contract]
         return {
             "category": "spot",
             "list": [

@@ -57,7 +57,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_IDLE_TIMEOUT = 600.0  # seconds; Bybit cuts a connection that sent no ping for 10 minutes
-PRIVATE_TOPICS = frozenset({"order", "order.spot", "execution", "execution.spot", "wallet", "position"})
+PRIVATE_TOPICS = frozenset(
+    {"order", "order.spot", "order.linear", "execution", "execution.spot", "execution.linear", "wallet", "position",
+     "position.linear"}
+)  # fmt: skip
 ORDERBOOK_DEPTHS = ("1", "50", "200")
 
 

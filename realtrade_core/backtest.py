@@ -212,7 +212,8 @@ class PerpetualCommission(LotSizing, bt.CommInfoBase):
         self.p.commission = float(rate)
         self.p.leverage = 1.0  # backtrader's: see the class docstring
         super().__init__()
-        self.funding = FundingRates(self.p.funding) if self.p.funding is not None else None
+        funding = self.p.funding
+        self.funding = funding if funding is None or isinstance(funding, FundingRates) else FundingRates(funding)
         self.symbol = self.p.symbol or (rules.symbol if rules is not None else "")
 
     @property

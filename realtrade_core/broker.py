@@ -172,10 +172,10 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         if self.p.store is None:
             raise ConfigurationError("a realtrade broker needs a store: use store.getbroker()")
         self._check_leverage()
-        if getattr(self.p.store, "perpetual", False):
+        if getattr(self.p.store, "perpetual", False) and self.p.mode == "live":
             raise ConfigurationError(
-                f"{self.p.mode} trading of perpetual contracts is not supported yet: perpetual stores serve "
-                f"market data and backtests (store.backtest_broker(symbol, leverage=..., funding=...))"
+                "live trading of perpetual contracts is not supported yet: perpetual stores serve market "
+                "data, backtests (store.backtest_broker(symbol)) and paper trading (mode='paper')"
             )
         exits = self.bracket_exits
         if exits not in BRACKET_EXITS:

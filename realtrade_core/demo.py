@@ -3,7 +3,9 @@
 The quickest way to see realtrade work on a fresh machine, offline: an emulated exchange starts
 on 127.0.0.1 with a seeded synthetic market running fast (600x: a 1-minute candle every 0.1 s),
 a store loads the exchange by name, the feed backfills history and goes live over the exchange's
-WebSocket protocol, and a moving-average strategy trades on the paper broker.
+WebSocket protocol, and a moving-average strategy trades on the paper broker. With ``--market
+perpetual`` it trades the USDT perpetual contract long and short (2x leverage), reversing on
+every cross.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def _check_symbol(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.option("--exchange", default="binance", show_default=True, help="Exchange plugin whose emulator to use.")
 @click.option("--symbol", default="BTC/USDT", show_default=True, callback=_check_symbol,
               help=f"Market: one of {', '.join(DEMO_MARKETS)}.")  # fmt: skip
+@click.option("--market", "market_type", type=click.Choice(["spot", "perpetual"]), default="spot", show_default=True,
+              help="spot, or the symbol's USDT perpetual contract traded long and short (2x leverage).")  # fmt: skip
 @click.option("--bars", type=click.IntRange(min=1), default=DEFAULT_BARS, show_default=True, help="Live bars to trade.")
 @click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
               help="Emulated clock speed factor (600: a 1-minute candle every 0.1 s).")  # fmt: skip
@@ -52,13 +56,14 @@ def command(**options: Any) -> int:
     return run(argparse.Namespace(**options))
 
 
-def build_strategy(bars: int) -> type:
+def build_strategy(bars: int, long_short: bool = False) -> type:
     import backtrader as bt
 
     class SmaCross(bt.Strategy):
-        """Buy when the fast average crosses above the slow one, sell when it crosses below."""
+        """Buy when the fast average crosses above the slow one, sell when it crosses below
+        (``long_short``: hold a long above and a short below, one order reversing the position)."""
 
-        params = (("fast", 5), ("slow", 20), ("live_bars", bars))
+        params = (("fast", 5), ("slow", 20), ("live_bars", bars), ("long_short", long_short))
 
         def __init__(self) -> None:
             self.cross = bt.ind.CrossOver(bt.ind.SMA(period=self.p.fast), bt.ind.SMA(period=self.p.slow))
@@ -87,6 +92,12 @@ def build_strategy(bars: int) -> type:
             if trade.isclosed:
                 self.closed_trades += 1
                 print(f"trade   closed, pnl {trade.pnlcomm:+.4f}")
+            elif trade.justopened and self.p.long_short:
+                print(f"trade   opened {'long' if trade.size > 0 else 'short'} {abs(trade.size):.4f}")
+
+        def notify_store(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+            if str(msg).startswith("funding:"):
+                print(msg)
 
         def next(self) -> None:
             if self.live:
@@ -95,7 +106,14 @@ def build_strategy(bars: int) -> type:
                     self.env.runstop()
             if not self.live:
                 return  # history bars warm the averages up; orders made on them would be rejected
-            size = round(1_000.0 / self.data.close[0], 5)
+            size = round(1_000.0 / self.data.close[0], 3 if self.p.long_short else 5)
+            held = self.position.size
+            if self.p.long_short:
+                if self.cross > 0 and held <= 0:
+                    self.buy(size=size - held)  # from short (or flat) to long in one order
+                elif self.cross < 0 and held >= 0:
+                    self.sell(size=size + held)
+                return
             if self.cross > 0 and not self.position:
                 self.buy(size=size)
             elif self.cross < 0 and self.position:
@@ -112,17 +130,30 @@ def run(args: argparse.Namespace) -> int:
     from .store import get_store
 
     started = time.monotonic()
+    market_type = getattr(args, "market_type", "spot")
+    perpetual = market_type == "perpetual"
+    symbol = args.symbol
+    if perpetual:
+        quote = symbol.split("/")[1]
+        if quote != "USDT":
+            raise click.BadParameter(
+                f"{symbol} has no USDT perpetual contract; use a */USDT market with --market perpetual",
+                param_hint="'--symbol'",
+            )
+        symbol = f"{symbol}:{quote}"
     store = get_store(
         args.exchange,
         "emulator",
-        emulator_options={"symbols": (args.symbol,), "speed": args.speed, "seed": args.seed, "history": 300},
+        market_type=market_type,
+        emulator_options={"symbols": (symbol,), "speed": args.speed, "seed": args.seed, "history": 300},
     )
     cerebro = bt.Cerebro()
-    cerebro.adddata(store.getdata(dataname=args.symbol, timeframe="1m", backfill_bars=50, qcheck=0.1))
-    cerebro.setbroker(store.getbroker(cash=args.cash))
-    cerebro.addstrategy(build_strategy(args.bars))
+    cerebro.adddata(store.getdata(dataname=symbol, timeframe="1m", backfill_bars=50, qcheck=0.1))
+    cerebro.setbroker(store.getbroker(cash=args.cash, leverage=2) if perpetual else store.getbroker(cash=args.cash))
+    cerebro.addstrategy(build_strategy(args.bars, long_short=perpetual))
     cerebro.addanalyzer(RunRecorder, _name="realtrade_report")
-    print(f"realtrade demo: {args.exchange} emulator, {args.symbol} 1m at {args.speed:g}x, paper cash {args.cash:,.2f}")
+    what = f"{symbol} perpetual, long and short at 2x" if perpetual else symbol
+    print(f"realtrade demo: {args.exchange} emulator, {what} 1m at {args.speed:g}x, paper cash {args.cash:,.2f}")
     strategies: list[Any] = []
     try:
         with watch_interrupt() as interrupt:
@@ -142,5 +173,5 @@ def run(args: argparse.Namespace) -> int:
             f"({value - args.cash:+,.2f}) in {time.monotonic() - started:.1f} s"
         )
         finish_report(strategy.analyzers.realtrade_report, args.report_dir, exchange=args.exchange, venue="emulator",
-                      mode="paper", symbols=[args.symbol], timeframe="1m", strategy="SmaCross")  # fmt: skip
+                      mode="paper", symbols=[symbol], timeframe="1m", strategy="SmaCross")  # fmt: skip
     return EXIT_INTERRUPTED if interrupt["hit"] else 0

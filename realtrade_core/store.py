@@ -522,13 +522,8 @@ class Store(Contract):
         since: int,
         until: int | None = None,
         limit: int | None = None,
-        price: str | None = None,
     ) -> list[list]:
         """Closed candles ``[open_ms, o, h, l, c, v]`` with ``since <= open_ms`` (and ``<= until``).
-
-        ``price`` is the price the candles are of: None (trades, the default), or for a
-        perpetual contract ``"mark"`` (the exchange's mark price, which funding and liquidation
-        are computed from) or ``"index"`` (the spot index it follows).
 
         Paged within the exchange's page limit, oldest first, without gaps the exchange has data
         for and without duplicates. A candle counts as closed when its end is not after the
@@ -536,15 +531,6 @@ class Store(Contract):
         Each page is retried under the calling thread's :mod:`realtrade_core.retry` context, so
         a 429 or a 5xx in the middle costs a wait, not the pages already fetched.
         """
-        params: dict[str, Any] = {}
-        if price is not None:
-            if price not in ("mark", "index"):
-                raise ConfigurationError(f"price must be None (trades), 'mark' or 'index', not {price!r}")
-            if not self.perpetual:
-                raise ConfigurationError(
-                    f"{price} price candles are for perpetual contracts; use market_type='perpetual'"
-                )
-            params["price"] = price
         server_now = self.server_time()
         last_closed_open = (server_now // tf.ms) * tf.ms - tf.ms
         end = last_closed_open if until is None else min(until, last_closed_open)
@@ -552,10 +538,7 @@ class Store(Contract):
         cursor = since
         page = self.max_page
         while cursor <= end:
-            extra = {"params": params} if params else {}  # spot and trade candles: ccxt's call as it was
-            batch = self._call(
-                retrying, self, self.client.fetch_ohlcv, symbol, tf.name, since=cursor, limit=page, **extra
-            )
+            batch = self._call(retrying, self, self.client.fetch_ohlcv, symbol, tf.name, since=cursor, limit=page)
             fresh = [r for r in batch if r[0] >= cursor and r[0] <= end]
             if not fresh:
                 # A hole longer than a page (an exchange outage): skip ahead past it.

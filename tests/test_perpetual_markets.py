@@ -120,11 +120,17 @@ def test_check_market_type_without_capabilities():
         check_market_type(None)
 
 
-@pytest.mark.parametrize("mode", ["paper", "live"])
-def test_trading_a_perpetual_store_is_not_offered_until_it_works(mode):
+def test_live_trading_a_perpetual_store_is_not_offered_until_it_works():
     store = get_store("binance", "emulator", market_type="perpetual")
-    with pytest.raises(ConfigurationError, match=f"{mode} trading of perpetual contracts is not supported yet"):
-        store.getbroker(mode=mode)
+    with pytest.raises(ConfigurationError, match="live trading of perpetual contracts is not supported yet"):
+        store.getbroker(mode="live")
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_the_account_stream_of_a_perpetual_store_is_not_offered_until_it_works(exchange):
+    store = get_store(exchange, "mainnet", market_type="perpetual", api_key="k" * 16, secret="s" * 16)
+    with pytest.raises(ConfigurationError, match="not supported yet"):
+        store.spec.websocket.for_store(store, private=True)
 
 
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
@@ -134,8 +140,7 @@ def test_leverage_above_the_cap_is_refused_before_anything_is_sent(exchange):
         store.getbroker(leverage=10)
     message = str(info.value)
     assert "leverage 10x is above the cap of 5x" in message and "max_leverage=10" in message
-    with pytest.raises(ConfigurationError, match="not supported yet"):  # past the cap, only that remains
-        store.getbroker(leverage=10, max_leverage=10)
+    assert store.getbroker(leverage=10, max_leverage=10).p.leverage == 10
     assert not store.started and store.emulator is None
 
 

@@ -51,6 +51,7 @@ from realtrade_core.websocket import (
     Reconnect,
     WebSocketConfig,
     connection_for_store,
+    venue_stream_urls,
     wall_ms,
 )
 
@@ -70,6 +71,11 @@ URLS: dict[str, dict[str, str]] = {
         "public": "wss://stream.testnet.binance.vision/ws",
         "private": "wss://ws-api.testnet.binance.vision/ws-api/v3",
     },
+}
+#: USDⓈ-M futures market streams (klines on the ``/market`` route since April 2026).
+FUTURES_URLS: dict[str, dict[str, str]] = {
+    "mainnet": {"public": "wss://fstream.binance.com/market/ws"},
+    "testnet": {"public": "wss://fstream.binancefuture.com/ws"},
 }
 #: Kline intervals Binance spot streams (the stream name carries the interval verbatim).
 KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
@@ -145,7 +151,19 @@ class BinanceWebSocket(ExchangeConnection):
     @classmethod
     def for_store(cls, store: Any, *, private: bool, config: WebSocketConfig | None = None) -> BaseWebSocket:
         """An unstarted connection for ``store``'s venue: market data, or (``private``) the
-        account's user data with the store's credentials."""
+        account's user data with the store's credentials. A perpetual store's market data comes
+        from the USDⓈ-M futures streams (``fstream``)."""
+        if getattr(store, "perpetual", False):
+            if private:
+                raise ConfigurationError(
+                    "binance: the USDⓈ-M futures user-data stream is not supported yet; perpetual stores "
+                    "serve market data and backtests"
+                )
+            urls = venue_stream_urls(store, "binance", FUTURES_URLS, {"public": "fstream"})
+            return connection_for_store(
+                store, private=False, public_cls=BinanceWebSocket, private_cls=BinanceUserDataWebSocket,
+                config=config, urls={**urls, "private": ""},
+            )  # fmt: skip
         return connection_for_store(
             store,
             private=private,

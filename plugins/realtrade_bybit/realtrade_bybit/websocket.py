@@ -56,14 +56,21 @@ from realtrade_core.websocket import (
     Outgoing,
     WebSocketConfig,
     connection_for_store,
+    venue_stream_urls,
     wall_ms,
 )
 
 from .common import ws_auth_signature
 
-__all__ = ["PRIVATE_TOPICS", "URLS", "BybitPrivateWebSocket", "BybitWebSocket"]
+__all__ = ["LINEAR_URLS", "PRIVATE_TOPICS", "URLS", "BybitPrivateWebSocket", "BybitWebSocket"]
 
 logger = logging.getLogger(__name__)
+
+#: Public streams of the linear (USDT perpetual) category.
+LINEAR_URLS: dict[str, dict[str, str]] = {
+    "mainnet": {"public": "wss://stream.bybit.com/v5/public/linear"},
+    "testnet": {"public": "wss://stream-testnet.bybit.com/v5/public/linear"},
+}
 
 URLS: dict[str, dict[str, str]] = {
     "mainnet": {"public": "wss://stream.bybit.com/v5/public/spot", "private": "wss://stream.bybit.com/v5/private"},
@@ -157,8 +164,20 @@ class BybitWebSocket(ExchangeConnection):
 
     @classmethod
     def for_store(cls, store: Any, *, private: bool, config: WebSocketConfig | None = None) -> BaseWebSocket:
-        """An unstarted connection for ``store``'s venue: public spot data, or (``private``) the
-        account's orders, executions and wallet with the store's credentials."""
+        """An unstarted connection for ``store``'s venue: public spot data (a perpetual store's:
+        the linear category's), or (``private``) the account's orders, executions and wallet
+        with the store's credentials."""
+        if getattr(store, "perpetual", False):
+            if private:
+                raise ConfigurationError(
+                    "bybit: the private stream of perpetual positions is not supported yet; perpetual "
+                    "stores serve market data and backtests"
+                )
+            urls = venue_stream_urls(store, "bybit", LINEAR_URLS, {"public": "ws_linear"})
+            return connection_for_store(
+                store, private=False, public_cls=BybitWebSocket, private_cls=BybitPrivateWebSocket,
+                config=config, urls={**urls, "private": ""},
+            )  # fmt: skip
         return connection_for_store(
             store,
             private=private,

@@ -1,6 +1,7 @@
 """realtrade: take a backtrader strategy from backtest to live crypto trading.
 
-Importing this package is cheap: it brings neither ccxt nor backtrader nor any exchange plugin.
+Importing this package is cheap: it brings neither ccxt nor backtrader nor any exchange plugin,
+nor pluggy or the package-metadata machinery (they come when a plugin is loaded or listed).
 Exchanges are installed as separate distributions and loaded by name::
 
     import realtrade_core as rt
@@ -27,10 +28,7 @@ from .errors import (
     RealtradeError,
     WebSocketContractError,
 )
-from .hookspecs import hookimpl
-from .plugins import get_plugin_host, list_exchanges, load_exchange
-from .spec import Capabilities, ExchangeInfo, ExchangeSpec, OrderRequest, StoreEvent, Veto
-from .validation import MalformedMessage
+from .host import set_host_factory as _set_host_factory
 
 __version__ = "0.1.0"
 
@@ -71,8 +69,21 @@ __all__ = [
     "load_exchange",
 ]
 
-# The base classes import backtrader / websocket-client: resolve them on first access only.
+# Everything but the errors is resolved on first access: the base classes bring backtrader and
+# websocket-client, hookimpl pluggy, discovery and the records dataclasses, MalformedMessage
+# decimal and date parsing. `import realtrade_core` stays within twice a bare interpreter's start.
 _LAZY = {
+    "get_plugin_host": ".plugins",
+    "list_exchanges": ".plugins",
+    "load_exchange": ".plugins",
+    "Capabilities": ".spec",
+    "ExchangeInfo": ".spec",
+    "ExchangeSpec": ".spec",
+    "OrderRequest": ".spec",
+    "StoreEvent": ".spec",
+    "Veto": ".spec",
+    "hookimpl": ".hookspecs",
+    "MalformedMessage": ".validation",
     "Store": ".store",
     "get_store": ".store",
     "clear_stores": ".store",
@@ -91,8 +102,12 @@ if TYPE_CHECKING:
     from .perpetual import FundingRates
     from .broker import Broker
     from .feed import Data
+    from .hookspecs import hookimpl
+    from .plugins import get_plugin_host, list_exchanges, load_exchange
     from .rules import MarketRules
+    from .spec import Capabilities, ExchangeInfo, ExchangeSpec, OrderRequest, StoreEvent, Veto
     from .store import Store, clear_stores, get_store
+    from .validation import MalformedMessage
     from .websocket import BaseWebSocket
 
 
@@ -104,3 +119,14 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _make_host() -> Any:
+    """The process's plugin host, made by discovery, imported only when a host is first needed
+    (the layers below discovery ask realtrade_core.host for it)."""
+    from .plugins import PluginHost
+
+    return PluginHost()
+
+
+_set_host_factory(_make_host)

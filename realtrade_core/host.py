@@ -4,17 +4,18 @@ Stores, brokers, the live session and the emulator call plugins (pre-trade check
 store events) and look exchanges up by name. Plugin discovery (:mod:`realtrade_core.plugins`)
 sits above them: it imports the base classes to check what a plugin registers. So they never
 import discovery; they ask this module for the host, and discovery installs how to make one
-(:class:`~realtrade_core.plugins.PluginHost`) when it is imported, which ``import realtrade_core``
-always does. Dependencies then point one way: plugins -> store/broker -> host.
+(:class:`~realtrade_core.plugins.PluginHost`); ``import realtrade_core`` installs a factory that
+imports discovery on first use, so the package import stays light. Dependencies then point one way: plugins -> store/broker -> host.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from .spec import ExchangeSpec, OrderRequest, StoreEvent, Veto
+if TYPE_CHECKING:  # annotations only: the host is reached without importing the records
+    from .spec import ExchangeSpec, OrderRequest, StoreEvent, Veto
 
 __all__ = ["Host", "get_plugin_host", "load_exchange", "reset_plugin_host", "set_host_factory"]
 

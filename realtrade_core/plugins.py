@@ -14,19 +14,13 @@ Environment switches:
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import pluggy
-
-from . import hookspecs
 from .errors import (
     DuplicateExchangeError,
     ExchangeDisabledError,
@@ -34,7 +28,6 @@ from .errors import (
     PluginLoadError,
     PluginValidationError,
 )
-from .execution import dialect_problems
 from .host import get_plugin_host as _current_host
 from .host import reset_plugin_host as _reset_host
 from .host import set_host_factory
@@ -50,14 +43,28 @@ from .spec import (
     Veto,
 )
 
+if TYPE_CHECKING:
+    import logging
+    from importlib.metadata import EntryPoint
+
+    import pluggy
+
+# pluggy and importlib.metadata are imported when first needed, not with the package: listing
+# exchanges needs neither pluggy nor (with a cached scan) the metadata machinery, and both are
+# a large part of a cold start (see bench/bench_start.py).
+
 EXCHANGE_GROUP = "realtrade.exchanges"
 PLUGIN_GROUP = "realtrade.plugins"
 ENV_LOAD = "REALTRADE_LOAD_EXCHANGES"
 ENV_DISABLE = "REALTRADE_DISABLE_EXCHANGES"
 ENV_TRACE = "REALTRADE_TRACE_HOOKS"
 
-log = logging.getLogger(__name__)
-hook_log = logging.getLogger("realtrade_core.hooks")
+
+def _logger(name: str = __name__) -> logging.Logger:
+    """A logger, with logging imported on first use: only failures and tracing log here."""
+    import logging
+
+    return logging.getLogger(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,19 +103,37 @@ class PluginHost:
         self._eps = list(eps) if eps is not None else None
         self._environ = os.environ if environ is None else environ
         self._lock = threading.RLock()
-        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-        self._pm.add_hookspecs(hookspecs)
+        self._manager: pluggy.PluginManager | None = None
         self._specs: dict[str, ExchangeSpec] = {}
         self._errors: dict[str, PluginLoadError | PluginValidationError] = {}
         self._extensions_loaded = False
-        if self._environ.get(ENV_TRACE, "").strip() not in ("", "0"):
-            self._enable_tracing()
+
+    @property
+    def _pm(self) -> pluggy.PluginManager:
+        """The pluggy manager, made on first use: listing exchanges never needs it."""
+        manager = self._manager
+        if manager is None:
+            with self._lock:
+                if self._manager is None:
+                    import pluggy
+
+                    from . import hookspecs
+
+                    made = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+                    made.add_hookspecs(hookspecs)
+                    if self._environ.get(ENV_TRACE, "").strip() not in ("", "0"):
+                        self._enable_tracing(made)
+                    self._manager = made
+                manager = self._manager
+        return manager
 
     # --- discovery (metadata only) --------------------------------------------------------
 
     def _entry_points(self, group: str) -> list[EntryPoint]:
         if self._eps is not None:
             return [ep for ep in self._eps if ep.group == group]
+        from importlib.metadata import entry_points
+
         return list(entry_points(group=group))
 
     def _candidates(self) -> dict[str, list[_Candidate]]:
@@ -122,9 +147,7 @@ class PluginHost:
             if key in seen:  # the same distribution seen twice on sys.path
                 continue
             seen.add(key)
-            found.setdefault(ep.name.lower(), []).append(
-                _Candidate(ep.name.lower(), dist_name, version, ep.value, ep)
-            )
+            found.setdefault(ep.name.lower(), []).append(_Candidate(ep.name.lower(), dist_name, version, ep.value, ep))
         return found
 
     def _disabled_reason(self, name: str) -> str | None:
@@ -241,6 +264,8 @@ class PluginHost:
             self._pm.register(plugin, name=plugin_name)
         except ValueError as exc:  # already registered under another name, or name taken
             raise PluginValidationError(f"{origin}: cannot register plugin {plugin_name!r}: {exc}") from exc
+        import pluggy
+
         try:
             self._pm.check_pending()
         except pluggy.PluginValidationError as exc:
@@ -270,7 +295,9 @@ class PluginHost:
                     plugin = ep.load()
                     self._register(plugin, f"{PLUGIN_GROUP}:{ep.name}", origin)
                 except Exception as exc:
-                    log.error("plugin %r from %s failed to load: %s: %s", ep.name, origin, type(exc).__name__, exc)
+                    _logger().error(
+                        "plugin %r from %s failed to load: %s: %s", ep.name, origin, type(exc).__name__, exc
+                    )
                     rows.append(ExchangeInfo(ep.name, dist_name, version, ep.value, STATUS_ERROR, str(exc)))
                 else:
                     rows.append(ExchangeInfo(ep.name, dist_name, version, ep.value, STATUS_LOADED))
@@ -302,11 +329,14 @@ class PluginHost:
         try:
             getattr(self._pm.hook, hook_name)(**kwargs)
         except Exception:
-            log.exception("a %s hook implementation raised; continuing", hook_name)
+            _logger().exception("a %s hook implementation raised; continuing", hook_name)
 
     # --- tracing ------------------------------------------------------------------------------
 
-    def _enable_tracing(self) -> None:
+    @staticmethod
+    def _enable_tracing(pm: pluggy.PluginManager) -> None:
+        hook_log = _logger("realtrade_core.hooks")
+
         def before(hook_name: str, impls: list, kwargs: dict) -> None:
             hook_log.debug("call %s(%s) -> %d implementation(s)", hook_name, ", ".join(kwargs), len(impls))
 
@@ -316,7 +346,7 @@ class PluginHost:
             else:
                 hook_log.debug("%s returned %r", hook_name, outcome.get_result())
 
-        self._pm.add_hookcall_monitoring(before, after)
+        pm.add_hookcall_monitoring(before, after)
 
 
 #: Exchange plugins published as distributions of their own: the only ones an error may tell a
@@ -334,6 +364,8 @@ def not_found_message(name: str, installed: list[str]) -> str:
     if key in KNOWN_DISTRIBUTIONS:
         parts.append(f"Install its plugin with `pip install {KNOWN_DISTRIBUTIONS[key]}`.")
     else:
+        import difflib
+
         close = difflib.get_close_matches(key, sorted({*installed, *KNOWN_DISTRIBUTIONS}), n=1, cutoff=0.6)
         if close:
             match = close[0]
@@ -359,10 +391,7 @@ def _ccxt_knows(ccxt_id: str) -> bool:
 
 def _duplicate_message(name: str, cands: list[_Candidate]) -> str:
     providers = " and ".join(c.label for c in cands)
-    return (
-        f"exchange name {name!r} is registered by more than one distribution: {providers}; "
-        f"uninstall one of them"
-    )
+    return f"exchange name {name!r} is registered by more than one distribution: {providers}; uninstall one of them"
 
 
 def _describe(exc: BaseException) -> str:
@@ -402,6 +431,8 @@ def validate_spec(spec: ExchangeSpec, *, expected_name: str, origin: str) -> Non
 
             for problem in store_contract_problems(value, public_stream=spec.capabilities.public_stream):
                 problems.append(f"websocket={_qualname(value)}: {problem} (see realtrade_core.websocket.contract)")
+    from .execution import dialect_problems
+
     for problem in dialect_problems(spec.execution):
         problems.append(f"execution={_qualname(spec.execution)}: {problem} (see realtrade_core.execution)")
     if problems:
@@ -439,4 +470,3 @@ def load_exchange(name: str) -> ExchangeSpec:
     Raises :class:`ExchangeNotFoundError` listing the installed exchanges when none matches.
     """
     return get_plugin_host().load_exchange(name)
-

@@ -8,9 +8,10 @@ loaded by name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .execution import ExecutionDialect
+if TYPE_CHECKING:
+    from .execution import ExecutionDialect
 
 # Statuses reported by `realtrade exchanges`.
 STATUS_INSTALLED = "installed"  # found in package metadata, not imported yet
@@ -32,6 +33,14 @@ class Capabilities:
     emulator: bool = True
 
 
+def _default_dialect() -> ExecutionDialect:
+    # Imported on first use: the dialect brings the retry machinery, which listing exchanges
+    # (and ``import realtrade_core``) never needs.
+    from .execution import ExecutionDialect
+
+    return ExecutionDialect()
+
+
 @dataclass(frozen=True, slots=True)
 class ExchangeSpec:
     """What an exchange plugin registers: one record per exchange.
@@ -50,7 +59,7 @@ class ExchangeSpec:
     store: type
     broker: type
     feed: type
-    execution: ExecutionDialect = field(default_factory=ExecutionDialect)
+    execution: ExecutionDialect = field(default_factory=_default_dialect)
     websocket: type | None = None
     emulator: type | None = None
     capabilities: Capabilities = field(default_factory=Capabilities)

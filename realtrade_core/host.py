@@ -56,10 +56,17 @@ def get_plugin_host() -> Host:
     """The process-wide plugin host, created on first use."""
     global _host
     with _lock:
+        host, factory = _host, _factory
+    if host is not None:
+        return host
+    if factory is None:  # only when realtrade_core was never imported
+        raise RuntimeError("no plugin host: import realtrade_core (it sets up plugin discovery) first")
+    # Made outside the lock: the factory may import discovery, which installs its own factory
+    # here (and an import must never wait on a lock another thread holds while importing).
+    made = factory()
+    with _lock:
         if _host is None:
-            if _factory is None:  # only when realtrade_core.plugins was never imported
-                raise RuntimeError("no plugin host: import realtrade_core (it sets up plugin discovery) first")
-            _host = _factory()
+            _host = made
         return _host
 
 

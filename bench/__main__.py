@@ -77,7 +77,7 @@ def throughput_rows(exchange: str, bars: int, symbols: int) -> Row:
 
 
 def latency_rows(exchange: str, bars: int, symbols: int) -> list[Row]:
-    ours, bare = bench_feed.latency(exchange, bars, symbols, history=200)
+    ours, bare, starting = bench_feed.latency(exchange, bars, symbols, history=200)
     label = f"{exchange}: close -> next(), {symbols} symbol{'s' if symbols > 1 else ''}, {len(ours)} bars"
     rows = [
         Row(
@@ -103,6 +103,16 @@ def latency_rows(exchange: str, bars: int, symbols: int) -> list[Row]:
                 f"bare websocket loop {ms(bare[0])}",
                 f"+{ours[0] - bare[0]:.2f} ms",
                 "<= 10 ms",
+            )
+        )
+    if starting:
+        rows.append(
+            Row(
+                f"{exchange}: {len(starting)} candles closed while {symbols} feed{'s' if symbols > 1 else ''} started",
+                f"{ms(max(starting))} max",
+                "(reach next() with the history)",
+                "",
+                "",
             )
         )
     return rows

@@ -240,9 +240,18 @@ class _BarPump(threading.Thread):
         self.quarantined: dict[str, int] = {}
         self.current: int | None = None  # the last data state put on the outbox
         self.delayed = False  # a REST retry turned LIVE into DELAYED: LIVE again once it succeeds
+        # The direct path: while the splice is idle (live, nothing queued, no catch-up owed), the
+        # WebSocket thread delivers the next contiguous closed candle itself, without waking this
+        # thread. ``pending`` counts the stream items queued for (or being handled by) this
+        # thread; the WebSocket thread may deliver only when it is 0, so the order holds.
+        self.splice = threading.Lock()
+        self.pending = 0
+        self.direct = False
 
     def stop(self) -> None:
         self.stopping.set()
+        with self.splice:
+            self.direct = False
         self.inbox.put(None)
         if self._unsubscribe is not None:
             self._unsubscribe()
@@ -360,11 +369,31 @@ class _BarPump(threading.Thread):
             self.loop_poll()
 
     def on_stream(self, item: Bar | ConnectionEvent) -> None:
-        """Called in the WebSocket thread: only enqueue (the typed event as it came)."""
+        """Called in the WebSocket thread. The next closed candle of an idle live splice is
+        delivered here; anything else (a gap, a connection change, a clock re-measure due, a
+        backlog) is queued for the worker, which may call REST."""
+        with self.splice:
+            if (
+                self.direct
+                and not self.pending
+                and type(item) is Bar
+                and self.last_open is not None
+                and item.open_time == self.last_open + self.tf.ms
+                and not self.store.time_sync_due()
+            ):
+                self.deliver([item.open_time, item.open, item.high, item.low, item.close, item.volume], "bar")
+                return
+            self.pending += 1
         self.inbox.put(item)
 
+    def _handled(self, direct: bool) -> None:
+        """The worker is done with one queued stream item; ``direct`` says whether the splice is
+        idle again (no catch-up owed, the connection up)."""
+        with self.splice:
+            self.pending = max(0, self.pending - 1)  # an item put on the inbox directly is not counted
+            self.direct = direct and not self.stopping.is_set()
+
     def loop_stream(self) -> None:
-        feed = self.feed
         broken = False
         check_gap = False  # look for a candle the stream missed once the queued bars are in
         while not self.stopping.is_set():
@@ -374,44 +403,60 @@ class _BarPump(threading.Thread):
                 except queue.Empty:
                     check_gap = False
                     self.catch_up()  # REST only if a closed candle is still missing
+                    with self.splice:
+                        self.direct = not broken and not self.stopping.is_set()
                     continue
             else:
                 item = self.inbox.get()
             if item is None:
                 continue
-            self.store.refresh_time()
-            if isinstance(item, Bar):
-                # From here on a candle is a row, as REST gives them: the splice merges both.
-                row = [item.open_time, item.open, item.high, item.low, item.close, item.volume]
-                if self.last_open is not None and row[0] > self.last_open + self.tf.ms:
-                    # A gap. Unless the candle lies in the future (then it is the bad one, and
-                    # delivering it would make every real candle after it look old), fill the
-                    # gap from REST first.
-                    problem = self.problem(row, now_ms=self.store.server_time())
-                    if problem is not None:
-                        self.quarantine("bar", problem, row)
-                        continue
-                    self.catch_up(until=row[0] - self.tf.ms)
-                self.deliver(row, "bar")
-            elif item.state is ConnectionState.DISCONNECTED:
-                broken = True
-                self.state(feed.DISCONNECTED)
-            elif item.state is ConnectionState.CONNECTED and broken:
-                broken = False
-                if feed.p.backfill:
-                    self.state(feed.DELAYED)
-                    self.catch_up()
-                self.state(feed.LIVE)
-            elif item.state is ConnectionState.CONNECTED and self.last_open is not None:
-                # The first connection is ready (subscribed) only now: a candle that closed
-                # after the backfill but before the subscription took effect is fetched. The
-                # stream bars queued meanwhile go first: they usually leave nothing to fetch,
-                # and a REST call (paced by ccxt's throttle, 100 ms on Bybit) would hold them.
-                check_gap = True
-            elif item.state is ConnectionState.FAILED:
-                self.state(feed.CONNBROKEN)
-                self.out.put((_END, None))
-                return
+            after = None
+            try:
+                after = self.handle(item, broken, check_gap)
+            finally:
+                self._handled(after is not None and after == (False, False))
+            if after is None:
+                return  # the stream failed for good: the feed has ended
+            broken, check_gap = after
+
+    def handle(self, item: Bar | ConnectionEvent, broken: bool, check_gap: bool) -> tuple[bool, bool] | None:
+        """One queued stream item: a candle spliced (a gap filled from REST first) or a
+        connection change. Returns the new (broken, check_gap), None once the feed has ended."""
+        feed = self.feed
+        self.store.refresh_time()
+        if isinstance(item, Bar):
+            # From here on a candle is a row, as REST gives them: the splice merges both.
+            row = [item.open_time, item.open, item.high, item.low, item.close, item.volume]
+            if self.last_open is not None and row[0] > self.last_open + self.tf.ms:
+                # A gap. Unless the candle lies in the future (then it is the bad one, and
+                # delivering it would make every real candle after it look old), fill the
+                # gap from REST first.
+                problem = self.problem(row, now_ms=self.store.server_time())
+                if problem is not None:
+                    self.quarantine("bar", problem, row)
+                    return broken, check_gap
+                self.catch_up(until=row[0] - self.tf.ms)
+            self.deliver(row, "bar")
+        elif item.state is ConnectionState.DISCONNECTED:
+            broken = True
+            self.state(feed.DISCONNECTED)
+        elif item.state is ConnectionState.CONNECTED and broken:
+            broken = False
+            if feed.p.backfill:
+                self.state(feed.DELAYED)
+                self.catch_up()
+            self.state(feed.LIVE)
+        elif item.state is ConnectionState.CONNECTED and self.last_open is not None:
+            # The first connection is ready (subscribed) only now: a candle that closed
+            # after the backfill but before the subscription took effect is fetched. The
+            # stream bars queued meanwhile go first: they usually leave nothing to fetch,
+            # and a REST call (paced by ccxt's throttle, 100 ms on Bybit) would hold them.
+            check_gap = True
+        elif item.state is ConnectionState.FAILED:
+            self.state(feed.CONNBROKEN)
+            self.out.put((_END, None))
+            return None
+        return broken, check_gap
 
     def loop_poll(self) -> None:
         interval = self.feed.p.poll_interval

@@ -482,11 +482,15 @@ class Store(Contract):
     def refresh_time(self) -> None:
         """Re-measure the clock offset when the last measurement is older than
         ``time_sync_interval``. Feeds call it from their worker threads, never from cerebro's."""
-        if time.monotonic() - self._time_synced_at >= self.time_sync_interval:
+        if self.time_sync_due():
             try:
                 self.sync_time()
             except RealtradeError as exc:
                 log.warning("%s %s: could not re-measure the clock offset: %s", self.exchange, self.venue, exc)
+
+    def time_sync_due(self) -> bool:
+        """Whether :meth:`refresh_time` would measure the clock again now (a REST call)."""
+        return time.monotonic() - self._time_synced_at >= self.time_sync_interval
 
     @property
     def time_offset_ms(self) -> int:

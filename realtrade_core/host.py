@@ -5,7 +5,8 @@ store events) and look exchanges up by name. Plugin discovery (:mod:`realtrade_c
 sits above them: it imports the base classes to check what a plugin registers. So they never
 import discovery; they ask this module for the host, and discovery installs how to make one
 (:class:`~realtrade_core.plugins.PluginHost`); ``import realtrade_core`` installs a factory that
-imports discovery on first use, so the package import stays light. Dependencies then point one way: plugins -> store/broker -> host.
+imports discovery on first use, so the package import stays light. Dependencies then point one
+way: plugins -> store/broker -> host.
 """
 
 from __future__ import annotations

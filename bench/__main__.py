@@ -190,6 +190,17 @@ def rss_row(exchange: str) -> Row:
     )
 
 
+def rss_messages_row(n: int) -> Row:
+    start, after = bench_websocket.rss_after_messages(n)
+    return Row(
+        f"RSS after {n:,} WebSocket messages (one connection)",
+        f"{after:.0f} MB",
+        f"after its first {min(n, 100_000):,} {start:.0f} MB",
+        f"{after - start:+.0f} MB",
+        "flat",
+    )
+
+
 def render(rows: list[Row]) -> str:
     headers = Row("measure", "realtrade", "ceiling / baseline (same run)", "ratio", "goal")
     table = [headers, *rows]
@@ -218,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {
         "bars": 150 if q else 2000, "bars16": 40 if q else 300, "latency": 15 if q else 200,
         "latency16": 0 if q else 100, "ws": 10_000 if q else 100_000, "orders": 15 if q else 200,
-        "cold": 5 if q else 15, "candles": 2000 if q else 20_000,
+        "cold": 5 if q else 15, "candles": 2000 if q else 20_000, "rss": 100_000 if q else 1_000_000,
     }  # fmt: skip
     print(f"python -m bench{' --quick' if q else ''}: {machine()}", flush=True)
     began = time.perf_counter()
@@ -237,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     for ex in exchanges:
         steps.append((f"{ex} history", lambda ex=ex: history_row(ex, sizes["candles"])))
     steps.append(("memory", lambda: rss_row(exchanges[0])))
+    steps.append(("memory after messages", lambda: rss_messages_row(sizes["rss"])))
 
     rows: list[Row] = []
     for label, step in steps:

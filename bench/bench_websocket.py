@@ -273,6 +273,72 @@ def base_websocket(url: str, n: int, latency_rate: float = 0.0) -> Sink:
     return sink
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_child(n: int, chunk: int = 100_000) -> tuple[float, float]:
+    """In this process: one BaseWebSocket connection takes ``chunk`` messages (warm-up), then
+    ``n`` more in floods of ``chunk``; the resident set (MB) after the warm-up and after the
+    ``n``, both read while the connection is still open."""
+    ctx = mp.get_context("spawn")
+    port_queue = ctx.Queue()
+    server = ctx.Process(target=serve, args=(port_queue,), daemon=True)
+    server.start()
+    received = [0]
+    chunk_done = threading.Event()
+
+    def on_bar(_bar: Bar) -> None:
+        received[0] += 1
+        if received[0] % chunk == 0:
+            chunk_done.set()
+
+    try:
+        url = f"ws://127.0.0.1:{port_queue.get(timeout=60)}/ws"
+        ws = KlineWebSocket(url, streams=("btcusdt@kline_1m",), config=WebSocketConfig(stale_after=30.0))
+        ws.on("bar", on_bar)
+        connected = threading.Event()
+        ws.on("connected", lambda _e: connected.set())
+        ws.start()
+        try:
+            if not connected.wait(60):
+                raise RuntimeError("the benchmark server never answered")
+            after_start = 0.0
+            for flood in range(1 + max(1, n // chunk)):
+                chunk_done.clear()
+                ws.send({"cmd": "flood", "n": chunk})
+                if not chunk_done.wait(120):
+                    raise RuntimeError(f"BaseWebSocket received {received[0]} messages, not {(flood + 1) * chunk}")
+                if flood == 0:
+                    after_start = _rss_mb()
+            after = _rss_mb()
+        finally:
+            ws.stop(5)
+    finally:
+        server.terminate()
+        server.join(5)
+    return after_start, after
+
+
+def rss_after_messages(n: int) -> tuple[float, float]:
+    """MB resident of a fresh process after its first 100,000 WebSocket messages (or ``n`` if
+    fewer) and after ``n`` more, on one connection (see :func:`rss_child`)."""
+    import subprocess
+
+    chunk = min(n, 100_000)
+    code = f"from bench.bench_websocket import rss_child; print(*rss_child({n}, {chunk}))"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, check=True, capture_output=True, text=True, timeout=600
+    )
+    start, after = (float(x) for x in done.stdout.split()[-2:])
+    return start, after
+
+
 def best_interleaved(runs: int, paths: list[tuple[str, Callable[[], float]]]) -> list[tuple[str, float, float]]:
     """Run every path once per round (so background load hits them alike); best and median rate."""
     rates: dict[str, list[float]] = {name: [] for name, _ in paths}

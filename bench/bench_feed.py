@@ -8,7 +8,8 @@
    engine emitting a candle's close to ``strategy.next()`` seeing that bar: p50 and p99, over the
    candles that close once every feed is LIVE (its history loaded). Beside it, in the same run
    on the same candles: a bare websocket-client loop subscribed to the same emulator's kline
-   stream (the ceiling: engine -> socket -> ``recv()`` -> ``json.loads``). The first live bar
+   streams (the ceiling: engine -> socket -> ``recv()`` -> ``json.loads``), timed when it has
+   the minute's closed candle of every symbol, which a strategy of several datas waits for. The first live bar
    after history is the first sample of each. Candles that close while the feeds start (the
    emulator's clock runs before cerebro does) reach ``next()`` with the history: they are
    reported apart, as the start's cost.
@@ -149,23 +150,27 @@ RAW_STREAMS = {
         "ws_market",
         lambda symbols: {"method": "SUBSCRIBE", "params": [f"{s.replace('/', '').lower()}@kline_1m" for s in symbols],
                          "id": 1},
-        lambda d: d["k"]["t"] if d.get("e") == "kline" and d["k"]["x"] and d["s"] == "BTCUSDT" else None,
+        lambda d: d["k"]["t"] if d.get("e") == "kline" and d["k"]["x"] else None,
     ),
     "bybit": (
         "ws_public",
         lambda symbols: {"op": "subscribe", "args": [f"kline.1.{s.replace('/', '')}" for s in symbols]},
         lambda d: d["data"][0]["start"]
-        if d.get("topic") == "kline.1.BTCUSDT" and d["data"][0]["confirm"] else None,
+        if d.get("topic", "").startswith("kline.1.") and d["data"][0]["confirm"] else None,
     ),
 }  # fmt: skip
 
 
 class RawClient:
-    """The ceiling: a bare websocket-client ``recv()`` + ``json.loads`` loop on the same stream."""
+    """The ceiling: a bare websocket-client ``recv()`` + ``json.loads`` loop on the same stream.
+    ``seen[open_ms]``: when it had that minute's closed candle of every symbol (what a strategy
+    of several datas waits for before its ``next()``, as in a backtest)."""
 
     def __init__(self, exchange: str, emulator: Emulator, symbols: tuple[str, ...]) -> None:
         key, subscribe, self._closed_open = RAW_STREAMS[exchange]
         self.seen: dict[int, float] = {}
+        self._symbols = len(symbols)
+        self._closed: dict[int, int] = {}
         self._ws = websocket.create_connection(emulator.urls[key], skip_utf8_validation=True)
         self._ws.send(json.dumps(subscribe(symbols)))
         self._ws.recv()  # the subscription's answer
@@ -181,7 +186,9 @@ class RawClient:
                     return
                 open_ms = self._closed_open(json.loads(message))
                 if open_ms is not None:
-                    self.seen.setdefault(open_ms, now)
+                    count = self._closed[open_ms] = self._closed.get(open_ms, 0) + 1
+                    if count == self._symbols:
+                        self.seen.setdefault(open_ms, now)
         except (websocket.WebSocketException, OSError):
             return
 

@@ -99,10 +99,10 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from .backtest import ExchangeBackBroker, ExchangeCommission, PerpetualCommission
-    from .perpetual import FundingRates
     from .broker import Broker
     from .feed import Data
     from .hookspecs import hookimpl
+    from .perpetual import FundingRates
     from .plugins import get_plugin_host, list_exchanges, load_exchange
     from .rules import MarketRules
     from .spec import Capabilities, ExchangeInfo, ExchangeSpec, OrderRequest, StoreEvent, Veto

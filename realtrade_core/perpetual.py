@@ -44,6 +44,7 @@ from .rules import to_decimal
 __all__ = [
     "FUNDING_INTERVAL_MS",
     "ExchangeFundingRates",
+    "FundingInfo",
     "FundingPayment",
     "FundingRates",
     "funding_times",
@@ -161,6 +162,21 @@ def _rate(value: Any, what: str) -> float:
     if not math.isfinite(rate) or abs(rate) >= 1:
         raise ValueError(f"{what} must be a fraction below 1 in size (0.0001 is 0.01 %), got {value!r}")
     return rate
+
+
+@dataclass(frozen=True, slots=True)
+class FundingInfo:
+    """A perpetual contract's funding state now: its ``mark_price`` (what funding and
+    liquidation are computed from), ``index_price`` (the spot index it follows), the
+    ``funding_rate`` that will be settled next and when (``next_funding_time``, ms), as the
+    exchange reported them at ``time`` (ms)."""
+
+    symbol: str
+    mark_price: float | None
+    index_price: float | None
+    funding_rate: float | None
+    next_funding_time: int | None
+    time: int | None
 
 
 @dataclass(frozen=True, slots=True)

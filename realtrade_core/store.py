@@ -104,9 +104,7 @@ def check_market_type(market_type: Any, capabilities: Any = None, exchange: str 
                 " USDT-margined perpetual contracts are market_type='perpetual' (ccxt's 'swap'); "
                 "dated (delivery) futures are not supported yet."
             )
-        raise ConfigurationError(
-            f"market type {market_type!r} is not supported yet; use 'spot' or 'perpetual'.{hint}"
-        )
+        raise ConfigurationError(f"market type {market_type!r} is not supported yet; use 'spot' or 'perpetual'.{hint}")
     name = MARKET_TYPES[market_type.strip().lower()]
     declared = getattr(capabilities, "market_types", None)
     if declared is not None and name not in declared:
@@ -435,8 +433,7 @@ class Store(Contract):
         hint = f" Did you mean {', '.join(close)}?" if close else did_you_mean(upper, markets, cutoff=0.7)
         example = "BASE/QUOTE:SETTLE, e.g. 'BTC/USDT:USDT'" if self.perpetual else "BASE/QUOTE, e.g. 'BTC/USDT'"
         raise ConfigurationError(
-            f"{self.exchange} {self.venue} has no market {symbol!r}.{hint} "
-            f"Symbols are written {example}"
+            f"{self.exchange} {self.venue} has no market {symbol!r}.{hint} Symbols are written {example}"
         )
 
     def symbols_by_id(self) -> dict[str, str]:
@@ -556,6 +553,32 @@ class Store(Contract):
             if limit is not None and len(rows) >= limit:
                 break
         return rows[:limit] if limit is not None else rows
+
+    def funding_info(self, symbol: str) -> Any:
+        """The perpetual contract ``symbol``'s mark price, index price and the funding rate to be
+        settled next, with its time (a :class:`~realtrade_core.perpetual.FundingInfo`), through
+        ccxt's ``fetch_funding_rate`` (Binance ``premiumIndex``, Bybit's tickers)."""
+        from .perpetual import FundingInfo
+
+        if not self.perpetual:
+            raise ConfigurationError(f"funding rates are for perpetual contracts; {symbol!r} is on a spot store")
+        self.start()
+        market = self.market(symbol)
+        record = self._call(retrying, self, self.client.fetch_funding_rate, market["symbol"]) or {}
+
+        def number(key: str) -> float | None:
+            value = record.get(key)
+            return float(value) if value is not None else None
+
+        when = record.get("fundingTimestamp") or record.get("nextFundingTimestamp")
+        return FundingInfo(
+            symbol=market["symbol"],
+            mark_price=number("markPrice"),
+            index_price=number("indexPrice"),
+            funding_rate=number("fundingRate"),
+            next_funding_time=int(when) if when is not None else None,
+            time=int(record["timestamp"]) if record.get("timestamp") is not None else None,
+        )
 
     def funding_rates(self, symbol: str, since: int, until: int | None = None) -> Any:
         """The funding rates of the perpetual contract ``symbol`` settled from ``since`` to

@@ -151,3 +151,17 @@ def test_the_demo_refuses_a_market_without_a_usdt_perpetual(capsys):
     assert main(["demo", "--market", "perpetual", "--symbol", "ETH/BTC"]) == 2
     err = capsys.readouterr().err
     assert "ETH/BTC has no USDT perpetual contract" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_mark_price_and_the_next_funding_come_from_the_exchange(exchange):
+    with Emulator(exchange, symbols=(SYMBOL,), speed=None, history=50) as emulator:
+        store = get_store(exchange, "emulator", market_type="perpetual", emulator=emulator, ccxt_config=NO_THROTTLE)
+        emulator.set_mark_price(SYMBOL, "61234.5")
+        emulator.set_funding_rate(SYMBOL, "-0.00025")
+        info = store.funding_info(SYMBOL)
+        now = emulator.engine.now()
+        store.stop()
+    assert info.symbol == SYMBOL and info.mark_price == 61234.5
+    assert info.funding_rate == -0.00025
+    assert info.next_funding_time > now and info.next_funding_time % (8 * HOUR) == 0

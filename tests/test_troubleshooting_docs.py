@@ -47,8 +47,8 @@ COMPUTED = {
     ("realtrade_core/emulator/server.py", "_build_markets", "ConfigurationError"): "the header lacks",
     ("realtrade_core/emulator/replay.py", "load_candles_csv", "ValueError"): "is neither epoch milliseconds",
     ("realtrade_core/arguments.py", "number_setting", "ConfigurationError"): "must be a number",
-    ("realtrade_core/store.py", "market", "ConfigurationError"): "trades perpetual contracts: write the contract in ccxt's form",
-    ("realtrade_core/store.py", "getdata", "ConfigurationError"): "trades perpetual contracts: write the contract in ccxt's form",
+    ("realtrade_core/store.py", "market", "ConfigurationError"): "write the contract in ccxt's form",
+    ("realtrade_core/store.py", "getdata", "ConfigurationError"): "write the contract in ccxt's form",
     ("realtrade_core/config.py", "_number", "ConfigurationError"): "must be a number",
 }
 # Messages that are the exchange's or ccxt's own words with the exchange's name before them:

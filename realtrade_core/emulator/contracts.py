@@ -524,14 +524,14 @@ class ContractBook:
         if order.reduce_only and not reducible:
             self._finish(working, OrderStatus.EXPIRED, ExecutionType.EXPIRED, t)  # type: ignore[attr-defined]
             return True
+        remaining = order.remaining
+        clipped = False
+        if order.reduce_only:  # never more than the position: the rest expires
+            clipped = amount > reducible
+            amount = reducible
         opening = amount - reducible
         leverage = self._leverage_of(account, m)
         bal = account.balance(settle)
-        remaining = order.remaining
-        clipped = False
-        if order.reduce_only:
-            clipped = amount > reducible
-            amount = reducible
         done = amount >= remaining or clipped
         released = working.locked if amount >= remaining else _down8(working.locked * amount / remaining)
         new_margin = _up8(opening * price / leverage)

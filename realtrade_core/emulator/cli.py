@@ -30,7 +30,8 @@ from ..errors import ConfigurationError
     "symbols",
     multiple=True,
     metavar="BASE/QUOTE",
-    help="Market to serve; repeat for several (default: BTC/USDT).",
+    help="Market to serve; repeat for several (default: BTC/USDT). A USDT perpetual is BASE/QUOTE:QUOTE "
+    "(BTC/USDT:USDT), served on the exchange's futures API.",
 )
 @click.option(
     "--data",

@@ -48,7 +48,7 @@ is what a fill does to the account. The rules, fixed here:
   or for cross the wallet less isolated margins plus the other cross positions' unrealised
   profit less their maintenance margin); 0 when no positive price would.
 
-Events: every fill, funding payment and liquidation emits a :class:`~.model.PositionEvent`
+Events: every fill, funding payment, liquidation and leverage change emits a :class:`~.model.PositionEvent`
 (after the fill's OrderEvent) with the changed position, the wallet balance and the income;
 each path step of a contract market emits a :class:`~.model.MarkPriceEvent`.
 """
@@ -207,8 +207,7 @@ class ContractBook:
                 bal.locked += delta
                 pos.margin = margin
             account.leverage[m.symbol] = value
-            if pos is not None and pos.size:
-                self._emit_position(account, m, "leverage", ())
+            self._emit_position(account, m, "leverage", ())
             return value
 
     def margin_mode(self, api_key: str, symbol: str) -> str:

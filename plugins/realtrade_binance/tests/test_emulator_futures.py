@@ -183,6 +183,8 @@ def test_user_data_stream_reports_orders_funding_margin_call_and_liquidation(fut
     ws = ws_connect(f"{emu.base_ws}/fstream/ws/{key}")
     assert _subscribed(ws, recv_until) == [key]
     ex.set_leverage(50, PERP)
+    config, _ = recv_until(ws, lambda m: m["e"] == "ACCOUNT_CONFIG_UPDATE")
+    assert config["ac"] == {"s": MARKET_ID, "l": 50}
     ex.create_order(PERP, "market", "buy", 1, params={"clientOrderId": "long-1"})
     trade, _ = recv_until(ws, lambda m: m["e"] == "ORDER_TRADE_UPDATE" and m["o"]["x"] == "TRADE")
     o = trade["o"]

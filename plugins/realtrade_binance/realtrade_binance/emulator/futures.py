@@ -22,8 +22,8 @@ Streams live under ``/fstream`` (``fstream.binance.com``): ``/fstream/ws/<name>`
 an open connection. Market streams: ``<symbol>@kline_<interval>`` (the replayed interval) and
 ``<symbol>@markPrice`` / ``@markPrice@1s`` (one update per price-path step). A listen key as a
 stream name carries the account's ``ORDER_TRADE_UPDATE``, ``ACCOUNT_UPDATE`` (reasons ``ORDER``,
-``FUNDING_FEE``, ``INSURANCE_CLEAR``) and ``MARGIN_CALL`` events, unwrapped (wrapped as
-``{"stream", "data"}`` on ``/stream``).
+``FUNDING_FEE``, ``INSURANCE_CLEAR``), ``ACCOUNT_CONFIG_UPDATE`` (leverage) and ``MARGIN_CALL``
+events, unwrapped (wrapped as ``{"stream", "data"}`` on ``/stream``).
 
 Not served: hedge mode (``dualSidePosition=true`` is refused), trailing stops, ``closePosition``,
 ``priceMatch``, GTD, batch orders and order amendment. The futures wallet is the account's
@@ -64,6 +64,7 @@ from .futures_wire import (
     NO_NEED_POSITION_SIDE,
     ONE_WAY_ONLY,
     account_body,
+    account_config_update,
     account_update,
     balance_row,
     fapi_error,
@@ -751,6 +752,10 @@ class BinanceFutures(BinanceRest):
             payload = order_trade_update(event.order, event.execution, event.fill, event.time)
             if payload is not None:
                 self._f_user(event.order.account, payload)
+            return True
+        if isinstance(event, PositionEvent) and event.reason == "leverage":
+            for position in event.positions:
+                self._f_user(event.account, account_config_update(position.symbol, position.leverage, event.time))
             return True
         if isinstance(event, PositionEvent):
             wallet, _, _ = self.engine._cross(self.engine._account(event.account))  # under the engine lock

@@ -554,6 +554,11 @@ def account_update(
     }
 
 
+def account_config_update(symbol: str, leverage: int, event_time: int) -> dict[str, Any]:
+    """The user-data ``ACCOUNT_CONFIG_UPDATE`` event of a leverage change."""
+    return {"e": "ACCOUNT_CONFIG_UPDATE", "E": event_time, "T": event_time, "ac": {"s": symbol, "l": leverage}}
+
+
 def margin_call(positions: Sequence[Position], cross_wallet: Decimal, event_time: int) -> dict[str, Any]:
     """The user-data ``MARGIN_CALL`` event."""
     return {

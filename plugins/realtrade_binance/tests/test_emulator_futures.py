@@ -218,3 +218,16 @@ def test_kline_and_mark_price_streams(futures, ws_connect, recv_until):
     assert (kline["data"]["k"]["c"], kline["data"]["k"]["t"]) == ("61010.00000000", T0 + HISTORY * 60_000)
     mark, _ = recv_until(ws, lambda m: m["stream"] == "btcusdt@markPrice")
     assert mark["data"]["e"] == "markPriceUpdate" and mark["data"]["T"] == T0 + 2 * HOUR
+
+
+def test_a_longer_kline_stream_folds_the_replayed_candles(futures, ws_connect, recv_until):
+    emu, _ex = futures()
+    ws = ws_connect(f"{emu.base_ws}/fstream/ws/btcusdt@kline_5m")
+    assert _subscribed(ws, recv_until) == ["btcusdt@kline_5m"]
+    emu.step(5)  # 07:40 to 07:45: five one-minute candles, 61,000 up to 61,050
+    final, seen = recv_until(ws, lambda m: m.get("e") == "kline" and m["k"]["x"])
+    k = final["k"]
+    assert (k["i"], k["t"], k["T"]) == ("5m", T0 + HISTORY * 60_000, T0 + HISTORY * 60_000 + 300_000 - 1)
+    assert (k["o"], k["h"], k["l"], k["c"], k["v"]) == (
+        "61000.00000000", "61055.00000000", "60995.00000000", "61050.00000000", "50.00000000")  # fmt: skip
+    assert all(not m["k"]["x"] for m in seen[:-1]) and len(seen) > 5  # updates while it formed

@@ -19,7 +19,8 @@ way unmodified ``ccxt.binanceusdm`` calls them:
 Streams live under ``/fstream`` (``fstream.binance.com``): ``/fstream/ws/<name>``,
 ``/fstream/stream?streams=a/b`` and the split routes ``/fstream/market/...``,
 ``/fstream/public/...``, ``/fstream/private/...``; SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS on
-an open connection. Market streams: ``<symbol>@kline_<interval>`` (the replayed interval) and
+an open connection. Market streams: ``<symbol>@kline_<interval>`` (the replayed interval and its
+multiples up to a day, folded from the replayed candles as ``/fapi/v1/klines`` folds them) and
 ``<symbol>@markPrice`` / ``@markPrice@1s`` (one update per price-path step). A listen key as a
 stream name carries the account's ``ORDER_TRADE_UPDATE``, ``ACCOUNT_UPDATE`` (reasons ``ORDER``,
 ``FUNDING_FEE``, ``INSURANCE_CLEAR``), ``ACCOUNT_CONFIG_UPDATE`` (leverage) and ``MARGIN_CALL``
@@ -648,7 +649,8 @@ class BinanceFutures(BinanceRest):
             return "mark"
         if rest.startswith("kline_"):
             interval = INTERVALS.get(rest[len("kline_") :])
-            if interval is not None and interval.ms == self.engine.interval_ms(symbol.upper()):
+            source = self.engine.interval_ms(symbol.upper())
+            if interval is not None and not interval.offset and interval.ms % source == 0:
                 return "kline"
         return None
 
@@ -728,16 +730,37 @@ class BinanceFutures(BinanceRest):
             listen_key = self._keys_by_account.get(account, "")
         self._f_publish(name, payload, listen_key)
 
+    def _f_kline_streams(self, event: KlineEvent) -> None:
+        """Each subscribed kline stream of the symbol: the source candle, or the candle of a longer
+        interval folded from the source candles of its bucket so far (final with the bucket's last
+        source candle), as ``/fapi/v1/klines`` aggregates them."""
+        low, candle = event.symbol.lower(), event.candle
+        source = candle.interval_ms
+        for name, iv in INTERVALS.items():
+            stream = f"{low}@kline_{name}"
+            if (
+                iv.offset
+                or iv.ms % source
+                or not (self.hub.subscribers(_TOPIC + stream) or self.hub.subscribers(_COMBINED + stream))
+            ):
+                continue
+            bucket = iv.align(candle.open_time)
+            if iv.ms == source:
+                current = candle
+            else:  # under the engine lock: the bucket's candles as they stand, this one included
+                rows = self.engine.candles(event.symbol, iv.ms, bucket, bucket, 1)
+                if not rows:
+                    continue
+                current = rows[0]
+            closed = event.closed and candle.open_time + source >= bucket + iv.ms
+            self._f_publish(stream, kline_event(event.symbol, name, current, closed, event.time))
+
     def futures_event(self, event: EngineEvent) -> bool:
         """Publish a futures event; True when ``event`` belonged to a perpetual."""
         if isinstance(event, KlineEvent):
             if event.symbol not in self._contracts:
                 return False
-            low = event.symbol.lower()
-            for name, iv in INTERVALS.items():
-                if iv.ms == event.candle.interval_ms and not iv.offset:
-                    self._f_publish(f"{low}@kline_{name}", kline_event(event.symbol, name, event.candle,
-                                                                      event.closed, event.time))  # fmt: skip
+            self._f_kline_streams(event)
             return True
         if isinstance(event, MarkPriceEvent):
             payload = mark_price_update(event.symbol, event.mark_price, event.index_price, event.funding_rate,

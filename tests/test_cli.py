@@ -31,7 +31,7 @@ def test_exchanges_json_has_the_documented_keys():
     result = run_cli("exchanges", "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    expected = os.environ.get("REALTRADE_EXPECT_EXCHANGES", "binance,bybit")
+    expected = os.environ.get("REALTRADE_EXPECT_EXCHANGES", "binance,bybit,okx")
     assert sorted(r["name"] for r in rows) == sorted(n for n in expected.split(",") if n)
     for row in rows:
         assert {"name", "distribution", "version", "status"} <= set(row)
@@ -119,7 +119,7 @@ def test_trace_hooks_switch_prints_hook_calls_from_the_cli():
         capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    if os.environ.get("REALTRADE_EXPECT_EXCHANGES", "binance,bybit"):  # some exchange is installed to trace
+    if os.environ.get("REALTRADE_EXPECT_EXCHANGES", "binance,bybit,okx"):  # some exchange is installed to trace
         assert "realtrade_core.hooks: call realtrade_exchange()" in result.stderr
     quiet = subprocess.run(
         [sys.executable, "-m", "realtrade_core.cli", "exchanges", "--check"], capture_output=True, text=True, timeout=60

@@ -1,8 +1,8 @@
 """The installed distributions are discovered through their entry points, and only those.
 
 ``REALTRADE_EXPECT_EXCHANGES`` names the exchanges this environment installed (tox sets it per
-environment: "" for the core alone, "binance", "bybit", "binance,bybit"); without it the
-README's install, core plus both plugins, is expected.
+environment: "" for the core alone, "binance", "bybit", "okx", "binance,bybit,okx"); without it the
+README's install, core plus the three plugins, is expected.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import realtrade_core
 from realtrade_core.plugins import PluginHost
 
 EXPECTED = sorted(
-    name.strip() for name in os.environ.get("REALTRADE_EXPECT_EXCHANGES", "binance,bybit").split(",") if name.strip()
+    name.strip() for name in os.environ.get("REALTRADE_EXPECT_EXCHANGES", "binance,bybit,okx").split(",") if name.strip()
 )
 
 

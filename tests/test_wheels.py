@@ -1,7 +1,7 @@
 """Each distribution installs on its own from a built wheel and is found through its entry point.
 
 The wheels are built here, installed with ``pip --target`` into a fresh directory per
-combination (core alone, core + one plugin, core + both), and ``realtrade exchanges --json`` runs
+combination (core alone, core + one plugin, core + all three), and ``realtrade exchanges --json`` runs
 in a child interpreter that sees only that directory and the standard library (``python -S``):
 nothing from the development environment can leak into what is discovered. Listing needs no
 ccxt or backtrader, so only pluggy and click are copied in beside the wheels.
@@ -23,6 +23,7 @@ SOURCES = {
     "realtrade-core": ROOT,
     "realtrade-binance": ROOT / "plugins" / "realtrade_binance",
     "realtrade-bybit": ROOT / "plugins" / "realtrade_bybit",
+    "realtrade-okx": ROOT / "plugins" / "realtrade_okx",
 }
 
 
@@ -84,8 +85,14 @@ def listed(target: Path) -> list[dict]:
 
 @pytest.mark.parametrize(
     "plugins",
-    [(), ("realtrade-binance",), ("realtrade-bybit",), ("realtrade-binance", "realtrade-bybit")],
-    ids=["core-alone", "core+binance", "core+bybit", "core+both"],
+    [
+        (),
+        ("realtrade-binance",),
+        ("realtrade-bybit",),
+        ("realtrade-okx",),
+        ("realtrade-binance", "realtrade-bybit", "realtrade-okx"),
+    ],
+    ids=["core-alone", "core+binance", "core+bybit", "core+okx", "core+all"],
 )
 def test_installed_wheels_are_discovered_and_nothing_else(wheels, tmp_path, plugins):
     install(wheels, tmp_path, "realtrade-core", *plugins)

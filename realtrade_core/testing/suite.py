@@ -605,6 +605,7 @@ class ExchangeConformance:
         return recorder
 
     def _market_buy(self, store: Any, cid: str) -> None:
+        # ``cid``: letters and digits only, which every exchange takes (OKX's clOrdId has no "-").
         store.client.create_order(self.symbol, "market", "buy", 0.01, None, {"clientOrderId": cid})
 
     @conformance("RT-601")
@@ -615,12 +616,12 @@ class ExchangeConformance:
         events.wait(lambda r: any(e == "connected" or (isinstance(e, tuple) and e[0] == "connected")
                                   for e in r.items), 20, "the private stream connecting")  # fmt: skip
         self._probe(emulator, events)
-        self._market_buy(store, "rt601-buy")
-        events.wait(lambda r: any(f.client_order_id == "rt601-buy" for f in r.of(Fill)), 20, "the fill")
-        events.wait(lambda r: any(u.client_order_id == "rt601-buy" and u.status == OrderStatus.FILLED
+        self._market_buy(store, "rt601buy")
+        events.wait(lambda r: any(f.client_order_id == "rt601buy" for f in r.of(Fill)), 20, "the fill")
+        events.wait(lambda r: any(u.client_order_id == "rt601buy" and u.status == OrderStatus.FILLED
                                   for u in r.of(OrderUpdate)), 20, "the order filled")  # fmt: skip
-        fills = [f for f in events.of(Fill) if f.client_order_id == "rt601-buy"]
-        truth = emulator.fills(client_order_id="rt601-buy")
+        fills = [f for f in events.of(Fill) if f.client_order_id == "rt601buy"]
+        truth = emulator.fills(client_order_id="rt601buy")
         assert sorted(str(f.trade_id) for f in fills) == sorted(str(f.trade_id) for f in truth)
         assert sum(f.amount for f in fills) == Decimal("0.01") and all(f.symbol == self.symbol for f in fills)
         base = self._base_quote[0]
@@ -653,8 +654,8 @@ class ExchangeConformance:
         assert emulator.drop_connections(private=True) >= 1
         events.wait(lambda r: "disconnected" in [e[0] for e in r.items if isinstance(e, tuple)], 20, "the drop")
         self._probe(emulator, events)  # resubscribed (and authenticated again)
-        self._market_buy(store, "rt602-buy")
-        events.wait(lambda r: any(f.client_order_id == "rt602-buy" for f in r.of(Fill)), 20, "the fill")
+        self._market_buy(store, "rt602buy")
+        events.wait(lambda r: any(f.client_order_id == "rt602buy" for f in r.of(Fill)), 20, "the fill")
 
     # --- RT-7xx restart -------------------------------------------------------------------------------
 

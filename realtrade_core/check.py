@@ -134,7 +134,7 @@ def _check_market(store: Any, symbol: str) -> Row:
 
 
 @click.command("check", context_settings=_CONTEXT)
-@click.option("--exchange", help="Exchange plugin (binance, bybit) or ccxt:<id>.")
+@click.option("--exchange", help="Exchange plugin (binance, bybit, okx) or ccxt:<id>.")
 @click.option("--venue", type=click.Choice(VENUES), default=None, help="emulator (default), testnet or mainnet.")
 @click.option("--symbol", "symbols", multiple=True, metavar="BASE/QUOTE", help="Market to check; repeat for several.")
 @click.option("--emulator-url", default=None, help="An emulator started with `realtrade emulator`.")

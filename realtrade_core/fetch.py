@@ -175,7 +175,7 @@ class _NoBar:
 
 
 @click.command("fetch", context_settings=_CONTEXT)
-@click.option("--exchange", help="Exchange plugin (binance, bybit) or ccxt:<id>.")
+@click.option("--exchange", help="Exchange plugin (binance, bybit, okx) or ccxt:<id>.")
 @click.option("--symbol", required=True, metavar="BASE/QUOTE", help="Market, e.g. BTC/USDT.")
 @click.option("--timeframe", default="1m", show_default=True, help="Candle length, e.g. 1m, 1h, 1d.")
 @click.option(

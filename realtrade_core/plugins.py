@@ -351,7 +351,7 @@ class PluginHost:
 
 #: Exchange plugins published as distributions of their own: the only ones an error may tell a
 #: user to ``pip install``. Any other name gets "did you mean", or the generic ccxt adapter.
-KNOWN_DISTRIBUTIONS = {"binance": "realtrade-binance", "bybit": "realtrade-bybit"}
+KNOWN_DISTRIBUTIONS = {"binance": "realtrade-binance", "bybit": "realtrade-bybit", "okx": "realtrade-okx"}
 
 
 def not_found_message(name: str, installed: list[str]) -> str:

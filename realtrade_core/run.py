@@ -258,7 +258,7 @@ def finish_report(recorder: Any, report_dir: str | None, **about: Any) -> dict[s
 
 @click.command("run", context_settings=_CONTEXT)
 @click.argument("strategy", required=False, metavar="STRATEGY.py[:ClassName]")
-@click.option("--exchange", help="Exchange plugin (binance, bybit) or ccxt:<id>.")
+@click.option("--exchange", help="Exchange plugin (binance, bybit, okx) or ccxt:<id>.")
 @click.option("--symbol", "symbols", multiple=True, metavar="BASE/QUOTE", help="Market to trade; repeat for several.")
 @click.option("--timeframe", help="Candle length, e.g. 1m, 15m, 4h, 1d (default 1m).")
 @click.option("--venue", type=click.Choice(VENUES), help="emulator (default), testnet or mainnet.")

@@ -19,8 +19,9 @@ PACKAGES = {
     "realtrade_core": ROOT / "realtrade_core",
     "realtrade_binance": ROOT / "plugins" / "realtrade_binance" / "realtrade_binance",
     "realtrade_bybit": ROOT / "plugins" / "realtrade_bybit" / "realtrade_bybit",
+    "realtrade_okx": ROOT / "plugins" / "realtrade_okx" / "realtrade_okx",
 }
-PLUGINS = ("realtrade_binance", "realtrade_bybit")
+PLUGINS = ("realtrade_binance", "realtrade_bybit", "realtrade_okx")
 
 # The core's layers, lowest first. A module may import its own layer or a lower one. A name
 # stands for the module and, when it is a package, everything in it.
@@ -221,7 +222,7 @@ def test_every_module_imports_on_its_own():
     script = """
 import importlib, json, sys, traceback
 names = json.loads(sys.argv[1])
-ours = ("realtrade_core", "realtrade_binance", "realtrade_bybit")
+ours = ("realtrade_core", "realtrade_binance", "realtrade_bybit", "realtrade_okx")
 failed = {}
 for name in names:
     for loaded in [m for m in sys.modules if m.split(".")[0] in ours]:

@@ -22,7 +22,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parents[1]
-OWN = {"realtrade_core", "realtrade_binance", "realtrade_bybit"}
+OWN = {"realtrade_core", "realtrade_binance", "realtrade_bybit", "realtrade_okx"}
 
 
 def top_level_imports(package: Path) -> set[str]:

@@ -16,7 +16,9 @@ import realtrade_core
 from realtrade_core.plugins import PluginHost
 
 EXPECTED = sorted(
-    name.strip() for name in os.environ.get("REALTRADE_EXPECT_EXCHANGES", "binance,bybit,okx").split(",") if name.strip()
+    name.strip()
+    for name in os.environ.get("REALTRADE_EXPECT_EXCHANGES", "binance,bybit,okx").split(",")
+    if name.strip()
 )
 
 

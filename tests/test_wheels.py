@@ -10,6 +10,7 @@ ccxt or backtrader, so only pluggy and click are copied in beside the wheels.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -78,7 +79,9 @@ def listed(target: Path) -> list[dict]:
         f"import sys; sys.path.insert(0, {str(target)!r}); "
         "from realtrade_core.cli import main; sys.exit(main(['exchanges', '--json']))"
     )
-    result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    # PYTHONPATH stays out too: a source folder on it (a plugin's, with its egg-info) is an install.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 

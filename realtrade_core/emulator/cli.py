@@ -20,7 +20,7 @@ from ..errors import ConfigurationError
 
 
 @click.command("emulator", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--exchange", required=True, help="Exchange whose wire protocol to speak (binance, bybit).")
+@click.option("--exchange", required=True, help="Exchange whose wire protocol to speak (binance, bybit, okx).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=0, help="Port to listen on (default: 0, pick a free one)."

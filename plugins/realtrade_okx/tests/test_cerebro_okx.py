@@ -41,6 +41,7 @@ class BuyOnLive(bt.Strategy):
         self.live_bars = 0
         self.statuses: list[str] = []
         self.live = threading.Event()
+        self.stop_order: Any = None
 
     def notify_data(self, data: Any, status: int, *args: Any, **kwargs: Any) -> None:
         if data._getstatusname(status) == "LIVE":
@@ -56,6 +57,9 @@ class BuyOnLive(bt.Strategy):
             self.live_bars += 1
             if self.live_bars == 2:
                 self.buy(size=0.01)
+            elif self.position and self.stop_order is None:
+                # Paper trading simulates stops for any exchange, OKX's too (live ones are refused).
+                self.stop_order = self.sell(size=0.01, exectype=bt.Order.Stop, price=self.data.close[0] / 2)
 
 
 def test_history_then_live_bars_and_a_paper_buy_in_a_cerebro_script(store: Any) -> None:
@@ -81,6 +85,8 @@ def test_history_then_live_bars_and_a_paper_buy_in_a_cerebro_script(store: Any) 
         emu.step(1)
         wait_until(lambda n=n: strategy.live_bars >= n, 20, f"live bar {n}")
     wait_until(lambda: "Completed" in strategy.statuses, 20, "the paper buy")
+    emu.step(1)
+    wait_until(lambda: strategy.statuses.count("Accepted") == 2, 20, "the paper stop")
     while not done.wait(0.05):
         cerebro.runstop()
     thread.join(10)
@@ -88,7 +94,8 @@ def test_history_then_live_bars_and_a_paper_buy_in_a_cerebro_script(store: Any) 
     closes = [c for _, c in strategy.rows]
     truth = emu.engine.candles("BTCUSDT", MINUTE, limit=len(closes) + 1)[:-1]  # the last one is forming
     assert closes == [float(c.close) for c in truth[-len(closes) :]]
-    assert strategy.statuses == ["Submitted", "Accepted", "Completed"]
+    assert strategy.statuses == ["Submitted", "Accepted", "Completed", "Submitted", "Accepted"]
+    assert strategy.stop_order.status == bt.Order.Accepted  # resting, far below the market
     assert emu.fills() == []  # paper: nothing reached the exchange
     assert strategy.broker.getposition(strategy.data).size == pytest.approx(0.01)
 
@@ -113,9 +120,22 @@ def test_live_market_limit_cancel_and_a_refused_stop(store: Any, tmp_path: Path)
         run.until(lambda: "Canceled" in s.statuses(limit), "the cancel")
         assert emu.order(client_order_id=limit.info.client_order_id).status is EngineStatus.CANCELED
 
-        stop = run.do(lambda s: s.sell(size=0.01, exectype=bt.Order.Stop, price=far / 4))
-        run.until(lambda: "Rejected" in s.statuses(stop), "the stop's rejection")
-        assert "okx: Stop orders are not supported live" in stop.info.reject_reason
-        assert [o for o in emu.orders() if o.client_order_id == stop.info.client_order_id] == []
+        # Stops are declared off (OKX files them as algo orders): each kind is Rejected, saying
+        # why and what to use, and nothing reaches the exchange.
+        low = far / 4
+        stop = run.do(lambda s: s.sell(size=0.01, exectype=bt.Order.Stop, price=low))
+        stop_limit = run.do(lambda s: s.sell(size=0.01, exectype=bt.Order.StopLimit, price=low, plimit=low))
+        trail = run.do(lambda s: s.sell(size=0.01, exectype=bt.Order.StopTrail, trailamount=100.0))
+        for order, kind in ((stop, "Stop"), (stop_limit, "StopLimit"), (trail, "StopTrail")):
+            run.until(lambda o=order: "Rejected" in s.statuses(o), f"the {kind} order's rejection")
+            assert f"okx: {kind} orders are not supported live" in order.info.reject_reason
+            assert "use Market or Limit orders, or paper mode" in order.info.reject_reason
+        # A bracket goes whole or not at all: its stop exit is refused, so its entry is never sent.
+        orders_before = len(emu.orders())
+        bracket = run.do(lambda s: tuple(s.buy_bracket(size=0.01, exectype=bt.Order.Limit, price=far / 3,
+                                                      stopprice=low, limitprice=far)))  # fmt: skip
+        run.until(lambda: all("Rejected" in s.statuses(o) for o in bracket), "the bracket's rejection")
+        assert "okx: Stop orders are not supported live" in " ".join(o.info.reject_reason for o in bracket)
+        assert len(emu.orders()) == orders_before  # neither the stops nor the bracket reached OKX
         # Positions count filled amounts, as a backtest does; the fee OKX took in BTC is commission.
         assert run.broker.getposition(s.data).size == pytest.approx(0.02)

@@ -171,7 +171,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
             raise ConfigurationError(f"unknown broker mode {self.p.mode!r}; use 'paper' (default) or 'live'")
         if self.p.store is None:
             raise ConfigurationError("a realtrade broker needs a store: use store.getbroker()")
-        self._check_leverage()
+        self._check_perpetual_settings()
         if getattr(self.p.store, "perpetual", False) and self.p.mode == "live":
             raise ConfigurationError(
                 "live trading of perpetual contracts is not supported yet: perpetual stores serve market "
@@ -197,9 +197,10 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         self._live: Any = None  # the LiveSession of a live broker (kept after stop: final cash/value)
         self._history_warned = False
 
-    def _check_leverage(self) -> None:
-        """``leverage`` is for perpetual stores, a number above 0 and at most ``max_leverage``:
-        refused here, before anything is sent."""
+    def _check_perpetual_settings(self) -> None:
+        """``leverage`` is for perpetual stores, a number above 0 and at most ``max_leverage``;
+        a perpetual's paper broker applies its rules and a readable ``funding``: refused here,
+        before anything is sent."""
         leverage, cap = self.p.leverage, self.p.max_leverage
         for name, value in (("leverage", leverage), ("max_leverage", cap)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -211,6 +212,19 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
                     f"(get one with market_type='perpetual')"
                 )
             return
+        if not self.p.exchange_rules:
+            raise ConfigurationError(
+                "exchange_rules=False leaves a perpetual contract without its margin and funding: paper "
+                "trading of perpetuals always applies the contract's rules; leave exchange_rules out"
+            )
+        funding = self.p.funding
+        if not (funding is None or (isinstance(funding, str) and funding == "exchange")):
+            from .perpetual import FundingRates
+
+            try:
+                FundingRates(funding)
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(f"funding: {exc}; or funding='exchange' (the default) or None") from exc
         if leverage > cap:
             raise ConfigurationError(
                 f"leverage {leverage:g}x is above the cap of {cap:g}x: nothing was sent. A position at "

@@ -155,3 +155,18 @@ def test_a_leverage_that_is_not_a_positive_number_is_refused(leverage):
     store = get_store("bybit", "emulator", market_type="perpetual")
     with pytest.raises(ConfigurationError, match="leverage must be a number above 0"):
         store.getbroker(leverage=leverage)
+
+
+def test_paper_perpetuals_always_apply_the_contracts_rules():
+    store = get_store("binance", "emulator", market_type="perpetual")
+    with pytest.raises(ConfigurationError, match="exchange_rules=False leaves a perpetual contract"):
+        store.getbroker(exchange_rules=False)
+
+
+@pytest.mark.parametrize("funding", ["weekly", 2.0, [(1, 2, 3)]])
+def test_a_bad_paper_funding_setting_is_refused_when_the_broker_is_made(funding):
+    store = get_store("bybit", "emulator", market_type="perpetual")
+    with pytest.raises(ConfigurationError, match=r"funding: .*funding='exchange' \(the default\) or None"):
+        store.getbroker(funding=funding)
+    assert store.getbroker(funding=0.0001).p.funding == 0.0001
+    assert store.getbroker(funding=None).p.funding is None

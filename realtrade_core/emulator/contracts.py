@@ -310,7 +310,10 @@ class ContractBook:
                 self._emit_position(account, m, "funding_fee", (income,))
 
     def _income(self, account: Any, m: Any, kind: str, amount: Decimal, t: int, **extra: Any) -> Income:
-        income = Income(next(self._income_ids), account.api_key, m.symbol, kind, amount, m.spec.quote, t, **extra)
+        """Record a cash flow; called once the event's flows are all in the wallet."""
+        wallet = account.balance(m.spec.quote)
+        income = Income(next(self._income_ids), account.api_key, m.symbol, kind, amount, m.spec.quote, t, **extra,
+                        balance=wallet.free + wallet.locked)  # fmt: skip
         account.incomes.append(income)
         return income
 

@@ -317,7 +317,8 @@ class Position:
 class Income:
     """One cash flow of a contract account: ``kind`` is ``FUNDING_FEE``, ``REALIZED_PNL``,
     ``COMMISSION`` or ``INSURANCE_CLEAR`` (a liquidation's loss beyond the wallet, written
-    off); ``amount`` is signed (received above 0)."""
+    off); ``amount`` is signed (received above 0); ``balance`` is the wallet (the asset's total)
+    once every cash flow of the same event (a fill's profit and fee) is booked."""
 
     income_id: int
     account: str = field(repr=False)
@@ -328,6 +329,7 @@ class Income:
     time: int
     trade_id: int | None = None
     rate: Decimal | None = None  # FUNDING_FEE: the funding rate applied
+    balance: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,6 +183,11 @@ def test_funding_is_paid_at_eight_utc_and_listed(linear):
     assert [(h["timestamp"], h["fundingRate"]) for h in history] == [(T0 + 2 * HOUR, 0.0002)]
     log = ex.privateGetV5AccountTransactionLog({"accountType": "UNIFIED", "category": "linear", "type": "SETTLEMENT"})
     assert [row["funding"] for row in log["result"]["list"]] == ["-6.12"]
+    # The wallet's ledger as ccxt reads it: the sale's fee, then the funding received.
+    ledger = ex.fetch_ledger("USDT")
+    assert [(e["info"]["type"], e["direction"], e["amount"], e["after"]) for e in ledger] == [
+        ("TRADE", "out", 15.25, 9984.75), ("SETTLEMENT", "in", 6.12, 9990.87),
+    ]  # fmt: skip
 
 
 def test_private_topics_report_orders_positions_wallet_funding_and_liquidation(linear, stream):

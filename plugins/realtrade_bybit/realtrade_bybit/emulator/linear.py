@@ -461,9 +461,18 @@ class BybitLinear(BybitRest):
         limit = limit_param(params, 20, 50)
         wanted = params.get("type") or None
         fills = {f.trade_id: f for f in self.engine.fills(api_key, symbol, limit=_ALL)}
-        rows = []
+        # A fill's profit and fee are one TRADE row; funding and liquidation rows stand alone.
+        groups: list[list[Any]] = []
         for income in self.engine.incomes(api_key, symbol, start=start, end=end, limit=_ALL):
-            row = transaction_row(income, fills.get(income.trade_id) if income.trade_id else None, None)
+            last = groups[-1][-1] if groups else None
+            if last is not None and income.trade_id is not None and last.trade_id == income.trade_id:
+                groups[-1].append(income)
+            else:
+                groups.append([income])
+        rows = []
+        for flows in groups:
+            trade_id = flows[0].trade_id
+            row = transaction_row(flows, fills.get(trade_id) if trade_id is not None else None)
             if wanted is None or row["type"] == wanted:
                 rows.append(row)
         rows.reverse()

@@ -276,10 +276,15 @@ def linear_position(p: Position, seq: int = 0) -> dict[str, Any]:
     }
 
 
-def transaction_row(income: Income, fill: Fill | None, balance_after: Decimal | None) -> dict[str, Any]:
-    """One row of ``/v5/account/transaction-log`` (``type`` TRADE, SETTLEMENT for funding,
-    LIQUIDATION for what a liquidation cleared)."""
+def transaction_row(flows: Sequence[Income], fill: Fill | None) -> dict[str, Any]:
+    """One row of ``/v5/account/transaction-log``: ``type`` TRADE (one per fill: its realised
+    profit as ``cashFlow`` and its fee, ``change`` the two together), SETTLEMENT (funding) or
+    LIQUIDATION (what a liquidation cleared); ``cashBalance`` the wallet after it."""
+    income = flows[-1]
     kind = {"FUNDING_FEE": "SETTLEMENT", "INSURANCE_CLEAR": "LIQUIDATION"}.get(income.kind, "TRADE")
+    fee = -sum((i.amount for i in flows if i.kind == "COMMISSION"), _ZERO)
+    cash_flow = sum((i.amount for i in flows if i.kind in ("REALIZED_PNL", "INSURANCE_CLEAR")), _ZERO)
+    change = sum((i.amount for i in flows), _ZERO)
     row = {
         "id": str(income.income_id),
         "symbol": income.symbol,
@@ -292,10 +297,10 @@ def transaction_row(income: Income, fill: Fill | None, balance_after: Decimal | 
         "currency": income.asset,
         "tradePrice": dec(fill.price) if fill is not None else "0",
         "funding": dec(-income.amount) if income.kind == "FUNDING_FEE" else "0",
-        "fee": dec(-income.amount) if income.kind == "COMMISSION" else "0",
-        "cashFlow": dec(income.amount) if income.kind in ("REALIZED_PNL", "INSURANCE_CLEAR") else "0",
-        "change": dec(income.amount),
-        "cashBalance": dec(balance_after) if balance_after is not None else "",
+        "fee": dec(fee),
+        "cashFlow": dec(cash_flow),
+        "change": dec(change),
+        "cashBalance": dec(income.balance) if income.balance is not None else "",
         "feeRate": dec(income.rate) if income.rate is not None else "",
         "bonusChange": "",
         "tradeId": str(income.trade_id) if income.trade_id is not None else "",

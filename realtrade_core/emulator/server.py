@@ -25,7 +25,10 @@ market data connections), ``{"stall_seconds": 5}``, ``{"malformed": true}`` (or 
 clocks only); ``POST /_emulator/ack`` with ``{"time": close_ms}`` (lockstep: the client has acted
 on that candle close, the next candle may open; see :mod:`.lockstep`); ``POST /_emulator/orders``
 with ``{"client_order_ids": [...], "account": api_key}`` (where the replay waits and those
-orders' status and filled amount: what a lockstep client applies before it uses a bar).
+orders' status and filled amount: what a lockstep client applies before it uses a bar);
+``POST /_emulator/perpetual`` with ``{"symbol": "BTC/USDT:USDT", "mark_price": "58000"}`` and / or
+``{"funding_rate": "0.0003"}`` (a perpetual's mark price, None to follow the last price again,
+and the rate of its next fundings; answers them with the next funding time).
 
 Matching rules are the engine's (see :mod:`realtrade_core.emulator.engine`): market orders fill
 at once at the last price, limit orders rest and fill at their price when the replayed price
@@ -589,6 +592,7 @@ class Emulator:
                 web.post(ADMIN_PREFIX + "step", self._admin_step),
                 web.post(ADMIN_PREFIX + "ack", self._admin_ack),
                 web.post(ADMIN_PREFIX + "orders", self._admin_orders),
+                web.post(ADMIN_PREFIX + "perpetual", self._admin_perpetual),
             ]
         )
         # No access log: it costs more than most handlers. Short shutdown: held requests and
@@ -1092,6 +1096,37 @@ class Emulator:
         except EmulatorError:
             return web.json_response({"error": "account must be the API key of an account of this emulator"},
                                      status=400)  # fmt: skip
+
+    async def _admin_perpetual(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        symbol = body.get("symbol")
+        if not isinstance(symbol, str):
+            return web.json_response({"error": "symbol must be a perpetual this emulator serves, e.g. 'BTC/USDT:USDT'"},
+                                     status=400)  # fmt: skip
+        try:
+            return web.json_response(self.perpetual(symbol, **{k: v for k, v in body.items() if k != "symbol"}))
+        except (EmulatorError, EngineError, ValueError, TypeError, InvalidOperation) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+
+    def perpetual(self, symbol: str, **changes: Any) -> dict[str, Any]:
+        """What ``POST /_emulator/perpetual`` does: set a perpetual's ``mark_price`` (a number, or
+        None to follow the last price again) and / or ``funding_rate``, then answer its mark
+        price, funding rate and next funding time (epoch ms) as strings and an int."""
+        unknown = sorted(set(changes) - {"mark_price", "funding_rate"})
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown}; known: ['funding_rate', 'mark_price', 'symbol']")
+        engine_id = self._engine_symbol(symbol) or symbol
+        if "funding_rate" in changes:
+            self.engine.set_funding_rate(engine_id, changes["funding_rate"])
+        if "mark_price" in changes:
+            self.engine.set_mark_price(engine_id, changes["mark_price"])
+        engine = self.engine
+        return {
+            "symbol": symbol,
+            "mark_price": str(engine.mark_price(engine_id)),
+            "funding_rate": str(engine.funding_rate(engine_id)),
+            "next_funding_time": engine.next_funding_time,
+        }
 
     async def _admin_step(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)

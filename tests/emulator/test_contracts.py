@@ -4,10 +4,14 @@ funding on a lockstep replay, and events."""
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from decimal import Decimal as D
 
 import pytest
 
+from realtrade_core.emulator import Emulator
 from realtrade_core.emulator.clock import EmulatedClock
 from realtrade_core.emulator.contracts import FUNDING_INTERVAL_MS, next_funding_after
 from realtrade_core.emulator.engine import Engine
@@ -137,3 +141,29 @@ def test_reduce_only_is_refused_on_spot_markets():
     assert refused.value.reason is RejectReason.INVALID_PARAMETER
     with pytest.raises(EngineError):
         engine.position(KEY, SYMBOL)
+
+
+def _post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_a_served_emulator_sets_a_perpetuals_mark_price_and_funding_rate_over_its_admin_api(toy_dialect):
+    with Emulator(toy_dialect, symbols=["BTC/USDT:USDT"], speed=None, balances={"USDT": 1000}) as emu:
+        assert emu.engine.markets[SYMBOL].contract and emu.balances()["USDT"].total == 1000
+        status, answer = _post(f"{emu.admin_url}/perpetual", {"symbol": "BTC/USDT:USDT", "mark_price": "12345.5",
+                                                               "funding_rate": "-0.0002"})  # fmt: skip
+        assert status == 200
+        assert (answer["mark_price"], answer["funding_rate"]) == ("12345.5", "-0.0002")
+        assert answer["next_funding_time"] == next_funding_after(emu.engine.now())
+        assert emu.position("BTC/USDT:USDT").mark_price == D("12345.5")
+        status, answer = _post(f"{emu.admin_url}/perpetual", {"symbol": "BTC/USDT:USDT", "mark_price": None})
+        assert status == 200 and D(answer["mark_price"]) == emu.engine.last_price(SYMBOL)
+        status, answer = _post(f"{emu.admin_url}/perpetual", {"symbol": "BTC/USDT:USDT", "leverage": 5})
+        assert status == 400 and "unknown key" in answer["error"]
+        status, answer = _post(f"{emu.admin_url}/perpetual", {"symbol": "ETH/USDT:USDT", "mark_price": 1})
+        assert status == 400 and "serves no market" in answer["error"]

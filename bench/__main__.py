@@ -171,7 +171,7 @@ def cold_rows(runs: int) -> list[Row]:
 def history_row(exchange: str, candles: int) -> Row:
     ours, bare = bench_start.history_fetch(exchange, candles)
     return Row(
-        f"{exchange}: history fetch, {candles:,} candles",
+        f"{exchange}: history fetch, {candles:,} candles (median of 3)",
         f"{ours:,.0f} candles/s",
         f"bare ccxt paging {bare:,.0f}/s",
         f"{ours / bare:.1%}",

@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +43,10 @@ def cold_start(runs: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def history_fetch(exchange: str, candles: int) -> tuple[float, float]:
-    """Candles/s of the store's paged fetch and of a bare ccxt paging loop, same range."""
+def history_fetch(exchange: str, candles: int, rounds: int = 3) -> tuple[float, float]:
+    """Candles/s of the store's paged fetch and of a bare ccxt paging loop, same range: the
+    median of ``rounds`` interleaved rounds, after one unmeasured pass that warms the emulator
+    (it makes its candles on first request) and both paths alike."""
     from realtrade_core.emulator.server import Emulator
     from realtrade_core.store import get_store
 
@@ -53,24 +56,35 @@ def history_fetch(exchange: str, candles: int) -> tuple[float, float]:
         tf = store.timeframe("1m")
         last = (store.server_time() // tf.ms) * tf.ms - tf.ms
         since = last - (candles - 1) * tf.ms
-        start = time.perf_counter()
-        rows = store.fetch_closed_candles("BTC/USDT", tf, since=since, until=last)
-        ours = len(rows) / (time.perf_counter() - start)
 
-        client, page, cursor, count = store.client, int(store.max_page), since, 0
-        start = time.perf_counter()
-        while cursor <= last:
-            batch = client.fetch_ohlcv("BTC/USDT", "1m", since=cursor, limit=page)
-            batch = [r for r in batch if r[0] <= last]
-            if not batch:
-                break
-            count += len(batch)
-            cursor = batch[-1][0] + tf.ms
-        bare = count / (time.perf_counter() - start)
+        def ours() -> int:
+            return len(store.fetch_closed_candles("BTC/USDT", tf, since=since, until=last))
+
+        def bare() -> int:
+            client, page, cursor, count = store.client, int(store.max_page), since, 0
+            while cursor <= last:
+                batch = client.fetch_ohlcv("BTC/USDT", "1m", since=cursor, limit=page)
+                batch = [r for r in batch if r[0] <= last]
+                if not batch:
+                    break
+                count += len(batch)
+                cursor = batch[-1][0] + tf.ms
+            return count
+
+        def rate(fetch: Callable[[], int]) -> float:
+            start = time.perf_counter()
+            count = fetch()
+            if count != candles:
+                raise RuntimeError(f"history fetch returned {count} candles, not {candles}")
+            return count / (time.perf_counter() - start)
+
+        bare()  # warm-up
+        ours_rates, bare_rates = [], []
+        for _ in range(rounds):
+            ours_rates.append(rate(ours))
+            bare_rates.append(rate(bare))
         store.stop()
-    if len(rows) != candles or count != candles:
-        raise RuntimeError(f"history fetch returned {len(rows)} and {count} candles, not {candles}")
-    return ours, bare
+    return statistics.median(ours_rates), statistics.median(bare_rates)
 
 
 RSS_SCRIPT = """

@@ -71,6 +71,32 @@ def test_two_symbols_and_two_timeframes_progress_together(exchange, emulator, st
         assert len(got) >= 11
 
 
+@pytest.mark.parametrize("freeze", [True, False], ids=["gc_freeze", "no_gc_freeze"])
+def test_a_live_feed_keeps_the_start_out_of_full_collections_until_it_stops(exchange, emulator, store, freeze):
+    """With gc_freeze (the default), what was alive when the feed went LIVE is out of the
+    cyclic collector's reach while the feed runs, so a full collection walks only what the live
+    path made since; the feed gives it back when it stops. gc_freeze=False leaves it alone."""
+    import gc
+
+    cerebro = bt.Cerebro()
+    cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", backfill_bars=5, gc_freeze=freeze))
+    cerebro.addstrategy(Recorder)
+    frozen_while_live: list[int] = []
+
+    def script(d: Driver) -> None:
+        strategy = d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
+        d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
+        emulator.step(1)
+        target = last_closed_open(emulator)
+        d.wait(lambda: strategy.rows["BTC/USDT"][-1][0] == target, "a live bar")
+        frozen_while_live.append(gc.get_freeze_count())
+
+    strategy = run_live(cerebro, script)
+    assert strategy.rows["BTC/USDT"][-1][0] == last_closed_open(emulator)
+    assert (frozen_while_live[0] > 0) is freeze
+    assert gc.get_freeze_count() == 0  # stopped: everything may be collected again
+
+
 class FirstBars(bt.Strategy):
     """Records, at each call, the datetime of every data's bar (None where it has none yet)."""
 

@@ -80,9 +80,8 @@ class Data(bt.feed.DataBase, Contract):
       history) leave the cyclic garbage collector's reach (:func:`gc.freeze`): a full
       collection otherwise walks the whole heap and holds every thread for tens of ms (75 ms
       with 16 feeds on the emulator, 38 ms with the start frozen), which becomes the
-      close -> ``next()`` tail. They are given back
-      to the collector when the feed stops (:func:`gc.unfreeze`); False leaves the collector
-      as it is.
+      close -> ``next()`` tail. They are given back to the collector when the feed stops
+      (:func:`gc.unfreeze`); False leaves the collector as it is.
     """
 
     _required = ("exchange",)

@@ -176,7 +176,9 @@ class _NoBar:
 
 @click.command("fetch", context_settings=_CONTEXT)
 @click.option("--exchange", help="Exchange plugin (binance, bybit, okx) or ccxt:<id>.")
-@click.option("--symbol", required=True, metavar="BASE/QUOTE", help="Market, e.g. BTC/USDT.")
+@click.option("--symbol", required=True, metavar="BASE/QUOTE", help="Market, e.g. BTC/USDT (perpetual: BTC/USDT:USDT).")
+@click.option("--market", "market_type", type=click.Choice(["spot", "perpetual"]), default="spot", show_default=True,
+              help="Market type: spot, or USDT perpetual contracts.")  # fmt: skip
 @click.option("--timeframe", default="1m", show_default=True, help="Candle length, e.g. 1m, 1h, 1d.")
 @click.option(
     "--since", required=True, help="First candle's open time: 2024-01-01, 2024-01-01T12:00 or epoch ms (UTC)."
@@ -190,7 +192,7 @@ class _NoBar:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML settings file.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(symbol: str, timeframe: str, since: str, until: str | None, output: str, config_path: str | None,
-            quiet: bool, **options: Any) -> int:  # fmt: skip
+            quiet: bool, market_type: str = "spot", **options: Any) -> int:  # fmt: skip
     """Download an exchange's closed candles to a CSV file, with a progress bar.
 
     \b
@@ -215,7 +217,9 @@ def command(symbol: str, timeframe: str, since: str, until: str | None, output: 
     emulator_url = config.get("emulator.url") if venue == "emulator" else None
     if venue == "emulator" and not emulator_url:
         raise ConfigurationError("fetch from an emulator needs --emulator-url (from `realtrade emulator`)")
-    store = get_store(exchange, venue, **({"emulator_url": emulator_url} if emulator_url else {}))
+    store = get_store(
+        exchange, venue, market_type=market_type, **({"emulator_url": emulator_url} if emulator_url else {})
+    )
     path = Path(output)
     try:
         result = fetch_to_csv(store, symbol, timeframe, since_ms, until_ms, path, progress=not quiet)

@@ -291,3 +291,24 @@ def test_bybit_key_permissions_come_from_its_key_record(record, expected):
     fake = SimpleNamespace(_call=lambda func: func(),
                            client=SimpleNamespace(privateGetV5UserQueryApi=lambda: {"result": record}))  # fmt: skip
     assert BybitStore.key_permissions(fake) == expected
+
+
+def test_fetch_downloads_a_perpetual_contracts_candles(source, tmp_path, capsys):
+    with Emulator("bybit", symbols=("BTC/USDT:USDT",), data={"BTC/USDT:USDT": str(source)}, history=200,
+                  speed=None) as emu:  # fmt: skip
+        out = tmp_path / "btc-perp-1m.csv"
+        where = ["--exchange", "bybit", "--venue", "emulator", "--emulator-url", emu.base_http, "--market", "perpetual"]
+        args = ["--symbol", "BTC/USDT:USDT", "--timeframe", "1m", "--since", "2024-03-01", "-o", str(out), "--quiet"]
+        assert main(["fetch", *where, *args]) == 0
+    said = capsys.readouterr().out
+    assert "200 candles of BTC/USDT:USDT 1m from bybit emulator" in said
+    fetched = load_candles_csv(out)
+    assert [(c.open_time, c.close) for c in fetched] == [(c.open_time, c.close) for c in load_candles_csv(source)[:200]]
+
+
+def test_fetch_refuses_a_contract_symbol_without_market_perpetual(emulator, tmp_path, capsys):
+    where = ["--exchange", "binance", "--venue", "emulator", "--emulator-url", emulator.base_http]
+    args = ["--symbol", "BTC/USDT:USDT", "--since", "2024-03-01", "-o", str(tmp_path / "x.csv"), "--quiet"]
+    assert main(["fetch", *where, *args]) != 0
+    err = capsys.readouterr().err
+    assert "is a perpetual contract" in err and "market_type='perpetual'" in err and "Traceback" not in err

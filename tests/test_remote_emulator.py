@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 
@@ -17,22 +18,12 @@ from livetest import Recorder
 from realtrade_core.store import get_store
 
 
-@pytest.fixture(params=["binance", "bybit"])
-def served(request):
-    exchange = request.param
+@contextmanager
+def serving(exchange: str, *options: str):
+    """``realtrade emulator --exchange <exchange> --port 0 <options>`` until the block ends:
+    yields its URL, API key and secret as it prints them."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "realtrade_core.cli",
-            "emulator",
-            "--exchange",
-            exchange,
-            "--port",
-            "0",
-            "--history",
-            "300",
-        ],
+        [sys.executable, "-m", "realtrade_core.cli", "emulator", "--exchange", exchange, "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -49,9 +40,15 @@ def served(request):
     key = re.search(r"api key: +(\S+)", text)
     secret = re.search(r"secret: +(\S+)", text)
     assert url and key and secret, f"unexpected output: {text}\n{proc.stderr.read() if proc.poll() else ''}"
-    yield exchange, url.group(1), key.group(1), secret.group(1)
+    yield url.group(1), key.group(1), secret.group(1)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
+
+
+@pytest.fixture(params=["binance", "bybit"])
+def served(request):
+    with serving(request.param, "--history", "300") as (url, key, secret):
+        yield request.param, url, key, secret
 
 
 def test_a_store_trades_against_a_served_emulator_by_url(served):
@@ -80,3 +77,31 @@ def test_a_store_trades_against_a_served_emulator_by_url(served):
         assert all(b[0] - a[0] == 60_000 for a, b in pairwise(rows))
     finally:
         store.stop()
+
+
+class _FiveLiveBars(bt.Strategy):
+    def __init__(self) -> None:
+        self.states: list[str] = []
+        self.live_bars = 0
+
+    def notify_data(self, data, status, *args, **kwargs) -> None:
+        self.states.append(data._getstatusname(status))
+
+    def next(self) -> None:
+        if "LIVE" in self.states:
+            self.live_bars += 1
+            if self.live_bars == 5:
+                self.env.runstop()
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_a_perpetual_streams_live_bars_from_a_served_emulator(exchange):
+    """A served emulator's USDT perpetual by URL: the store finds the futures API's streams
+    (Binance's fstream, Bybit's linear topics) among the paths the plugin declares."""
+    with serving(exchange, "--history", "300", "--symbol", "BTC/USDT:USDT", "--speed", "600") as (url, _, _):
+        store = get_store(exchange, "emulator", emulator_url=url, market_type="perpetual")
+        cerebro = bt.Cerebro()
+        cerebro.adddata(store.getdata(dataname="BTC/USDT:USDT", timeframe="1m", backfill_bars=3))
+        cerebro.addstrategy(_FiveLiveBars)
+        (strategy,) = cerebro.run()
+        assert strategy.live_bars == 5, strategy.states

@@ -115,8 +115,9 @@ class BinanceDialect(BinanceOrders, BinanceStreams, BinanceFutures):
             "ws_combined": f"{base_ws}/stream",
             "ws_api": f"{base_ws}/ws-api/v3",
         }
-        # A bare dialect (no engine: interlock.emulator_urls) has no markets to tell.
-        if getattr(self, "_contracts", None):  # USDⓈ-M perpetuals: REST and streams (listen key after /ws/)
+        # A bare dialect (interlock.emulator_urls, a remote emulator's) names them too: the server
+        # it is for decides which markets it has.
+        if getattr(self, "_contracts", True):  # USDⓈ-M perpetuals: REST and streams (listen key after /ws/)
             urls.update({"fapi": f"{base_http}/fapi/v1", "fstream": f"{base_ws}/fstream/ws"})
         return urls
 

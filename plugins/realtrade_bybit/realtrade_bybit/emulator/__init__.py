@@ -102,7 +102,9 @@ class BybitDialect(BybitOrders, BybitStreams, BybitLinear):
             "ws_public": f"{base_ws}/v5/public/spot",
             "ws_private": f"{base_ws}/v5/private",
         }
-        if getattr(self, "_contracts", None):  # USDT perpetuals (category=linear); none on a bare dialect
+        # A bare dialect (interlock.emulator_urls, a remote emulator's) names them too: the server
+        # it is for decides which markets it has.
+        if getattr(self, "_contracts", True):  # USDT perpetuals (category=linear)
             urls["ws_linear"] = f"{base_ws}/v5/public/linear"
         return urls
 

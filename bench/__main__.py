@@ -84,14 +84,14 @@ def latency_rows(exchange: str, bars: int, symbols: int) -> list[Row]:
             f"{label}, p50",
             ms(pct(ours, 0.5)),
             f"bare websocket loop {ms(pct(bare, 0.5))}",
-            f"+{pct(ours, 0.5) - pct(bare, 0.5):.2f} ms",
+            f"{pct(ours, 0.5) - pct(bare, 0.5):+.2f} ms",
             "",
         ),
         Row(
             f"{label}, p99",
             ms(pct(ours, 0.99)),
             f"bare websocket loop {ms(pct(bare, 0.99))}",
-            f"+{pct(ours, 0.99) - pct(bare, 0.99):.2f} ms",
+            f"{pct(ours, 0.99) - pct(bare, 0.99):+.2f} ms",
             "<= 2 ms",
         ),
     ]
@@ -101,7 +101,7 @@ def latency_rows(exchange: str, bars: int, symbols: int) -> list[Row]:
                 f"{exchange}: first live bar after 200 bars of history",
                 ms(ours[0]),
                 f"bare websocket loop {ms(bare[0])}",
-                f"+{ours[0] - bare[0]:.2f} ms",
+                f"{ours[0] - bare[0]:+.2f} ms",
                 "<= 10 ms",
             )
         )
@@ -185,7 +185,7 @@ def rss_row(exchange: str) -> Row:
         f"{exchange}: RSS at the first live bar",
         f"{live:.0f} MB",
         f"libraries + emulator {bare:.0f} MB",
-        f"+{live - bare:.0f} MB",
+        f"{live - bare:+.0f} MB",
         "",
     )
 

@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         main_profile.enable()
     if args.what == "throughput":
         rate, _ = bench_feed.live_throughput(args.exchange, args.bars, args.symbols)
-        headline = f"{args.exchange}: {rate:,.0f} live bars/s under the profiler ({args.symbols} symbols)"
+        under = "CPU time only" if args.cpu_only else "under the profiler"
+        headline = f"{args.exchange}: {rate:,.0f} live bars/s, {under} ({args.symbols} symbols)"
     else:
         ours, _, _ = bench_feed.latency(args.exchange, args.bars, args.symbols, history=200)
         headline = f"{args.exchange}: close -> next() p50 {bench_feed.pct(ours, 0.5):.2f} ms under the profiler"

@@ -325,7 +325,14 @@ class OrdersMixin:
         self._after(order)
 
     def orders_open(self) -> list[bt.Order]:
-        orders = [t.order for t in self.orders.values() if not t.done and t.order.alive()]
+        # A trailing stop being moved stays open while its new exchange order is prepared (its
+        # old record is done by then, the new one not made yet): the strategy's one order.
+        orders: list[bt.Order] = []
+        seen: set[int] = set()
+        for t in list(self.orders.values()):
+            if (not t.done or t.replacing) and t.order.alive() and id(t.order) not in seen:
+                seen.add(id(t.order))
+                orders.append(t.order)
         held = [
             c for b in self.brackets.values() for c in b.children
             if c.alive() and c.info.get("client_order_id") not in self.orders

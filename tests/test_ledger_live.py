@@ -649,3 +649,34 @@ def test_a_coin_that_is_both_held_and_cash_in_one_ledger_is_refused_at_start(exc
             assert not emulator.engine.all_orders(emulator.api_key)
         finally:
             store.stop()
+
+
+def test_two_exits_in_flight_never_sell_more_than_the_position(exchange, journal_path):
+    """close() twice before the first exit has filled (a strategy that does not track its open
+    orders, on bars faster than the exchange answers): the second is refused, Margin with the
+    reason, and the coins the account held besides the strategy's are untouched."""
+    with make_emulator(exchange, balances={"USDT": 10_000, "BTC": 1}) as emulator:
+        _two_exits(exchange, emulator, journal_path)
+
+
+def _two_exits(exchange, emulator, journal_path) -> None:
+    store = new_store(exchange, emulator)
+    before = sum(balance(emulator, "BTC"))
+    try:
+        with live(emulator, store, journal_path) as run:
+            s = run.strategy
+            buy = run.do(lambda s: s.buy(size=0.01))
+            run.until(lambda: "Completed" in s.statuses(buy), "the buy")
+            first, second = run.do(lambda s: (s.close(), s.close()))
+            run.until(lambda: "Completed" in s.statuses(first), "the first exit")
+            assert s.statuses(second)[-1] == "Margin"
+            reason = second.info.get("reject_reason") or ""
+            assert "would sell coins this strategy did not buy" in reason and "open sell orders" in reason, reason
+            run.step(2)
+            assert run.broker.getposition(s.data).size == 0
+    finally:
+        store.stop()
+    (bought,) = engine_fills(emulator, buy.info.client_order_id)
+    assert sum(balance(emulator, "BTC")) == before + bought.amount - bought.fee - sum(
+        f.amount for f in engine_fills(emulator, first.info.client_order_id))
+    assert not engine_fills(emulator, second.info.client_order_id or "none")

@@ -183,6 +183,25 @@ class OrdersMixin:
                                 self.io.exchange_ms(), trigger_above)  # fmt: skip
         return request, closes
 
+    def _grouped(self, order: bt.Order) -> bool:
+        """Whether ``order`` is one of several alternatives: a bracket's exit, or in an OCO group."""
+        if order.parent is not None:
+            return True
+        ocos, ocol = self.broker._ocos, self.broker._ocol
+        return len(ocol.get(ocos.get(order.ref, order.ref), ())) > 1
+
+    def _selling(self, symbol: str) -> Decimal:
+        """What the strategy's open plain sells of ``symbol`` will still sell of its position
+        (in the ledger's terms). Bracket exits and OCO members are alternatives to each other,
+        and an order whose cancel is on its way sells no more: neither counts."""
+        total = ZERO
+        for t in list(self.orders.values()):
+            if t.done or t.cancelling or t.symbol != symbol or t.side != "sell" or self._grouped(t.order):
+                continue
+            left = 1 - t.executed / t.amount if t.amount > 0 else ZERO
+            total += (t.closes if t.closes is not None else t.amount) * left
+        return total
+
     def _fit_to_ledger(self, order: bt.Order, book: SymbolBook, amount: Decimal,
                        reference: Decimal) -> tuple[Decimal, Decimal | None]:  # fmt: skip
         """Check an order against the strategy's ledger, the account being its ceiling.
@@ -198,6 +217,11 @@ class OrdersMixin:
                 held = f"holds {book.size} {base}" if book.size > 0 else f"holds no {base}"
                 raise _Reject(f"selling {amount} {base} would sell coins this strategy did not buy: its position "
                               f"{held} (spot: no short selling)", margin=True)  # fmt: skip
+            selling = ZERO if self._grouped(order) else self._selling(symbol)
+            if selling > 0 and amount > book.size - selling:
+                raise _Reject(f"selling {amount} {base} would sell coins this strategy did not buy: its position "
+                              f"holds {book.size} {base} and its open sell orders already sell {selling} of it",
+                              margin=True)  # fmt: skip
             step = self._lot_step(symbol)
             # The position's coins and the dust earlier exits left: both bought by this strategy,
             # so an exit may sell them together (the account holds them; the dust shrinks).

@@ -29,6 +29,7 @@ STRATEGY = textwrap.dedent(
         def __init__(self):
             self.live = False
             self.entered = None
+            self.order = None  # the order not yet done: wait for it, as backtrader's samples do
 
         def notify_data(self, data, status, *args, **kwargs):
             self.live = data._getstatusname(status) == "LIVE"
@@ -37,17 +38,21 @@ STRATEGY = textwrap.dedent(
         def notify_order(self, order):
             if order.status == order.Completed:
                 print("order", order.data._name, "Completed", flush=True)
+            if not order.alive():
+                self.order = None
 
         def next(self):
             if not self.live:
                 return
             if self.p.fail:
                 raise ZeroDivisionError("the strategy's own bug")
+            if self.order is not None:
+                return
             if not self.position and self.entered is None:
-                self.buy(size=self.p.size)
+                self.order = self.buy(size=self.p.size)
                 self.entered = len(self)
             elif self.position and len(self) - self.entered >= self.p.hold:
-                self.close()
+                self.order = self.close()
 
 
     class Other(bt.Strategy):

@@ -5,8 +5,8 @@ replays them: the first ``HISTORY`` candles are history (REST backfill, DELAYED 
 indicators up and never trade), the rest close live one by one. Two ways to move the market:
 
 - ``"step"``: a manual clock stepped by the test through each step of a candle's path and its
-  close, kept still until every order and fill is applied and answered (:func:`settled`, as
-  ``tests/test_parity.py`` does);
+  close, kept still until every order and fill is applied and answered (:func:`settled`, asked
+  on cerebro's thread: :func:`on_cerebro`);
 - ``"lockstep"``: ``Emulator(lockstep=True, speed=...)`` replays at full speed and the broker
   acknowledges each candle close itself (see :mod:`realtrade_core.emulator.lockstep`).
 
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import csv
 import math
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -308,7 +310,7 @@ def emulated(exchange: str, case: Case, mode: str, drive: str, *, bars: int, bal
         cerebro = bt.Cerebro(stdstats=False)
         for symbol in case.symbols:
             cerebro.adddata(store.getdata(dataname=symbol, timeframe="1h", fromdate=fromdate,
-                                          qcheck=0.001 if lockstep else 0.05), name=symbol)  # fmt: skip
+                                          qcheck=0.001), name=symbol)  # fmt: skip
         cerebro.setbroker(broker)
         if case.setup is not None:
             case.setup(cerebro)
@@ -322,16 +324,21 @@ def emulated(exchange: str, case: Case, mode: str, drive: str, *, bars: int, bal
                 d.wait(lambda: strategy.done, f"{bars} bars (at {strategy.bars})")
                 return
             session = strategy.broker.live
+            ask = on_cerebro(broker, d.cerebro_done)
+
+            def calm() -> bool:
+                return ask(lambda: settled(emulator, session))
+
             for i in range(HISTORY, bars):
                 if session is None:
                     emulator.step(1)
                 else:  # each step of the candle's path, then its close, once the account settled
                     for k in range(STEPS_PER_CANDLE):
-                        d.wait(lambda: settled(emulator, session), f"candle {i}, step {k}: orders to settle")
+                        d.wait(calm, f"candle {i}, step {k}: orders to settle")
                         emulator.advance(HOUR // STEPS_PER_CANDLE)
                 d.wait(lambda n=i + 1: strategy.bars >= n, f"bar {i} (at {strategy.bars})")
             if session is not None:
-                d.wait(lambda: settled(emulator, session), "the last orders to settle")
+                d.wait(calm, "the last orders to settle")
 
         driver = Driver(cerebro, script, deadline=120)
         driver.start()
@@ -352,6 +359,42 @@ def emulated(exchange: str, case: Case, mode: str, drive: str, *, bars: int, bal
     result = Result(mode, strategy, value, rows, balances=held if mode == "live" else {}, last=last)
     result.markets = markets  # type: ignore[attr-defined]
     return result, rules_broker
+
+
+def on_cerebro(broker: Any, finished: threading.Event) -> Callable[[Callable[[], bool]], bool]:
+    """A way to ask a question on cerebro's own thread, right after one of the broker's passes
+    (cerebro calls ``broker.next()`` between live bars as well). The session changes its records
+    on that thread only, a fill and its consequences (a bracket's exits sent, an OCO sibling's
+    cancel) in one pass: asked from there, :func:`settled` never sees a fill applied whose
+    consequences are still to come. Once cerebro has ``finished``, nothing changes them: the
+    question is answered where it is asked."""
+    asks: queue.SimpleQueue = queue.SimpleQueue()
+    inner = broker.next
+
+    def next_then_answer() -> None:
+        inner()
+        while True:
+            try:
+                question, answer, answered = asks.get_nowait()
+            except queue.Empty:
+                return
+            answer.append(question())
+            answered.set()
+
+    broker.next = next_then_answer
+
+    def ask(question: Callable[[], bool]) -> bool:
+        answer: list[bool] = []
+        answered = threading.Event()
+        asks.put((question, answer, answered))
+        for _ in range(100):  # 5 s: the caller's own deadline then decides
+            if answered.wait(0.05):
+                return answer[0]
+            if finished.is_set():
+                return question()
+        return False
+
+    return ask
 
 
 def settled(emulator: Emulator, session: Any) -> bool:

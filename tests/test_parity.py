@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import backtrader as bt
 import pytest
 from livetest import MINUTE, NO_THROTTLE, Driver, MemoryFeed, candles, last_closed_open, streaming
+from paritylib import on_cerebro, settled
 
 from realtrade_core.backtest import ExchangeBackBroker
 from realtrade_core.emulator.model import MarketSpec
@@ -119,7 +120,7 @@ def live_cerebro(emulator, store, broker) -> tuple[bt.Cerebro, int]:
     start = last_closed_open(emulator) - (BACKFILL - 1) * MINUTE
     fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
     cerebro = bt.Cerebro()
-    cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", fromdate=fromdate, qcheck=0.05))
+    cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", fromdate=fromdate, qcheck=0.001))
     cerebro.setbroker(broker)
     return cerebro, start
 
@@ -213,37 +214,6 @@ class LiveResult:
     market: MarketSpec
 
 
-def settled(emulator, session) -> bool:
-    """Every fill and final status of the engine is applied, every sent order acknowledged and
-    every cancel answered, and no triggered bracket stop waits to be sent: the market may move
-    on. (Only the session's own records are read here: a feed's lines may be mid-update.)"""
-    try:
-        tracked = dict(session.orders)
-        brackets = list(session.brackets.values())
-        for o in emulator.engine.all_orders(emulator.api_key):
-            t = tracked.get(o.client_order_id)
-            if t is None:
-                return False  # the create's answer is not applied yet
-            final = o.status.value in ("filled", "canceled", "rejected", "expired")
-            if (final and not t.done) or t.executed < o.filled:
-                return False
-        if any(not (t.acked or t.done) for t in tracked.values()):
-            return False
-        if any(t.cancelling and not t.done for t in tracked.values()):
-            return False  # a cancel (e.g. at the end of an order's validity) must land first
-        for b in brackets:
-            # A bracket exit that filled cancels its sibling: that must be under way too.
-            children = [(c, tracked.get(c.info.get("client_order_id"))) for c in b.children]
-            if any(c.status == c.Completed for c, _ in children) and any(
-                c.alive() and (t is None or not (t.cancelling or t.final is not None)) for c, t in children
-            ) and not b.native_oco:
-                return False
-        return not any(c.alive() and c.info.get("client_order_id") not in tracked
-                       for b in brackets for c in b.triggered)  # fmt: skip
-    except RuntimeError:  # changed while read from this thread: look again
-        return False
-
-
 def run_live(exchange: str, kind: str, bars: int, journal: str, deadline: float = 120) -> LiveResult:
     """``Scripted(kind, live_only=True)`` trading live on the emulator for ``bars`` live bars.
 
@@ -263,13 +233,18 @@ def run_live(exchange: str, kind: str, bars: int, journal: str, deadline: float 
             strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
             d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
             session = strategy.broker.live
+            ask = on_cerebro(strategy.broker, d.cerebro_done)
+
+            def calm() -> bool:
+                return ask(lambda: settled(emulator, session))
+
             for i in range(bars):
-                d.wait(lambda: settled(emulator, session), "orders to settle")
+                d.wait(calm, "orders to settle")
                 emulator.advance(MINUTE - 1)  # the candle trades...
-                d.wait(lambda: settled(emulator, session), f"the fills of live candle {i}")
+                d.wait(calm, f"the fills of live candle {i}")
                 emulator.advance(1)  # ...and closes
                 d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i} (at {strategy.bars})")
-            d.wait(lambda: settled(emulator, session), "the last orders to settle")
+            d.wait(calm, "the last orders to settle")
 
         driver = Driver(cerebro, script, deadline=deadline)
         driver.start()

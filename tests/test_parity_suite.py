@@ -18,7 +18,7 @@ buy's fee is taken in the coin, so an exit of the position sells what is held (r
 ``order.info.fee_adjusted``) and the account ends lower than the ledger by those fee coins
 times the price move (:func:`paritylib.coin_fee_drift`).
 
-Every case runs in lockstep at full replay speed; a few also with the stepping driver. The
+Every case runs in lockstep at full replay speed and again with a clock the test steps. The
 parity table is printed (``pytest -s``).
 """
 
@@ -324,26 +324,15 @@ def run_case(name: str, exchange: str, drive: str, tmp_path) -> None:
     compare(case, exchange, drive, paper, live, rules_broker, fee)
 
 
-LOCKSTEP = list(CASES)
-# At full replay speed an order reaches the book whenever the broker gets it there, sometimes
-# after the next candle has begun to trade: which of two resting orders a bar reaches first (an
-# OCO group, a bracket's exits) then depends on the machine's load, and on Bybit, which has no
-# OCO, a bar can fill both before the broker's cancel lands (the README says so). Lockstep, which
-# holds the candle until the broker has acted, runs those cases; full speed runs the cases whose
-# outcome no timing can change.
-STEPPED = ["sizer", "two-datas"]
-
-
-@pytest.mark.parametrize("name", LOCKSTEP)
+# Every case runs two ways: in lockstep at full replay speed (the market runs free and waits only
+# for the broker's acknowledgement of each close and of each trade within a candle), and with a
+# clock the test steps through each candle's path, waiting for the account to settle before
+# every step (asked on cerebro's thread: see paritylib.on_cerebro).
+@pytest.mark.parametrize("drive", ["lockstep", "step"])
+@pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
-def test_lockstep(exchange, name, tmp_path):
-    run_case(name, exchange, "lockstep", tmp_path)
-
-
-@pytest.mark.parametrize("name", STEPPED)
-@pytest.mark.parametrize("exchange", ["binance", "bybit"])
-def test_stepped(exchange, name, tmp_path):
-    run_case(name, exchange, "step", tmp_path)
+def test_parity(exchange, name, drive, tmp_path):
+    run_case(name, exchange, drive, tmp_path)
 
 
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])

@@ -10,8 +10,11 @@
 ccxt's rate limiter is off on both sides (``enableRateLimit=False``).
 
 The emulator's clock stands still, so every market order fills at once at the same price.
+``--resting N`` first leaves N limit buys far below the market on the book, through the same
+broker, and times the round trips with them there: a broker whose work grows with the orders
+it tracks shows it here (the run without them is the baseline).
 
-    python bench/bench_broker.py [--exchange binance|bybit] [--orders 200]
+    python bench/bench_broker.py [--exchange binance|bybit] [--orders 200] [--resting 200]
 """
 
 from __future__ import annotations
@@ -35,17 +38,23 @@ NO_THROTTLE = {"enableRateLimit": False}
 
 
 class RoundTrips(bt.Strategy):
-    params = (("orders", 200), ("done", None))
+    params = (("orders", 200), ("resting", 0), ("done", None))
 
     def __init__(self) -> None:
         self.times: list[float] = []
         self.sent_at = 0.0
         self.started = False
+        self.resting: list[bt.Order] = []
+        self.accepted = 0
 
     def notify_data(self, data, status, *args, **kwargs) -> None:
         if data._getstatusname(status) == "LIVE" and not self.started:
             self.started = True
-            self.send()
+            # Half the last price: far from the market, within the exchange's price band.
+            far = round(self.data.close[0] * 0.5, 2)
+            self.resting = [self.buy(size=SIZE, exectype=bt.Order.Limit, price=far) for _ in range(self.p.resting)]
+            if not self.resting:
+                self.send()
 
     def send(self) -> None:
         self.sent_at = time.perf_counter()
@@ -55,6 +64,14 @@ class RoundTrips(bt.Strategy):
             self.sell(size=SIZE)
 
     def notify_order(self, order) -> None:
+        if order in self.resting:
+            if order.status == order.Accepted:
+                self.accepted += 1
+                if self.accepted == len(self.resting):  # all on the book: the round trips begin
+                    self.send()
+            elif order.status != order.Submitted:
+                raise RuntimeError(f"a resting order ended {order.getstatusname()}: {order.info.get('reject_reason')}")
+            return
         if order.status == order.Completed:
             self.times.append(time.perf_counter() - self.sent_at)
             if len(self.times) < self.p.orders:
@@ -71,7 +88,7 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {statistics.median(ms):7.2f} ms   p99 {p99:7.2f} ms   ({len(ms)} orders)"
 
 
-def bench_realtrade(exchange: str, orders: int) -> list[float]:
+def bench_realtrade(exchange: str, orders: int, resting: int = 0) -> list[float]:
     balances = {"USDT": 1_000_000, "BTC": 10}
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=50, seed=3, balances=balances) as emulator:
         store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
@@ -80,7 +97,7 @@ def bench_realtrade(exchange: str, orders: int) -> list[float]:
             cerebro = bt.Cerebro(quicknotify=True)  # notifications as they happen, not at the next bar
             cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", backfill_bars=1, qcheck=0.001))
             cerebro.setbroker(store.getbroker(mode="live", journal=str(Path(tmp) / "journal.sqlite3")))
-            cerebro.addstrategy(RoundTrips, orders=orders, done=done)
+            cerebro.addstrategy(RoundTrips, orders=orders, resting=resting, done=done)
 
             def stop_when_done() -> None:
                 done.wait(300)
@@ -92,12 +109,15 @@ def bench_realtrade(exchange: str, orders: int) -> list[float]:
     return strategy.times
 
 
-def bench_ccxt(exchange: str, orders: int) -> list[float]:
+def bench_ccxt(exchange: str, orders: int, resting: int = 0) -> list[float]:
     balances = {"USDT": 1_000_000, "BTC": 10}
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=50, seed=3, balances=balances) as emulator:
         store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
         store.start()  # attaches the emulator and loads the markets
         client = store.client
+        far = round(float(client.fetch_ticker("BTC/USDT")["last"]) * 0.5, 2)
+        for _ in range(resting):
+            client.create_order("BTC/USDT", "limit", "buy", SIZE, far)
         times = []
         for i in range(orders):
             start = time.perf_counter()
@@ -111,12 +131,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exchange", default="binance", choices=("binance", "bybit"))
     parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--resting", type=int, default=200, help="limit orders left on the book for the second run")
     args = parser.parse_args()
     ours = bench_realtrade(args.exchange, args.orders)
+    crowded = bench_realtrade(args.exchange, args.orders, args.resting) if args.resting else []
     theirs = bench_ccxt(args.exchange, args.orders)
+    theirs_crowded = bench_ccxt(args.exchange, args.orders, args.resting) if args.resting else []
     print(f"{args.exchange} market order round trips on the emulator (127.0.0.1)")
     print(f"  realtrade live broker, buy() -> notify_order(Completed): {percentiles(ours)}")
+    if crowded:
+        print(f"  the same with {args.resting} resting limit orders:         {percentiles(crowded)}")
     print(f"  bare ccxt create_order, call -> answer (baseline):     {percentiles(theirs)}")
+    if theirs_crowded:
+        print(f"  the same with {args.resting} resting limit orders:         {percentiles(theirs_crowded)}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ ROWS = (
     "WebSocket ingest to typed bars",
     "binance: market order round trip",
     "bybit: market order round trip",
+    "binance: the same with 20 resting limit orders",
+    "bybit: the same with 20 resting limit orders",
     "cold: import realtrade_core",
     "cold: realtrade exchanges",
     "binance: history fetch",

@@ -117,6 +117,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("symbols", "symbols", [], "Markets to trade, BASE/QUOTE, one data feed each "
             "(command line: `--symbol`, repeated).", default_text="none: required"),
     Setting("timeframe", "text", "1m", "Candle length: a number and m, h, d or w (`1m`, `15m`, `4h`, `1d`)."),
+    Setting("market", "choice", "spot", "`spot`, or `perpetual` for USDT-margined perpetual contracts (ccxt's "
+            "`swap`; symbols then read `BTC/USDT:USDT`, see docs/futures.md).", choices=("spot", "perpetual", "swap")),
+    Setting("leverage", "number", None, "Perpetual contracts: the position's value over its margin (3 for 3x), at "
+            "most 5 unless the code raises the broker's max_leverage.", above=0, default_text="1"),
     Setting("mode", "choice", "paper", "`paper` simulates fills at the live prices (the default); `live` sends "
             "real orders to the venue (command line: `--paper` / `--live`).", choices=("paper", "live")),
     Setting("cash", "number", None, "Starting cash in the quote asset. Paper: the simulated cash; live: the "

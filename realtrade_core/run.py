@@ -253,6 +253,30 @@ def finish_report(recorder: Any, report_dir: str | None, **about: Any) -> dict[s
     return report
 
 
+def check_market(symbols: list[str], market_type: str, leverage: float | None) -> None:
+    """Symbols spelled for the other market type, and leverage on spot, in the command's words."""
+    for symbol in symbols:
+        spot, colon, _ = symbol.partition(":")
+        if market_type == "perpetual" and not colon and "/" in symbol:
+            raise ConfigurationError(f"{symbol!r} is a spot symbol; with --market perpetual write the contract as "
+                                     f"{symbol}:{symbol.split('/', 1)[1]} (BASE/QUOTE:SETTLE)")  # fmt: skip
+        if market_type == "spot" and colon:
+            raise ConfigurationError(f"{symbol!r} is a perpetual contract: add --market perpetual (market = "
+                                     f'"perpetual" in the config file), or trade the spot symbol {spot}')  # fmt: skip
+    if market_type == "spot" and leverage is not None:
+        raise ConfigurationError("--leverage applies to perpetual contracts: add --market perpetual")
+
+
+def check_synthetic(symbol: str, market_type: str) -> None:
+    """The in-process emulator would serve any name: refuse what no exchange lists (its
+    perpetual contracts are its USDT markets', ``BASE/USDT:USDT``)."""
+    if market_type == "perpetual":
+        contracts = tuple(f"{m}:USDT" for m in SYNTHETIC_MARKETS if m.endswith("/USDT"))
+        check_symbol(symbol, contracts, "the in-process emulator's perpetual contracts")
+    else:
+        check_symbol(symbol, SYNTHETIC_MARKETS, "the in-process emulator")
+
+
 # --- the command -------------------------------------------------------------------------------
 
 
@@ -261,6 +285,9 @@ def finish_report(recorder: Any, report_dir: str | None, **about: Any) -> dict[s
 @click.option("--exchange", help="Exchange plugin (binance, bybit, okx) or ccxt:<id>.")
 @click.option("--symbol", "symbols", multiple=True, metavar="BASE/QUOTE", help="Market to trade; repeat for several.")
 @click.option("--timeframe", help="Candle length, e.g. 1m, 15m, 4h, 1d (default 1m).")
+@click.option("--market", type=click.Choice(["spot", "perpetual", "swap"]),
+              help="spot (default) or perpetual: USDT perpetual contracts, symbols BASE/USDT:USDT.")
+@click.option("--leverage", type=float, help="Perpetual contracts: leverage, e.g. 3 for 3x (default 1).")
 @click.option("--venue", type=click.Choice(VENUES), help="emulator (default), testnet or mainnet.")
 @click.option("--paper/--live", "paper", default=None, help="Paper trading (default) or real orders on the venue.")
 @click.option("--cash", type=float, help="Starting cash (paper) or the strategy's capital (live), in the quote asset.")
@@ -300,8 +327,8 @@ def command(strategy: str | None, params: tuple[str, ...], config_path: str | No
         "emulator.url": options["emulator_url"],
         "emulator.speed": options["speed"],
         "emulator.seed": options["seed"],
-        **{k: options[k] for k in ("exchange", "timeframe", "venue", "cash", "commission", "backfill_bars", "bars",
-                                   "journal")},
+        **{k: options[k] for k in ("exchange", "timeframe", "market", "leverage", "venue", "cash", "commission",
+                                   "backfill_bars", "bars", "journal")},
     }  # fmt: skip
     config = load_config(cli_values, config_path)
     return run(config, parse_param_options(params), allow_mainnet=allow_mainnet)
@@ -332,13 +359,15 @@ def run(config: Any, cli_params: Mapping[str, str] | None = None, *, allow_mainn
     from .store import get_store
 
     venue, mode = config["venue"], config["mode"]
+    market_type = "perpetual" if config["market"] == "swap" else config["market"]
     emulator_url = config.get("emulator.url")
     in_process = venue == "emulator" and not emulator_url
     api_key, secret = (None, None) if in_process else config.credentials(exchange)
-    store_options: dict[str, Any] = {}
+    check_market(symbols, market_type, config.get("leverage"))
+    store_options: dict[str, Any] = {"market_type": market_type}
     if in_process:
         for symbol in symbols:  # the emulator would serve any name: refuse what no exchange lists
-            check_symbol(symbol, SYNTHETIC_MARKETS, "the in-process emulator")
+            check_synthetic(symbol, market_type)
         store_options["emulator_options"] = {
             "symbols": tuple(symbols),
             "speed": config["emulator.speed"],
@@ -350,7 +379,7 @@ def run(config: Any, cli_params: Mapping[str, str] | None = None, *, allow_mainn
     store = get_store(exchange, venue, api_key=api_key, secret=secret, **store_options)
 
     broker_args: dict[str, Any] = {"mode": mode}
-    for key in ("cash", "commission", "journal"):
+    for key in ("cash", "commission", "journal", "leverage"):
         if config.get(key) is not None:
             broker_args[key] = config[key]
     if mode == "live" and allow_mainnet:
@@ -374,8 +403,9 @@ def run(config: Any, cli_params: Mapping[str, str] | None = None, *, allow_mainn
                 if config.get("bars"):
                     cerebro.addanalyzer(live_bar_limit(), _name="realtrade_bar_limit", bars=config["bars"])
                 cash = broker.getcash() if mode == "paper" else config.get("cash")
+                perpetual = f" perpetual at {broker.p.leverage:g}x" if market_type == "perpetual" else ""
                 click.echo(
-                    f"realtrade run: {strategy_cls.__name__} on {exchange} {venue}, {', '.join(symbols)} "
+                    f"realtrade run: {strategy_cls.__name__} on {exchange} {venue}, {', '.join(symbols)}{perpetual} "
                     f"{config['timeframe']}, {mode}"
                     + (f" cash {cash:,.2f}" if cash else "")
                     + (f", params {params}" if params else "")

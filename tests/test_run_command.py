@@ -55,6 +55,34 @@ STRATEGY = textwrap.dedent(
                 self.order = self.close()
 
 
+    class ShortThenCover(bt.Strategy):
+        '''Sells short on the first live bar and buys back after holding `hold` bars.'''
+
+        params = (("hold", 1),)
+
+        def __init__(self):
+            self.live, self.entered, self.order = False, None, None
+
+        def notify_data(self, data, status, *args, **kwargs):
+            self.live = data._getstatusname(status) == "LIVE"
+
+        def notify_order(self, order):
+            if order.status == order.Completed:
+                side = "sell" if order.issell() else "buy"
+                print("order", order.data._name, side, order.executed.size, "position", self.position.size, flush=True)
+            if not order.alive():
+                self.order = None
+
+        def next(self):
+            if not self.live or self.order is not None:
+                return
+            if not self.position and self.entered is None:
+                self.order = self.sell(size=0.01)
+                self.entered = len(self)
+            elif self.position and len(self) - self.entered >= self.p.hold:
+                self.order = self.close()
+
+
     class Other(bt.Strategy):
         pass
     """
@@ -86,6 +114,22 @@ def test_run_trades_the_strategy_file_and_reports_it(strategy_file, tmp_path, ca
     assert report["orders"] == {"Completed": 2}
     assert report["trades_closed"] == 1 and report["fees"] > 0
     assert re.search(r"^report  trades +1 closed", out, re.M) and re.search(r"^done +in [\d.]+ s$", out, re.M)
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_run_trades_a_perpetual_contract_short_with_leverage(strategy_file, tmp_path, capsys, exchange):
+    folder = tmp_path / "report"
+    code = main(["run", f"{strategy_file}:ShortThenCover", "--exchange", exchange, "--symbol", "BTC/USDT:USDT",
+                 "--market", "perpetual", "--leverage", "3", "--timeframe", "1m", "--speed", "3000",
+                 "--backfill-bars", "5", "--bars", "6", "--report", str(folder)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"ShortThenCover on {exchange} emulator, BTC/USDT:USDT perpetual at 3x 1m, paper" in out
+    assert "order BTC/USDT:USDT sell -0.01 position -0.01" in out  # a short, not a refused spot sell
+    assert "order BTC/USDT:USDT buy 0.01 position 0.0" in out
+    report = json.loads((folder / "report.json").read_text())
+    assert report["symbols"] == ["BTC/USDT:USDT"] and report["orders"] == {"Completed": 2}
+    assert report["trades_closed"] == 1
 
 
 def test_run_reads_a_config_file_and_the_command_line_wins(strategy_file, tmp_path, capsys):
@@ -128,6 +172,10 @@ def test_run_reads_a_config_file_and_the_command_line_wins(strategy_file, tmp_pa
         (["--symbol", "BTC/USDX"], "has no market 'BTC/USDX'. Did you mean 'BTC/USDT'?"),
         (["--live", "--venue", "testnet"], "live trading needs an API key and secret of your testnet account"),
         (["--exchange", "binanse"], "Did you mean 'binance'?"),
+        (["--market", "perpetual"], "'BTC/USDT' is a spot symbol; with --market perpetual write the contract as "
+                                    "BTC/USDT:USDT"),
+        (["--symbol", "ETH/USDT:USDT"], "'ETH/USDT:USDT' is a perpetual contract: add --market perpetual"),
+        (["--leverage", "2"], "--leverage applies to perpetual contracts: add --market perpetual"),
     ],
 )
 def test_run_refuses_bad_input_with_one_line_and_no_traceback(strategy_file, capsys, args, message):
@@ -139,7 +187,7 @@ def test_run_refuses_bad_input_with_one_line_and_no_traceback(strategy_file, cap
 
 def test_run_names_the_strategy_to_choose(strategy_file, capsys):
     assert main(["run", str(strategy_file), "--exchange", "binance", "--symbol", "BTC/USDT"]) == 1
-    assert "defines several strategies (HoldStrategy, Other); choose one with" in capsys.readouterr().err
+    assert "defines several strategies (HoldStrategy, ShortThenCover, Other); choose one with" in capsys.readouterr().err
     assert main(["run", f"{strategy_file}:HoldStrat", "--exchange", "binance", "--symbol", "BTC/USDT"]) == 1
     assert "has no strategy class 'HoldStrat'. Did you mean 'HoldStrategy'?" in capsys.readouterr().err
     assert main(["run", "missing.py", "--exchange", "binance", "--symbol", "BTC/USDT"]) == 1

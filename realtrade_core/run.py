@@ -285,8 +285,11 @@ def check_synthetic(symbol: str, market_type: str) -> None:
 @click.option("--exchange", help="Exchange plugin (binance, bybit, okx) or ccxt:<id>.")
 @click.option("--symbol", "symbols", multiple=True, metavar="BASE/QUOTE", help="Market to trade; repeat for several.")
 @click.option("--timeframe", help="Candle length, e.g. 1m, 15m, 4h, 1d (default 1m).")
-@click.option("--market", type=click.Choice(["spot", "perpetual", "swap"]),
-              help="spot (default) or perpetual: USDT perpetual contracts, symbols BASE/USDT:USDT.")
+@click.option(
+    "--market",
+    type=click.Choice(["spot", "perpetual", "swap"]),
+    help="spot (default) or perpetual: USDT perpetual contracts, symbols BASE/USDT:USDT.",
+)
 @click.option("--leverage", type=float, help="Perpetual contracts: leverage, e.g. 3 for 3x (default 1).")
 @click.option("--venue", type=click.Choice(VENUES), help="emulator (default), testnet or mainnet.")
 @click.option("--paper/--live", "paper", default=None, help="Paper trading (default) or real orders on the venue.")

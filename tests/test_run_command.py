@@ -172,8 +172,10 @@ def test_run_reads_a_config_file_and_the_command_line_wins(strategy_file, tmp_pa
         (["--symbol", "BTC/USDX"], "has no market 'BTC/USDX'. Did you mean 'BTC/USDT'?"),
         (["--live", "--venue", "testnet"], "live trading needs an API key and secret of your testnet account"),
         (["--exchange", "binanse"], "Did you mean 'binance'?"),
-        (["--market", "perpetual"], "'BTC/USDT' is a spot symbol; with --market perpetual write the contract as "
-                                    "BTC/USDT:USDT"),
+        (
+            ["--market", "perpetual"],
+            "'BTC/USDT' is a spot symbol; with --market perpetual write the contract as BTC/USDT:USDT",
+        ),
         (["--symbol", "ETH/USDT:USDT"], "'ETH/USDT:USDT' is a perpetual contract: add --market perpetual"),
         (["--leverage", "2"], "--leverage applies to perpetual contracts: add --market perpetual"),
     ],
@@ -187,7 +189,8 @@ def test_run_refuses_bad_input_with_one_line_and_no_traceback(strategy_file, cap
 
 def test_run_names_the_strategy_to_choose(strategy_file, capsys):
     assert main(["run", str(strategy_file), "--exchange", "binance", "--symbol", "BTC/USDT"]) == 1
-    assert "defines several strategies (HoldStrategy, ShortThenCover, Other); choose one with" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "defines several strategies (HoldStrategy, ShortThenCover, Other); choose one with" in err
     assert main(["run", f"{strategy_file}:HoldStrat", "--exchange", "binance", "--symbol", "BTC/USDT"]) == 1
     assert "has no strategy class 'HoldStrat'. Did you mean 'HoldStrategy'?" in capsys.readouterr().err
     assert main(["run", "missing.py", "--exchange", "binance", "--symbol", "BTC/USDT"]) == 1

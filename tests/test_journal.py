@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
 from decimal import Decimal
 
@@ -177,3 +180,68 @@ def test_a_journal_written_before_links_existed_gains_the_table_on_open(tmp_path
     with Journal(path) as j:
         assert j.active_groups() == {}
         assert j.get_meta("schema_version") == "2"
+
+
+def test_a_batch_reaches_the_file_whole_and_only_when_it_ends(tmp_path):
+    """A fill's record and the position it moves are one commit: another reader of the file
+    sees neither until the batch ends, then both."""
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path) as journal:
+        reader = sqlite3.connect(path)
+        with journal.batch():
+            assert journal.record_fill(fill("7"))
+            journal.set_position("BTC/USDT", Decimal("0.004"), Decimal("60000.5"))
+            journal.update_order("rt-unknown", status="new")  # reads inside the batch work too
+            assert reader.execute("SELECT COUNT(*) FROM fills").fetchone()[0] == 0
+            assert reader.execute("SELECT COUNT(*) FROM positions").fetchone()[0] == 0
+        assert reader.execute("SELECT trade_id FROM fills").fetchall() == [("7",)]
+        assert reader.execute("SELECT size FROM positions").fetchall() == [("0.004",)]
+        reader.close()
+
+
+def test_a_process_that_dies_inside_a_batch_leaves_none_of_it(tmp_path):
+    """Killed between a fill's record and its ledger update, the journal has neither: the fill
+    is found again at the restart and applied once, instead of counted and never applied."""
+    path = tmp_path / "journal.sqlite3"
+    script = textwrap.dedent(
+        f"""
+        import os
+        from decimal import Decimal
+        from realtrade_core.events import Fill, Side
+        from realtrade_core.journal import Journal
+
+        journal = Journal({str(path)!r})
+        journal.set_position("BTC/USDT", Decimal("0"), Decimal("0"))
+        with journal.batch():
+            journal.record_fill(Fill(exchange="binance", trade_id="9", order_id="42", client_order_id="rt-1",
+                                     symbol="BTC/USDT", side=Side.BUY, price=Decimal("60000"), amount=Decimal("0.01"),
+                                     fee=Decimal("0"), fee_currency="USDT", is_maker=False, time=1))
+            journal.set_position("BTC/USDT", Decimal("0.01"), Decimal("60000"))
+            os._exit(9)  # the process dies before the batch commits
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 9, done.stderr
+    with Journal(path) as journal:
+        assert not journal.has_fill("BTC/USDT", "9")
+        assert journal.position("BTC/USDT") == (Decimal("0"), Decimal("0"))
+
+
+def test_an_exception_inside_a_batch_keeps_what_was_written(journal):
+    with pytest.raises(RuntimeError, match="the caller's own"), journal.batch():
+        journal.record_order(order())
+        with journal.batch():  # nested: one transaction
+            journal.set_meta("valid.rt-1", "1.5")
+        raise RuntimeError("the caller's own error")
+    assert journal.get_order("rt-1") is not None and journal.get_meta("valid.rt-1") == "1.5"
+
+
+def test_an_update_that_changes_nothing_writes_nothing(journal):
+    journal.record_order(order())
+    first = journal.update_order("rt-1", order_id="42", status="new", filled=Decimal("0"))
+    again = journal.update_order("rt-1", order_id="42", status="new", filled=Decimal("0"))
+    assert again == first  # the same row, updated_ms included: nothing was written
+    later = journal.update_order("rt-1", status="filled", filled=Decimal("0.01"), average=Decimal("60000.5"))
+    assert (later.status, later.filled, later.average, later.order_id) == ("filled", Decimal("0.01"),
+                                                                           Decimal("60000.5"), "42")  # fmt: skip
+    assert journal.get_order("rt-1") == later

@@ -197,8 +197,13 @@ class LedgerMixin:
             if not self.journal.has_fill(fill.symbol, fill.trade_id):
                 self._refuse_fill(fill, tracked, unexpected or "the order is done already")
             return
-        if not self.journal.record_fill(fill, source):
-            return  # already applied (the stream and a REST poll both brought it, or a restart)
+        with self.journal.batch():  # the fill's record and the ledger it moves: one commit
+            if self.journal.record_fill(fill, source):
+                self._apply_new_fill(fill, tracked, book, unexpected)
+
+    def _apply_new_fill(self, fill: Fill, tracked: Tracked, book: SymbolBook, unexpected: str | None) -> None:
+        """A fill recorded for the first time: the position, the order and the ledger move."""
+        assert self.journal is not None
         if tracked.done or unexpected is not None:
             # The exchange's own records (REST) show a fill the broker's order did not count:
             # the exchange is right, the ledger follows, the strategy hears about it.
@@ -314,12 +319,13 @@ class LedgerMixin:
     def _persist(self, book: SymbolBook) -> None:
         """Write the ledger to the journal: what a restart starts from."""
         assert self.journal is not None
-        self.journal.set_position(book.symbol, book.size, book.price)
-        self.journal.set_meta(f"ledger.coin_fees.{book.symbol}", str(book.coin_fees))
-        self.journal.set_meta(f"ledger.dust.{book.symbol}", str(book.dust))
-        self.journal.set_meta("ledger.cash", str(self.ledger_cash))
-        for currency, amount in self.other_cash.items():
-            self.journal.set_meta(f"ledger.cash.{currency}", str(amount))
+        with self.journal.batch():
+            self.journal.set_position(book.symbol, book.size, book.price)
+            self.journal.set_meta(f"ledger.coin_fees.{book.symbol}", str(book.coin_fees))
+            self.journal.set_meta(f"ledger.dust.{book.symbol}", str(book.dust))
+            self.journal.set_meta("ledger.cash", str(self.ledger_cash))
+            for currency, amount in self.other_cash.items():
+                self.journal.set_meta(f"ledger.cash.{currency}", str(amount))
 
     def check_ceiling(self) -> None:
         """The account is the ledger's ceiling: where it holds less than the ledger (coins or cash

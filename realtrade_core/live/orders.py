@@ -39,7 +39,9 @@ class OrdersMixin:
 
     def _send(self, order: bt.Order, *, held: bool = False, as_type: str | None = None) -> bt.Order:
         """Journal and queue one order; a ``held`` bracket child is already Accepted."""
-        request = self._prepare(order, held=held, as_type=as_type)
+        assert self.journal is not None
+        with self.journal.batch():  # the order and what a restart needs of it: one commit
+            request = self._prepare(order, held=held, as_type=as_type)
         if request is not None:
             assert self.sender is not None
             self.sender.put(request)

@@ -131,7 +131,8 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
             self.load_position(book)
         self.trades_to_restore = {symbol for symbol, book in self.books.items() if book.size}
         self.sender = OrderSender(self.io, self.inbox, self.stopping, window=self._unknown_window(),
-                                  retries=int(self.broker.p.submit_retries))  # fmt: skip
+                                  retries=int(self.broker.p.submit_retries),
+                                  journaled=self.journal.written)  # fmt: skip
         self.reader = AccountReader(self.io, self.inbox, self.stopping, refresh=float(self.broker.p.balance_refresh),
                                     client_ids=self._client_id_for)  # fmt: skip
         self.sender.start()

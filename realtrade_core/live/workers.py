@@ -117,10 +117,11 @@ class OrderSender(_Worker):
     is handed to its :class:`Resolver`, so one lost answer never holds up the orders after it."""
 
     def __init__(self, io: ExchangeIO, inbox: queue.Queue, stopping: threading.Event, *, window: float,
-                 retries: int) -> None:  # fmt: skip
+                 retries: int, journaled: Callable[[], None] = lambda: None) -> None:  # fmt: skip
         super().__init__(f"realtrade-orders-{io.exchange}", io, inbox, stopping)
         self.window = window
         self.retries = retries
+        self.journaled = journaled  # returns once the journal holds what was queued (Journal.written)
         self.order_ids: dict[str, str] = {}  # client order id -> exchange order id, as the workers learnt them
         self.resending: set[str] = set()  # client order ids confirmed absent, queued to be sent again
         self.resolver = Resolver(self)
@@ -150,6 +151,7 @@ class OrderSender(_Worker):
             task, tries, kind = task.request, task.tries, task.kind
         else:
             tries, kind = 0, None
+        self.journaled()
         if isinstance(task, CreateRequest):
             self.create(task, tries, kind)
         elif isinstance(task, OcoRequest):

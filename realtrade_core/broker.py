@@ -157,6 +157,7 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         ("rebind_journal", False),
         ("leverage", 1.0),  # perpetual contracts only
         ("max_leverage", 5.0),
+        ("margin_mode", "cross"),  # perpetual contracts, live: "cross" or "isolated"
         ("funding", "exchange"),
     )
 
@@ -172,11 +173,6 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         if self.p.store is None:
             raise ConfigurationError("a realtrade broker needs a store: use store.getbroker()")
         self._check_perpetual_settings()
-        if getattr(self.p.store, "perpetual", False) and self.p.mode == "live":
-            raise ConfigurationError(
-                "live trading of perpetual contracts is not supported yet: perpetual stores serve market "
-                "data, backtests (store.backtest_broker(symbol)) and paper trading (mode='paper')"
-            )
         exits = self.bracket_exits
         if exits not in BRACKET_EXITS:
             raise ConfigurationError(f"unknown bracket_exits {exits!r}; use one of {', '.join(BRACKET_EXITS)}")
@@ -205,7 +201,15 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         for name, value in (("leverage", leverage), ("max_leverage", cap)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigurationError(f"{name} must be a number above 0 (e.g. 3 for 3x), got {value!r}")
+        margin_mode = self.p.margin_mode
+        if margin_mode not in ("cross", "isolated"):
+            raise ConfigurationError(f"margin_mode must be 'cross' (the default) or 'isolated', got {margin_mode!r}")
         if not getattr(self.p.store, "perpetual", False):
+            if margin_mode != "cross":
+                raise ConfigurationError(
+                    f"margin_mode={margin_mode!r} applies to perpetual contracts; this is a spot store "
+                    f"(get one with market_type='perpetual')"
+                )
             if leverage != 1:
                 raise ConfigurationError(
                     f"leverage={leverage!r} applies to perpetual contracts; this is a spot store "
@@ -281,8 +285,9 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
             self._lockstep = LockstepClient.for_store(self.p.store)
         if not self.paper:
             from .live import LiveSession
+            from .live.contracts import PerpetualSession
 
-            self._live = LiveSession(self)
+            self._live = PerpetualSession(self) if getattr(self.p.store, "perpetual", False) else LiveSession(self)
             try:
                 self._live.start()
             except BaseException:
@@ -328,6 +333,12 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
             elif rules is not None:
                 # Paper: each fee in the asset the exchange charges it in, valued in the quote.
                 self.addcommissioninfo(ExchangeCommission(rules=rules, commission=self.p.commission), name=name)
+            elif getattr(self.p.store, "perpetual", False):
+                # Live: the contract's margin and multiplier for sizes and trades; the exchange
+                # charges the fees and settles the funding itself.
+                mode = getattr(self.p.store.client, "precisionMode", TICK_SIZE)
+                live_rules = MarketRules.from_ccxt_market(data._market, precision_mode=mode)
+                self.addcommissioninfo(self._perpetual_scheme(data, live_rules, funding=None), name=name)
             else:
                 # The exchange charges the fee itself; sizes (order_target_value/percent) in lot steps.
                 fee = self.p.commission if self.p.commission is not None else data._market.get("taker")
@@ -336,17 +347,32 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
                 self.addcommissioninfo(SpotCommission(commission=float(fee or 0.0), step=step), name=name)
         return super().getcommissioninfo(data)
 
-    def _perpetual_scheme(self, data: Any, rules: MarketRules) -> Any:
-        """Paper trading a perpetual contract: margin at ``leverage``, the taker fee, and funding
-        (``funding="exchange"``: the rates the exchange settles, read at each funding time)."""
+    def _perpetual_scheme(self, data: Any, rules: MarketRules, funding: Any = "broker") -> Any:
+        """Trading a perpetual contract: margin at ``leverage``, the taker fee, and funding
+        (``funding="exchange"``: the rates the exchange settles, read at each funding time;
+        live, None: the exchange settles it)."""
         from .backtest import PerpetualCommission
         from .perpetual import ExchangeFundingRates
 
-        funding = self.p.funding
+        funding = self.p.funding if funding == "broker" else funding
         if funding == "exchange":
             funding = ExchangeFundingRates(self.p.store, rules.symbol)
         return PerpetualCommission(rules=rules, commission=self.p.commission, leverage=float(self.p.leverage),
                                    funding=funding, mult=float(rules.contract_size), symbol=rules.symbol)  # fmt: skip
+
+    def exchange_position(self, data: Any) -> Any:
+        """Live, on a perpetual store: the account's position in ``data``'s contract as the
+        exchange reports it now (a REST request): an
+        :class:`~realtrade_core.live.contracts.ExchangePosition` with its signed size, entry price,
+        unrealised profit, liquidation price, mark price, leverage and margin mode."""
+        if not getattr(self.p.store, "perpetual", False):
+            raise ConfigurationError("exchange_position() is for perpetual contracts; this broker trades spot")
+        if self._live is None:
+            raise ConfigurationError(
+                "exchange_position() asks the exchange for the live account's position: it needs a live broker "
+                "(mode='live') that has started; a paper broker's position is getposition(data)"
+            )
+        return self._live.exchange_position(self._live.symbol_of(data))
 
     def on_funding(self, data: Any, payment: Any) -> None:
         verb = "received" if payment.amount >= 0 else "paid"

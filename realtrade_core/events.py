@@ -54,8 +54,10 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "Fill",
+    "FundingFee",
     "OrderStatus",
     "OrderUpdate",
+    "PositionUpdate",
     "Side",
     "Trade",
 ]
@@ -403,6 +405,66 @@ class BalanceUpdate(Event):
         return None
 
 
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class PositionUpdate(Event):
+    """The account's position in one perpetual contract after an exchange push (one-way mode:
+    one signed size per contract, negative when short; 0 when flat)."""
+
+    EVENT: ClassVar[str] = "position"
+
+    exchange: str
+    symbol: str
+    size: Decimal  # contracts, signed: negative is short
+    entry_price: Decimal | None  # None when flat
+    unrealized_pnl: Decimal | None
+    liquidation_price: Decimal | None  # None when the exchange gives none (flat, or no risk)
+    time: int  # ms, exchange time of this update
+
+    def problem(self, now_ms: int | None = None) -> str | None:
+        return first(
+            bad_text(self.exchange, "exchange"),
+            bad_text(self.symbol, "symbol"),
+            bad_decimal(self.size, "size", signed=True),
+            bad_decimal(self.entry_price, "entry price", optional=True),
+            bad_decimal(self.unrealized_pnl, "unrealised profit", optional=True, signed=True),
+            bad_decimal(self.liquidation_price, "liquidation price", optional=True),
+            bad_time(self.time, "time"),
+        )
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class FundingFee(Event):
+    """A funding payment the exchange settled on the account's position in a perpetual contract:
+    ``amount`` in ``asset``, positive when the account received it, negative when it paid."""
+
+    EVENT: ClassVar[str] = "funding"
+
+    exchange: str
+    payment_id: str  # unique per payment (the exchange's id, or one made of symbol and time)
+    symbol: str
+    amount: Decimal  # signed: received > 0, paid < 0
+    asset: str
+    position_size: Decimal | None  # the position it was paid on (signed), when the exchange says
+    rate: Decimal | None  # the funding rate, when the exchange says
+    mark_price: Decimal | None  # the mark price it was computed at, when the exchange says
+    time: int  # ms, the funding time
+
+    def problem(self, now_ms: int | None = None) -> str | None:
+        return first(
+            bad_text(self.exchange, "exchange"),
+            bad_text(self.payment_id, "payment id"),
+            bad_text(self.symbol, "symbol"),
+            bad_decimal(self.amount, "amount", signed=True),
+            bad_text(self.asset, "asset"),
+            bad_decimal(self.position_size, "position size", optional=True, signed=True),
+            bad_decimal(self.rate, "funding rate", optional=True, signed=True),
+            bad_decimal(self.mark_price, "mark price", optional=True),
+            bad_time(self.time, "time"),
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # Connection events (emitted by the WebSocket layer itself, never by parsers)
 
@@ -439,5 +501,7 @@ class ErrorEvent(Event):
     time: int  # ms, wall clock
 
 
-DATA_EVENTS: frozenset[str] = frozenset(cls.EVENT for cls in (Bar, Trade, BookTop, OrderUpdate, Fill, BalanceUpdate))
+DATA_EVENTS: frozenset[str] = frozenset(
+    cls.EVENT for cls in (Bar, Trade, BookTop, OrderUpdate, Fill, BalanceUpdate, PositionUpdate, FundingFee)
+)
 """Names of the built-in data events."""

@@ -20,6 +20,10 @@ member                         meaning (default)
 ``classify()``                 what a ccxt error means for an order (:class:`ErrorKind`)
 ``retry_after()``              seconds a rate-limited or banned client must wait (``Retry-After``)
 ``create_oco_orders()``        send an exchange OCO order list (needed for ``"oco"``; none)
+``one_way_help``               how to switch an account in hedge position mode to one-way mode,
+                               for the error that refuses it (perpetuals; generic words)
+``setting_unchanged()``        a refused ``set_leverage`` / ``set_margin_mode`` that only says the
+                               setting is so already (ccxt's ``MarginModeAlreadySet``)
 =============================  ==================================================================
 
 A plugin subclasses :class:`ExecutionDialect` and overrides what its exchange does otherwise; the
@@ -69,6 +73,9 @@ class ExecutionDialect:
     fetch_order_params: ClassVar[Mapping[str, Any]] = {}
     bracket_exits: ClassVar[str] = "held"
     stop_direction_from_market: ClassVar[bool] = False
+    one_way_help: ClassVar[str] = (
+        "switch the account's position mode to one-way in the exchange's settings (with no position or order open)"
+    )
 
     def __repr__(self) -> str:
         return f"{type(self).__module__}.{type(self).__qualname__}()"
@@ -119,6 +126,13 @@ class ExecutionDialect:
         ``client``; returns both legs as ccxt order dicts, limit first. Raises ccxt's errors."""
         raise NotImplementedError(f"{type(self).__qualname__} has no OCO order lists")
 
+    def setting_unchanged(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by ccxt's ``set_leverage`` or ``set_margin_mode``, only says the
+        contract has that setting already (nothing to change: not an error)."""
+        import ccxt
+
+        return isinstance(exc, ccxt.MarginModeAlreadySet)
+
     @property
     def has_oco_orders(self) -> bool:
         """Whether this exchange sends OCO order lists (its dialect implements them)."""
@@ -131,8 +145,10 @@ _VALUES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "fetch_order_params": ("a mapping of ccxt params", lambda v: isinstance(v, Mapping)),
     "bracket_exits": (f"one of {', '.join(map(repr, BRACKET_EXITS))}", lambda v: v in BRACKET_EXITS),
     "stop_direction_from_market": ("a bool", lambda v: isinstance(v, bool)),
+    "one_way_help": ("a non-empty str", lambda v: isinstance(v, str) and bool(v)),
 }
-_METHODS = ("create_order_params", "cancel_param_sets", "classify", "retry_after", "create_oco_orders")
+_METHODS = ("create_order_params", "cancel_param_sets", "classify", "retry_after", "create_oco_orders",
+            "setting_unchanged")  # fmt: skip
 
 
 def dialect_problems(dialect: object) -> list[str]:

@@ -689,7 +689,8 @@ class Store(Contract):
                 callback(bar)
 
     def subscribe_account(self, callback: Callable[[Any], None]) -> Callable[[], None]:
-        """Deliver this account's OrderUpdate, Fill and BalanceUpdate events from the private stream.
+        """Deliver this account's OrderUpdate, Fill, BalanceUpdate (and, for perpetual contracts,
+        PositionUpdate and FundingFee) events from the private stream.
 
         ``callback`` also gets ``("connected", reason)`` / ``("disconnected", reason)`` /
         ``("failed", reason)`` tuples. Runs on the WebSocket thread: only enqueue.
@@ -702,7 +703,7 @@ class Store(Contract):
                 from .websocket.contract import open_connection
 
                 ws = open_connection(self.spec.websocket, self, private=True)
-                for name in ("order", "fill", "balance"):
+                for name in ("order", "fill", "balance", "position", "funding"):
                     ws.on(name, self._on_account_event)
                 self._watch_connection(ws, self._on_account_connection)
                 ws.start()

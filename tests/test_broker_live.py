@@ -116,12 +116,13 @@ class Trader(bt.Strategy):
 class LiveRun:
     """cerebro.run() in a thread with a live broker on ``store``; driven from the test thread."""
 
-    def __init__(self, emulator: Emulator, store: Any, **broker_options: Any) -> None:
+    def __init__(self, emulator: Emulator, store: Any, symbol: str = SYMBOL, **broker_options: Any) -> None:
         self.emulator = emulator
         self.store = store
+        self.symbol = symbol
         self.broker = store.getbroker(mode="live", **broker_options)
         self.cerebro = bt.Cerebro()
-        self.cerebro.adddata(store.getdata(dataname=SYMBOL, timeframe="1m", backfill_bars=2, qcheck=0.02))
+        self.cerebro.adddata(store.getdata(dataname=symbol, timeframe="1m", backfill_bars=2, qcheck=0.02))
         self.cerebro.setbroker(self.broker)
         self.cerebro.addstrategy(Trader)
         self.error: BaseException | None = None
@@ -144,7 +145,7 @@ class LiveRun:
         self.strategy: Trader = self.cerebro.runningstrats[0]
         self.wait(lambda: self.strategy.live.is_set() and self.strategy.bars > 0, "the first live bar", 30)
         if self.store.has_stream():  # (a REST-only exchange polls its bars)
-            self.wait(streaming(self.emulator, SYMBOL), "the candle stream")
+            self.wait(streaming(self.emulator, self.symbol.split(":")[0]), "the candle stream")
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -215,7 +216,7 @@ def emulator(exchange):
         yield emu
 
 
-def new_store(exchange: str, emulator: Emulator) -> Any:
+def new_store(exchange: str, emulator: Emulator, **options: Any) -> Any:
     """A store of its own (not the process cache) on ``emulator``; ccxt gives up after 2 s.
 
     ccxt's own throttle is off: it spaces every request 50-100 ms apart (for an exchange's
@@ -223,7 +224,7 @@ def new_store(exchange: str, emulator: Emulator) -> Any:
     rate limits the tests are about are the emulator's 429/418 answers."""
     spec = load_exchange(exchange)
     config = {"timeout": 2000, "enableRateLimit": False}
-    return spec.store(venue="emulator", emulator=emulator, spec=spec, ccxt_config=config)
+    return spec.store(venue="emulator", emulator=emulator, spec=spec, ccxt_config=config, **options)
 
 
 @pytest.fixture

@@ -120,7 +120,7 @@ def test_event_names():
         "fill",
         "balance",
     }
-    assert DATA_EVENTS == {"bar", "trade", "book", "order", "fill", "balance"}
+    assert DATA_EVENTS == {"bar", "trade", "book", "order", "fill", "balance", "position", "funding"}
     assert ConnectionEvent.EVENT not in DATA_EVENTS and ErrorEvent.EVENT not in DATA_EVENTS
 
 

@@ -64,6 +64,7 @@ class CreateRequest:
     stop_price: Decimal | None
     created_ms: int
     trigger_above: bool | None = None  # a stop firing on a rise (None: buys rise, sells fall)
+    reduce_only: bool = False  # a contract order that may only reduce the position
 
     @property
     def fires_on_rise(self) -> bool:

@@ -182,7 +182,7 @@ class OrdersMixin:
         order.addinfo(client_order_id=cid)
         # Stamped on the exchange's clock: lookups of the order and its fills ask "since" this.
         request = CreateRequest(cid, symbol, "buy" if order.isbuy() else "sell", kind, amount, price, stop,
-                                self.io.exchange_ms(), trigger_above)  # fmt: skip
+                                self.io.exchange_ms(), trigger_above, bool(order.info.get("reduce_only")))  # fmt: skip
         return request, closes
 
     def _grouped(self, order: bt.Order) -> bool:

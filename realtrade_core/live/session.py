@@ -110,6 +110,7 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
         datas = self._cerebro_datas()
         for data in datas:
             self.book_for_data(data, create_position=False)
+        self.prepare_account()
         spec = store.spec
         if spec.websocket is not None and spec.capabilities.private_stream:
             self._unsubscribe = store.subscribe_account(self._on_stream)
@@ -139,6 +140,10 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
         self.reader.start()
         self.started = True
         self.restore_links()
+
+    def prepare_account(self) -> None:
+        """Set the account up for the traded markets before anything else (a spot account
+        needs nothing; see :class:`~realtrade_core.live.contracts.PerpetualSession`)."""
 
     def stop(self) -> None:
         if self.stopping.is_set() and not self.started:

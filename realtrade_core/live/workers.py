@@ -332,6 +332,8 @@ class OrderSender(_Worker):
         params: dict[str, Any] = {"clientOrderId": req.client_order_id}
         if kind in STOP_TYPES and req.stop_price is not None:
             params["triggerPrice"] = float(req.stop_price)
+        if req.reduce_only:
+            params["reduceOnly"] = True
         params.update(self.io.dialect.create_order_params(kind, req.side))
         return ccxt_type, price, params
 

@@ -17,6 +17,10 @@ _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
 class BinanceExecution(ExecutionDialect):
     #: a bracket's two exits go to Binance as one OCO order list (one lock of the funds)
     bracket_exits = "oco"
+    one_way_help = (
+        "set Position Mode to One-way in the futures settings (or POST /fapi/v1/positionSide/dual with "
+        "dualSidePosition=false), with no position or order open"
+    )
 
     def retry_after(self, error: BaseException, headers: Mapping[str, str], exchange_ms: float) -> float | None:
         # A 418 says how long the IP ban lasts in its message ("IP banned until <ms>", on the

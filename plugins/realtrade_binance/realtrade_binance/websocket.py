@@ -51,6 +51,7 @@ from realtrade_core.websocket import (
     Reconnect,
     WebSocketConfig,
     connection_for_store,
+    market_clock,
     venue_stream_urls,
     wall_ms,
 )
@@ -151,14 +152,12 @@ class BinanceWebSocket(ExchangeConnection):
     @classmethod
     def for_store(cls, store: Any, *, private: bool, config: WebSocketConfig | None = None) -> BaseWebSocket:
         """An unstarted connection for ``store``'s venue: market data, or (``private``) the
-        account's user data with the store's credentials. A perpetual store's market data comes
-        from the USDⓈ-M futures streams (``fstream``)."""
+        account's user data with the store's credentials. A perpetual store's come from the
+        USDⓈ-M futures streams (``fstream``; the account's through a listen key, see
+        :mod:`.futures_stream`)."""
         if getattr(store, "perpetual", False):
             if private:
-                raise ConfigurationError(
-                    "binance: the USDⓈ-M futures user-data stream is not supported yet; perpetual stores "
-                    "serve market data and backtests"
-                )
+                return _futures_user_data(store, config)
             urls = venue_stream_urls(store, "binance", FUTURES_URLS, {"public": "fstream"})
             return connection_for_store(
                 store, private=False, public_cls=BinanceWebSocket, private_cls=BinanceUserDataWebSocket,
@@ -246,6 +245,26 @@ class BinanceWebSocket(ExchangeConnection):
             # A rejected SUBSCRIBE (unknown stream, too many streams): nothing will arrive for it.
             logger.warning("%s: request %s refused: %s", self.name, msg.get("id"), error)
         return ()
+
+
+def _futures_user_data(store: Any, config: WebSocketConfig | None) -> BaseWebSocket:
+    """The USDⓈ-M futures user-data connection of a perpetual store, its listen key asked for
+    through the store's ccxt client."""
+    from .futures_stream import FUTURES_USER_URLS, BinanceFuturesUserDataWebSocket
+
+    credentials = store.credentials
+    if not credentials:
+        raise ConfigurationError(f"binance {store.venue}: the futures user-data stream needs an API key and secret")
+    url = venue_stream_urls(store, "binance", FUTURES_USER_URLS, {"private": "fstream"})["private"]
+    client = store.client
+
+    def listen_key() -> str:
+        return (client.fapiPrivatePostListenKey() or {}).get("listenKey")
+
+    ws = BinanceFuturesUserDataWebSocket(url=url, listen_key=listen_key, symbols=store.symbols_by_id(), config=config)
+    ws.hide_in_logs(credentials.api_key, credentials.secret)
+    ws.clock = market_clock(store)
+    return ws
 
 
 class BinanceUserDataWebSocket(BinanceWebSocket):

@@ -11,6 +11,8 @@ from realtrade_core.execution import ErrorKind, ExecutionDialect
 from realtrade_core.retry import header, retry_after_header
 
 _CROSSED = re.compile(r'"retCode"\s*:\s*11009[23]\b')
+# 110043: leverage not modified; 110026: cross/isolated margin mode is not modified
+_UNCHANGED = re.compile(r'"retCode"\s*:\s*(110043|110026)\b')
 
 
 class BybitExecution(ExecutionDialect):
@@ -22,6 +24,14 @@ class BybitExecution(ExecutionDialect):
     # Spot conditional orders hold no funds until they trigger: a bracket's take-profit and
     # stop can both rest on the exchange for the same coins.
     bracket_exits = "conditional"
+    one_way_help = (
+        "switch the contract to one-way mode (Position Mode in the derivatives settings, or POST "
+        "/v5/position/switch-mode with mode=0), with no position or order open"
+    )
+
+    def setting_unchanged(self, exc: BaseException) -> bool:
+        # Bybit refuses a leverage or margin mode the contract has already (ccxt: BadRequest).
+        return bool(_UNCHANGED.search(str(exc))) or super().setting_unchanged(exc)
 
     def cancel_param_sets(self, order_type: str) -> list[dict[str, Any]]:
         # Bybit spot files conditional orders apart until they trigger (orderFilter=StopOrder):

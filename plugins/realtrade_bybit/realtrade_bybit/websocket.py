@@ -33,8 +33,10 @@ from realtrade_core.events import (
     BookTop,
     Event,
     Fill,
+    FundingFee,
     OrderStatus,
     OrderUpdate,
+    PositionUpdate,
     Side,
     Trade,
 )
@@ -62,7 +64,15 @@ from realtrade_core.websocket import (
 
 from .common import ws_auth_signature
 
-__all__ = ["LINEAR_URLS", "PRIVATE_TOPICS", "URLS", "BybitPrivateWebSocket", "BybitWebSocket"]
+__all__ = [
+    "LINEAR_PRIVATE_TOPICS",
+    "LINEAR_URLS",
+    "PRIVATE_TOPICS",
+    "URLS",
+    "BybitLinearPrivateWebSocket",
+    "BybitPrivateWebSocket",
+    "BybitWebSocket",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +91,8 @@ URLS: dict[str, dict[str, str]] = {
 }
 #: The account topics every private connection subscribes.
 PRIVATE_TOPICS: tuple[str, ...] = ("order", "execution", "wallet")
+#: ... and those of a perpetual store's (``category=linear``): its positions besides.
+LINEAR_PRIVATE_TOPICS: tuple[str, ...] = ("order", "execution", "position", "wallet")
 
 #: ccxt timeframe -> Bybit kline interval code, and back.
 INTERVAL_CODES: dict[str, str] = {
@@ -125,6 +137,8 @@ class BybitWebSocket(ExchangeConnection):
     """
 
     exchange = "bybit"
+    #: the category whose account pushes this connection reads (its spot or linear markets)
+    category: ClassVar[str] = "spot"
     # A pong comes back for every 20 s ping: 50 s without any frame means two went missing.
     default_config = WebSocketConfig(app_ping_interval=20.0, stale_after=50.0)
     venue_urls = URLS
@@ -157,6 +171,7 @@ class BybitWebSocket(ExchangeConnection):
             "order": ("order", self._orders),
             "execution": ("fill", self._executions),
             "wallet": ("balance", self._wallet),
+            "position": ("position", self._positions),
         }
         super().__init__(streams, url=url, symbols=symbols, config=config, name=name)
 
@@ -166,17 +181,13 @@ class BybitWebSocket(ExchangeConnection):
     def for_store(cls, store: Any, *, private: bool, config: WebSocketConfig | None = None) -> BaseWebSocket:
         """An unstarted connection for ``store``'s venue: public spot data (a perpetual store's:
         the linear category's), or (``private``) the account's orders, executions and wallet
-        with the store's credentials."""
+        (a perpetual store's: its positions and funding too) with the store's credentials."""
         if getattr(store, "perpetual", False):
-            if private:
-                raise ConfigurationError(
-                    "bybit: the private stream of perpetual positions is not supported yet; perpetual "
-                    "stores serve market data and backtests"
-                )
-            urls = venue_stream_urls(store, "bybit", LINEAR_URLS, {"public": "ws_linear"})
+            public = venue_stream_urls(store, "bybit", LINEAR_URLS, {"public": "ws_linear"})["public"]
+            private_url = venue_stream_urls(store, "bybit", URLS, {"private": "ws_private"})["private"] if private else ""
             return connection_for_store(
-                store, private=False, public_cls=BybitWebSocket, private_cls=BybitPrivateWebSocket,
-                config=config, urls={**urls, "private": ""},
+                store, private=private, public_cls=BybitWebSocket, private_cls=BybitLinearPrivateWebSocket,
+                config=config, urls={"public": public, "private": private_url},
             )  # fmt: skip
         return connection_for_store(
             store,
@@ -293,7 +304,7 @@ class BybitWebSocket(ExchangeConnection):
     # ---------------------------------------------------------------- private topics
 
     def _orders(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
-        return tuple(u for u in (self._order(item, msg) for item in _items(msg)) if u is not None)
+        return tuple(u for u in (self._order(item, msg) for item in _items(msg) if self._ours(item)) if u is not None)
 
     def _order(self, item: dict[str, Any], msg: dict[str, Any]) -> OrderUpdate | None:
         symbol = self._symbol(item["symbol"])
@@ -314,7 +325,7 @@ class BybitWebSocket(ExchangeConnection):
         # A spot market buy's qty is quote coin unless marketUnit says baseCoin (ccxt's rule):
         # the base amount is then what filled plus what is left.
         unit = item.get("marketUnit") or ""
-        if market and (unit == "quoteCoin" or (not unit and side is Side.BUY)):
+        if market and self.category == "spot" and (unit == "quoteCoin" or (not unit and side is Side.BUY)):
             amount = filled + (decimal_or_zero(item.get("leavesQty")) if status.is_open else Decimal(0))
         else:
             amount = decimal_or_zero(item.get("qty"))
@@ -335,10 +346,16 @@ class BybitWebSocket(ExchangeConnection):
         )  # fmt: skip
 
     def _executions(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
-        fills = []
+        fills: list[Event] = []
         for item in _items(msg):
-            if item.get("execType", "Trade") != "Trade":
-                continue  # funding, settlement, ADL: not fills of our orders (contracts only)
+            if not self._ours(item):
+                continue
+            kind = item.get("execType", "Trade")
+            if kind == "Funding" and self.category == "linear":
+                fills.extend(self._funding(item))
+                continue
+            if kind != "Trade":
+                continue  # settlement, ADL, liquidation: not fills of our orders (contracts only)
             symbol = self._symbol(item["symbol"])
             if symbol is None:
                 continue
@@ -352,6 +369,49 @@ class BybitWebSocket(ExchangeConnection):
                 )
             )  # fmt: skip
         return tuple(fills)
+
+    def _ours(self, item: dict[str, Any]) -> bool:
+        """An account push of this connection's category (the topics carry every category of
+        a unified account: a spot store's connection skips the perpetuals' and the reverse)."""
+        category = item.get("category")
+        return category in (None, "") or category == self.category
+
+    def _funding(self, item: dict[str, Any]) -> tuple[Event, ...]:
+        """A funding payment (an execution of type Funding): ``execFee`` is what the account
+        paid (negative: received), ``execQty`` the position, ``feeRate`` the rate."""
+        symbol = self._symbol(item["symbol"])
+        if symbol is None:
+            return ()
+        size = decimal_or_zero(item.get("execQty"))
+        if item.get("side") == "Sell":
+            size = -size
+        return (
+            FundingFee(
+                "bybit", ident(item["execId"]), symbol, -decimal(item["execFee"]), item.get("feeCurrency") or "USDT",
+                size, optional_decimal(item.get("feeRate")), optional_decimal(item.get("execPrice")),
+                ms(item["execTime"]),
+            ),
+        )  # fmt: skip
+
+    def _positions(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
+        updates = []
+        for item in _items(msg):
+            if not self._ours(item) or str(item.get("positionIdx", 0)) != "0":
+                continue  # another category's, or a hedge-mode side: realtrade trades one-way accounts
+            symbol = self._symbol(item["symbol"])
+            if symbol is None:
+                continue
+            size = decimal_or_zero(item.get("size"))
+            if item.get("side") == "Sell":
+                size = -size
+            entry = optional_decimal(item.get("entryPrice") or item.get("avgPrice")) if size else None
+            updates.append(
+                PositionUpdate(
+                    "bybit", symbol, size, entry, decimal_or_zero(item.get("unrealisedPnl")),
+                    optional_decimal(item.get("liqPrice")), ms(item.get("updatedTime") or msg.get("creationTime") or 0),
+                )
+            )  # fmt: skip
+        return tuple(updates)
 
     def _wallet(self, topic: str, msg: dict[str, Any]) -> Iterable[Event] | None:
         balances = []
@@ -402,3 +462,13 @@ class BybitPrivateWebSocket(BybitWebSocket):
                 "args": [self._credentials.api_key, expires, signature],
             }
         ]
+
+
+class BybitLinearPrivateWebSocket(BybitPrivateWebSocket):
+    """The private connection of a perpetual store: the ``category=linear`` orders, executions
+    (fills and funding), positions and wallet."""
+
+    category = "linear"
+
+    def __init__(self, *, topics: Iterable[str] = LINEAR_PRIVATE_TOPICS, **kwargs: Any) -> None:
+        super().__init__(topics=topics, **kwargs)

@@ -116,13 +116,14 @@ class Trader(bt.Strategy):
 class LiveRun:
     """cerebro.run() in a thread with a live broker on ``store``; driven from the test thread."""
 
-    def __init__(self, emulator: Emulator, store: Any, symbol: str = SYMBOL, **broker_options: Any) -> None:
+    def __init__(self, emulator: Emulator, store: Any, symbol: str = SYMBOL, timeframe: str = "1m",
+                 **broker_options: Any) -> None:  # fmt: skip
         self.emulator = emulator
         self.store = store
         self.symbol = symbol
         self.broker = store.getbroker(mode="live", **broker_options)
         self.cerebro = bt.Cerebro()
-        self.cerebro.adddata(store.getdata(dataname=symbol, timeframe="1m", backfill_bars=2, qcheck=0.02))
+        self.cerebro.adddata(store.getdata(dataname=symbol, timeframe=timeframe, backfill_bars=2, qcheck=0.02))
         self.cerebro.setbroker(self.broker)
         self.cerebro.addstrategy(Trader)
         self.error: BaseException | None = None
@@ -757,7 +758,8 @@ def test_rejections_reach_notify_order_with_their_reason(exchange, emulator, sto
         get_plugin_host().unregister(risk)
 
 
-def test_live_on_mainnet_without_allow_mainnet_raises_before_any_request(exchange, monkeypatch):
+@pytest.mark.parametrize("market_type", ["spot", "perpetual"])
+def test_live_on_mainnet_without_allow_mainnet_raises_before_any_request(exchange, market_type, monkeypatch):
     connects: list[Any] = []
     real_connect = socket.socket.connect
 
@@ -767,7 +769,8 @@ def test_live_on_mainnet_without_allow_mainnet_raises_before_any_request(exchang
 
     monkeypatch.setattr(socket.socket, "connect", spy)
     spec = load_exchange(exchange)
-    store = spec.store(venue="mainnet", api_key="fake-api-key-0123", secret="fake-secret-4567", spec=spec)
+    store = spec.store(venue="mainnet", api_key="fake-api-key-0123", secret="fake-secret-4567", spec=spec,
+                       market_type=market_type)  # fmt: skip
     with pytest.raises(ConfigurationError, match="allow_mainnet=True") as info:
         store.getbroker(mode="live")
     assert "fake-secret" not in str(info.value) and "fake-api-key" not in str(info.value)

@@ -60,3 +60,35 @@ def test_a_sell_without_a_position_opens_a_short_and_the_buy_back_goes_reduce_on
         assert buy.info.get("reduce_only") is True and sell.info.get("reduce_only") is False
         assert engine_position(emulator) == 0
         assert len(r.strategy.trades) == 1
+
+
+@pytest.mark.parametrize(("mode", "leverage"), [("cross", 3), ("isolated", 2)])
+def test_leverage_and_margin_mode_are_set_on_the_exchange_at_start(exchange, emulator, store, tmp_path, mode, leverage):
+    with run(emulator, store, tmp_path, leverage=leverage, margin_mode=mode):
+        assert emulator.engine.leverage(emulator.api_key, MARKET_ID) == leverage
+        assert emulator.engine.margin_mode(emulator.api_key, MARKET_ID) == mode
+
+
+def test_leverage_above_the_cap_or_an_unknown_margin_mode_is_refused_before_anything_is_sent(exchange, emulator, store):
+    before = emulator.engine.leverage(emulator.api_key, MARKET_ID)
+    with pytest.raises(ConfigurationError, match="above the cap of 5x: nothing was sent"):
+        store.getbroker(mode="live", leverage=10)
+    with pytest.raises(ConfigurationError, match="margin_mode must be 'cross'"):
+        store.getbroker(mode="live", margin_mode="portfolio")
+    assert emulator.engine.leverage(emulator.api_key, MARKET_ID) == before
+
+
+def test_an_account_in_hedge_mode_is_refused_with_how_to_switch_to_one_way(exchange, emulator, store, tmp_path):
+    store.start()
+    store.client.set_position_mode(True, SYMBOL)
+    refused = run(emulator, store, tmp_path)
+    refused.thread.start()
+    assert refused.done.wait(30), "cerebro.run() must end"
+    assert isinstance(refused.error, ConfigurationError)
+    message = str(refused.error)
+    assert "hedge (dual-side) position mode" in message and "one-way mode only" in message
+    assert ("positionSide/dual" if exchange == "binance" else "switch-mode") in message
+    assert emulator.engine.all_orders(emulator.api_key) == []
+    store.client.set_position_mode(False, SYMBOL)  # one-way again: a live broker starts
+    with run(emulator, store, tmp_path) as r:
+        assert r.broker.live is not None

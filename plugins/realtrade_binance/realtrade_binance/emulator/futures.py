@@ -12,7 +12,8 @@ way unmodified ``ccxt.binanceusdm`` calls them:
   TAKE_PROFIT with ``triggerPrice``; ``/fapi/v1/order`` answers them -4120 as Binance does),
   ``openOrders``, ``openOrder``, ``allOrders``, ``openAlgoOrders``, ``allOpenOrders`` (DELETE),
   ``userTrades``, ``/fapi/v2|v3/balance``, ``/fapi/v2|v3/account``, ``/fapi/v2|v3/positionRisk``,
-  ``leverage``, ``marginType``, ``positionSide/dual`` (one-way only), ``income``,
+  ``leverage``, ``marginType``, ``positionSide/dual`` (an account in hedge mode refuses one-way
+  orders; hedge-mode orders are not served), ``income``,
   ``leverageBracket``, ``commissionRate``;
 - ``/fapi/v1/listenKey`` (POST / PUT / DELETE with the API key header) for the user-data stream.
 
@@ -26,7 +27,7 @@ stream name carries the account's ``ORDER_TRADE_UPDATE``, ``ACCOUNT_UPDATE`` (re
 ``FUNDING_FEE``, ``INSURANCE_CLEAR``), ``ACCOUNT_CONFIG_UPDATE`` (leverage) and ``MARGIN_CALL``
 events, unwrapped (wrapped as ``{"stream", "data"}`` on ``/stream``).
 
-Not served: hedge mode (``dualSidePosition=true`` is refused), trailing stops, ``closePosition``,
+Not served: hedge-mode orders (``positionSide`` LONG / SHORT), trailing stops, ``closePosition``,
 ``priceMatch``, GTD, batch orders and order amendment. The futures wallet is the account's
 USDT balance (one wallet with spot, which an emulator serving perpetuals does not trade).
 """
@@ -60,10 +61,12 @@ from realtrade_core.emulator.model import (
 from .futures_wire import (
     ALGO_ONLY,
     CONDITIONAL_TYPES,
-    HEDGE_MODE_UNAVAILABLE,
+    HEDGE_ORDERS_UNAVAILABLE,
     INVALID_LISTEN_KEY,
     NO_NEED_POSITION_SIDE,
     ONE_WAY_ONLY,
+    POSITION_SIDE_OPEN_ORDERS,
+    POSITION_SIDE_POSITION,
     account_body,
     account_config_update,
     account_update,
@@ -128,6 +131,7 @@ class BinanceFutures(BinanceRest):
         self._listen_keys: dict[str, str] = {}  # listen key -> account
         self._keys_by_account: dict[str, str] = {}
         self._keys_lock = threading.Lock()
+        self._hedge_accounts: set[str] = set()  # accounts switched to hedge (dual-side) position mode
         # Conditional orders placed through the algo service: order id -> (algo id, client algo id).
         self._algo_ids: dict[int, str] = {}
 
@@ -159,7 +163,7 @@ class BinanceFutures(BinanceRest):
             web.get(FAPI + "/userTrades", e(f(self._f_user_trades), 5, SIGNED)),
             web.post(FAPI + "/leverage", e(f(self._f_leverage), 1, SIGNED)),
             web.post(FAPI + "/marginType", e(f(self._f_margin_type), 1, SIGNED)),
-            web.get(FAPI + "/positionSide/dual", e(f(lambda p, k: {"dualSidePosition": False}), 30, SIGNED)),
+            web.get(FAPI + "/positionSide/dual", e(f(self._f_get_position_side), 30, SIGNED)),
             web.post(FAPI + "/positionSide/dual", e(f(self._f_position_side), 1, SIGNED)),
             web.get(FAPI + "/income", e(f(self._f_income), 30, SIGNED)),
             web.get(FAPI + "/leverageBracket", e(f(self._f_leverage_bracket), 1, SIGNED)),
@@ -284,7 +288,7 @@ class BinanceFutures(BinanceRest):
 
     # --- orders ---------------------------------------------------------------------------------
 
-    def _order_basics(self, params: dict[str, str]) -> tuple[str, Side, Decimal, bool, str | None]:
+    def _order_basics(self, params: dict[str, str], api_key: str | None) -> tuple[str, Side, Decimal, bool, str | None]:
         symbol = self._f_symbol(params)
         assert symbol is not None
         side_name = params.get("side")
@@ -293,8 +297,11 @@ class BinanceFutures(BinanceRest):
         if side_name not in ("BUY", "SELL"):
             raise BinanceError(-1117, "Invalid side.")
         position_side = params.get("positionSide", "BOTH")
-        if position_side != "BOTH":
+        hedged = api_key in self._hedge_accounts
+        if position_side == "BOTH" and hedged:
             raise BinanceError(*ONE_WAY_ONLY)
+        if position_side != "BOTH":
+            raise BinanceError(*(HEDGE_ORDERS_UNAVAILABLE if hedged else ONE_WAY_ONLY))
         quantity = parse_decimal(params, "quantity", required=True)
         assert quantity is not None
         reduce_only = params.get("reduceOnly", "false").lower() == "true"
@@ -322,7 +329,7 @@ class BinanceFutures(BinanceRest):
             raise BinanceError(*ALGO_ONLY)
         if kind not in ("LIMIT", "MARKET"):
             raise BinanceError(-1116, "Invalid orderType.")
-        symbol, side, quantity, reduce_only, _ = self._order_basics(params)
+        symbol, side, quantity, reduce_only, _ = self._order_basics(params, api_key)
         client_id = self._client_id(params, "newClientOrderId")
         price = None
         tif = TimeInForce.GTC
@@ -431,7 +438,7 @@ class BinanceFutures(BinanceRest):
             raise mandatory("type")
         if kind not in ("STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET"):
             raise BinanceError(-1116, "Invalid orderType.")
-        symbol, side, quantity, reduce_only, _ = self._order_basics(params)
+        symbol, side, quantity, reduce_only, _ = self._order_basics(params, api_key)
         client_id = self._client_id(params, "clientAlgoId")
         trigger = parse_decimal(params, "triggerPrice", required=True)
         price = parse_decimal(params, "price", required=True) if kind in ("STOP", "TAKE_PROFIT") else None
@@ -579,15 +586,27 @@ class BinanceFutures(BinanceRest):
         self.engine.set_margin_mode(api_key, symbol, "isolated" if kind.upper() == "ISOLATED" else "cross")
         return {"code": 200, "msg": "success"}
 
+    def _f_get_position_side(self, params: dict[str, str], api_key: str | None) -> Any:
+        return {"dualSidePosition": api_key in self._hedge_accounts}
+
     def _f_position_side(self, params: dict[str, str], api_key: str | None) -> Any:
+        """Switch the account between one-way and hedge mode (with nothing open, as Binance
+        asks). A hedge-mode account refuses one-way orders; hedge orders are not served."""
         raw = params.get("dualSidePosition")
         if not raw:
             raise mandatory("dualSidePosition")
         if raw.lower() not in ("true", "false"):
             raise illegal("dualSidePosition", "true, false")
-        if raw.lower() == "false":
-            raise BinanceError(*NO_NEED_POSITION_SIDE)  # one-way mode is what the account is in
-        raise BinanceError(*HEDGE_MODE_UNAVAILABLE)
+        assert api_key is not None
+        hedge = raw.lower() == "true"
+        if hedge == (api_key in self._hedge_accounts):
+            raise BinanceError(*NO_NEED_POSITION_SIDE)
+        if self._contract_orders(api_key, None, open_only=True):
+            raise BinanceError(*POSITION_SIDE_OPEN_ORDERS)
+        if any(p.size for p in self.engine.positions(api_key) if p.symbol in self._contracts):
+            raise BinanceError(*POSITION_SIDE_POSITION)
+        (self._hedge_accounts.add if hedge else self._hedge_accounts.discard)(api_key)
+        return {"code": 200, "msg": "success"}
 
     def _f_income(self, params: dict[str, str], api_key: str | None) -> Any:
         assert api_key is not None

@@ -46,12 +46,15 @@ MARGIN_TYPE_POSITION = (-4048, "Margin type cannot be changed if there exists po
 NO_NEED_POSITION_SIDE = (-4059, "No need to change position side.")
 ALGO_ONLY = (-4120, "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.")
 ONE_WAY_ONLY = (-4061, "Order's position side does not match user's setting.")
-#: The emulator trades one-way mode only; asking for hedge mode gets Binance's catch-all code
-#: with a message that says so.
-HEDGE_MODE_UNAVAILABLE = (
+#: The emulator trades one-way mode only: an account may be switched to hedge mode (and then
+#: refuses one-way orders, as Binance does), but a hedge-mode order gets Binance's catch-all
+#: code with a message that says so.
+HEDGE_ORDERS_UNAVAILABLE = (
     -1000,
-    "Hedge mode (dualSidePosition=true) is not available: this account trades in one-way mode.",
+    "Hedge-mode orders (positionSide LONG or SHORT) are not available: this emulator trades in one-way mode.",
 )
+POSITION_SIDE_OPEN_ORDERS = (-4067, "Position side cannot be changed if there exists open orders.")
+POSITION_SIDE_POSITION = (-4068, "Position side cannot be changed if there exists position.")
 INVALID_LISTEN_KEY = (-1125, "This listenKey does not exist.")
 
 

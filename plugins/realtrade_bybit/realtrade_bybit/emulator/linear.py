@@ -10,7 +10,8 @@ spot, with ``category=linear``, the way unmodified ``ccxt.bybit`` calls them for
   conditional orders with ``triggerPrice`` and ``triggerDirection``), ``order/cancel``,
   ``order/cancel-all``, ``order/realtime``, ``order/history``, ``execution/list`` (``execType``
   Trade, BustTrade for a liquidation, Funding), ``position/list``, ``position/set-leverage``,
-  ``position/switch-mode`` (one-way only), ``account/set-margin-mode`` (REGULAR_MARGIN /
+  ``position/switch-mode`` (an account in hedge mode refuses one-way
+  orders; hedge-mode orders are not served), ``account/set-margin-mode`` (REGULAR_MARGIN /
   ISOLATED_MARGIN for the account's perpetuals), ``account/transaction-log``, and the wallet's
   USDT with its position and order margin, unrealised and realised profit.
   ``position/switch-isolated`` answers 100028, as for any unified account.
@@ -50,6 +51,7 @@ from realtrade_core.emulator.model import (
 from .linear_wire import (
     LEVERAGE_NOT_MODIFIED,
     POSITION_MODE_NOT_MODIFIED,
+    POSITION_MODE_OPEN,
     SET_MARGIN_MODE_FAILED,
     UTA_NOT_ALLOWED,
     contract_coin_fields,
@@ -98,6 +100,7 @@ class BybitLinear(BybitRest):
         super().__init__(engine, hub, faults, settings)
         self._contracts = {s for s, spec in engine.markets.items() if spec.contract} if engine is not None else set()
         self._isolated_accounts: set[str] = set()  # accounts switched to ISOLATED_MARGIN
+        self._hedge_accounts: set[str] = set()  # accounts switched to hedge mode (both sides)
         self._position_seq = 0
 
     def linear_routes(self) -> list[web.RouteDef]:
@@ -205,8 +208,12 @@ class BybitLinear(BybitRest):
             raise BybitError(INVALID_ORDER_TYPE, "Invalid orderType.")
         market = order_type == "Market"
         qty = parse_decimal(params.get("qty"), "qty")
-        if str(params.get("positionIdx", 0) or 0) != "0":
+        hedged = api_key in self._hedge_accounts
+        if (str(params.get("positionIdx", 0) or 0) != "0") != hedged:
             raise BybitError(PARAMS_ERROR, "position idx not match position mode")
+        if hedged:
+            raise BybitError(PARAMS_ERROR, "params error: hedge-mode orders are not available: this emulator trades "
+                                           "in one-way mode")  # fmt: skip
         if params.get("takeProfit") or params.get("stopLoss"):
             raise BybitError(PARAMS_ERROR, "params error: attached takeProfit/stopLoss is not supported")
         link_id = params.get("orderLinkId") or None
@@ -395,7 +402,10 @@ class BybitLinear(BybitRest):
         if symbol is None:
             positions = [p for p in positions if p.size]
         limit = limit_param(params, 20, 200)
-        return {"category": "linear", "list": [linear_position(p) for p in positions[:limit]], "nextPageCursor": ""}
+        rows = [linear_position(p) for p in positions[:limit]]
+        if api_key in self._hedge_accounts:  # flat (it switched with nothing open): one row a side
+            rows = [{**row, "positionIdx": idx, "side": ""} for row in rows for idx in (1, 2)]
+        return {"category": "linear", "list": rows, "nextPageCursor": ""}
 
     def _set_leverage(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
         self._linear_category(params)
@@ -425,10 +435,15 @@ class BybitLinear(BybitRest):
         mode = str(params.get("mode", ""))
         if mode not in ("0", "3"):
             raise BybitError(PARAMS_ERROR, "params error: mode must be 0 (one-way) or 3 (both sides)")
-        if mode == "0":
+        hedge = mode == "3"
+        if hedge == (api_key in self._hedge_accounts):
             raise BybitError(POSITION_MODE_NOT_MODIFIED, "Position mode is not modified")
-        raise BybitError(PARAMS_ERROR, "params error: hedge mode (mode=3) is not available: this account "
-                                       "trades in one-way mode")  # fmt: skip
+        if any(p.size for p in self.engine.positions(api_key) if p.symbol in self._contracts) or any(
+            o.symbol in self._contracts for o in self.engine.open_orders(api_key)
+        ):
+            raise BybitError(POSITION_MODE_OPEN, "Position mode cannot be switched with a position or an open order")
+        (self._hedge_accounts.add if hedge else self._hedge_accounts.discard)(api_key)
+        return {}
 
     def _set_margin_mode(self, params: dict[str, Any], api_key: str) -> dict[str, Any]:
         mode = params.get("setMarginMode")

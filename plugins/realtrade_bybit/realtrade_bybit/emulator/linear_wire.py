@@ -33,6 +33,7 @@ ORDER_NOT_EXISTS = 110001
 AB_NOT_ENOUGH = 110007  # "ab not enough for new order": the available balance cannot cover the margin
 REDUCE_ONLY_RULE = 110017
 POSITION_MODE_NOT_MODIFIED = 110025
+POSITION_MODE_OPEN = 110024  # a position (or an order) is open: the mode cannot be switched
 LEVERAGE_NOT_MODIFIED = 110043
 DUPLICATE_LINK_ID = 110072
 NOTIONAL_TOO_LOW = 110094

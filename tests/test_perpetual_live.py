@@ -92,3 +92,70 @@ def test_an_account_in_hedge_mode_is_refused_with_how_to_switch_to_one_way(excha
     store.client.set_position_mode(False, SYMBOL)  # one-way again: a live broker starts
     with run(emulator, store, tmp_path) as r:
         assert r.broker.live is not None
+
+
+def short(r: LiveRun, size: float = SIZE):
+    order = r.do(lambda s: s.sell(size=size))
+    r.until(lambda: r.strategy.statuses(order)[-1:] == ["Completed"], "the short to fill")
+    return order
+
+
+def test_the_exchanges_smaller_position_is_the_ledgers_ceiling(exchange, emulator, store, tmp_path):
+    with run(emulator, store, tmp_path) as r:
+        short(r)
+        # Someone closes part of the account's short by hand: the strategy's position shrinks to it.
+        store.client.create_order(SYMBOL, "market", "buy", 0.004, None, {"reduceOnly": True})
+        r.until(lambda: r.broker.getposition(r.cerebro.datas[0]).size == pytest.approx(-0.006), "the ledger to shrink")
+        assert any("shrinks to -0.006" in m for m in r.strategy.store_messages)
+        assert any("did not place" in m for m in r.strategy.store_messages)
+        assert engine_position(emulator) == Decimal("-0.006")
+        buy = r.do(lambda s: s.close())  # closes what is left of the strategy's short, no more
+        r.until(lambda: r.strategy.statuses(buy)[-1:] == ["Completed"], "the buy back to fill")
+        assert buy.executed.size == pytest.approx(0.006) and engine_position(emulator) == 0
+
+
+def test_a_restart_takes_the_short_back_checked_against_the_exchange(exchange, emulator, store, tmp_path):
+    with run(emulator, store, tmp_path) as first:
+        short(first, 0.02)
+        wallet = first.broker.live.ledger_cash
+    assert wallet < Decimal(str(CASH))  # the fee
+    store.client.create_order(SYMBOL, "market", "buy", 0.005, None, {"reduceOnly": True})  # by hand, while down
+    with run(emulator, store, tmp_path) as again:
+        assert again.strategy.first_position == pytest.approx(-0.015)
+        assert any("position shrinks to -0.015" in m for m in again.strategy.store_messages)
+        assert again.broker.live.ledger_cash == wallet
+        buy = again.do(lambda s: s.close())
+        again.until(lambda: len(again.strategy.trades) == 1, "the restored trade to close")
+        assert buy.info.get("reduce_only") is True and engine_position(emulator) == 0
+
+
+def test_funding_from_the_stream_moves_the_ledgers_cash_and_is_reported(exchange, tmp_path):
+    from paritylib import fixture_path
+
+    data = {SYMBOL: str(fixture_path("BTC/USDT"))}
+    with Emulator(exchange, symbols=(SYMBOL,), data=data, interval="1h", speed=None, history=30,
+                  balances={"USDT": 5_000}) as emulator:  # fmt: skip
+        store = new_store(exchange, emulator, market_type="perpetual")
+        try:
+            with run(emulator, store, tmp_path, timeframe="1h") as r:
+                short(r, 0.02)
+                incomes = lambda kind: emulator.engine.incomes(emulator.api_key, MARKET_ID, kind)  # noqa: E731
+                r.until(lambda: incomes("FUNDING_FEE") and r.broker.funding_payments, "a funding payment", steps=10)
+                (income,) = incomes("FUNDING_FEE")
+                (payment,) = r.broker.funding_payments
+                assert payment.amount == pytest.approx(float(income.amount), abs=1e-12)
+                assert payment.size == pytest.approx(-0.02) and payment.rate == pytest.approx(float(income.rate))
+                verb = "received" if income.amount > 0 else "paid"
+                assert any(m.startswith(f"funding: {SYMBOL} {verb}") for m in r.strategy.store_messages)
+                # The ledger's wallet: its cash, less the fee, plus the funding; value and cash as paper's.
+                fee = sum(i.amount for i in incomes("COMMISSION"))
+                live = r.broker.live
+                assert live.ledger_cash == Decimal(str(CASH)) + fee + income.amount
+                (position,) = emulator.engine.positions(emulator.api_key, MARKET_ID)
+                value, cash, close = r.do(lambda s: (s.broker.getvalue(), s.broker.getcash(), s.data.close[0]))
+                unrealised = position.size * (Decimal(str(close)) - position.entry_price)
+                margin = abs(position.size) * position.entry_price / 3
+                assert value == pytest.approx(float(live.ledger_cash + unrealised), abs=1e-9)
+                assert cash == pytest.approx(float(live.ledger_cash + unrealised - margin), abs=1e-9)
+        finally:
+            store.stop()

@@ -6,6 +6,7 @@ stream, and a restart that takes the position back."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -159,3 +160,80 @@ def test_funding_from_the_stream_moves_the_ledgers_cash_and_is_reported(exchange
                 assert cash == pytest.approx(float(live.ledger_cash + unrealised - margin), abs=1e-9)
         finally:
             store.stop()
+
+
+def test_an_order_the_ledgers_free_cash_cannot_margin_ends_margin_and_is_not_sent(exchange, emulator, store, tmp_path):
+    with run(emulator, store, tmp_path, cash=100.0, leverage=1) as r:
+        order = r.do(lambda s: s.sell(size=SIZE))  # about 300 USDT of contracts at 1x on 100 of cash
+        r.until(lambda: r.strategy.statuses(order)[-1:] == ["Margin"], "the refusal to reach the strategy")
+        assert "cannot margin 0.01 BTC/USDT:USDT" in r.strategy.last(order).reason
+        assert emulator.engine.all_orders(emulator.api_key) == [] and engine_position(emulator) == 0
+
+
+def bad_contract_messages(exchange: str, now: int) -> list[tuple[str, dict]]:
+    """(kind, message) of account messages whose fields cannot be read as they stand."""
+    if exchange == "binance":
+        order = {"s": "BTCUSDT", "c": "rt-bad", "S": "SELL", "o": "MARKET", "q": "0.01", "p": "0", "ap": "0",
+                 "sp": "0", "x": "TRADE", "X": "FILLED", "i": 7, "l": "0.01", "z": "0.01", "L": "30000", "n": "0.1",
+                 "N": "USDT", "T": now, "t": 9, "m": False, "ot": "MARKET"}  # fmt: skip
+        position = {"s": "BTCUSDT", "pa": "-0.01", "ep": "30000", "up": "0", "ps": "BOTH"}
+        return [
+            ("order", {"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": {**order, "X": "SOMETIMES"}}),
+            ("order", {"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": {**order, "L": 30000.5}}),
+            (
+                "balance",
+                {
+                    "e": "ACCOUNT_UPDATE",
+                    "E": now,
+                    "T": now,
+                    "a": {"m": "ORDER", "B": [], "P": [{**position, "pa": None}]},
+                },
+            ),  # fmt: skip
+            (
+                "funding",
+                {
+                    "e": "ACCOUNT_UPDATE",
+                    "E": now,
+                    "T": now,
+                    "a": {"m": "FUNDING_FEE", "B": [{"a": "USDT", "wb": "1", "cw": "1", "bc": "nan"}], "P": [position]},
+                },
+            ),  # fmt: skip
+        ]
+    execution = {"category": "linear", "symbol": "BTCUSDT", "execId": "f-1", "orderId": "", "orderLinkId": "",
+                 "side": "Sell", "execType": "Funding", "execFee": "0.1", "feeCurrency": "USDT", "execQty": "0.01",
+                 "execPrice": "30000", "feeRate": "0.0001", "execTime": str(now)}  # fmt: skip
+    position = {"category": "linear", "symbol": "BTCUSDT", "side": "Sell", "size": "0.01", "positionIdx": 0,
+                "avgPrice": "30000", "unrealisedPnl": "0", "liqPrice": "", "updatedTime": str(now)}  # fmt: skip
+    return [
+        ("fill", {"topic": "execution", "creationTime": now, "data": [{**execution, "execFee": "a lot"}]}),
+        ("fill", {"topic": "execution", "creationTime": now, "data": [{**execution, "execTime": "yesterday"}]}),
+        ("position", {"topic": "position", "creationTime": now, "data": [{**position, "size": 0.01}]}),
+        ("position", {"topic": "position", "creationTime": now, "data": [{**position, "avgPrice": "-5"}]}),
+    ]
+
+
+def test_bad_contract_account_messages_are_quarantined_and_good_ones_still_arrive(exchange, emulator, store):
+    from realtrade_core.events import PositionUpdate
+    from realtrade_core.testing import EventRecorder, wait_until
+
+    store.start()
+    rec = EventRecorder()
+    unsubscribe = store.subscribe_account(rec)
+    try:
+        wait_until(lambda: ("connected", "ready") in rec.items, timeout=10, what="the account stream")
+        private = wait_until(lambda: [c for c in emulator.hub.connections() if c.account], what="the connection")
+        bad = bad_contract_messages(exchange, emulator.engine.now())
+        for _, message in bad:
+            private[0].send(json.dumps(message))
+        store.client.create_order(SYMBOL, "market", "sell", SIZE)
+        rec.wait(lambda r: any(isinstance(e, PositionUpdate) and e.size == Decimal("-0.01") for e in r.items),
+                 timeout=10, what="the good position update")  # fmt: skip
+    finally:
+        unsubscribe()
+    events = [e for e in rec.items if not isinstance(e, tuple)]
+    assert all(e.problem() is None for e in events)
+    assert not any(getattr(e, "client_order_id", None) == "rt-bad" for e in events)
+    expected: dict[str, int] = {}
+    for kind, _ in bad:
+        expected[kind] = expected.get(kind, 0) + 1
+    assert store.quarantined == expected

@@ -120,19 +120,6 @@ def test_check_market_type_without_capabilities():
         check_market_type(None)
 
 
-def test_live_trading_a_perpetual_store_is_not_offered_until_it_works():
-    store = get_store("binance", "emulator", market_type="perpetual")
-    with pytest.raises(ConfigurationError, match="live trading of perpetual contracts is not supported yet"):
-        store.getbroker(mode="live")
-
-
-@pytest.mark.parametrize("exchange", ["binance", "bybit"])
-def test_the_account_stream_of_a_perpetual_store_is_not_offered_until_it_works(exchange):
-    store = get_store(exchange, "mainnet", market_type="perpetual", api_key="k" * 16, secret="s" * 16)
-    with pytest.raises(ConfigurationError, match="not supported yet"):
-        store.spec.websocket.for_store(store, private=True)
-
-
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
 def test_leverage_above_the_cap_is_refused_before_anything_is_sent(exchange):
     store = get_store(exchange, "emulator", market_type="perpetual")

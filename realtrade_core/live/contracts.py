@@ -186,11 +186,9 @@ class PerpetualSession(LiveSession):
     def _in_flight(self, symbol: str, side: str) -> Decimal:
         """What the strategy's open plain orders on ``side`` will still trade (bracket exits and
         OCO members are alternatives to each other and do not count)."""
-        return sum(
-            (t.amount - t.executed for t in list(self.orders.values())
-             if not t.done and not t.cancelling and t.symbol == symbol and t.side == side and not self._grouped(t.order)),
-            ZERO,
-        )  # fmt: skip
+        open_orders = [t for t in list(self.orders.values()) if not t.done and not t.cancelling]
+        mine = [t for t in open_orders if t.symbol == symbol and t.side == side and not self._grouped(t.order)]
+        return sum((t.amount - t.executed for t in mine), ZERO)
 
     def _fit_to_ledger(self, order: Any, book: SymbolBook, amount: Decimal,
                        reference: Decimal) -> tuple[Decimal, Decimal | None]:  # fmt: skip
@@ -208,9 +206,9 @@ class PerpetualSession(LiveSession):
             needed = value / self.leverage + value * (dec(self.store.market(book.symbol).get("taker")) or ZERO)
             free = dec(self.cash()) or ZERO
             if needed > free:
-                raise _Reject(f"this strategy's free cash {free:.8f} {book.quote} cannot margin {opening} {book.symbol} "
-                              f"at {reference} and {self.leverage}x ({needed:.8f} {book.quote} with the fee)",
-                              margin=True)  # fmt: skip
+                raise _Reject(f"this strategy's free cash {free:.8f} {book.quote} cannot margin {opening} "
+                              f"{book.symbol} at {reference} and {self.leverage}x ({needed:.8f} {book.quote} with "
+                              f"the fee)", margin=True)  # fmt: skip
         order.addinfo(reduce_only=opening == 0)
         return amount, None
 

@@ -39,9 +39,9 @@ from realtrade_core.events import (
     PositionUpdate,
 )
 from realtrade_core.validation import decimal, decimal_or_zero, ident, known, optional_decimal, reading
-from realtrade_core.websocket import Reconnect, WebSocketConfig
+from realtrade_core.websocket import ExchangeConnection, Reconnect, WebSocketConfig
 
-from .websocket import _ORDER_STATUS, _SHUTDOWN, _SIDES, BinanceWebSocket
+from .stream_words import ORDER_STATUS, SHUTDOWN, SIDES
 
 __all__ = ["FUTURES_USER_URLS", "BinanceFuturesUserDataWebSocket"]
 
@@ -65,17 +65,21 @@ _ORDER_TYPE = {
     "LIQUIDATION": "market",
 }
 _FILLS = frozenset({"TRADE", "CALCULATED"})
-_QUIET = frozenset({"ACCOUNT_CONFIG_UPDATE", "TRADE_LITE", "STRATEGY_UPDATE", "GRID_UPDATE", "CONDITIONAL_ORDER_TRIGGER_REJECT"})
+_QUIET = frozenset(
+    {"ACCOUNT_CONFIG_UPDATE", "TRADE_LITE", "STRATEGY_UPDATE", "GRID_UPDATE", "CONDITIONAL_ORDER_TRIGGER_REJECT"}
+)
 
 
-class BinanceFuturesUserDataWebSocket(BinanceWebSocket):
+class BinanceFuturesUserDataWebSocket(ExchangeConnection):
     """The account's USDⓈ-M futures user data on ``<url>/<listenKey>``.
 
     ``listen_key`` asks Binance for the key (a REST call; it runs on this connection's thread
     before every connect). No subscriptions: the listen key is the stream.
     """
 
-    default_config = WebSocketConfig(stale_after=75.0, max_connection_age=MAX_CONNECTION_AGE)
+    exchange = "binance"
+    # Binance pings every 3 minutes on fstream; the account may be quiet for longer.
+    default_config = WebSocketConfig(stale_after=600.0, max_connection_age=MAX_CONNECTION_AGE)
 
     def __init__(
         self,
@@ -118,7 +122,7 @@ class BinanceFuturesUserDataWebSocket(BinanceWebSocket):
         if kind == "listenKeyExpired":
             return (Reconnect("listenKeyExpired: the futures user-data listen key expired"),)
         if kind == "serverShutdown":
-            return _SHUTDOWN
+            return SHUTDOWN
         if kind == "MARGIN_CALL":
             logger.warning("%s: margin call: positions near liquidation (%s)", self.name,
                            ", ".join(str(p.get("s")) for p in msg.get("p") or ()))  # fmt: skip
@@ -132,8 +136,8 @@ class BinanceFuturesUserDataWebSocket(BinanceWebSocket):
         symbol = self._symbol(o["s"])
         if symbol is None:
             return None
-        status = known(_ORDER_STATUS, o["X"], "Binance order status")
-        side = known(_SIDES, o["S"], "side")
+        status = known(ORDER_STATUS, o["X"], "Binance order status")
+        side = known(SIDES, o["S"], "side")
         order_id = ident(o["i"])
         client_id = o.get("c") or None
         filled = decimal(o["z"])

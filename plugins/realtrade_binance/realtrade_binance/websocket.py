@@ -37,7 +37,6 @@ from realtrade_core.events import (
     BookTop,
     Event,
     Fill,
-    OrderStatus,
     OrderUpdate,
     Side,
     Trade,
@@ -57,6 +56,7 @@ from realtrade_core.websocket import (
 )
 
 from .common import sign
+from .stream_words import ORDER_STATUS, SHUTDOWN, SIDES
 
 __all__ = ["URLS", "BinanceUserDataWebSocket", "BinanceWebSocket"]
 
@@ -83,17 +83,6 @@ KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h",
 #: Binance cuts every connection after 24 h; replace it 10 minutes earlier, on our terms.
 MAX_CONNECTION_AGE = 23 * 3600.0 + 50 * 60.0
 
-_ORDER_STATUS = {
-    "NEW": OrderStatus.NEW,
-    "PENDING_NEW": OrderStatus.NEW,  # an order-list leg not yet working
-    "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED,
-    "FILLED": OrderStatus.FILLED,
-    "CANCELED": OrderStatus.CANCELED,
-    "PENDING_CANCEL": OrderStatus.CANCELED,  # documented as unused
-    "REJECTED": OrderStatus.REJECTED,
-    "EXPIRED": OrderStatus.EXPIRED,
-    "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,  # self-trade prevention; kept in ``reason``
-}
 _ORDER_TYPE = {
     "MARKET": "market",
     "LIMIT": "limit",
@@ -103,11 +92,9 @@ _ORDER_TYPE = {
     "TAKE_PROFIT": "take_profit_market",
     "TAKE_PROFIT_LIMIT": "take_profit_limit",
 }
-_SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
 #: User-data events that need no event of their own: ``balanceUpdate`` is a delta followed by
 #: an absolute ``outboundAccountPosition``; a ``listStatus``' orders get their own reports.
 _QUIET_USER_EVENTS = frozenset({"balanceUpdate", "listStatus", "externalLockUpdate"})
-_SHUTDOWN = (Reconnect("serverShutdown: Binance is about to restart the server"),)
 
 
 class BinanceWebSocket(ExchangeConnection):
@@ -203,7 +190,7 @@ class BinanceWebSocket(ExchangeConnection):
                 return self._response(msg)
             return None
         if kind == "serverShutdown":
-            return _SHUTDOWN
+            return SHUTDOWN
         return None
 
     def _kline(self, msg: dict[str, Any]) -> tuple[Bar, ...] | None:
@@ -336,7 +323,7 @@ class BinanceUserDataWebSocket(BinanceWebSocket):
             # -1021: the signed timestamp is outside the recvWindow (our clock offset is stale)
             return (Authenticated(False, f"{error.get('code')}: {error.get('msg')}", clock=error.get("code") == -1021),)
         if msg.get("e") == "serverShutdown":
-            return _SHUTDOWN
+            return SHUTDOWN
         return None
 
     def _user_event(self, event: dict[str, Any]) -> Iterable[Event] | None:
@@ -354,7 +341,7 @@ class BinanceUserDataWebSocket(BinanceWebSocket):
             # to reconcile whatever happened in between.
             return (Reconnect("eventStreamTerminated: the user data subscription ended"),)
         if kind == "serverShutdown":
-            return _SHUTDOWN
+            return SHUTDOWN
         return None
 
     def _account_position(self, event: dict[str, Any]) -> tuple[BalanceUpdate]:
@@ -366,10 +353,10 @@ class BinanceUserDataWebSocket(BinanceWebSocket):
         if symbol is None:
             return None
         raw_status = ev["X"]
-        status = known(_ORDER_STATUS, raw_status, "Binance order status")
+        status = known(ORDER_STATUS, raw_status, "Binance order status")
         raw_type = ev["o"]
         order_type = _ORDER_TYPE.get(raw_type) or str(raw_type).lower()
-        side = known(_SIDES, ev["S"], "side")
+        side = known(SIDES, ev["S"], "side")
         order_id = ident(ev["i"])
         # A cancel is reported under the cancel request's id ("c"); "C" is the order's own.
         client_id = ev.get("C") or ev.get("c") or None

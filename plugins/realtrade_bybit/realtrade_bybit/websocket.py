@@ -184,7 +184,9 @@ class BybitWebSocket(ExchangeConnection):
         (a perpetual store's: its positions and funding too) with the store's credentials."""
         if getattr(store, "perpetual", False):
             public = venue_stream_urls(store, "bybit", LINEAR_URLS, {"public": "ws_linear"})["public"]
-            private_url = venue_stream_urls(store, "bybit", URLS, {"private": "ws_private"})["private"] if private else ""
+            private_url = (
+                venue_stream_urls(store, "bybit", URLS, {"private": "ws_private"})["private"] if private else ""
+            )
             return connection_for_store(
                 store, private=private, public_cls=BybitWebSocket, private_cls=BybitLinearPrivateWebSocket,
                 config=config, urls={"public": public, "private": private_url},

@@ -188,7 +188,7 @@ def bad_contract_messages(exchange: str, now: int) -> list[tuple[str, dict]]:
                     "T": now,
                     "a": {"m": "ORDER", "B": [], "P": [{**position, "pa": None}]},
                 },
-            ),  # fmt: skip
+            ),
             (
                 "funding",
                 {
@@ -197,7 +197,7 @@ def bad_contract_messages(exchange: str, now: int) -> list[tuple[str, dict]]:
                     "T": now,
                     "a": {"m": "FUNDING_FEE", "B": [{"a": "USDT", "wb": "1", "cw": "1", "bc": "nan"}], "P": [position]},
                 },
-            ),  # fmt: skip
+            ),
         ]
     execution = {"category": "linear", "symbol": "BTCUSDT", "execId": "f-1", "orderId": "", "orderLinkId": "",
                  "side": "Sell", "execType": "Funding", "execFee": "0.1", "feeCurrency": "USDT", "execQty": "0.01",

@@ -155,9 +155,24 @@ def test_isolated_position_shows_liquidation_price_and_is_liquidated_at_it(futur
     closing = emu.orders(PERP)[-1]
     assert closing.client_order_id.startswith("autoclose-") and closing.reduce_only
     assert [i.kind for i in emu.incomes(PERP)][-2:] == ["COMMISSION", "INSURANCE_CLEAR"]
+
+
+
+def test_hedge_mode_switches_only_with_nothing_open_and_then_refuses_one_way_orders(futures):
+    emu, ex = futures()
+    assert ex.fetch_position_mode(PERP)["hedged"] is False
+    ex.create_order(PERP, "market", "buy", 0.1)
     with pytest.raises(ccxt.BaseError) as mode:
         ex.set_position_mode(True)
-    assert _code(mode.value) == -1000 and "one-way" in str(mode.value)
+    assert _code(mode.value) == -4068
+    ex.create_order(PERP, "market", "sell", 0.1, params={"reduceOnly": True})
+    ex.set_position_mode(True)
+    assert ex.fetch_position_mode(PERP)["hedged"] is True
+    with pytest.raises(ccxt.BaseError) as order:
+        ex.create_order(PERP, "market", "buy", 0.1)
+    assert _code(order.value) == -4061
+    ex.set_position_mode(False)
+    assert ex.fetch_position_mode(PERP)["hedged"] is False
 
 
 def test_funding_is_paid_at_eight_utc_and_listed_as_income(futures):

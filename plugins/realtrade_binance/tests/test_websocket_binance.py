@@ -623,3 +623,28 @@ def test_stop_leaves_no_thread_alive(market_ws: Callable[..., Any], user_ws: Cal
     assert public.stop(5) and private.stop(5)
     assert [t.name for t in threading.enumerate() if t.name in names] == []
     assert public.state is private.state is ConnectionState.STOPPED
+
+
+def test_futures_user_data_events_become_typed_events() -> None:
+    from realtrade_binance.futures_stream import BinanceFuturesUserDataWebSocket
+
+    from realtrade_core.events import FundingFee, PositionUpdate
+    from realtrade_core.websocket import Reconnect
+
+    keys = iter(["key-1", "key-2"])
+    ws = BinanceFuturesUserDataWebSocket(url="wss://example.invalid/ws", listen_key=lambda: next(keys),
+                                         symbols={"BTCUSDT": "BTC/USDT:USDT"})  # fmt: skip
+    assert ws.url(()) == "wss://example.invalid/ws/key-1" and ws.url(()).endswith("/key-2")  # asked at every connect
+    funding = {
+        "e": "ACCOUNT_UPDATE", "E": 1700000000100, "T": 1700000000000,
+        "a": {"m": "FUNDING_FEE", "B": [{"a": "USDT", "wb": "990.5", "cw": "990.5", "bc": "-0.5"}],
+              "P": [{"s": "BTCUSDT", "pa": "0.02", "ep": "30000", "up": "1.5", "ps": "BOTH"}]},
+    }  # fmt: skip
+    events = list(ws.parse(json.dumps(funding)))
+    assert events[1:] == [
+        PositionUpdate("binance", "BTC/USDT:USDT", Decimal("0.02"), Decimal("30000"), Decimal("1.5"), None,
+                       1700000000000),
+        FundingFee("binance", "BTC/USDT:USDT@1700000000000", "BTC/USDT:USDT", Decimal("-0.5"), "USDT",
+                   Decimal("0.02"), None, None, 1700000000000),
+    ]  # fmt: skip
+    assert [type(e) for e in ws.parse(json.dumps({"e": "listenKeyExpired", "E": 1}))] == [Reconnect]

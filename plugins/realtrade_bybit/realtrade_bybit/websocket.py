@@ -373,10 +373,10 @@ class BybitWebSocket(ExchangeConnection):
         return tuple(fills)
 
     def _ours(self, item: dict[str, Any]) -> bool:
-        """An account push of this connection's category (the topics carry every category of
-        a unified account: a spot store's connection skips the perpetuals' and the reverse)."""
-        category = item.get("category")
-        return category in (None, "") or category == self.category
+        """An account push for this connection: the topics carry every category of a unified
+        account, and a perpetual store's connection reads only the linear ones (their symbols
+        are the spot markets' ids too)."""
+        return self.category != "linear" or item.get("category") in (None, "", "linear")
 
     def _funding(self, item: dict[str, Any]) -> tuple[Event, ...]:
         """A funding payment (an execution of type Funding): ``execFee`` is what the account

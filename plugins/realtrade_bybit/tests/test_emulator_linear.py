@@ -163,9 +163,23 @@ def test_isolated_margin_liquidation_price_and_liquidation(linear):
     assert sorted((t["execType"], t["createType"]) for t in trades) == [
         ("BustTrade", "CreateByLiquidate"), ("Trade", "CreateByUser"),
     ]  # fmt: skip
+
+
+
+def test_hedge_mode_switches_only_with_nothing_open_and_then_refuses_one_way_orders(linear):
+    emu, ex = linear()
+    ex.create_order(PERP, "market", "buy", 0.1)
     with pytest.raises(ccxt.BaseError) as mode:
         ex.set_position_mode(True, PERP)
-    assert _ret_code(mode.value) == 10001 and "one-way" in str(mode.value)
+    assert _ret_code(mode.value) == 110024
+    ex.create_order(PERP, "market", "sell", 0.1, params={"reduceOnly": True})
+    ex.set_position_mode(True, PERP)
+    assert [p["hedged"] for p in ex.fetch_positions([PERP])] == [True, True]  # one row a side
+    with pytest.raises(ccxt.BaseError) as order:
+        ex.create_order(PERP, "market", "buy", 0.1)
+    assert _ret_code(order.value) == 10001 and "position idx not match position mode" in str(order.value)
+    ex.set_position_mode(False, PERP)
+    assert [p["hedged"] for p in ex.fetch_positions([PERP])] == [False]
 
 
 def test_funding_is_paid_at_eight_utc_and_listed(linear):

@@ -157,9 +157,8 @@ def test_isolated_position_shows_liquidation_price_and_is_liquidated_at_it(futur
     assert [i.kind for i in emu.incomes(PERP)][-2:] == ["COMMISSION", "INSURANCE_CLEAR"]
 
 
-
 def test_hedge_mode_switches_only_with_nothing_open_and_then_refuses_one_way_orders(futures):
-    emu, ex = futures()
+    _, ex = futures()
     assert ex.fetch_position_mode(PERP)["hedged"] is False
     ex.create_order(PERP, "market", "buy", 0.1)
     with pytest.raises(ccxt.BaseError) as mode:

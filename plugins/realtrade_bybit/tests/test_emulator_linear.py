@@ -165,9 +165,8 @@ def test_isolated_margin_liquidation_price_and_liquidation(linear):
     ]  # fmt: skip
 
 
-
 def test_hedge_mode_switches_only_with_nothing_open_and_then_refuses_one_way_orders(linear):
-    emu, ex = linear()
+    _, ex = linear()
     ex.create_order(PERP, "market", "buy", 0.1)
     with pytest.raises(ccxt.BaseError) as mode:
         ex.set_position_mode(True, PERP)

@@ -46,7 +46,8 @@ FINAL = ("Completed", "Canceled", "Expired", "Margin", "Rejected")
 
 
 def fixture_path(symbol: str) -> Path:
-    return FIXTURES / f"{symbol.replace('/', '')}-1h.csv"
+    """The candles of ``symbol``'s market (a perpetual contract ``BTC/USDT:USDT`` replays BTC/USDT's)."""
+    return FIXTURES / f"{symbol.split(':')[0].replace('/', '')}-1h.csv"
 
 
 def fixture_rows(symbol: str) -> list[tuple]:
@@ -289,10 +290,13 @@ def backtest(case: Case, rows: dict[str, list[tuple]], broker: bt.BrokerBase | N
 
 
 def emulated(exchange: str, case: Case, mode: str, drive: str, *, bars: int, balances: dict[str, float] | None = None,
-             journal: str | None = None) -> tuple[Result, Callable[..., Any]]:  # fmt: skip
+             journal: str | None = None, market_type: str = "spot",
+             **settings: Any) -> tuple[Result, Callable[..., Any]]:  # fmt: skip
     """``case`` paper trading (``mode="paper"``) or live trading (``"live"``) on the emulator
     for ``bars`` bars in all (history included), the market moved by ``drive`` ("step" or
-    "lockstep"). Returns the result and a backtest broker with the store's rules."""
+    "lockstep"). Returns the result and a backtest broker with the store's rules. On a
+    perpetual store (``market_type="perpetual"``) broker ``settings`` (``leverage=``) go to
+    both brokers, and the backtest's funding is the rates the emulator settled."""
     lockstep = drive == "lockstep"
     data = {s: str(fixture_path(s)) for s in case.symbols}
     account = balances if balances is not None else {"USDT": CASH}
@@ -300,11 +304,12 @@ def emulated(exchange: str, case: Case, mode: str, drive: str, *, bars: int, bal
                   speed=LOCKSTEP_SPEED if lockstep else None, lockstep=lockstep) as emulator:  # fmt: skip
         # ccxt's own throttle (Bybit: 50 ms an order) only slows the replay: the emulator
         # enforces no rate here, and a lockstep replay waits for every answer anyway.
-        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config={"enableRateLimit": False})
+        store = get_store(exchange, "emulator", emulator=emulator, ccxt_config={"enableRateLimit": False},
+                          market_type=market_type)  # fmt: skip
         if mode == "paper":
-            broker = store.getbroker(cash=CASH)
+            broker = store.getbroker(cash=CASH, **settings)
         else:
-            broker = store.getbroker(mode="live", journal=journal)  # its cash: what the account holds
+            broker = store.getbroker(mode="live", journal=journal, **settings)  # its cash: what the account holds
         first = fixture_rows(case.symbols[0])[0][0]
         fromdate = datetime.fromtimestamp(first / 1000, tz=timezone.utc).replace(tzinfo=None)
         cerebro = bt.Cerebro(stdstats=False)
@@ -350,7 +355,9 @@ def emulated(exchange: str, case: Case, mode: str, drive: str, *, bars: int, bal
         end = fixture_rows(case.symbols[0])[bars - 1][0]
         rows = {s: [r for r in fixture_rows(s) if r[0] <= end] for s in case.symbols}
         held = {a: b.free + b.locked for a, b in emulator.balances().items()}
-        rules_broker = store.backtest_broker(list(case.symbols), cash=CASH)
+        if market_type == "perpetual":
+            settings["funding"] = store.funding_rates(case.symbols[0], first)
+        rules_broker = store.backtest_broker(list(case.symbols), cash=CASH, **settings)
         markets = {s: store.market(s) for s in case.symbols}
         store.stop()
     assert strategy.bars == bars, (strategy.bars, bars)

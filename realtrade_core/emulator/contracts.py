@@ -16,8 +16,9 @@ is what a fill does to the account. The rules, fixed here:
   last price for a market order); ``free`` is the rest. What a new order can use is ``free``
   plus the cross positions' unrealised loss (profits are not lent against). An order needing
   more is refused with INSUFFICIENT_MARGIN; the part of an order that only reduces the
-  position needs no margin. Stop and take-profit orders hold nothing until they trigger and are
-  cancelled then if the margin is not there.
+  position needs no margin, and a reversal's new side uses what its closing part frees. Stop
+  and take-profit orders hold nothing until they trigger and are cancelled then if the margin
+  is not there.
 - A fill's fee (the market's maker/taker rate on ``amount * price``) and the realised profit or
   loss of the part that reduced the position are paid into / out of ``free``; each is recorded
   as :class:`~.model.Income` (``COMMISSION``, ``REALIZED_PNL``). The entry price is the
@@ -94,10 +95,11 @@ def next_funding_after(time_ms: int) -> int:
     return (time_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
 
 
-def contract_market_spec(spot: MarketSpec) -> MarketSpec:
-    """The perpetual of a spot market's spec: the same filters, contract fees (0.02 % maker,
-    0.05 % taker, as both venues' base tier) and the contract defaults of :class:`MarketSpec`."""
-    return replace(spot, contract=True, maker_fee=Decimal("0.0002"), taker_fee=Decimal("0.0005"))
+def contract_market_spec(spot: MarketSpec, fees: tuple[str, str] = ("0.0002", "0.0005")) -> MarketSpec:
+    """The perpetual of a spot market's spec: the same filters, contract ``fees`` (maker, taker;
+    by default 0.02 % and 0.05 %, Binance USDⓈ-M's base tier) and the contract defaults of
+    :class:`MarketSpec`."""
+    return replace(spot, contract=True, maker_fee=Decimal(fees[0]), taker_fee=Decimal(fees[1]))
 
 
 def _up8(value: Decimal) -> Decimal:
@@ -446,12 +448,16 @@ class ContractBook:
     # --- orders -------------------------------------------------------------------------------
 
     def _contract_need(self, account: Any, m: Any, side: Side, amount: Decimal, ref: Decimal) -> Decimal:
-        """Initial margin of the part of an order that would open or add to the position."""
+        """Initial margin of the part of an order that would open or add to the position, less
+        what the part that closes it frees: a reversal opens its new side with the margin of
+        the position it closes (one-way mode nets the two, as the exchanges do)."""
         pos = account.positions.get(m.symbol)
-        reducible = _ZERO
+        leverage = self._leverage_of(account, m)
+        reducible = freed = _ZERO
         if pos is not None and pos.size and (pos.size > 0) != (side is Side.BUY):
             reducible = min(amount, abs(pos.size))
-        return _up8((amount - reducible) * ref / self._leverage_of(account, m))
+            freed = reducible * pos.entry / leverage
+        return _up8(max(_ZERO, (amount - reducible) * ref / leverage - freed))
 
     def _place_contract(self, account: Any, m: Any, checked: tuple, reduce_only: bool) -> Order:
         side, order_type, tif, amount, price, stop_price, client_order_id, above = checked

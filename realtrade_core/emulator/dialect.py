@@ -65,6 +65,9 @@ class EmulatorDialect:
     api_key_header: ClassVar[str] = ""
     #: Request parameters that carry an order's client order id, in order of preference.
     client_order_id_params: ClassVar[tuple[str, ...]] = ()
+    #: (maker, taker) fee rates of the perpetuals the core derives from spot markets: the rates
+    #: ccxt lists for the exchange's contracts, so paper trading charges what the emulator does
+    contract_fees: ClassVar[tuple[str, str]] = ("0.0002", "0.0005")
     #: Perpetuals: the ccxt class that trades them (None: the exchange's own) and the options
     #: ``Emulator.ccxt_client`` gives it.
     ccxt_contract_id: ClassVar[str | None] = None

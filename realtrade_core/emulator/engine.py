@@ -651,10 +651,15 @@ class Engine(ContractBook):
                 while self._contract_markets and self._next_funding <= time_ms:
                     funding = self._next_funding
                     self._replay(funding)
-                    if self._held is not None or self._time < funding:
+                    if self._time < funding:
                         return  # lockstep holds before the funding time
                     self._next_funding = funding + FUNDING_INTERVAL_MS
                     self._settle_funding(funding)
+                    if self._held is not None:
+                        # Lockstep, held at the close at the funding time: what the client sends
+                        # while held comes after that instant, so after its funding, as on an
+                        # exchange an order sent once the candle closed fills after the funding.
+                        return
                 self._replay(time_ms)
             finally:
                 self._advancing = False

@@ -395,7 +395,8 @@ class Emulator:
             if spec is None and contract:
                 spec = probe.default_contract_market(engine_id)
                 if spec is None:
-                    spec = contract_market_spec(replay.default_market_spec(engine_id, base, quote, candles[0].open))
+                    spot = replay.default_market_spec(engine_id, base, quote, candles[0].open)
+                    spec = contract_market_spec(spot, probe.contract_fees)
             elif spec is None:
                 spec = probe.default_market(engine_id)
                 if spec is None:
@@ -679,8 +680,9 @@ class Emulator:
         return self._pacer.ack(time_ms)
 
     def streams_candles(self, symbol: str) -> bool:
-        """Whether a client is subscribed to a stream of ``symbol``'s candles (``"BTC/USDT"``)."""
-        wanted = symbol.replace("/", "").lower()
+        """Whether a client is subscribed to a stream of ``symbol``'s candles (``"BTC/USDT"``; a
+        contract ``"BTC/USDT:USDT"`` streams under the same market id)."""
+        wanted = symbol.split(":")[0].replace("/", "").lower()
         topics = list(self.hub._by_topic)  # the hub's own record of who listens to what
         return any("kline" in t.lower() and wanted in t.lower().replace("/", "") for t in topics)
 

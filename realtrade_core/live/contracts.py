@@ -200,11 +200,14 @@ class PerpetualSession(LiveSession):
         if reduces:
             others = ZERO if self._grouped(order) else self._in_flight(book.symbol, side)
             left = max(abs(book.size) - others, ZERO)
-        opening = amount - min(amount, left)
+        closing = min(amount, left)
+        opening = amount - closing
         if opening > 0 and reference > 0:
-            value = opening * reference * self._contract_size(book.symbol)
+            size = self._contract_size(book.symbol)
+            value = opening * reference * size
             needed = value / self.leverage + value * (dec(self.store.market(book.symbol).get("taker")) or ZERO)
-            free = dec(self.cash()) or ZERO
+            # A reversal first closes the position: the margin it held is free again.
+            free = (dec(self.cash()) or ZERO) + closing * book.price * size / self.leverage
             if needed > free:
                 raise _Reject(f"this strategy's free cash {free:.8f} {book.quote} cannot margin {opening} "
                               f"{book.symbol} at {reference} and {self.leverage}x ({needed:.8f} {book.quote} with "

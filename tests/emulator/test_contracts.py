@@ -64,15 +64,16 @@ def test_resting_reduce_only_orders_expire_when_the_position_is_closed():
     assert engine.get_order(KEY, order_id=take_profit.order_id).status is OrderStatus.EXPIRED
 
 
-def test_only_the_part_that_opens_a_position_needs_margin():
+def test_only_the_part_that_opens_a_position_needs_margin_less_what_its_closing_frees():
     engine = _engine(balance="101")
     engine.place_order(KEY, SYMBOL, "buy", "market", D("1"))  # 1,000 at 20x: 50 of margin, 0.5 fee
-    # 50.5 left. Selling 2 closes the long and opens a short of 1: 50 of margin for that part only.
+    # 50.5 left. Selling 2.9 closes the long (freeing its 50) and opens a short of 1.9 (95 of
+    # margin): 45 more. Selling 3.1 would need 55 more.
     with pytest.raises(EngineError) as refused:
-        engine.place_order(KEY, SYMBOL, "sell", "limit", D("3"), price=D(1000))
+        engine.place_order(KEY, SYMBOL, "sell", "limit", D("3.1"), price=D(1000))
     assert refused.value.reason is RejectReason.INSUFFICIENT_MARGIN
-    order = engine.place_order(KEY, SYMBOL, "sell", "limit", D("2"), price=D(1000))
-    assert order.status is OrderStatus.FILLED and engine.position(KEY, SYMBOL).size == D(-1)
+    order = engine.place_order(KEY, SYMBOL, "sell", "limit", D("2.9"), price=D(1000))
+    assert order.status is OrderStatus.FILLED and engine.position(KEY, SYMBOL).size == D("-1.9")
 
 
 def test_margin_mode_changes_only_while_flat_and_without_orders():

@@ -8,10 +8,14 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from realtrade_core.execution import ExecutionDialect
+from realtrade_core.execution import ErrorKind, ExecutionDialect
 from realtrade_core.retry import retry_after_header
 
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
+# USDⓈ-M futures answers ccxt leaves as a plain ExchangeError: -2019 "Margin is insufficient."
+# and -2021 "Order would immediately trigger."
+_NO_MARGIN = re.compile(r'"code"\s*:\s*-2019\b')
+_WOULD_TRIGGER = re.compile(r'"code"\s*:\s*-2021\b')
 
 
 class BinanceExecution(ExecutionDialect):
@@ -21,6 +25,13 @@ class BinanceExecution(ExecutionDialect):
         "set Position Mode to One-way in the futures settings (or POST /fapi/v1/positionSide/dual with "
         "dualSidePosition=false), with no position or order open"
     )
+
+    def classify(self, exc: BaseException) -> ErrorKind:
+        if _NO_MARGIN.search(str(exc)):
+            return ErrorKind.INSUFFICIENT_FUNDS
+        if _WOULD_TRIGGER.search(str(exc)):
+            return ErrorKind.STOP_CROSSED
+        return super().classify(exc)
 
     def retry_after(self, error: BaseException, headers: Mapping[str, str], exchange_ms: float) -> float | None:
         # A 418 says how long the IP ban lasts in its message ("IP banned until <ms>", on the

@@ -92,6 +92,8 @@ class BybitDialect(BybitOrders, BybitStreams, BybitLinear):
     order_paths: ClassVar[frozenset[tuple[str, str]]] = frozenset({("POST", "/v5/order/create")})
     api_key_header: ClassVar[str] = "X-BAPI-API-KEY"
     client_order_id_params: ClassVar[tuple[str, ...]] = ("orderLinkId",)
+    #: ccxt's rates for Bybit's linear contracts (its markets carry no fee of their own)
+    contract_fees: ClassVar[tuple[str, str]] = ("0.0001", "0.0006")
 
     def routes(self) -> list[web.RouteDef]:
         return [*self.rest_routes(), *self.order_routes(), *self.stream_routes(), *self.linear_routes()]

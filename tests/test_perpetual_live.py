@@ -237,3 +237,18 @@ def test_bad_contract_account_messages_are_quarantined_and_good_ones_still_arriv
     for kind, _ in bad:
         expected[kind] = expected.get(kind, 0) + 1
     assert store.quarantined == expected
+
+
+def test_stops_and_brackets_are_refused_before_anything_is_sent(exchange, emulator, store, tmp_path):
+    import backtrader as bt
+
+    with run(emulator, store, tmp_path) as r:
+        stop = r.do(lambda s: s.sell(size=SIZE, exectype=bt.Order.Stop, price=float(s.data.close[0]) * 0.9))
+        bracket = r.do(lambda s: tuple(s.buy_bracket(size=SIZE, exectype=bt.Order.Market, stopprice=1.0,
+                                                     limitprice=float(s.data.close[0]) * 2)))  # fmt: skip
+        assert stop.status == bt.Order.Rejected and "Stop orders on perpetual contracts are not supported" in (
+            stop.info.reject_reason
+        )
+        assert [o.status for o in bracket] == [bt.Order.Rejected] * 3
+        assert all("brackets on perpetual contracts are not supported" in o.info.reject_reason for o in bracket)
+        assert emulator.engine.all_orders(emulator.api_key) == []

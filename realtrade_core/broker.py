@@ -115,6 +115,18 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
       cannot be the cash of another in the same ledger (ConfigurationError at start: use two
       brokers). Paper trading keeps one cash and refuses orders in a market quoted in another.
 
+    Perpetual stores only (see ``docs/futures.md``):
+
+    - ``leverage`` (1) and ``max_leverage`` (5): the leverage margin is taken at, refused above
+      the cap before anything is sent; live, set on the exchange for each traded contract at start.
+    - ``margin_mode`` ("cross"): live, "cross" or "isolated", set on the exchange at start.
+    - ``funding`` ("exchange"): paper, where funding rates come from.
+
+    A live perpetual broker is a :class:`~realtrade_core.live.contracts.PerpetualSession`: one-way
+    mode only (a hedge-mode account is refused at start), long and short positions, exits sent
+    ``reduceOnly``, funding from the private stream, and :meth:`exchange_position` for the
+    exchange's own view (liquidation price included).
+
     **The strategy's own ledger.** In live mode ``getcash()``, ``getvalue()`` and
     ``getposition()`` are the ledger's, not the account's: the strategy trades its own capital,
     its positions start flat (or as its journal left them) and hold only what it bought, so it

@@ -6,7 +6,6 @@ stream, and a restart that takes the position back."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 import pytest
@@ -213,30 +212,15 @@ def bad_contract_messages(exchange: str, now: int) -> list[tuple[str, dict]]:
 
 
 def test_bad_contract_account_messages_are_quarantined_and_good_ones_still_arrive(exchange, emulator, store):
-    from realtrade_core.events import PositionUpdate
-    from realtrade_core.testing import EventRecorder, wait_until
+    from test_quarantine import account_quarantine
 
-    store.start()
-    rec = EventRecorder()
-    unsubscribe = store.subscribe_account(rec)
-    try:
-        wait_until(lambda: ("connected", "ready") in rec.items, timeout=10, what="the account stream")
-        private = wait_until(lambda: [c for c in emulator.hub.connections() if c.account], what="the connection")
-        bad = bad_contract_messages(exchange, emulator.engine.now())
-        for _, message in bad:
-            private[0].send(json.dumps(message))
+    from realtrade_core.events import PositionUpdate
+
+    def good():
         store.client.create_order(SYMBOL, "market", "sell", SIZE)
-        rec.wait(lambda r: any(isinstance(e, PositionUpdate) and e.size == Decimal("-0.01") for e in r.items),
-                 timeout=10, what="the good position update")  # fmt: skip
-    finally:
-        unsubscribe()
-    events = [e for e in rec.items if not isinstance(e, tuple)]
-    assert all(e.problem() is None for e in events)
-    assert not any(getattr(e, "client_order_id", None) == "rt-bad" for e in events)
-    expected: dict[str, int] = {}
-    for kind, _ in bad:
-        expected[kind] = expected.get(kind, 0) + 1
-    assert store.quarantined == expected
+        return lambda e: isinstance(e, PositionUpdate) and e.size == Decimal("-0.01")
+
+    account_quarantine(store, emulator, bad_contract_messages(exchange, emulator.engine.now()), good)
 
 
 def test_stops_and_brackets_are_refused_before_anything_is_sent(exchange, emulator, store, tmp_path):

@@ -281,10 +281,11 @@ def bad_account_messages(exchange: str, now: int) -> list[tuple[str, dict[str, A
     ]
 
 
-def test_bad_account_messages_never_reach_the_broker_and_good_ones_still_do(
-    exchange: str, emulator: Emulator, store: Any
-) -> None:
-    from realtrade_core.events import OrderUpdate
+def account_quarantine(store: Any, emulator: Emulator, bad: list[tuple[str, dict]],
+                       good: Callable[[], Callable[[Any], bool]]) -> None:  # fmt: skip
+    """Send the ``bad`` (kind, message) pairs down the account's private connection, then do
+    something ``good`` (it returns a predicate of the events that says its event arrived): no bad
+    message reaches a listener, the good event does, and the store counts each bad one by kind."""
     from realtrade_core.testing import EventRecorder, wait_until
 
     store.start()  # takes the emulator's funded account
@@ -293,18 +294,10 @@ def test_bad_account_messages_never_reach_the_broker_and_good_ones_still_do(
     try:
         wait_until(lambda: ("connected", "ready") in rec.items, timeout=10, what="the account stream")
         private = wait_until(lambda: [c for c in emulator.hub.connections() if c.account], what="the connection")
-        bad = bad_account_messages(exchange, emulator.engine.now())
         for _, message in bad:
             private[0].send(json.dumps(message))
-        client = emulator.ccxt_client()
-        client.load_markets()
-        price = client.price_to_precision(SYMBOL, float(candles(emulator, SYMBOL, 0, emulator.engine.now())[-1][4]) / 2)
-        placed = client.create_order(SYMBOL, "limit", "buy", 0.001, float(price))
-        rec.wait(
-            lambda r: any(isinstance(e, OrderUpdate) and e.order_id == str(placed["id"]) for e in r.items),
-            timeout=10,
-            what="the good order's update",
-        )
+        arrived = good()
+        rec.wait(lambda r: any(arrived(e) for e in r.items), timeout=10, what="the good event")
     finally:
         unsubscribe()
     events = [e for e in rec.items if not isinstance(e, tuple)]
@@ -314,3 +307,18 @@ def test_bad_account_messages_never_reach_the_broker_and_good_ones_still_do(
     for kind, _ in bad:
         expected[kind] = expected.get(kind, 0) + 1
     assert store.quarantined == expected
+
+
+def test_bad_account_messages_never_reach_the_broker_and_good_ones_still_do(
+    exchange: str, emulator: Emulator, store: Any
+) -> None:
+    from realtrade_core.events import OrderUpdate
+
+    def good() -> Callable[[Any], bool]:
+        client = emulator.ccxt_client()
+        client.load_markets()
+        price = client.price_to_precision(SYMBOL, float(candles(emulator, SYMBOL, 0, emulator.engine.now())[-1][4]) / 2)
+        placed = client.create_order(SYMBOL, "limit", "buy", 0.001, float(price))
+        return lambda e: isinstance(e, OrderUpdate) and e.order_id == str(placed["id"])
+
+    account_quarantine(store, emulator, bad_account_messages(exchange, emulator.engine.now()), good)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import backtrader as bt
 import pytest
 from test_broker_live import LiveRun, new_store
 
@@ -117,10 +118,13 @@ def test_the_exchanges_smaller_position_is_the_ledgers_ceiling(exchange, emulato
 def test_a_restart_takes_the_short_back_checked_against_the_exchange(exchange, emulator, store, tmp_path):
     with run(emulator, store, tmp_path) as first:
         short(first, 0.02)
+        resting = first.do(lambda s: s.sell(size=SIZE, exectype=bt.Order.Limit, price=float(s.data.close[0]) * 1.5))
         wallet = first.broker.live.ledger_cash
     assert wallet < Decimal(str(CASH))  # the fee
     store.client.create_order(SYMBOL, "market", "buy", 0.005, None, {"reduceOnly": True})  # by hand, while down
     with run(emulator, store, tmp_path) as again:
+        (reattached,) = again.strategy.first_open
+        assert reattached.info.reattached and reattached.info.client_order_id == resting.info.client_order_id
         assert again.strategy.first_position == pytest.approx(-0.015)
         assert any("position shrinks to -0.015" in m for m in again.strategy.store_messages)
         assert again.broker.live.ledger_cash == wallet
@@ -224,8 +228,6 @@ def test_bad_contract_account_messages_are_quarantined_and_good_ones_still_arriv
 
 
 def test_stops_and_brackets_are_refused_before_anything_is_sent(exchange, emulator, store, tmp_path):
-    import backtrader as bt
-
     with run(emulator, store, tmp_path) as r:
         stop = r.do(lambda s: s.sell(size=SIZE, exectype=bt.Order.Stop, price=float(s.data.close[0]) * 0.9))
         bracket = r.do(lambda s: tuple(s.buy_bracket(size=SIZE, exectype=bt.Order.Market, stopprice=1.0,

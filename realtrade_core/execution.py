@@ -24,6 +24,10 @@ member                         meaning (default)
                                for the error that refuses it (perpetuals; generic words)
 ``setting_unchanged()``        a refused ``set_leverage`` / ``set_margin_mode`` that only says the
                                setting is so already (ccxt's ``MarginModeAlreadySet``)
+``contract_open_order_params`` perpetuals: the ccxt param sets whose ``fetch_open_orders`` together
+                               list every open order, conditional ones included (``({},)``)
+``contract_order_params()``    perpetuals: extra ccxt params to create an order (``{}``)
+``contract_cancel_param_sets()`` perpetuals: as ``cancel_param_sets`` (the same by default)
 =============================  ==================================================================
 
 A plugin subclasses :class:`ExecutionDialect` and overrides what its exchange does otherwise; the
@@ -73,6 +77,7 @@ class ExecutionDialect:
     fetch_order_params: ClassVar[Mapping[str, Any]] = {}
     bracket_exits: ClassVar[str] = "held"
     stop_direction_from_market: ClassVar[bool] = False
+    contract_open_order_params: ClassVar[tuple[Mapping[str, Any], ...]] = ({},)
     one_way_help: ClassVar[str] = (
         "switch the account's position mode to one-way in the exchange's settings (with no position or order open)"
     )
@@ -126,6 +131,16 @@ class ExecutionDialect:
         ``client``; returns both legs as ccxt order dicts, limit first. Raises ccxt's errors."""
         raise NotImplementedError(f"{type(self).__qualname__} has no OCO order lists")
 
+    def contract_order_params(self, order_type: str, side: str, fires_on_rise: bool) -> dict[str, Any]:
+        """Extra ccxt params to create a perpetual contract's order of ``order_type``; a stop
+        (``"stop"``, ``"stop_limit"``) fires when the price rises to its trigger if
+        ``fires_on_rise``, else when it falls to it."""
+        return {}
+
+    def contract_cancel_param_sets(self, order_type: str) -> list[dict[str, Any]]:
+        """:meth:`cancel_param_sets` for a perpetual contract's order."""
+        return self.cancel_param_sets(order_type)
+
     def setting_unchanged(self, exc: BaseException) -> bool:
         """Whether ``exc``, raised by ccxt's ``set_leverage`` or ``set_margin_mode``, only says the
         contract has that setting already (nothing to change: not an error)."""
@@ -146,9 +161,13 @@ _VALUES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "bracket_exits": (f"one of {', '.join(map(repr, BRACKET_EXITS))}", lambda v: v in BRACKET_EXITS),
     "stop_direction_from_market": ("a bool", lambda v: isinstance(v, bool)),
     "one_way_help": ("a non-empty str", lambda v: isinstance(v, str) and bool(v)),
+    "contract_open_order_params": (
+        "a non-empty tuple of ccxt param mappings",
+        lambda v: isinstance(v, tuple) and bool(v) and all(isinstance(p, Mapping) for p in v),
+    ),
 }
 _METHODS = ("create_order_params", "cancel_param_sets", "classify", "retry_after", "create_oco_orders",
-            "setting_unchanged")  # fmt: skip
+            "setting_unchanged", "contract_order_params", "contract_cancel_param_sets")  # fmt: skip
 
 
 def dialect_problems(dialect: object) -> list[str]:

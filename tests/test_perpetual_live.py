@@ -227,14 +227,29 @@ def test_bad_contract_account_messages_are_quarantined_and_good_ones_still_arriv
     account_quarantine(store, emulator, bad_contract_messages(exchange, emulator.engine.now()), good)
 
 
-def test_stops_and_brackets_are_refused_before_anything_is_sent(exchange, emulator, store, tmp_path):
+def test_a_stop_covers_the_short_reduce_only_and_a_resting_stop_is_reattached_and_cancelled(
+    exchange, emulator, store, tmp_path
+):
+    with run(emulator, store, tmp_path) as first:
+        short(first)
+        far = first.do(lambda s: s.buy(size=SIZE, exectype=bt.Order.Stop, price=float(s.data.close[0]) * 1.5))
+        first.until(lambda: first.strategy.statuses(far)[-1:] == ["Accepted"], "the stop to rest")
+        assert far.info.reduce_only is True
+    with run(emulator, store, tmp_path) as again:
+        (stop,) = again.strategy.first_open  # the untriggered stop, found among the conditional orders
+        assert stop.info.reattached and stop.info.client_order_id == far.info.client_order_id
+        again.do(lambda s: s.cancel(stop))
+        again.until(lambda: again.strategy.statuses(stop)[-1:] == ["Canceled"], "the stop's cancel")
+        near = again.do(lambda s: s.buy(size=SIZE, exectype=bt.Order.Stop, price=float(s.data.close[0]) * 1.0005))
+        again.until(lambda: again.strategy.statuses(near)[-1:] == ["Completed"], "the stop to trigger and fill", 200)
+        assert near.info.reduce_only is True and engine_position(emulator) == 0
+        assert near.executed.price >= near.created.price and len(again.strategy.trades) == 1
+
+
+def test_brackets_are_refused_before_anything_is_sent(exchange, emulator, store, tmp_path):
     with run(emulator, store, tmp_path) as r:
-        stop = r.do(lambda s: s.sell(size=SIZE, exectype=bt.Order.Stop, price=float(s.data.close[0]) * 0.9))
         bracket = r.do(lambda s: tuple(s.buy_bracket(size=SIZE, exectype=bt.Order.Market, stopprice=1.0,
                                                      limitprice=float(s.data.close[0]) * 2)))  # fmt: skip
-        assert stop.status == bt.Order.Rejected and "Stop orders on perpetual contracts are not supported" in (
-            stop.info.reject_reason
-        )
         assert [o.status for o in bracket] == [bt.Order.Rejected] * 3
         assert all("brackets on perpetual contracts are not supported" in o.info.reject_reason for o in bracket)
         assert emulator.engine.all_orders(emulator.api_key) == []

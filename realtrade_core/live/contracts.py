@@ -18,8 +18,9 @@ A perpetual store's live broker is a :class:`PerpetualSession`: the spot session
 - **The exchange is the ceiling**: where its position in a contract is smaller than the
   ledger's (or on the other side), the ledger shrinks to it and ``notify_store`` says so; a
   strategy never closes what it did not open.
-- **Orders**: market and limit (and ``oco=`` groups of them); stop orders and brackets are
-  refused before anything is sent (not supported on perpetuals yet).
+- **Orders**: market, limit, stop and stop-limit (trailing ones too) and ``oco=`` groups of
+  them, stops through the dialect's contract rules (conditional orders); brackets are refused
+  before anything is sent.
 - **Funding** payments from the private stream move the ledger's cash (its share, when the
   account's position is larger) and reach the strategy through ``notify_store`` as paper's do,
   each listed in ``broker.funding_payments``.
@@ -36,7 +37,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..events import Fill, FundingFee, PositionUpdate, Side
 from .ledger import apply_to_position
-from .model import BT_TO_TYPE, STOP_TYPES, ZERO, SymbolBook, _Reject, dec
+from .model import ZERO, SymbolBook, _Reject, dec
 from .session import LiveSession
 
 log = logging.getLogger(__name__)
@@ -150,20 +151,14 @@ class PerpetualSession(LiveSession):
     # --- orders ---------------------------------------------------------------------------------
 
     def _unsupported(self, order: Any) -> str | None:
-        """Market and limit orders (``oco=`` groups of them too) go; stops and brackets do not
-        yet: the futures APIs file stop orders apart as conditional orders, which this broker's
-        lookups, audits and restarts do not read yet. Refused before anything is sent, never
-        sent as something else."""
+        """Brackets are refused before anything is sent (their exits would rest as the spot
+        account's do: an OCO list, or two conditional orders the broker links), never sent as
+        something else; market, limit and stop orders go."""
         reason = super()._unsupported(order)
-        if reason is not None:
-            return reason
-        if order.parent is not None:
-            return ("brackets on perpetual contracts are not supported in live mode yet (their exits are stop "
-                    "orders): trade the entry, then exit with market or limit orders")  # fmt: skip
-        if BT_TO_TYPE[order.exectype] in STOP_TYPES:
-            return (f"{order.getordername()} orders on perpetual contracts are not supported in live mode yet: use "
-                    f"market and limit orders (a stop can be watched on closed bars by the strategy)")  # fmt: skip
-        return None
+        if reason is None and order.parent is not None:
+            return ("brackets on perpetual contracts are not supported in live mode yet: place the entry, then its "
+                    "exits (a stop and a limit order, oco= to link them)")  # fmt: skip
+        return reason
 
     # --- the ledger -----------------------------------------------------------------------------
 

@@ -192,6 +192,27 @@ class ExchangeIO:
             time=int(t.get("timestamp") or 0),
         )
 
+    @property
+    def contracts(self) -> bool:
+        """The store trades perpetual contracts (their orders follow the dialect's contract rules)."""
+        return bool(getattr(self.store, "perpetual", False))
+
+    def open_orders(self, symbol: str) -> list[dict[str, Any]]:
+        """Every open order of ``symbol`` (a raw ccxt call: errors propagate); for perpetuals
+        through each of the dialect's ``contract_open_order_params`` (conditional orders too)."""
+        if not self.contracts:
+            return list(self.client.fetch_open_orders(symbol))
+        seen: dict[str, dict[str, Any]] = {}
+        for params in self.dialect.contract_open_order_params:
+            for o in self.client.fetch_open_orders(symbol, None, None, dict(params)):
+                seen.setdefault(str(o.get("id")), o)
+        return list(seen.values())
+
+    def cancel_param_sets(self, order_type: str) -> list[dict[str, Any]]:
+        if self.contracts:
+            return self.dialect.contract_cancel_param_sets(order_type)
+        return self.dialect.cancel_param_sets(order_type)
+
     def balances(self) -> dict[str, tuple[Decimal, Decimal]]:
         raw = self.read(self.client.fetch_balance)
         out: dict[str, tuple[Decimal, Decimal]] = {}
@@ -228,7 +249,7 @@ class ExchangeIO:
                 return found
         except (ccxt.OrderNotFound, ccxt.ArgumentsRequired, ccxt.NotSupported, ccxt.BadRequest):
             pass
-        for o in self.client.fetch_open_orders(symbol):
+        for o in self.open_orders(symbol):
             if matches(o):
                 return o
         has = getattr(self.client, "has", {}) or {}

@@ -120,7 +120,7 @@ class ReconcileMixin:
         symbols = set(self.books) | {o.symbol for o in open_journal}
         exchange_open: dict[str, list[dict[str, Any]]] = {}
         for symbol in sorted(symbols):
-            exchange_open[symbol] = io.read(io.client.fetch_open_orders, symbol)
+            exchange_open[symbol] = io.read(io.open_orders, symbol)
         by_cid = {o.get("clientOrderId"): o for orders in exchange_open.values() for o in orders}
 
         # 1. Orders the journal thinks are open but the exchange does not list: what became of them?

@@ -335,6 +335,8 @@ class OrderSender(_Worker):
         if req.reduce_only:
             params["reduceOnly"] = True
         params.update(self.io.dialect.create_order_params(kind, req.side))
+        if self.io.contracts:
+            params.update(self.io.dialect.contract_order_params(kind, req.side, req.fires_on_rise))
         return ccxt_type, price, params
 
     def exchange_message(self, exc: BaseException) -> str:
@@ -369,7 +371,7 @@ class OrderSender(_Worker):
                 self.emit(CancelFailed(req.client_order_id, "the order is not on the exchange"))
                 return
             order_id = str(found.get("id"))
-        for params in self.io.dialect.cancel_param_sets(req.type):
+        for params in self.io.cancel_param_sets(req.type):
             while not self.stopping.is_set():
                 self.io.gate.wait(self.stopping)
                 sent = time.monotonic()
@@ -653,7 +655,7 @@ class AccountReader(_Worker):
             for t in trades:
                 if str(t.get("order")) in ids:
                     self.emit(("rest_fill", self.io.fill(t, self.client_ids(str(t.get("order"))))))
-            open_orders = {str(o.get("id")): o for o in self.io.read(self.io.client.fetch_open_orders, symbol)}
+            open_orders = {str(o.get("id")): o for o in self.io.read(self.io.open_orders, symbol)}
             for cid, oid, _, created in items:
                 found = open_orders.get(str(oid)) if oid else None
                 if found is None:

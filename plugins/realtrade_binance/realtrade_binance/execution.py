@@ -21,10 +21,18 @@ _WOULD_TRIGGER = re.compile(r'"code"\s*:\s*-2021\b')
 class BinanceExecution(ExecutionDialect):
     #: a bracket's two exits go to Binance as one OCO order list (one lock of the funds)
     bracket_exits = "oco"
+    # USDⓈ-M futures file stop orders apart (the algo order service) until they trigger: open
+    # orders are listed twice, plain and conditional; a stop is cancelled as one first.
+    contract_open_order_params = ({}, {"trigger": True})
     one_way_help = (
         "set Position Mode to One-way in the futures settings (or POST /fapi/v1/positionSide/dual with "
         "dualSidePosition=false), with no position or order open"
     )
+
+    def contract_cancel_param_sets(self, order_type: str) -> list[dict[str, Any]]:
+        if order_type in ("stop", "stop_limit"):
+            return [{"trigger": True}, {}]  # once triggered it is a plain order
+        return [{}]
 
     def classify(self, exc: BaseException) -> ErrorKind:
         if _NO_MARGIN.search(str(exc)):

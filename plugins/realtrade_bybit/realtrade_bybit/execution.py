@@ -29,6 +29,12 @@ class BybitExecution(ExecutionDialect):
         "/v5/position/switch-mode with mode=0), with no position or order open"
     )
 
+    def contract_order_params(self, order_type: str, side: str, fires_on_rise: bool) -> dict[str, Any]:
+        # Linear conditional orders need their direction: 1 (rise to the trigger) or 2 (fall).
+        if order_type in ("stop", "stop_limit"):
+            return {"triggerDirection": "ascending" if fires_on_rise else "descending"}
+        return {}
+
     def setting_unchanged(self, exc: BaseException) -> bool:
         # Bybit refuses a leverage or margin mode the contract has already (ccxt: BadRequest).
         return bool(_UNCHANGED.search(str(exc))) or super().setting_unchanged(exc)

@@ -188,6 +188,9 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
         exits = self.bracket_exits
         if exits not in BRACKET_EXITS:
             raise ConfigurationError(f"unknown bracket_exits {exits!r}; use one of {', '.join(BRACKET_EXITS)}")
+        if exits == "oco" and getattr(self.p.store, "perpetual", False):
+            raise ConfigurationError("bracket_exits='oco' sends spot OCO order lists, which perpetual contracts do not "
+                                     "have; use 'held' or 'conditional'")  # fmt: skip
         if exits == "oco" and not self.dialect.has_oco_orders:
             venue = self.p.store.exchange or "this exchange"
             raise ConfigurationError(f"bracket_exits='oco' needs OCO order lists, which {venue} does not offer "
@@ -261,8 +264,11 @@ class Broker(ExchangeRulesMixin, bt.brokers.BackBroker, Contract):
     def bracket_exits(self) -> str:
         """Where this broker's live brackets rest their exits (see
         :data:`~realtrade_core.execution.BRACKET_EXITS`): ``bracket_exits=`` when given, else the
-        exchange's way."""
-        return self.p.bracket_exits or self.dialect.bracket_exits
+        exchange's way for spot; on perpetual contracts ``"held"`` (they have no OCO lists, and
+        two resting reduce-only exits of one position may be refused by the exchange)."""
+        if self.p.bracket_exits:
+            return self.p.bracket_exits
+        return "held" if getattr(self.p.store, "perpetual", False) else self.dialect.bracket_exits
 
     @property
     def live(self) -> Any:

@@ -246,10 +246,35 @@ def test_a_stop_covers_the_short_reduce_only_and_a_resting_stop_is_reattached_an
         assert near.executed.price >= near.created.price and len(again.strategy.trades) == 1
 
 
-def test_brackets_are_refused_before_anything_is_sent(exchange, emulator, store, tmp_path):
+@pytest.mark.parametrize(("side", "leg"), [("long", "take_profit"), ("short", "take_profit"), ("long", "stop"),
+                                           ("short", "stop")])  # fmt: skip
+def test_a_brackets_exit_closes_the_position_reduce_only_and_cancels_the_other(
+    exchange, emulator, store, tmp_path, side, leg
+):
+    near, far = 0.0005, 0.5  # the exit the test waits for is near the price, the other far away
+    stop_off, limit_off = (far, near) if leg == "take_profit" else (near, far)
+
+    def place(s):
+        px = float(s.data.close[0])
+        if side == "long":
+            orders = s.buy_bracket(size=SIZE, exectype=bt.Order.Market, stopprice=px * (1 - stop_off),
+                                   limitprice=px * (1 + limit_off))  # fmt: skip
+        else:
+            orders = s.sell_bracket(size=SIZE, exectype=bt.Order.Market, stopprice=px * (1 + stop_off),
+                                    limitprice=px * (1 - limit_off))  # fmt: skip
+        return tuple(orders)
+
     with run(emulator, store, tmp_path) as r:
-        bracket = r.do(lambda s: tuple(s.buy_bracket(size=SIZE, exectype=bt.Order.Market, stopprice=1.0,
-                                                     limitprice=float(s.data.close[0]) * 2)))  # fmt: skip
-        assert [o.status for o in bracket] == [bt.Order.Rejected] * 3
-        assert all("brackets on perpetual contracts are not supported" in o.info.reject_reason for o in bracket)
-        assert emulator.engine.all_orders(emulator.api_key) == []
+        parent, stop, limit = r.do(place)
+        winner, loser = (limit, stop) if leg == "take_profit" else (stop, limit)
+        r.until(lambda: r.strategy.statuses(winner)[-1:] == ["Completed"], f"the {leg}", 200)
+        r.until(lambda: r.strategy.statuses(loser)[-1:] == ["Canceled"], "the other exit's cancel")
+        assert r.strategy.statuses(parent)[-1] == "Completed" and winner.info.reduce_only is True
+        assert engine_position(emulator) == 0 and not emulator.engine.open_orders(emulator.api_key)
+        assert len(r.strategy.trades) == 1 and r.broker.getposition(r.cerebro.datas[0]).size == 0
+
+
+def test_oco_bracket_exits_are_refused_on_a_perpetual_store(exchange, store):
+    assert store.getbroker(mode="live").bracket_exits == "held"
+    with pytest.raises(ConfigurationError, match="perpetual contracts do not have; use 'held' or 'conditional'"):
+        store.getbroker(mode="live", bracket_exits="oco")

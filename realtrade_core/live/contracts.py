@@ -18,9 +18,9 @@ A perpetual store's live broker is a :class:`PerpetualSession`: the spot session
 - **The exchange is the ceiling**: where its position in a contract is smaller than the
   ledger's (or on the other side), the ledger shrinks to it and ``notify_store`` says so; a
   strategy never closes what it did not open.
-- **Orders**: market, limit, stop and stop-limit (trailing ones too) and ``oco=`` groups of
-  them, stops through the dialect's contract rules (conditional orders); brackets are refused
-  before anything is sent.
+- **Orders**: market, limit, stop and stop-limit (trailing ones too), ``oco=`` groups and
+  brackets (their exits ``"held"`` by default: the take-profit rests, the broker holds the
+  stop), stops through the dialect's contract rules (conditional orders).
 - **Funding** payments from the private stream move the ledger's cash (its share, when the
   account's position is larger) and reach the strategy through ``notify_store`` as paper's do,
   each listed in ``broker.funding_payments``.
@@ -147,18 +147,6 @@ class PerpetualSession(LiveSession):
             self.apply_funding(item)
         else:
             super().apply(item)
-
-    # --- orders ---------------------------------------------------------------------------------
-
-    def _unsupported(self, order: Any) -> str | None:
-        """Brackets are refused before anything is sent (their exits would rest as the spot
-        account's do: an OCO list, or two conditional orders the broker links), never sent as
-        something else; market, limit and stop orders go."""
-        reason = super()._unsupported(order)
-        if reason is None and order.parent is not None:
-            return ("brackets on perpetual contracts are not supported in live mode yet: place the entry, then its "
-                    "exits (a stop and a limit order, oco= to link them)")  # fmt: skip
-        return reason
 
     # --- the ledger -----------------------------------------------------------------------------
 

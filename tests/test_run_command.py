@@ -116,20 +116,35 @@ def test_run_trades_the_strategy_file_and_reports_it(strategy_file, tmp_path, ca
     assert re.search(r"^report  trades +1 closed", out, re.M) and re.search(r"^done +in [\d.]+ s$", out, re.M)
 
 
+@pytest.mark.parametrize("mode", ["--paper", "--live"])
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
-def test_run_trades_a_perpetual_contract_short_with_leverage(strategy_file, tmp_path, capsys, exchange):
+def test_run_trades_a_perpetual_contract_short_with_leverage(strategy_file, tmp_path, capsys, exchange, mode):
     folder = tmp_path / "report"
     code = main(["run", f"{strategy_file}:ShortThenCover", "--exchange", exchange, "--symbol", "BTC/USDT:USDT",
-                 "--market", "perpetual", "--leverage", "3", "--timeframe", "1m", "--speed", "3000",
-                 "--backfill-bars", "5", "--bars", "6", "--report", str(folder)])  # fmt: skip
+                 "--market", "perpetual", "--leverage", "3", "--timeframe", "1m", "--speed", "600", mode,
+                 "--journal", str(tmp_path / "journal.sqlite3"), "--backfill-bars", "5", "--bars", "10",
+                 "--report", str(folder)])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0, out
-    assert f"ShortThenCover on {exchange} emulator, BTC/USDT:USDT perpetual at 3x 1m, paper" in out
+    assert f"ShortThenCover on {exchange} emulator, BTC/USDT:USDT perpetual at 3x 1m, {mode.strip('-')}" in out
     assert "order BTC/USDT:USDT sell -0.01 position -0.01" in out  # a short, not a refused spot sell
     assert "order BTC/USDT:USDT buy 0.01 position 0.0" in out
     report = json.loads((folder / "report.json").read_text())
     assert report["symbols"] == ["BTC/USDT:USDT"] and report["orders"] == {"Completed": 2}
     assert report["trades_closed"] == 1
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_a_live_perpetual_run_that_ends_short_reports_its_value(strategy_file, tmp_path, capsys, exchange):
+    """The run ends with the short still open: the ledger's value (its unrealised profit) is
+    read after the store has stopped, by backtrader and by the report."""
+    code = main(["run", f"{strategy_file}:ShortThenCover", "--exchange", exchange, "--symbol", "BTC/USDT:USDT",
+                 "--market", "perpetual", "--timeframe", "1m", "--speed", "600", "--live", "--param", "hold=1000",
+                 "--journal", str(tmp_path / "journal.sqlite3"), "--backfill-bars", "5", "--bars", "6"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    assert "order BTC/USDT:USDT sell -0.01 position -0.01" in captured.out
+    assert re.search(r"^report  value +[\d,.]+ -> [\d,.]+", captured.out, re.M), captured.out
 
 
 def test_run_reads_a_config_file_and_the_command_line_wins(strategy_file, tmp_path, capsys):

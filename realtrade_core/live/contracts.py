@@ -87,6 +87,7 @@ class PerpetualSession(LiveSession):
     def __init__(self, broker: Any) -> None:
         super().__init__(broker)
         self.exchange_sizes: dict[str, tuple[Decimal, float]] = {}  # symbol -> (size, monotonic time heard)
+        self._contract_sizes: dict[str, Decimal] = {}
 
     # --- the account, at start ------------------------------------------------------------------
 
@@ -102,6 +103,7 @@ class PerpetualSession(LiveSession):
         leverage = int(leverage) if leverage == int(leverage) else leverage
         mode = str(self.broker.p.margin_mode)
         for symbol in sorted(self.books):
+            self._contract_size(symbol)  # kept for after the store stops
             if self._hedged(symbol):
                 raise ConfigurationError(
                     f"the {self.store.exchange} account trades {symbol} in hedge (dual-side) position mode; realtrade "
@@ -151,7 +153,12 @@ class PerpetualSession(LiveSession):
     # --- the ledger -----------------------------------------------------------------------------
 
     def _contract_size(self, symbol: str) -> Decimal:
-        return dec(self.store.market(symbol).get("contractSize")) or Decimal(1)
+        """Coins per contract, kept once read: the ledger's value is asked after the store
+        has stopped too (backtrader's writers, the run's report), when its markets are gone."""
+        size = self._contract_sizes.get(symbol)
+        if size is None:
+            size = self._contract_sizes[symbol] = dec(self.store.market(symbol).get("contractSize")) or Decimal(1)
+        return size
 
     def _move_position(self, book: SymbolBook, fill: Fill,
                        tracked: Any = None) -> tuple[Decimal, Decimal, Decimal, Decimal]:  # fmt: skip

@@ -53,7 +53,7 @@ def distributions_of(module: str) -> set[str]:
 
 
 CORE = declared(ROOT / "pyproject.toml", extras=False)
-TOOLS = {"pytest", "setuptools", "wheel", "hypothesis", "ruff"}
+TOOLS = {"pytest", "pytest-xdist", "setuptools", "wheel", "hypothesis", "ruff"}
 CORE_EXTRAS = declared(ROOT / "pyproject.toml", extras=True) - CORE - TOOLS
 
 

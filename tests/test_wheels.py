@@ -14,10 +14,17 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import distribution
 from pathlib import Path
 
 import pytest
+
+try:
+    import fcntl
+except ImportError:  # Windows: each test process builds its own
+    fcntl = None  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {
@@ -28,32 +35,64 @@ SOURCES = {
 }
 
 
-@pytest.fixture(scope="module")
+def source_copy(dist: str, into: Path) -> Path:
+    """What a distribution is built from, copied out of the checkout: its pyproject.toml, its
+    README and its package. pip builds in the folder it is given (build/, *.egg-info), so the
+    checkout, which other test processes read meanwhile, is never written to."""
+    source, package = SOURCES[dist], dist.replace("-", "_")
+    copy = into / dist
+    copy.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(source / name, copy / name)
+    shutil.copytree(source / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+@contextmanager
+def only_one_process(lock: Path) -> Iterator[None]:
+    """Hold ``lock`` against the other test processes of this run (where the platform can)."""
+    with open(lock, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture(scope="session")
 def wheels(tmp_path_factory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("wheels")
-    built = {}
-    for dist, source in SOURCES.items():
-        before = set(out.iterdir())
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--no-deps",
-                "--no-build-isolation",
-                "-q",
-                "-w",
-                str(out),
-                str(source),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-        (new,) = set(out.iterdir()) - before
-        built[dist] = new
-    return built
+    """The four wheels, built once per run: the test processes of a run (pytest-xdist) share the
+    parent of their temporary folders; the first one here builds while the others wait."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER") and fcntl is not None:
+        shared = shared.parent
+    out, built = shared / "wheels", shared / "wheels.json"
+    with only_one_process(shared / "wheels.lock"):
+        if not built.exists():
+            out.mkdir(exist_ok=True)
+            sources = shared / "wheel-sources"
+            names = {}
+            for dist in SOURCES:
+                before = set(out.iterdir())
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "wheel",
+                        "--no-deps",
+                        "--no-build-isolation",
+                        "-q",
+                        "-w",
+                        str(out),
+                        str(source_copy(dist, sources)),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=300,
+                )
+                (new,) = set(out.iterdir()) - before
+                names[dist] = new.name
+            built.write_text(json.dumps(names))
+    return {dist: out / name for dist, name in json.loads(built.read_text()).items()}
 
 
 def install(wheels: dict[str, Path], target: Path, *dists: str) -> None:

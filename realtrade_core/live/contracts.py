@@ -288,8 +288,9 @@ class PerpetualSession(LiveSession):
             share = min(Decimal(1), abs(book.size) / abs(fee.position_size))
         amount = fee.amount * share
         self._add_cash(fee.asset, amount)
-        self.journal.set_meta(key, str(amount))
-        self._persist(book)
+        with self.journal.batch():  # the payment's record and the ledger it moves: one commit
+            self.journal.set_meta(key, str(amount))
+            self._persist(book)
         rate = fee.rate if fee.rate is not None else self._funding_rate(fee.symbol, fee.time)
         mark = fee.mark_price
         if mark is None and rate:

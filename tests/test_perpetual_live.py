@@ -115,6 +115,22 @@ def test_the_exchanges_smaller_position_is_the_ledgers_ceiling(exchange, emulato
         assert buy.executed.size == pytest.approx(0.006) and engine_position(emulator) == 0
 
 
+def test_a_liquidation_on_the_exchange_leaves_the_ledger_flat_and_says_so(exchange, emulator, store, tmp_path):
+    with run(emulator, store, tmp_path, leverage=5, margin_mode="isolated") as r:
+        short(r)
+        position = r.do(lambda s: s.broker.exchange_position(s.data))
+        assert position.liquidation_price > position.entry_price and position.margin_mode in ("isolated", None)
+        emulator.set_mark_price(SYMBOL, position.liquidation_price * 1.01)  # the mark crosses it: liquidated
+        assert engine_position(emulator) == 0
+        r.until(lambda: r.broker.getposition(r.cerebro.datas[0]).size == 0, "the ledger to follow the exchange")
+        assert any("position shrinks to 0" in m for m in r.strategy.store_messages)
+        # The short was closed at the liquidation's fill price: that loss is the ledger's.
+        (closing,) = [f for f in emulator.engine.fills(emulator.api_key) if f.client_order_id.startswith("autoclose-")]
+        (opening,) = [f for f in emulator.engine.fills(emulator.api_key) if f is not closing]
+        loss = -opening.amount * (closing.price - opening.price)
+        assert r.broker.live.ledger_cash == Decimal(str(CASH)) - opening.fee + loss
+
+
 def test_a_restart_takes_the_short_back_checked_against_the_exchange(exchange, emulator, store, tmp_path):
     with run(emulator, store, tmp_path) as first:
         short(first, 0.02)

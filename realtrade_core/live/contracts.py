@@ -16,8 +16,9 @@ A perpetual store's live broker is a :class:`PerpetualSession`: the spot session
   unrealised profit at the last close; ``getvalue()`` the wallet plus unrealised profit: the
   paper broker's definitions.
 - **The exchange is the ceiling**: where its position in a contract is smaller than the
-  ledger's (or on the other side), the ledger shrinks to it and ``notify_store`` says so; a
-  strategy never closes what it did not open.
+  ledger's (or on the other side), the ledger shrinks to it, the part taken away closed at the
+  price of the exchange's order that took it (a liquidation, a close by hand; else the last
+  close), and ``notify_store`` says so; a strategy never closes what it did not open.
 - **Orders**: market, limit, stop and stop-limit (trailing ones too), ``oco=`` groups and
   brackets (their exits ``"held"`` by default: the take-profit rests, the broker holds the
   stop), stops through the dialect's contract rules (conditional orders).
@@ -88,6 +89,7 @@ class PerpetualSession(LiveSession):
         super().__init__(broker)
         self.exchange_sizes: dict[str, tuple[Decimal, float]] = {}  # symbol -> (size, monotonic time heard)
         self._contract_sizes: dict[str, Decimal] = {}
+        self.closing_prices: dict[str, Decimal] = {}  # symbol -> price of the last fill of another's order
 
     # --- the account, at start ------------------------------------------------------------------
 
@@ -238,13 +240,26 @@ class PerpetualSession(LiveSession):
                 continue
             self._cap(book, heard[0])
 
+    def apply_fill(self, fill: Fill, source: str) -> None:
+        if self._find(fill.client_order_id, fill.order_id, fill.symbol) is None and fill.symbol in self.books:
+            # Not this strategy's order (a liquidation, a close by hand): if it takes the ledger's
+            # position, what it takes is closed at this price.
+            self.closing_prices[fill.symbol] = fill.price
+        super().apply_fill(fill, source)
+
     def _cap(self, book: SymbolBook, exchange: Decimal) -> None:
+        """Shrink the ledger's position to the exchange's: the part taken away is closed at the
+        price of the exchange's order that took it (else the last close), its profit or loss
+        realised in the ledger's cash."""
         same_side = exchange != 0 and (exchange > 0) == (book.size > 0)
         if same_side and abs(exchange) >= abs(book.size):
             return
         capped = exchange if same_side else ZERO
+        price = self.closing_prices.pop(book.symbol, None) or dec(self.last_price(book)) or book.price
+        profit = (book.size - capped) * (price - book.price) * self._contract_size(book.symbol)
+        self._add_cash(book.quote, profit)
         self.put_store(f"{book.symbol}: the exchange's position is {exchange}, this strategy's {book.size}: its "
-                       f"position shrinks to {capped}")  # fmt: skip
+                       f"position shrinks to {capped}, the rest closed at {price} ({profit:+f} {book.quote})")  # fmt: skip
         book.size = capped
         if not capped:
             book.price = ZERO

@@ -356,8 +356,8 @@ class BybitWebSocket(ExchangeConnection):
             if kind == "Funding" and self.category == "linear":
                 fills.extend(self._funding(item))
                 continue
-            if kind != "Trade":
-                continue  # settlement, ADL, liquidation: not fills of our orders (contracts only)
+            if kind not in ("Trade", "BustTrade"):
+                continue  # settlement, ADL: not fills of an order (contracts only)
             symbol = self._symbol(item["symbol"])
             if symbol is None:
                 continue

@@ -258,8 +258,9 @@ class PerpetualSession(LiveSession):
         price = self.closing_prices.pop(book.symbol, None) or dec(self.last_price(book)) or book.price
         profit = (book.size - capped) * (price - book.price) * self._contract_size(book.symbol)
         self._add_cash(book.quote, profit)
-        self.put_store(f"{book.symbol}: the exchange's position is {exchange}, this strategy's {book.size}: its "
-                       f"position shrinks to {capped}, the rest closed at {price} ({profit:+f} {book.quote})")  # fmt: skip
+        self.put_store(f"{book.symbol}: the exchange's position is {exchange}, this strategy's {book.size}: "
+                       f"its position shrinks to {capped}, the rest closed at {price} ({profit:+f} "
+                       f"{book.quote})")  # fmt: skip
         book.size = capped
         if not capped:
             book.price = ZERO

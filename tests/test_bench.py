@@ -27,7 +27,7 @@ ROWS = (
     "binance: history fetch",
     "bybit: history fetch",
     "binance: RSS at the first live bar",
-    "RSS after 100,000 WebSocket messages",
+    "RSS after 20,000 WebSocket messages",
 )
 
 

@@ -317,14 +317,13 @@ class PerpetualSession(LiveSession):
         self.broker.on_funding(book.data, payment)
 
     def _funding_rate(self, symbol: str, when: int) -> Decimal | None:
-        """The rate settled at ``when``, from the exchange's funding history (the stream of some
-        exchanges reports the payment without it)."""
+        """The rate of the funding settled at ``when`` (the payment's time, at or a moment after
+        the funding time), from the exchange's funding history: the stream of some exchanges
+        reports the payment without it."""
         try:
-            rows = self.io.read(self.io.client.fetch_funding_rate_history, symbol, when - 1, 5)  # type: ignore[union-attr]
+            rows = self.io.read(self.io.client.fetch_funding_rate_history, symbol, when - 60_000, 5)  # type: ignore[union-attr]
         except Exception as exc:
             log.warning("%s: no funding rate for %s at %s (%s)", self.store.exchange, symbol, when, exc)
             return None
-        for row in rows or ():
-            if row.get("timestamp") == when:
-                return dec(row.get("fundingRate"))
-        return None
+        settled = [r for r in rows or () if r.get("timestamp") is not None and r["timestamp"] <= when]
+        return dec(max(settled, key=lambda r: r["timestamp"]).get("fundingRate")) if settled else None

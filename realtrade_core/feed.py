@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 
 _BAR, _STATE, _END, _ERROR = "bar", "state", "end", "error"
 
+#: The ``price`` a feed's candles are made of.
+PRICES = ("trade", "mark")
+
 
 def _to_ms(value: datetime) -> int:
     if value.tzinfo is None:
@@ -69,6 +72,8 @@ class Data(bt.feed.DataBase, Contract):
     - ``store``: the :class:`~realtrade_core.store.Store` (set by ``store.getdata``).
     - ``timeframe``: also accepts a string such as ``"1m"``, ``"4h"``, ``"1d"``.
     - ``historical`` (False): deliver ``fromdate``..``todate`` from REST, then end.
+    - ``price`` ("trade"): the candles' price; ``"mark"`` gives a perpetual's mark-price candles
+      (volume 0), history only (``historical=True``): live mark candles are not streamed.
     - ``backfill_start`` (True): at start, deliver history before going live: from
       ``fromdate`` if given, else the last ``backfill_bars`` closed candles.
     - ``backfill_bars`` (100): how much history to start with when no ``fromdate`` is given.
@@ -90,6 +95,7 @@ class Data(bt.feed.DataBase, Contract):
     params = (
         ("store", None),
         ("historical", False),
+        ("price", "trade"),
         ("backfill_start", True),
         ("backfill_bars", 100),
         ("backfill", True),
@@ -109,6 +115,7 @@ class Data(bt.feed.DataBase, Contract):
         self.p.timeframe, self.p.compression = self._tf.bt_timeframe, self._tf.bt_compression
         if not self.p.dataname:
             raise ConfigurationError("dataname is required: the symbol, e.g. dataname='BTC/USDT'")
+        self._check_price()
         self._outbox: queue.Queue = queue.Queue()
         self._pump: _BarPump | None = None
         self._last_pump: _BarPump | None = None
@@ -119,6 +126,25 @@ class Data(bt.feed.DataBase, Contract):
         self._first_ready = threading.Event()
         self._delivering = False  # the start gate has opened for this feed
         self._froze = False  # this feed froze the heap at LIVE (gc_freeze): thawed at stop
+
+    def _check_price(self) -> None:
+        price = self.p.price
+        if price not in PRICES:
+            raise ConfigurationError(
+                f"price={price!r} is not a feed price: use price='trade' (the default) or price='mark'"
+            )
+        if price == "trade":
+            return
+        if not getattr(self.p.store, "perpetual", False):
+            raise ConfigurationError(
+                f"price={price!r} is for perpetual contracts and {self.p.dataname!r} is on a spot store: "
+                "use get_store(..., market_type='perpetual') and a contract such as 'BTC/USDT:USDT'"
+            )
+        if not self.p.historical:
+            raise ConfigurationError(
+                f"a price={price!r} feed is history only (it is not streamed live): add historical=True "
+                "with fromdate and todate, or use price='trade' for a live feed"
+            )
 
     @property
     def tf(self) -> Timeframe:
@@ -358,7 +384,8 @@ class _BarPump(threading.Thread):
         until = None
         if p.todate is not None and p.todate != datetime.max:
             until = _to_ms(p.todate) - self.tf.ms  # the last candle must close by todate
-        for row in self.store.fetch_closed_candles(self.symbol, self.tf, self.start_ms(), until):
+        rows = self.store.fetch_closed_candles(self.symbol, self.tf, self.start_ms(), until, price=p.price)
+        for row in rows:
             if self.stopping.is_set():
                 return
             self.deliver(row)

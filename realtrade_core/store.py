@@ -523,8 +523,11 @@ class Store(Contract):
         since: int,
         until: int | None = None,
         limit: int | None = None,
+        price: str = "trade",
     ) -> list[list]:
         """Closed candles ``[open_ms, o, h, l, c, v]`` with ``since <= open_ms`` (and ``<= until``).
+        ``price="mark"``: a perpetual's mark-price candles (ccxt's ``fetch_mark_ohlcv``), whose
+        volume is 0.
 
         Paged within the exchange's page limit, oldest first, without gaps the exchange has data
         for and without duplicates. A candle counts as closed when its end is not after the
@@ -538,8 +541,11 @@ class Store(Contract):
         rows: list[list] = []
         cursor = since
         page = self.max_page
+        fetch = self.client.fetch_mark_ohlcv if price == "mark" else self.client.fetch_ohlcv
         while cursor <= end:
-            batch = self._call(retrying, self, self.client.fetch_ohlcv, symbol, tf.name, since=cursor, limit=page)
+            batch = self._call(retrying, self, fetch, symbol, tf.name, since=cursor, limit=page)
+            if price == "mark":  # mark candles have no volume: ccxt gives None or 0
+                batch = [[*r[:5], 0.0] for r in batch]
             fresh = [r for r in batch if r[0] >= cursor and r[0] <= end]
             if not fresh:
                 # A hole longer than a page (an exchange outage): skip ahead past it.

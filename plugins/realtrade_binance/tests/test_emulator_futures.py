@@ -68,6 +68,17 @@ def test_markets_klines_and_funding_rate_read_by_ccxt_binanceusdm(futures):
     assert rate["fundingTimestamp"] == T0 + 2 * HOUR  # 08:00 UTC
 
 
+def test_mark_price_klines_are_the_trade_candles_prices_without_volume(futures):
+    _emu, ex = futures()
+    raw = ex.fapiPublicGetMarkPriceKlines({"symbol": MARKET_ID, "interval": "1m", "limit": 3})
+    trade = ex.fapiPublicGetKlines({"symbol": MARKET_ID, "interval": "1m", "limit": 3})
+    assert [row[:5] for row in raw] == [row[:5] for row in trade]  # open time, o, h, l, c
+    assert [row[6] for row in raw] == [row[6] for row in trade]  # close time
+    assert all(len(row) == 12 and row[5] == "0" and row[8] == 0 for row in raw)  # no volume, no trades
+    marks = ex.fetch_mark_ohlcv(PERP, "1m", limit=3)
+    assert [c[4] for c in marks] == [60_990.0, 61_000.0, 61_000.0] and {c[5] for c in marks} == {0.0}
+
+
 def test_leverage_is_set_and_a_leverage_above_the_maximum_is_refused(futures):
     spec = MarketSpec(MARKET_ID, "BTC", "USDT", tick_size=Decimal("0.1"), step_size=Decimal("0.001"),
                       min_amount=Decimal("0.001"), contract=True, max_leverage=50)  # fmt: skip

@@ -77,6 +77,16 @@ def test_linear_markets_klines_and_funding_rate_read_by_ccxt_bybit(linear):
     assert rate["fundingTimestamp"] == T0 + 2 * HOUR  # 08:00 UTC
 
 
+def test_mark_price_klines_are_the_trade_candles_prices_without_volume(linear):
+    _emu, ex = linear()
+    raw = ex.publicGetV5MarketMarkPriceKline({"category": "linear", "symbol": MARKET_ID, "interval": "1", "limit": 3})
+    trade = ex.publicGetV5MarketKline({"category": "linear", "symbol": MARKET_ID, "interval": "1", "limit": 3})
+    assert raw["result"]["category"] == "linear" and raw["result"]["symbol"] == MARKET_ID
+    assert raw["result"]["list"] == [row[:5] for row in trade["result"]["list"]]  # start, o, h, l, c: newest first
+    marks = ex.fetch_mark_ohlcv(PERP, "1m", limit=3)
+    assert [c[4] for c in marks] == [60_990.0, 61_000.0, 61_000.0] and {c[5] for c in marks} == {None}
+
+
 def test_leverage_is_set_and_a_leverage_above_the_maximum_is_refused(linear):
     spec = MarketSpec(MARKET_ID, "BTC", "USDT", tick_size=Decimal("0.1"), step_size=Decimal("0.001"),
                       min_amount=Decimal("0.001"), contract=True, max_leverage=100)  # fmt: skip

@@ -4,7 +4,8 @@ Serves the USDT perpetuals of the engine (markets with ``contract=True``; the en
 :mod:`~realtrade_core.emulator.contracts` keeps positions, margin, funding and liquidation) the
 way unmodified ``ccxt.binanceusdm`` calls them:
 
-- public: ``/fapi/v1/ping``, ``time``, ``exchangeInfo``, ``klines``, ``premiumIndex`` (mark
+- public: ``/fapi/v1/ping``, ``time``, ``exchangeInfo``, ``klines``, ``markPriceKlines`` (the
+  trade candles' prices: the engine keeps no mark history), ``premiumIndex`` (mark
   price, funding rate, next funding time), ``fundingRate`` (history), ``ticker/price``,
   ``ticker/24hr``, ``depth``;
 - SIGNED: ``/fapi/v1/order`` (POST, GET, DELETE; LIMIT and MARKET, ``reduceOnly``),
@@ -80,6 +81,7 @@ from .futures_wire import (
     invalid_leverage,
     leverage_bracket,
     margin_call,
+    mark_kline_row,
     mark_price_update,
     order_trade_update,
     position_risk_v2,
@@ -144,6 +146,7 @@ class BinanceFutures(BinanceRest):
             web.get(FAPI + "/time", e(lambda p, k: {"serverTime": self.server_time()}, 1)),
             web.get(FAPI + "/exchangeInfo", e(f(self._f_exchange_info), 1)),
             web.get(FAPI + "/klines", e(f(self._f_klines), 5)),
+            web.get(FAPI + "/markPriceKlines", e(f(self._f_mark_klines), 5)),
             web.get(FAPI + "/premiumIndex", e(f(self._f_premium_index), 1)),
             web.get(FAPI + "/fundingRate", e(f(self._f_funding_rate), 1)),
             web.get(FAPI + "/ticker/price", e(f(self._f_ticker_price), 1)),
@@ -235,6 +238,19 @@ class BinanceFutures(BinanceRest):
         if start is not None and end is not None and start > end:
             raise BinanceError(-1023, "Start time is greater than end time.")
         return [kline_row(c) for c in self.kline_candles(symbol, interval, start, end, limit)]
+
+    def _f_mark_klines(self, params: dict[str, str], api_key: str | None) -> Any:
+        """Mark-price candles. The engine keeps no mark history (its mark price is the last price
+        of the replayed path, see :mod:`~realtrade_core.emulator.contracts`), so these are the
+        trade candles' prices: a mark price held by hand (``set_mark_price``) is not in them."""
+        symbol = self._f_symbol(params)
+        assert symbol is not None
+        interval = self._interval(symbol, params.get("interval"))
+        start, end = parse_int(params, "startTime"), parse_int(params, "endTime")
+        limit = parse_limit(params, 500, 1500)
+        if start is not None and end is not None and start > end:
+            raise BinanceError(-1023, "Start time is greater than end time.")
+        return [mark_kline_row(c) for c in self.kline_candles(symbol, interval, start, end, limit)]
 
     def _f_premium_index(self, params: dict[str, str], api_key: str | None) -> Any:
         engine = self.engine

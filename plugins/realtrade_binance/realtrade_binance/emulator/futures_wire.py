@@ -14,6 +14,7 @@ from typing import Any
 
 from realtrade_core.emulator.model import (
     Balance,
+    Candle,
     ExecutionType,
     Fill,
     Income,
@@ -612,3 +613,22 @@ def premium_index(symbol: str, mark: Decimal, rate: Decimal, next_funding: int, 
         "nextFundingTime": next_funding,
         "time": time_ms,
     }
+
+
+def mark_kline_row(candle: Candle) -> list[Any]:
+    """One row of ``GET /fapi/v1/markPriceKlines``: the candle's prices; Binance sends no volume
+    (the volume and count columns are 0)."""
+    return [
+        candle.open_time,
+        fmt(candle.open),
+        fmt(candle.high),
+        fmt(candle.low),
+        fmt(candle.close),
+        "0",
+        candle.open_time + candle.interval_ms - 1,
+        "0",
+        0,
+        "0",
+        "0",
+        "0",
+    ]

@@ -4,7 +4,8 @@ Serves the engine's contract markets (``MarketSpec(contract=True)``; positions, 
 and liquidation are :mod:`realtrade_core.emulator.contracts`) on the same ``/v5`` endpoints as
 spot, with ``category=linear``, the way unmodified ``ccxt.bybit`` calls them for ``BTC/USDT:USDT``:
 
-- public: ``market/instruments-info``, ``market/kline``, ``market/tickers`` (``markPrice``,
+- public: ``market/instruments-info``, ``market/kline``, ``market/mark-price-kline`` (the trade
+  candles' prices: the engine keeps no mark history), ``market/tickers`` (``markPrice``,
   ``fundingRate``, ``nextFundingTime``), ``market/funding/history``;
 - private: ``order/create`` (Market / Limit, GTC / IOC / FOK / PostOnly, ``reduceOnly``,
   conditional orders with ``triggerPrice`` and ``triggerDirection``), ``order/cancel``,
@@ -63,10 +64,12 @@ from .linear_wire import (
     linear_order_push,
     linear_position,
     linear_ticker_fields,
+    mark_kline_row,
     transaction_row,
 )
 from .rest import BybitRest, int_param, limit_param
 from .wire import (
+    INTERVAL_CODES,
     INVALID_ORDER_TYPE,
     INVALID_SIDE,
     INVALID_TIF,
@@ -109,6 +112,7 @@ class BybitLinear(BybitRest):
         w = self._wrap
         return [
             web.get("/v5/market/funding/history", w(self._funding_history)),
+            web.get("/v5/market/mark-price-kline", w(self._mark_price_kline)),
             web.get("/v5/position/list", w(self._position_list, private=True)),
             web.post("/v5/position/set-leverage", w(self._set_leverage, private=True, rate_limited=True)),
             web.post("/v5/position/switch-isolated", w(self._switch_isolated, private=True)),
@@ -160,6 +164,19 @@ class BybitLinear(BybitRest):
         assert symbol is not None
         rows = self.kline_rows(symbol, code, int_param(params, "start"), int_param(params, "end"), limit)  # type: ignore[attr-defined]
         return {"symbol": symbol, "category": "linear", "list": rows}
+
+    def _mark_price_kline(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Mark-price candles. The engine keeps no mark history (its mark price is the last price
+        of the replayed path, see :mod:`~realtrade_core.emulator.contracts`), so these are the
+        trade candles' prices: a mark price held by hand (``set_mark_price``) is not in them."""
+        params = {"category": "linear", **params}  # Bybit's default category here
+        self._linear_category(params)
+        code = str(params.get("interval", ""))
+        if code not in INTERVAL_CODES:
+            raise BybitError(PARAMS_ERROR, f"params error: interval invalid, expected one of {list(INTERVAL_CODES)}")
+        body = self.linear_kline(params, code, limit_param(params, 200, 1000))
+        body["list"] = [mark_kline_row(r) for r in body["list"]]
+        return body
 
     def linear_ticker(self, symbol: str, *, with_book: bool) -> dict[str, Any]:
         record = BybitRest.ticker_record(self, symbol, with_book=with_book)

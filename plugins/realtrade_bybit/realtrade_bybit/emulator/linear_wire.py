@@ -328,3 +328,9 @@ def contract_coin_fields(balance: Balance, positions: Sequence[Position]) -> dic
         "unrealisedPnl": dec(upnl),
         "cumRealisedPnl": dec(sum((p.realized_pnl for p in positions), _ZERO)),
     }
+
+
+def mark_kline_row(row: Sequence[str]) -> list[str]:
+    """A ``/v5/market/kline`` row as ``/v5/market/mark-price-kline`` gives it: start and prices,
+    no volume or turnover."""
+    return list(row[:5])

@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {
         "bars": 150 if q else 2000, "bars16": 40 if q else 300, "latency": 15 if q else 200,
         "latency16": 0 if q else 100, "ws": 10_000 if q else 100_000, "orders": 15 if q else 200,
-        "resting": 20 if q else 200, "cold": 5 if q else 15, "candles": 2000 if q else 20_000, "rss": 20_000 if q else 1_000_000,
+        "resting": 20 if q else 200, "cold": 5 if q else 15, "candles": 2000 if q else 20_000,
+        "rss": 20_000 if q else 1_000_000,
     }  # fmt: skip
     print(f"python -m bench{' --quick' if q else ''}: {machine()}", flush=True)
     began = time.perf_counter()

@@ -45,6 +45,7 @@ class RoundTrips(bt.Strategy):
         self.sent_at = 0.0
         self.started = False
         self.resting: list[bt.Order] = []
+        self.resting_refs: set[int] = set()
         self.accepted = 0
 
     def notify_data(self, data, status, *args, **kwargs) -> None:
@@ -53,6 +54,7 @@ class RoundTrips(bt.Strategy):
             # Half the last price: far from the market, within the exchange's price band.
             far = round(self.data.close[0] * 0.5, 2)
             self.resting = [self.buy(size=SIZE, exectype=bt.Order.Limit, price=far) for _ in range(self.p.resting)]
+            self.resting_refs = {o.ref for o in self.resting}
             if not self.resting:
                 self.send()
 
@@ -64,7 +66,7 @@ class RoundTrips(bt.Strategy):
             self.sell(size=SIZE)
 
     def notify_order(self, order) -> None:
-        if order in self.resting:
+        if order.ref in self.resting_refs:
             if order.status == order.Accepted:
                 self.accepted += 1
                 if self.accepted == len(self.resting):  # all on the book: the round trips begin

@@ -353,7 +353,8 @@ class Journal:
             elif row[0] != account and rebind:
                 db.execute("UPDATE meta SET value = ? WHERE key = 'account'", (account,))
                 log.warning("order journal %s: bound to the API key with fingerprint %s instead of %s, as asked "
-                            "(rebind_journal=True: the same account under a new key)", self.path, account, row[0])  # fmt: skip
+                            "(rebind_journal=True: the same account under a new key)",
+                            self.path, account, row[0])  # fmt: skip
                 return
             elif row[0] != account:
                 raise ConfigurationError(

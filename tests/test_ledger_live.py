@@ -27,8 +27,8 @@ from test_broker_live import (
 )
 
 from realtrade_core import ConfigurationError
-from realtrade_core.events import Fill, Side
 from realtrade_core.emulator.server import Emulator
+from realtrade_core.events import Fill, Side
 from realtrade_core.journal import Journal
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from realtrade_core.events import Fill, Side
 from realtrade_core.live.ledger import LedgerMixin
-from realtrade_core.live.model import SymbolBook, Tracked
+from realtrade_core.live.model import SymbolBook, Tracked, TrackedOrders
 
 D = Decimal
 
@@ -132,3 +132,22 @@ def test_a_fill_larger_than_what_the_order_has_left_does_not_fit():
     assert LedgerMixin.unexpected_fill(fill(Side.BUY, "0.01", "1", "0", "USDT"), order) is None
     assert "more than" in LedgerMixin.unexpected_fill(fill(Side.BUY, "0.03", "1", "0", "USDT"), order)
     assert "sell" in LedgerMixin.unexpected_fill(fill(Side.SELL, "0.01", "1", "0", "USDT"), order)
+
+
+def test_the_open_orders_index_holds_only_orders_not_done():
+    """The broker's per-pass loops run over the open orders: finished ones leave the index (a
+    long run's thousands of done orders cost nothing per pass), popped ones too."""
+    def tracked(cid: str) -> Tracked:
+        return Tracked(order=None, client_order_id=cid, symbol="BTC/USDT", side="buy", type="limit",  # type: ignore[arg-type]
+                       amount=Decimal("0.01"), price=Decimal("1"), stop_price=None, created_ms=0)  # fmt: skip
+
+    orders = TrackedOrders()
+    for i in range(1000):
+        orders[f"c{i}"] = tracked(f"c{i}")
+    for i in range(998):
+        orders[f"c{i}"].done = True
+    assert [t.client_order_id for t in orders.open()] == ["c998", "c999"]
+    assert len(orders) == 1000 and orders["c5"].done  # finished orders are still found by id
+    orders.pop("c998")
+    del orders["c999"]
+    assert orders.open() == [] and "c999" not in orders

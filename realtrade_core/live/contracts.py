@@ -198,7 +198,7 @@ class PerpetualSession(LiveSession):
     def _in_flight(self, symbol: str, side: str) -> Decimal:
         """What the strategy's open plain orders on ``side`` will still trade (bracket exits and
         OCO members are alternatives to each other and do not count)."""
-        open_orders = [t for t in list(self.orders.values()) if not t.done and not t.cancelling]
+        open_orders = [t for t in self.orders.open() if not t.cancelling]
         mine = [t for t in open_orders if t.symbol == symbol and t.side == side and not self._grouped(t.order)]
         return sum((t.amount - t.executed for t in mine), ZERO)
 

@@ -172,7 +172,7 @@ class LedgerMixin:
         if (
             tracked is None
             and fill.order_id
-            and any(t.order_id is None and not t.done and t.symbol == fill.symbol for t in self.orders.values())
+            and any(t.order_id is None and t.symbol == fill.symbol for t in self.orders.open())
         ):
             # No client id and an order of ours still waits for its acknowledgement: hold the
             # fill until the acknowledgement says whose it is.

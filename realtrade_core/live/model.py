@@ -199,3 +199,33 @@ class _Reject(Exception):
     def __init__(self, reason: str, *, margin: bool = False) -> None:
         super().__init__(reason)
         self.margin = margin
+
+
+class TrackedOrders(dict):
+    """The broker's orders by client order id (finished ones too: a late fill or status still
+    finds its order), with those not yet done indexed apart, so the loops of every broker pass
+    run over the open orders only, however many a long run has made (an order never comes
+    back once done)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._open: dict[str, Tracked] = {}
+
+    def __setitem__(self, client_order_id: str, tracked: Tracked) -> None:
+        super().__setitem__(client_order_id, tracked)
+        self._open[client_order_id] = tracked
+
+    def pop(self, client_order_id: str, *default: Any) -> Any:
+        self._open.pop(client_order_id, None)
+        return super().pop(client_order_id, *default)
+
+    def __delitem__(self, client_order_id: str) -> None:
+        self._open.pop(client_order_id, None)
+        super().__delitem__(client_order_id)
+
+    def open(self) -> list[Tracked]:
+        """The orders not done, in the order they were tracked."""
+        finished = [cid for cid, t in self._open.items() if t.done]
+        for cid in finished:
+            del self._open[cid]
+        return list(self._open.values())

@@ -84,8 +84,8 @@ class OrdersMixin:
         if order.valid:  # a restart re-attaches it with its validity
             self.journal.set_meta(f"valid.{request.client_order_id}", repr(float(order.valid)))
         if order.exectype in (bt.Order.StopTrail, bt.Order.StopTrailLimit):  # ... and a trailing stop its trail
-            self.journal.set_meta(f"trail.{request.client_order_id}",
-                                  json.dumps({"amount": order.trailamount or 0.0, "percent": order.trailpercent or 0.0}))
+            trail = {"amount": order.trailamount or 0.0, "percent": order.trailpercent or 0.0}
+            self.journal.set_meta(f"trail.{request.client_order_id}", json.dumps(trail))
         if order.valid:
             self.timed[request.client_order_id] = self.orders[request.client_order_id]
         if not held:
@@ -197,7 +197,7 @@ class OrdersMixin:
         (in the ledger's terms). Bracket exits and OCO members are alternatives to each other,
         and an order whose cancel is on its way sells no more: neither counts."""
         total = ZERO
-        for t in list(self.orders.values()):
+        for t in self.orders.open():
             if t.done or t.cancelling or t.symbol != symbol or t.side != "sell" or self._grouped(t.order):
                 continue
             left = 1 - t.executed / t.amount if t.amount > 0 else ZERO

@@ -29,7 +29,7 @@ from .messages import (
     StoreMessage,
     SubmitFailed,
 )
-from .model import ZERO, Bracket, SymbolBook, Tracked, dec
+from .model import ZERO, Bracket, SymbolBook, Tracked, TrackedOrders, dec
 from .orders import OrdersMixin
 from .reconcile import ReconcileMixin
 from .trailing import TrailingMixin
@@ -65,7 +65,7 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
         self.io: ExchangeIO | None = None
         self.sender: OrderSender | None = None
         self.reader: AccountReader | None = None
-        self.orders: dict[str, Tracked] = {}  # client order id -> tracked (active and finished)
+        self.orders = TrackedOrders()  # client order id -> tracked (active and finished)
         self.by_order_id: dict[tuple[str, str], str] = {}  # (symbol, exchange order id) -> client id
         self.books: dict[str, SymbolBook] = {}
         self.balances: dict[str, tuple[Decimal, Decimal]] = {}
@@ -410,7 +410,7 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
         return not self.stream or self.stream_down or self.stream_failed
 
     def active(self) -> list[Tracked]:
-        return [t for t in self.orders.values() if not t.done]
+        return self.orders.open()
 
     def request_audit(self, *, force: bool = False, orders: Iterable[Tracked] | None = None) -> None:
         if self.audit_in_flight or self.reader is None:

@@ -30,7 +30,7 @@ class TrailingMixin:
         """After each closed bar, move every resting trailing stop by the bar's close."""
         if self.stopping.is_set():
             return
-        for tracked in [t for t in self.orders.values() if not t.done and t.order.exectype in TRAILING]:
+        for tracked in [t for t in self.orders.open() if t.order.exectype in TRAILING]:
             order = tracked.order
             data = order.data
             try:

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 _BAR, _STATE, _END, _ERROR = "bar", "state", "end", "error"
 
 #: The ``price`` a feed's candles are made of.
-PRICES = ("trade", "mark")
+PRICES = ("trade", "mark", "funding")
 
 
 def _to_ms(value: datetime) -> int:
@@ -73,7 +73,9 @@ class Data(bt.feed.DataBase, Contract):
     - ``timeframe``: also accepts a string such as ``"1m"``, ``"4h"``, ``"1d"``.
     - ``historical`` (False): deliver ``fromdate``..``todate`` from REST, then end.
     - ``price`` ("trade"): the candles' price; ``"mark"`` gives a perpetual's mark-price candles
-      (volume 0), history only (``historical=True``): live mark candles are not streamed.
+      (volume 0), ``"funding"`` its settled funding rates: one bar per settlement, stamped at
+      the settlement time, open = high = low = close = the rate, volume 0 (the timeframe only
+      names the feed). Both are history only (``historical=True``): they are not streamed live.
     - ``backfill_start`` (True): at start, deliver history before going live: from
       ``fromdate`` if given, else the last ``backfill_bars`` closed candles.
     - ``backfill_bars`` (100): how much history to start with when no ``fromdate`` is given.
@@ -131,7 +133,7 @@ class Data(bt.feed.DataBase, Contract):
         price = self.p.price
         if price not in PRICES:
             raise ConfigurationError(
-                f"price={price!r} is not a feed price: use price='trade' (the default) or price='mark'"
+                f"price={price!r} is not a feed price: use price='trade' (the default), 'mark' or 'funding'"
             )
         if price == "trade":
             return
@@ -190,6 +192,7 @@ class Data(bt.feed.DataBase, Contract):
         self._market = store.market(self.p.dataname)
         self._symbol = self._market["symbol"]
         self._tf = store.timeframe(self._tf.name)
+        self._bar_ms = 0 if self.p.price == "funding" else self._tf.ms  # a funding bar is its settlement
         self._pump = _BarPump(self)
         self._pump.start()
 
@@ -237,7 +240,7 @@ class Data(bt.feed.DataBase, Contract):
                 return None
             if kind == _BAR:
                 open_ms, o, h, low, c, v = payload[:6]
-                self._last_close_ms = int(open_ms) + self._tf.ms
+                self._last_close_ms = int(open_ms) + self._bar_ms
                 close_time = datetime.fromtimestamp(self._last_close_ms / 1000, tz=timezone.utc)
                 self.lines.datetime[0] = bt.date2num(close_time.replace(tzinfo=None))
                 self.lines.open[0] = o
@@ -381,6 +384,9 @@ class _BarPump(threading.Thread):
 
     def run_historical(self) -> None:
         p = self.feed.p
+        if p.price == "funding":
+            self.run_funding()
+            return
         until = None
         if p.todate is not None and p.todate != datetime.max:
             until = _to_ms(p.todate) - self.tf.ms  # the last candle must close by todate
@@ -389,6 +395,18 @@ class _BarPump(threading.Thread):
             if self.stopping.is_set():
                 return
             self.deliver(row)
+        self.out.put((_END, None))
+
+    def run_funding(self) -> None:
+        """The funding rates settled from ``fromdate`` to ``todate``: a bar per settlement."""
+        p = self.feed.p
+        start = self.start_ms()
+        end = _to_ms(p.todate) if p.todate is not None and p.todate != datetime.max else self.store.exchange_ms()
+        for when, rate in self.store.funding_rates(self.symbol, start, end).due(start, end + 1):
+            if self.stopping.is_set():
+                return
+            self.out.put((_BAR, (float(when), rate, rate, rate, rate, 0.0)))  # a rate may be negative
+            self.first_ready.set()
         self.out.put((_END, None))
 
     def run_live(self) -> None:

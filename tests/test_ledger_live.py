@@ -377,7 +377,7 @@ def test_a_reattached_order_keeps_its_validity(exchange, emulator, journal_path)
             (again,) = s.first_open
             assert again.info.client_order_id == cid and again.valid
             run.until(lambda: any(n.client_order_id == cid and n.status == "Expired" for n in s.notes),
-                      "the re-attached order expiring", steps=10)  # fmt: skip
+                      "the re-attached order expiring", steps=40)  # fmt: skip
             assert {o.client_order_id: o.status.value for o in emulator.engine.all_orders(emulator.api_key)}[cid] == (
                 "canceled")  # fmt: skip
     finally:

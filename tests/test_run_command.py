@@ -245,7 +245,7 @@ def test_ctrl_c_stops_cleanly_prints_the_report_and_exits_130(strategy_file):
 def test_run_takes_several_symbols_on_the_command_line(strategy_file, capsys):
     fast = [a for a in FAST if a not in ("--symbol", "BTC/USDT")]
     code = main(["run", f"{strategy_file}:HoldStrategy", *fast, "--symbol", "BTC/USDT", "--symbol", "ETH/USDT",
-                 "--bars", "4", "--param", "size=0.001"])  # fmt: skip
+                 "--bars", "12", "--param", "size=0.001"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0, out
     assert "HoldStrategy on binance emulator, BTC/USDT, ETH/USDT 1m, paper" in out

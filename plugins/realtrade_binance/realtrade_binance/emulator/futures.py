@@ -229,7 +229,8 @@ class BinanceFutures(BinanceRest):
         markets = self.engine.markets
         return futures_exchange_info([markets[s] for s in sorted(self._contracts)], self.server_time())
 
-    def _f_klines(self, params: dict[str, str], api_key: str | None) -> Any:
+    def _f_candles(self, params: dict[str, str]) -> list[Any]:
+        """The candles a klines request asks for (symbol, interval, time range, limit)."""
         symbol = self._f_symbol(params)
         assert symbol is not None
         interval = self._interval(symbol, params.get("interval"))
@@ -237,20 +238,16 @@ class BinanceFutures(BinanceRest):
         limit = parse_limit(params, 500, 1500)
         if start is not None and end is not None and start > end:
             raise BinanceError(-1023, "Start time is greater than end time.")
-        return [kline_row(c) for c in self.kline_candles(symbol, interval, start, end, limit)]
+        return self.kline_candles(symbol, interval, start, end, limit)
+
+    def _f_klines(self, params: dict[str, str], api_key: str | None) -> Any:
+        return [kline_row(c) for c in self._f_candles(params)]
 
     def _f_mark_klines(self, params: dict[str, str], api_key: str | None) -> Any:
         """Mark-price candles. The engine keeps no mark history (its mark price is the last price
         of the replayed path, see :mod:`~realtrade_core.emulator.contracts`), so these are the
         trade candles' prices: a mark price held by hand (``set_mark_price``) is not in them."""
-        symbol = self._f_symbol(params)
-        assert symbol is not None
-        interval = self._interval(symbol, params.get("interval"))
-        start, end = parse_int(params, "startTime"), parse_int(params, "endTime")
-        limit = parse_limit(params, 500, 1500)
-        if start is not None and end is not None and start > end:
-            raise BinanceError(-1023, "Start time is greater than end time.")
-        return [mark_kline_row(c) for c in self.kline_candles(symbol, interval, start, end, limit)]
+        return [mark_kline_row(c) for c in self._f_candles(params)]
 
     def _f_premium_index(self, params: dict[str, str], api_key: str | None) -> Any:
         engine = self.engine

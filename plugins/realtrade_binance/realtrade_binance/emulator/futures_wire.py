@@ -63,41 +63,36 @@ def invalid_leverage(value: str) -> BinanceError:
     return BinanceError(-4028, f"Leverage {value} is not valid")
 
 
+#: Engine rejections the futures API answers with a fixed code and message.
+_FIXED_ANSWERS: dict[RejectReason, tuple[int, str]] = {
+    RejectReason.UNKNOWN_SYMBOL: (-1121, "Invalid symbol."),
+    RejectReason.INSUFFICIENT_MARGIN: MARGIN_INSUFFICIENT,
+    RejectReason.INSUFFICIENT_BALANCE: MARGIN_INSUFFICIENT,
+    RejectReason.REDUCE_ONLY_REJECTED: REDUCE_ONLY_REJECTED,
+    RejectReason.PRICE_PRECISION: (-1111, "Precision is over the maximum defined for this asset."),
+    RejectReason.AMOUNT_PRECISION: (-1111, "Precision is over the maximum defined for this asset."),
+    RejectReason.MIN_AMOUNT: (-4003, "Quantity less than or equal to zero."),
+    RejectReason.MAX_AMOUNT: (-4005, "Quantity greater than max quantity."),
+    RejectReason.WOULD_TRIGGER_IMMEDIATELY: WOULD_TRIGGER,
+    RejectReason.DUPLICATE_CLIENT_ORDER_ID: (-4015, "Client order id is not valid."),
+    RejectReason.ORDER_NOT_FOUND: (-2013, "Order does not exist."),
+    RejectReason.ORDER_NOT_CANCELABLE: (-2011, "Unknown order sent."),
+    RejectReason.NOT_MODIFIED: NO_NEED_MARGIN_TYPE,
+    RejectReason.POSITION_EXISTS: MARGIN_TYPE_POSITION,
+    RejectReason.OPEN_ORDERS_EXIST: MARGIN_TYPE_OPEN_ORDERS,
+}
+
+
 def fapi_error(reason: RejectReason, message: str, min_notional: Decimal | None = None) -> BinanceError:
     """The futures API's answer to an engine rejection."""
-    if reason is RejectReason.UNKNOWN_SYMBOL:
-        return BinanceError(-1121, "Invalid symbol.")
-    if reason is RejectReason.INSUFFICIENT_MARGIN or reason is RejectReason.INSUFFICIENT_BALANCE:
-        return BinanceError(*MARGIN_INSUFFICIENT)
-    if reason is RejectReason.REDUCE_ONLY_REJECTED:
-        return BinanceError(*REDUCE_ONLY_REJECTED)
-    if reason is RejectReason.PRICE_PRECISION:
-        return BinanceError(-1111, "Precision is over the maximum defined for this asset.")
-    if reason is RejectReason.AMOUNT_PRECISION:
-        return BinanceError(-1111, "Precision is over the maximum defined for this asset.")
-    if reason is RejectReason.MIN_AMOUNT:
-        return BinanceError(-4003, "Quantity less than or equal to zero.")
-    if reason is RejectReason.MAX_AMOUNT:
-        return BinanceError(-4005, "Quantity greater than max quantity.")
+    fixed = _FIXED_ANSWERS.get(reason)
+    if fixed is not None:
+        return BinanceError(*fixed)
     if reason is RejectReason.MIN_NOTIONAL:
         floor = fmt(min_notional).rstrip("0").rstrip(".") if min_notional is not None else "5"
         return BinanceError(-4164, f"Order's notional must be no smaller than {floor} (unless you choose reduce only).")
-    if reason is RejectReason.WOULD_TRIGGER_IMMEDIATELY:
-        return BinanceError(*WOULD_TRIGGER)
-    if reason is RejectReason.DUPLICATE_CLIENT_ORDER_ID:
-        return BinanceError(-4015, "Client order id is not valid.")
-    if reason is RejectReason.ORDER_NOT_FOUND:
-        return BinanceError(-2013, "Order does not exist.")
-    if reason is RejectReason.ORDER_NOT_CANCELABLE:
-        return BinanceError(-2011, "Unknown order sent.")
     if reason is RejectReason.INVALID_LEVERAGE:
         return invalid_leverage(message.split()[1] if message.startswith("leverage ") else "")
-    if reason is RejectReason.NOT_MODIFIED:
-        return BinanceError(*NO_NEED_MARGIN_TYPE)
-    if reason is RejectReason.POSITION_EXISTS:
-        return BinanceError(*MARGIN_TYPE_POSITION)
-    if reason is RejectReason.OPEN_ORDERS_EXIST:
-        return BinanceError(*MARGIN_TYPE_OPEN_ORDERS)
     return BinanceError(-1102, f"A mandatory parameter was not sent, was empty/null, or malformed. ({message})")
 
 

@@ -131,6 +131,28 @@ def test_a_liquidation_on_the_exchange_leaves_the_ledger_flat_and_says_so(exchan
         assert r.broker.live.ledger_cash == Decimal(str(CASH)) - opening.fee + loss
 
 
+def test_a_liquidation_heard_after_its_position_is_booked_at_the_liquidations_price(exchange, emulator, store,
+                                                                                    tmp_path):  # fmt: skip
+    """The position push can come before the exchange's closing fill: the ledger shrinks at the
+    last close for the moment, and the fill, when it comes, books the difference."""
+    from realtrade_core.events import PositionUpdate
+
+    with run(emulator, store, tmp_path, leverage=5, margin_mode="isolated") as r:
+        short(r)
+        position = r.do(lambda s: s.broker.exchange_position(s.data))
+        flat = PositionUpdate(exchange, r.broker.live.books[SYMBOL].symbol, Decimal(0), None, None, None,
+                              emulator.engine.now())  # fmt: skip
+        r.do(lambda s: s.broker.live.apply(flat))  # the push first...
+        assert r.broker.getposition(r.cerebro.datas[0]).size == 0
+        emulator.set_mark_price(SYMBOL, position.liquidation_price * 1.01)  # ...then the liquidation's fill
+        r.until(lambda: any("the exchange closed the position at" in m for m in r.strategy.store_messages),
+                "the closing fill to be booked")  # fmt: skip
+        (closing,) = [f for f in emulator.engine.fills(emulator.api_key) if f.client_order_id.startswith("autoclose-")]
+        (opening,) = [f for f in emulator.engine.fills(emulator.api_key) if f is not closing]
+        loss = -opening.amount * (closing.price - opening.price)
+        assert r.broker.live.ledger_cash == Decimal(str(CASH)) - opening.fee + loss
+
+
 def test_a_restart_takes_the_short_back_checked_against_the_exchange(exchange, emulator, store, tmp_path):
     with run(emulator, store, tmp_path) as first:
         short(first, 0.02)

@@ -82,6 +82,11 @@ def position_from_ccxt(symbol: str, positions: list[dict[str, Any]]) -> Exchange
     return ExchangePosition(symbol, 0.0, None, None, None, None, None, None)
 
 
+#: Seconds within which the exchange's closing order, heard after the position it took, still
+#: settles the price that position was closed at (the stream sends both within milliseconds).
+PROVISIONAL_WINDOW = 10.0
+
+
 class PerpetualSession(LiveSession):
     """The live session of a perpetual store (see the module doc)."""
 
@@ -89,6 +94,9 @@ class PerpetualSession(LiveSession):
         super().__init__(broker)
         self.exchange_sizes: dict[str, tuple[Decimal, float]] = {}  # symbol -> (size, monotonic time heard)
         self._contract_sizes: dict[str, Decimal] = {}
+        #: symbol -> (size closed, price used): a shrink booked at the last close, before the
+        #: exchange's closing order was heard
+        self.provisional_closes: dict[str, tuple[Decimal, Decimal, float]] = {}
         self.closing_prices: dict[str, Decimal] = {}  # symbol -> price of the last fill of another's order
 
     # --- the account, at start ------------------------------------------------------------------
@@ -243,8 +251,19 @@ class PerpetualSession(LiveSession):
     def apply_fill(self, fill: Fill, source: str) -> None:
         if self._find(fill.client_order_id, fill.order_id, fill.symbol) is None and fill.symbol in self.books:
             # Not this strategy's order (a liquidation, a close by hand): if it takes the ledger's
-            # position, what it takes is closed at this price.
-            self.closing_prices[fill.symbol] = fill.price
+            # position, what it takes is closed at this price; if the position came first and
+            # was closed at the last close, the difference is booked now.
+            provisional = self.provisional_closes.pop(fill.symbol, None)
+            if provisional is None or time.monotonic() - provisional[2] > PROVISIONAL_WINDOW:
+                self.closing_prices[fill.symbol] = fill.price
+            else:
+                book = self.books[fill.symbol]
+                closed, used, _ = provisional
+                correction = closed * (fill.price - used) * self._contract_size(fill.symbol)
+                self._add_cash(book.quote, correction)
+                self._persist(book)
+                self.put_store(f"{fill.symbol}: the exchange closed the position at {fill.price}, not {used}: "
+                               f"{correction:+f} {book.quote} to this strategy's cash")  # fmt: skip
         super().apply_fill(fill, source)
 
     def _cap(self, book: SymbolBook, exchange: Decimal) -> None:
@@ -255,7 +274,10 @@ class PerpetualSession(LiveSession):
         if same_side and abs(exchange) >= abs(book.size):
             return
         capped = exchange if same_side else ZERO
-        price = self.closing_prices.pop(book.symbol, None) or dec(self.last_price(book)) or book.price
+        price = self.closing_prices.pop(book.symbol, None)
+        if price is None:  # the exchange's closing order is not heard yet: the last close, for now
+            price = dec(self.last_price(book)) or book.price
+            self.provisional_closes[book.symbol] = (book.size - capped, price, time.monotonic())
         profit = (book.size - capped) * (price - book.price) * self._contract_size(book.symbol)
         self._add_cash(book.quote, profit)
         self.put_store(f"{book.symbol}: the exchange's position is {exchange}, this strategy's {book.size}: "
@@ -284,6 +306,7 @@ class PerpetualSession(LiveSession):
         book.trade_size = 0.0
         if book.size:
             self._cap(book, dec(exchange.size) or ZERO)
+            self.provisional_closes.pop(book.symbol, None)  # closed while down: its price is not known
         book.sync()
         self._persist(book)
 

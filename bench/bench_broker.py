@@ -90,14 +90,17 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {statistics.median(ms):7.2f} ms   p99 {p99:7.2f} ms   ({len(ms)} orders)"
 
 
-def bench_realtrade(exchange: str, orders: int, resting: int = 0) -> list[float]:
+def bench_realtrade(exchange: str, orders: int, resting: int = 0, qcheck: float | None = None) -> list[float]:
     balances = {"USDT": 1_000_000, "BTC": 10}
     with Emulator(exchange, symbols=("BTC/USDT",), speed=None, history=50, seed=3, balances=balances) as emulator:
         store = get_store(exchange, "emulator", emulator=emulator, ccxt_config=NO_THROTTLE)
         done = threading.Event()
         with tempfile.TemporaryDirectory() as tmp:
             cerebro = bt.Cerebro(quicknotify=True)  # notifications as they happen, not at the next bar
-            cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", backfill_bars=1, qcheck=0.001))
+            # The feed's default qcheck (0.5 s) unless asked: the broker wakes cerebro's loop itself
+            # when an answer or a fill arrives.
+            wait = {} if qcheck is None else {"qcheck": qcheck}
+            cerebro.adddata(store.getdata(dataname="BTC/USDT", timeframe="1m", backfill_bars=1, **wait))
             cerebro.setbroker(store.getbroker(mode="live", journal=str(Path(tmp) / "journal.sqlite3")))
             cerebro.addstrategy(RoundTrips, orders=orders, resting=resting, done=done)
 

@@ -51,7 +51,7 @@ from .validation import candle_problem
 
 log = logging.getLogger(__name__)
 
-_BAR, _STATE, _END, _ERROR = "bar", "state", "end", "error"
+_BAR, _STATE, _END, _ERROR, _WAKE = "bar", "state", "end", "error", "wake"
 
 #: The ``price`` a feed's candles are made of.
 PRICES = ("trade", "mark", "funding")
@@ -80,7 +80,8 @@ class Data(bt.feed.DataBase, Contract):
       ``fromdate`` if given, else the last ``backfill_bars`` closed candles.
     - ``backfill_bars`` (100): how much history to start with when no ``fromdate`` is given.
     - ``backfill`` (True): after a reconnect, fetch the missed bars before live bars resume.
-    - ``qcheck`` (0.5): seconds ``_load`` waits for a bar before yielding to cerebro.
+    - ``qcheck`` (0.5): seconds ``_load`` waits for a bar before yielding to cerebro; a state
+      change of the feed, or the live broker's news (:meth:`wake`), ends the wait at once.
     - ``poll_interval`` (None): REST-only exchanges poll at this period (default: a tenth of
       the bar length, between 0.5 and 30 s).
     - ``gc_freeze`` (True): when the feed goes LIVE, the objects alive then (modules, markets,
@@ -128,6 +129,7 @@ class Data(bt.feed.DataBase, Contract):
         self._first_ready = threading.Event()
         self._delivering = False  # the start gate has opened for this feed
         self._froze = False  # this feed froze the heap at LIVE (gc_freeze): thawed at stop
+        self._wake_queued = False  # a wake() waits in the outbox: one is enough
 
     def _check_price(self) -> None:
         price = self.p.price
@@ -177,6 +179,14 @@ class Data(bt.feed.DataBase, Contract):
         if self._last_close_ms is None:
             return timedelta(milliseconds=self.p.store.time_offset_ms)
         return timedelta(milliseconds=self._last_close_ms - time.time() * 1000)
+
+    def wake(self) -> None:
+        """Have cerebro's loop run a pass now instead of at the end of its ``qcheck`` wait (any
+        thread): the live broker calls it when an answer or a fill arrives, so that
+        ``notify_order`` comes within milliseconds, not with the next bar or ``qcheck`` later."""
+        if not self._wake_queued and not self.p.historical:
+            self._wake_queued = True
+            self._outbox.put((_WAKE, None))
 
     def haslivedata(self) -> bool:
         return not self.p.historical and not self._outbox.empty()
@@ -238,6 +248,11 @@ class Data(bt.feed.DataBase, Contract):
                     kind, payload = self._outbox.get(timeout=self._qcheck)
             except queue.Empty:
                 return None
+            if kind == _WAKE:
+                self._wake_queued = False  # before cerebro's broker pass reads what woke it
+                if self._outbox.empty():
+                    return None  # no bar: cerebro still runs its broker and notifications
+                continue
             if kind == _BAR:
                 open_ms, o, h, low, c, v = payload[:6]
                 self._last_close_ms = int(open_ms) + self._bar_ms
@@ -257,6 +272,8 @@ class Data(bt.feed.DataBase, Contract):
                         self._froze = True
                     self.live_started = True
                 self._notify_state(payload)
+                if self._outbox.empty():
+                    return None  # cerebro's next pass tells the strategy, without waiting for a bar
                 continue
             if kind == _ERROR:
                 log.error("%s %s feed stopped: %s", self.exchange, self.p.dataname, payload)

@@ -10,25 +10,23 @@ waits, bounded, for what the strategy and the exchange must show. The engine's o
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import backtrader as bt
 import pytest
-from livetest import streaming, wait_until
 
 from realtrade_core import ConfigurationError, Veto, hookimpl
 from realtrade_core.emulator.model import MarketSpec
 from realtrade_core.emulator.server import Emulator
 from realtrade_core.journal import Journal
 from realtrade_core.plugins import get_plugin_host, load_exchange
+from realtrade_core.testing import live as live_harness
+from realtrade_core.testing.live import Note, Trader
 
 EXCHANGES = ["binance", "bybit"]
 SYMBOL = "BTC/USDT"
@@ -37,165 +35,12 @@ TICK = Decimal("0.01")
 BALANCES = {"USDT": 10_000, "BTC": 0}
 
 
-@dataclass(frozen=True)
-class Note:
-    """One notify_order call, as the strategy saw it."""
-
-    ref: int
-    status: str
-    size: float
-    price: float
-    comm: float
-    client_order_id: str | None
-    reason: str | None
-    reattached: bool
-
-
-class Trader(bt.Strategy):
-    """Runs actions handed over by the test in its next(); records every notification."""
-
-    def __init__(self) -> None:
-        self.actions: queue.Queue = queue.Queue()
-        self.notes: list[Note] = []
-        self.trades: list[tuple[float, float]] = []
-        self.store_messages: list[str] = []
-        self.bars = 0
-        self.first_position: float | None = None
-        self.first_open: list[Any] | None = None
-        self.live = threading.Event()
-
-    def notify_data(self, data, status, *args, **kwargs) -> None:
-        if data._getstatusname(status) == "LIVE":
-            self.live.set()
-
-    def notify_order(self, order) -> None:
-        self.notes.append(
-            Note(
-                order.ref,
-                order.getstatusname(),
-                order.executed.size,
-                order.executed.price,
-                order.executed.comm,
-                order.info.get("client_order_id"),
-                order.info.get("reject_reason"),
-                bool(order.info.get("reattached")),
-            )
-        )
-
-    def notify_trade(self, trade) -> None:
-        if trade.isclosed:
-            self.trades.append((trade.pnl, trade.pnlcomm))
-
-    def notify_store(self, msg, *args, **kwargs) -> None:
-        self.store_messages.append(str(msg))
-
-    def next(self) -> None:
-        self.bars += 1
-        if self.first_position is None:
-            self.first_position = self.position.size
-            self.first_open = self.broker.get_orders_open()
-        while True:
-            try:
-                action, box, gate = self.actions.get_nowait()
-            except queue.Empty:
-                return
-            gate.wait(10)  # the test's market step is over: the exchange stands still
-            try:
-                box.append(action(self))
-            except BaseException as exc:
-                box.append(exc)
-
-    def statuses(self, order) -> list[str]:
-        return [n.status for n in self.notes if n.ref == order.ref]
-
-    def last(self, order) -> Note | None:
-        notes = [n for n in self.notes if n.ref == order.ref]
-        return notes[-1] if notes else None
-
-
-class LiveRun:
-    """cerebro.run() in a thread with a live broker on ``store``; driven from the test thread."""
+class LiveRun(live_harness.LiveRun):
+    """The suite's harness on :data:`SYMBOL` unless told otherwise."""
 
     def __init__(self, emulator: Emulator, store: Any, symbol: str = SYMBOL, timeframe: str = "1m",
-                 **broker_options: Any) -> None:  # fmt: skip
-        self.emulator = emulator
-        self.store = store
-        self.symbol = symbol
-        self.broker = store.getbroker(mode="live", **broker_options)
-        self.cerebro = bt.Cerebro()
-        self.cerebro.adddata(store.getdata(dataname=symbol, timeframe=timeframe, backfill_bars=2, qcheck=0.02))
-        self.cerebro.setbroker(self.broker)
-        self.cerebro.addstrategy(Trader)
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="test-cerebro")
-
-    def _run(self) -> None:
-        try:
-            self.cerebro.run()
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self.done.set()
-
-    def __enter__(self) -> LiveRun:
-        self.thread.start()
-        self.wait(lambda: self.error is not None or getattr(self.cerebro, "runningstrats", None), "the strategy", 30)
-        if self.error is not None:
-            raise self.error
-        self.strategy: Trader = self.cerebro.runningstrats[0]
-        self.wait(lambda: self.strategy.live.is_set() and self.strategy.bars > 0, "the first live bar", 30)
-        if self.store.has_stream():  # (a REST-only exchange polls its bars)
-            self.wait(streaming(self.emulator, self.symbol.split(":")[0]), "the candle stream")
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        # runstop() before run() has started is forgotten: insist until cerebro returns.
-        deadline = time.monotonic() + 30
-        while not self.done.wait(0.05) and time.monotonic() < deadline:
-            self.cerebro.runstop()
-        if self.error is not None and exc_info[0] is None:
-            raise self.error
-
-    def wait(self, predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> None:
-        if not wait_until(lambda: bool(predicate()) or self.error is not None, timeout=timeout):
-            raise AssertionError(f"timed out waiting for {what}")
-        if self.error is not None:
-            raise AssertionError(f"cerebro failed while waiting for {what}") from self.error
-
-    def step(self, candles: int = 1) -> None:
-        """Close ``candles`` candles, waiting for the strategy to see each bar."""
-        for _ in range(candles):
-            bars = self.strategy.bars
-            self.emulator.step(1)
-            self.wait(lambda b=bars: self.strategy.bars > b, "the next bar")
-
-    def do(self, action: Callable[[Trader], Any]) -> Any:
-        """Run ``action(strategy)`` in cerebro's thread at the next bar; returns its result."""
-        box: list[Any] = []
-        gate = threading.Event()
-        self.strategy.actions.put((action, box, gate))
-        bars = self.strategy.bars
-        self.emulator.step(1)
-        gate.set()
-        self.wait(lambda: box and self.strategy.bars > bars, "the action to run")
-        if isinstance(box[0], BaseException):
-            raise box[0]
-        result = box[0]
-        orders = [o for o in (result if isinstance(result, tuple) else (result,)) if isinstance(o, bt.Order)]
-        # Before the market moves on, the exchange must have answered (or the broker refused).
-        sent = (bt.Order.Created, bt.Order.Submitted)
-        self.wait(lambda: all(o.status not in sent for o in orders), "the exchange's answer")
-        return result
-
-    def until(self, predicate: Callable[[], Any], what: str, steps: int = 60) -> None:
-        """Step the market until ``predicate`` holds (a bounded number of candles)."""
-        for _ in range(steps):
-            if predicate():
-                return
-            self.step()
-        if not wait_until(predicate, timeout=3):
-            raise AssertionError(f"{what} did not happen within {steps} candles")
+                 **options: Any) -> None:  # fmt: skip
+        super().__init__(emulator, store, symbol, timeframe, **options)
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -299,6 +144,22 @@ def test_market_order_completes_with_the_exchange_fill_price_size_and_fee(exchan
             str(f.trade_id) for f in engine_fills(emulator, cid)
         ]
         journal.close()
+
+
+def test_answers_and_fills_reach_notify_order_without_waiting_for_a_bar(exchange, emulator, store, journal_path):
+    """A live feed waits up to ``qcheck`` (0.5 s by default) for a bar before cerebro runs a pass
+    of its broker. The broker's answers and fills wake that wait, so with ``quicknotify`` (else
+    backtrader holds notifications for the next bar) ``notify_order`` comes at once. Here
+    ``qcheck`` is an hour and the clock stands still after the order's bar: without the wake the
+    order would sit Submitted until the next candle."""
+    with live(emulator, store, journal_path, qcheck=3600, quicknotify=True) as run:
+        bars = run.strategy.bars
+        order = run.do(lambda s: s.buy(size=0.01))
+        s = run.strategy
+        run.wait(lambda: "Completed" in s.statuses(order), "the fill without another bar")
+        assert s.statuses(order) == ["Submitted", "Accepted", "Completed"]
+        assert s.bars == bars + 1  # the order's own bar only
+        assert_matches_engine(s.last(order), engine_fills(emulator, order.info.client_order_id))
 
 
 def test_a_fee_in_the_coin_is_commission_and_the_exit_sells_what_is_held(exchange, emulator, store, journal_path):

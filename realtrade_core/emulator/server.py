@@ -683,8 +683,8 @@ class Emulator:
         """Whether a client is subscribed to a stream of ``symbol``'s candles (``"BTC/USDT"``; a
         contract ``"BTC/USDT:USDT"`` streams under the same market id)."""
         wanted = symbol.split(":")[0].replace("/", "").lower()
-        topics = list(self.hub._by_topic)  # the hub's own record of who listens to what
-        return any("kline" in t.lower() and wanted in t.lower().replace("/", "") for t in topics)
+        topics = [t.lower().replace("/", "").replace("-", "") for t in list(self.hub._by_topic)]  # who listens
+        return any(("kline" in t or "candle" in t) and wanted in t for t in topics)
 
     def order_states(self, client_order_ids: Iterable[str], account: str | None = None) -> dict[str, Any]:
         """Lockstep: what ``POST /_emulator/orders`` answers. ``held_at`` is the instant the replay

@@ -52,13 +52,28 @@ def _account_id(store: Any) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16] if key else "-"
 
 
+class _Inbox(queue.Queue):
+    """The session's inbox: each item put also wakes cerebro's loop (:meth:`Data.wake
+    <realtrade_core.feed.Data.wake>` of its live feeds), which would otherwise apply it only
+    when a bar comes or its feeds' ``qcheck`` wait ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wakers: list[Callable[[], None]] = []
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        for wake in self.wakers:
+            wake()
+
+
 class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, LedgerMixin):
     """The live broker's state and logic; see :mod:`realtrade_core.live`. Owned by the Broker."""
 
     def __init__(self, broker: LiveBroker) -> None:
         self.broker = broker
         self.store = broker.p.store
-        self.inbox: queue.Queue = queue.Queue()
+        self.inbox = _Inbox()
         self.stopping = threading.Event()
         self.journal: Journal | None = None
         self._own_journal = False
@@ -305,6 +320,10 @@ class LiveSession(ReconcileMixin, OrdersMixin, TrailingMixin, GroupsMixin, Ledge
         cerebro = self.cerebro = bt.metabase.findowner(self.broker, bt.Cerebro)
         if cerebro is None:
             return []
+        from ..feed import Data
+
+        # What the workers and streams put in the inbox wakes cerebro's loop for a broker pass.
+        self.inbox.wakers = [d.wake for d in cerebro.datas if isinstance(d, Data)]
         return [d for d in cerebro.datas if getattr(getattr(d, "p", None), "store", None) is self.store]
 
     def symbol_of(self, data: Any) -> str:

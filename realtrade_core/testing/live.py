@@ -29,6 +29,7 @@ class Note:
     price: float
     comm: float
     client_order_id: str | None
+    reason: str | None
     reattached: bool
 
 
@@ -38,6 +39,7 @@ class Trader(bt.Strategy):
     def __init__(self) -> None:
         self.actions: queue.Queue = queue.Queue()
         self.notes: list[Note] = []
+        self.trades: list[tuple[float, float]] = []  # (pnl, pnlcomm) of each closed trade
         self.store_messages: list[str] = []
         self.bars = 0
         self.first_position: float | None = None
@@ -57,9 +59,14 @@ class Trader(bt.Strategy):
                 order.executed.price,
                 order.executed.comm,
                 order.info.get("client_order_id"),
+                order.info.get("reject_reason"),
                 bool(order.info.get("reattached")),
             )
         )
+
+    def notify_trade(self, trade: Any) -> None:
+        if trade.isclosed:
+            self.trades.append((trade.pnl, trade.pnlcomm))
 
     def notify_store(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         self.store_messages.append(str(msg))
@@ -83,20 +90,30 @@ class Trader(bt.Strategy):
     def statuses(self, order: Any) -> list[str]:
         return [n.status for n in self.notes if n.ref == order.ref]
 
+    def last(self, order: Any) -> Note | None:
+        notes = [n for n in self.notes if n.ref == order.ref]
+        return notes[-1] if notes else None
+
 
 class LiveRun:
-    """``cerebro.run()`` in a thread with a live broker on ``store``; a context manager."""
+    """``cerebro.run()`` in a thread with a live broker on ``store``; a context manager.
 
-    def __init__(self, emulator: Any, store: Any, symbol: str, **broker_options: Any) -> None:
+    ``qcheck`` is the feed's (see :class:`~realtrade_core.feed.Data`), ``quicknotify``
+    cerebro's; the other keywords go to ``store.getbroker(mode="live", ...)``."""
+
+    def __init__(self, emulator: Any, store: Any, symbol: str, timeframe: str = "1m", *, qcheck: float = 0.02,
+                 quicknotify: bool = False, **broker_options: Any) -> None:  # fmt: skip
         self.emulator = emulator
+        self.store = store
+        self.symbol = symbol
         self.broker = store.getbroker(mode="live", **broker_options)
-        self.cerebro = bt.Cerebro()
-        self.cerebro.adddata(store.getdata(dataname=symbol, timeframe="1m", backfill_bars=2, qcheck=0.02))
+        self.cerebro = bt.Cerebro(quicknotify=quicknotify)
+        self.cerebro.adddata(store.getdata(dataname=symbol, timeframe=timeframe, backfill_bars=2, qcheck=qcheck))
         self.cerebro.setbroker(self.broker)
         self.cerebro.addstrategy(Trader)
         self.error: BaseException | None = None
         self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="conformance-cerebro")
+        self.thread = threading.Thread(target=self._run, daemon=True, name="test-cerebro")
 
     def _run(self) -> None:
         try:
@@ -111,6 +128,11 @@ class LiveRun:
         self.wait(lambda: getattr(self.cerebro, "runningstrats", None), "the strategy", 30)
         self.strategy: Trader = self.cerebro.runningstrats[0]
         self.wait(lambda: self.strategy.live.is_set() and self.strategy.bars > 0, "the first live bar", 30)
+        if self.store.has_stream():
+            # A candle that closes before the exchange has the feed's subscription reaches it only
+            # with the next one (a gap filled over REST): step the market once it streams.
+            market = self.symbol.split(":")[0]
+            self.wait(lambda: self.emulator.streams_candles(market), "the candle stream")
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -118,10 +140,13 @@ class LiveRun:
         deadline = time.monotonic() + 30
         while not self.done.wait(0.05) and time.monotonic() < deadline:
             self.cerebro.runstop()
+            for data in self.cerebro.datas:  # cerebro sees the stop after its feed's wait
+                data.wake()
         if self.error is not None and exc_info[0] is None:
             raise self.error
 
     def wait(self, predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> None:
+        """Wait, bounded, for ``predicate``; fail naming ``what``, or with cerebro's own error."""
         wait_until(lambda: bool(predicate()) or self.error is not None, timeout, what)
         if self.error is not None:
             raise AssertionError(f"cerebro failed while waiting for {what}") from self.error
@@ -135,7 +160,8 @@ class LiveRun:
 
     def do(self, action: Callable[[Trader], Any]) -> Any:
         """Run ``action(strategy)`` in cerebro's thread at the next bar and wait until every
-        order it returns has the exchange's answer; returns what it returned."""
+        order it returns has the exchange's answer (or the broker's refusal): the market moves
+        on only then. Returns what ``action`` returned."""
         box: list[Any] = []
         gate = threading.Event()
         self.strategy.actions.put((action, box, gate))

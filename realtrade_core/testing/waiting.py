@@ -13,15 +13,18 @@ __all__ = ["EventRecorder", "wait_until"]
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
     """Poll ``predicate`` until it returns something true (returned), at most ``timeout``
-    seconds; then fail the test naming ``what``."""
+    seconds; then fail the test naming ``what``. The first looks come quickly (a bar or an
+    answer usually takes a millisecond or two), then every 10 ms."""
     deadline = time.monotonic() + timeout
+    pause = 0.0005
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what or predicate}")
-        time.sleep(0.005)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
 
 
 class EventRecorder:

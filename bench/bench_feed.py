@@ -3,7 +3,9 @@
 1. Throughput: the emulator's manual clock is stepped as fast as the feed consumes, and every
    closed candle travels the whole live path (engine -> exchange WebSocket dialect -> socket ->
    BaseWebSocket parser -> store -> feed worker -> cerebro ``_load``) into a no-op strategy.
-   Baseline, same run: plain backtrader iterating the same candles from a Python list.
+   Baselines, same run: plain backtrader iterating the same candles from a Python list, and
+   plain backtrader handed each candle by another thread as it takes the previous one (what
+   any feed whose bars arrive one at a time on a network thread pays: the live path's ceiling).
 2. Latency: with the clock running at 600x (a 1-minute candle every 100 ms), the time from the
    engine emitting a candle's close to ``strategy.next()`` seeing that bar: p50 and p99, over the
    candles that close once every feed is LIVE (its history loaded). Beside it, in the same run
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import statistics
 import threading
 import time
@@ -144,6 +147,49 @@ def memory_throughput(rows: list, repeat: int, symbols: int = 1) -> float:
     return len(rows) * symbols / (time.perf_counter() - start)
 
 
+class HandedFeed(MemoryFeed):
+    """The same candles, each handed over by another thread as the previous one is taken: what
+    any live feed pays, whose bars arrive on a network thread one at a time."""
+
+    params = (("inbox", None),)
+
+    def start(self):
+        bt.feed.DataBase.start(self)
+
+    def islive(self):
+        return True
+
+    def _load(self):
+        row = self.p.inbox.get()
+        if row is None:
+            return False
+        self._iter = iter((row,))
+        return super()._load()
+
+
+def handoff_throughput(rows: list, repeat: int, symbols: int = 1) -> float:
+    """Bars/s of plain backtrader whose feeds get each candle from a producer thread, one at a
+    time (a queue of one): the ceiling of a live path whose candles come from a socket thread."""
+    rows = rows * repeat
+    cerebro = bt.Cerebro(stdstats=False)
+    inboxes = [queue.Queue(maxsize=1) for _ in range(symbols)]
+    for inbox in inboxes:
+        cerebro.adddata(HandedFeed(inbox=inbox))
+    cerebro.addstrategy(Counter, target=10**12)
+
+    def produce():
+        for row in rows:
+            for inbox in inboxes:
+                inbox.put(row)
+        for inbox in inboxes:
+            inbox.put(None)
+
+    threading.Thread(target=produce, daemon=True).start()
+    start = time.perf_counter()
+    cerebro.run()
+    return len(rows) * symbols / (time.perf_counter() - start)
+
+
 #: How a bare client subscribes to the emulator's 1m klines, and reads a closed candle's open time.
 RAW_STREAMS = {
     "binance": (
@@ -252,13 +298,15 @@ def main() -> None:
     args = parser.parse_args()
 
     live_rate, rows = live_throughput(args.exchange, args.bars, args.symbols)
-    memory_rate = memory_throughput(
-        rows, repeat=max(1, 20_000 // max(1, len(rows) * args.symbols)), symbols=args.symbols
-    )
+    repeat = max(1, 20_000 // max(1, len(rows) * args.symbols))
+    memory_rate = memory_throughput(rows, repeat=repeat, symbols=args.symbols)
+    handed_rate = handoff_throughput(rows, repeat=repeat, symbols=args.symbols)
     print(f"{args.exchange}: bars/s into a no-op strategy")
     print(f"  realtrade live path (emulator -> WebSocket -> feed) {live_rate:12,.0f}")
     print(f"  backtrader from memory (baseline)                   {memory_rate:12,.0f}")
     print(f"  ratio                                                {live_rate / memory_rate:12.2%}")
+    print(f"  backtrader handed each bar by a thread (ceiling)    {handed_rate:12,.0f}")
+    print(f"  ratio                                                {live_rate / handed_rate:12.2%}")
 
     lat, bare, starting = latency(args.exchange, args.latency_bars, args.symbols)
     print(f"{args.exchange}: candle close at the emulator -> strategy.next(), {len(lat)} bars at 600x")

@@ -6,6 +6,8 @@
    Baselines, same run: plain backtrader iterating the same candles from a Python list, and
    plain backtrader handed each candle by another thread as it takes the previous one (what
    any feed whose bars arrive one at a time on a network thread pays: the live path's ceiling).
+   Run twice: with the emulator in this process (its work shares the interpreter lock with the
+   live path's) and in a process of its own, as an exchange is.
 2. Latency: with the clock running at 600x (a 1-minute candle every 100 ms), the time from the
    engine emitting a candle's close to ``strategy.next()`` seeing that bar: p50 and p99, over the
    candles that close once every feed is LIVE (its history loaded). Beside it, in the same run
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import queue
 import statistics
 import threading
@@ -91,15 +94,85 @@ class Counter(bt.Strategy):
                 self.env.runstop()
 
 
-def live_throughput(exchange: str, bars: int, symbols: int = 1, ccxt_config: dict | None = None) -> tuple[float, list]:
+class _LocalMarket:
+    """The emulator in this process: its clock is stepped from the driver thread."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    def store_options(self) -> dict:
+        return {"emulator": self.emulator}
+
+    def step(self, candles: int) -> None:
+        self.emulator.step(candles)
+
+    def rows(self, symbol: str, limit: int) -> list:
+        candles = self.emulator.engine.candles(symbol.replace("/", ""), MINUTE, limit=limit)
+        return [(c.open_time, float(c.open), float(c.high), float(c.low), float(c.close), float(c.volume))
+                for c in candles]  # fmt: skip
+
+
+def _serve(conn, options: dict) -> None:
+    """A child process's emulator, stepped over ``conn`` (see :class:`_RemoteMarket`)."""
+    with Emulator(**options) as emulator:
+        market = _LocalMarket(emulator)
+        conn.send(emulator.base_http)
+        while True:
+            what, *args = conn.recv()
+            if what == "stop":
+                return
+            conn.send(getattr(market, what)(*args))
+
+
+class _RemoteMarket:
+    """The emulator in a process of its own, as an exchange is: only the live path's own work
+    is in this process (and its interpreter lock)."""
+
+    def __init__(self, options: dict) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, options), daemon=True)
+        self.process.start()
+        if not self.conn.poll(60):
+            raise RuntimeError("the emulator's process did not start within 60 s")
+        self.url = self.conn.recv()
+
+    def store_options(self) -> dict:
+        return {"emulator_url": self.url}
+
+    def step(self, candles: int) -> None:
+        self.conn.send(("step", candles))
+        self.conn.recv()
+
+    def rows(self, symbol: str, limit: int) -> list:
+        self.conn.send(("rows", symbol, limit))
+        return self.conn.recv()
+
+    def close(self) -> None:
+        self.conn.send(("stop",))
+        self.process.join(10)
+
+
+def live_throughput(
+    exchange: str, bars: int, symbols: int = 1, ccxt_config: dict | None = None, remote: bool = False
+) -> tuple[float, list]:
     """Bars/s (bars of every symbol counted) from the first live bar to ``bars`` live steps;
-    and the candles of the first symbol, for the memory baseline."""
+    and the candles of the first symbol, for the memory baseline. ``remote``: the emulator runs
+    in a process of its own (stepped over a pipe, ten candles at a time), not in this one."""
     names = symbol_list(symbols)
     # The emulator makes a fixed number of future candles (1,440 for a manual clock): ask for
     # enough, or the driver would wait for a candle that never comes.
-    with Emulator(exchange, symbols=names, speed=None, history=50, seed=5, future=bars + 100) as emulator:
+    options = {"exchange": exchange, "symbols": names, "speed": None, "history": 50, "seed": 5, "future": bars + 100}
+    if remote:
+        market = _RemoteMarket(options)
+        emulator = None
+    else:
+        emulator = Emulator(**options).start()
+        market = _LocalMarket(emulator)
+    chunk = 10 if remote else 1
+    try:
         store = get_store(
-            exchange, "emulator", emulator=emulator, ccxt_config=ccxt_config or {"enableRateLimit": False}
+            exchange, "emulator", ccxt_config=ccxt_config or {"enableRateLimit": False}, **market.store_options()
         )
         cerebro = bt.Cerebro(stdstats=False)
         for name in names:
@@ -109,28 +182,32 @@ def live_throughput(exchange: str, bars: int, symbols: int = 1, ccxt_config: dic
 
         def drive():
             # Keep a small lead over the consumer so the path is always busy but never floods.
+            stepped = 0
             while not done.is_set():
                 strategies = getattr(cerebro, "runningstrats", None)
                 strategy = strategies[0] if strategies else None
                 if strategy is None or not strategy.live:
                     time.sleep(0.001)
                     continue
-                if emulator.engine.now() // MINUTE - start_minute - strategy.count < 20:
-                    emulator.step(1)
+                if stepped - strategy.count < 20 and stepped < bars + 50:
+                    market.step(chunk)
+                    stepped += chunk
                 else:
                     time.sleep(0.0002)
 
-        start_minute = emulator.engine.now() // MINUTE
         driver = threading.Thread(target=drive, daemon=True)
         driver.start()
         (strategy,) = cerebro.run()
-        done.set()
         elapsed = time.perf_counter() - strategy.first_live
-        rows = [
-            (c.open_time, float(c.open), float(c.high), float(c.low), float(c.close), float(c.volume))
-            for c in emulator.engine.candles(names[0].replace("/", ""), MINUTE, limit=bars)
-        ]
+        done.set()
+        driver.join(10)  # its step is answered first
+        rows = market.rows(names[0], bars)
         store.stop()
+    finally:
+        if remote:
+            market.close()
+        else:
+            emulator.stop()
     return strategy.count * len(names) / elapsed, rows
 
 
@@ -298,6 +375,7 @@ def main() -> None:
     args = parser.parse_args()
 
     live_rate, rows = live_throughput(args.exchange, args.bars, args.symbols)
+    apart_rate, _ = live_throughput(args.exchange, args.bars, args.symbols, remote=True)
     repeat = max(1, 20_000 // max(1, len(rows) * args.symbols))
     memory_rate = memory_throughput(rows, repeat=repeat, symbols=args.symbols)
     handed_rate = handoff_throughput(rows, repeat=repeat, symbols=args.symbols)
@@ -305,8 +383,9 @@ def main() -> None:
     print(f"  realtrade live path (emulator -> WebSocket -> feed) {live_rate:12,.0f}")
     print(f"  backtrader from memory (baseline)                   {memory_rate:12,.0f}")
     print(f"  ratio                                                {live_rate / memory_rate:12.2%}")
+    print(f"  the same, the emulator in a process of its own      {apart_rate:12,.0f}")
     print(f"  backtrader handed each bar by a thread (ceiling)    {handed_rate:12,.0f}")
-    print(f"  ratio                                                {live_rate / handed_rate:12.2%}")
+    print(f"  ratio (emulator apart / ceiling)                     {apart_rate / handed_rate:12.2%}")
 
     lat, bare, starting = latency(args.exchange, args.latency_bars, args.symbols)
     print(f"{args.exchange}: candle close at the emulator -> strategy.next(), {len(lat)} bars at 600x")

@@ -2,8 +2,12 @@
 
 1. Cold start: wall time of a fresh interpreter doing ``import realtrade_core`` and
    ``realtrade exchanges`` beside ``python -c pass``, the median of ``--runs`` runs each,
-   interleaved so background load hits them alike. Where the time goes:
-   ``python -X importtime -c "import realtrade_core" 2>&1 | sort -t'|' -k2 -n | tail``.
+   interleaved so background load hits them alike. ``realtrade exchanges`` answers from a cache
+   of the installed plugins' entry points, kept while nothing on ``sys.path`` changes; it is
+   timed twice: with the cache the run before wrote ("exchanges"), and as the first run after an
+   install, with no cache: it scans every distribution and writes one ("exchanges-uncached").
+   Where the time goes: ``python -X importtime -c "import realtrade_core" 2>&1 | sort -t'|' -k2
+   -n | tail``.
 2. History: closed candles/s through ``Store.fetch_closed_candles`` (paged, retried, checked)
    beside a bare ccxt ``fetch_ohlcv`` paging loop over the same range of the same emulator.
 3. Memory: the resident set of a process whose cerebro has its first live bar from the
@@ -16,30 +20,42 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+EXCHANGES = "import sys; from realtrade_core.cli import main; sys.exit(main(['exchanges']))"
 COLD = {
     "pass": "pass",
     "import": "import realtrade_core",
-    "exchanges": "import sys; from realtrade_core.cli import main; sys.exit(main(['exchanges']))",
+    "exchanges": EXCHANGES,
+    "exchanges-uncached": EXCHANGES,
 }
 
 
 def cold_start(runs: int) -> dict[str, float]:
-    """Median wall milliseconds of each of COLD's one-liners in a fresh interpreter."""
+    """Median wall milliseconds of each of COLD's one-liners in a fresh interpreter. The listing's
+    cache lives in a folder of the bench's own: one folder that an unmeasured run fills first,
+    and an empty one for each uncached run."""
     times: dict[str, list[float]] = {name: [] for name in COLD}
-    for _ in range(runs):
-        for name, code in COLD.items():
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
-            times[name].append((time.perf_counter() - start) * 1000)
+    with tempfile.TemporaryDirectory(prefix="bench-start-") as folder:
+        warm = {**os.environ, "REALTRADE_CACHE_DIR": os.path.join(folder, "warm")}
+        subprocess.run([sys.executable, "-c", EXCHANGES], check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env=warm)
+        for run in range(runs):
+            for name, code in COLD.items():
+                env = warm
+                if name == "exchanges-uncached":
+                    env = {**os.environ, "REALTRADE_CACHE_DIR": os.path.join(folder, f"empty-{run}")}
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env=env)
+                times[name].append((time.perf_counter() - start) * 1000)
     return {name: statistics.median(values) for name, values in times.items()}
 
 

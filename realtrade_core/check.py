@@ -149,8 +149,8 @@ def command(exchange: str | None, venue: str | None, symbols: tuple[str, ...], e
     Prints one row per check and exits with 1 if any failed. Keys come from the environment or
     the config file, as for `realtrade run`.
     """
-    from .cli import format_table
     from .config import load_config
+    from .console import format_table
     from .store import get_store
 
     config = load_config({"exchange": exchange, "venue": venue, "symbols": list(symbols),

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # annotations only: the host is reached without importing the records
-    from .spec import ExchangeSpec, OrderRequest, StoreEvent, Veto
+    from .spec import ExchangeInfo, ExchangeSpec, OrderRequest, StoreEvent, Veto
 
-__all__ = ["Host", "get_plugin_host", "load_exchange", "reset_plugin_host", "set_host_factory"]
+__all__ = ["Host", "existing_plugin_host", "get_plugin_host", "load_exchange", "reset_plugin_host", "set_host_factory"]
 
 
 class Host(Protocol):
@@ -26,6 +26,10 @@ class Host(Protocol):
 
     def load_exchange(self, name: str) -> ExchangeSpec:
         """The validated spec of exchange ``name`` (imports its plugin on first use)."""
+        ...
+
+    def list_exchanges(self) -> list[ExchangeInfo]:
+        """Every installed exchange with its status in this process (package metadata only)."""
         ...
 
     def pre_trade(self, request: OrderRequest) -> list[Veto]:
@@ -68,6 +72,12 @@ def get_plugin_host() -> Host:
     with _lock:
         if _host is None:
             _host = made
+        return _host
+
+
+def existing_plugin_host() -> Host | None:
+    """The process-wide host if one has been made; never makes one."""
+    with _lock:
         return _host
 
 

@@ -3,7 +3,9 @@
 Listing reads package metadata only: no plugin, ccxt or backtrader is imported to answer
 ``realtrade exchanges``. A plugin module is imported when its exchange is asked for by name, and
 each plugin's failure is caught on its own, reported with its name, distribution and version,
-and never breaks listing or other plugins.
+and never breaks listing or other plugins. The status rules of a listing live in
+:mod:`realtrade_core.discovery`, which also answers ``realtrade exchanges`` from a cached scan
+in a process that has no host yet.
 
 Environment switches:
 
@@ -21,6 +23,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from .discovery import (
+    ENV_DISABLE,
+    ENV_LOAD,
+    EXCHANGE_GROUP,
+    disabled_reason,
+    duplicate_message,
+    exchange_rows,
+    from_entry_points,
+)
 from .errors import (
     DuplicateExchangeError,
     ExchangeDisabledError,
@@ -32,7 +43,6 @@ from .host import get_plugin_host as _current_host
 from .host import reset_plugin_host as _reset_host
 from .host import set_host_factory
 from .spec import (
-    STATUS_DISABLED,
     STATUS_ERROR,
     STATUS_INSTALLED,
     STATUS_LOADED,
@@ -53,10 +63,7 @@ if TYPE_CHECKING:
 # exchanges needs neither pluggy nor (with a cached scan) the metadata machinery, and both are
 # a large part of a cold start (see bench/bench_start.py).
 
-EXCHANGE_GROUP = "realtrade.exchanges"
 PLUGIN_GROUP = "realtrade.plugins"
-ENV_LOAD = "REALTRADE_LOAD_EXCHANGES"
-ENV_DISABLE = "REALTRADE_DISABLE_EXCHANGES"
 ENV_TRACE = "REALTRADE_TRACE_HOOKS"
 
 
@@ -80,12 +87,6 @@ class _Candidate:
     @property
     def label(self) -> str:
         return f"{self.distribution} {self.version}"
-
-
-def _names_from_env(value: str | None) -> set[str] | None:
-    if value is None or not value.strip():
-        return None
-    return {part.strip().lower() for part in value.split(",") if part.strip()}
 
 
 class PluginHost:
@@ -138,44 +139,19 @@ class PluginHost:
 
     def _candidates(self) -> dict[str, list[_Candidate]]:
         found: dict[str, list[_Candidate]] = {}
-        seen: set[tuple[str, str, str]] = set()
-        for ep in self._entry_points(EXCHANGE_GROUP):
-            dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else "unknown"
-            version = dist.version if dist is not None else "unknown"
-            key = (ep.name, dist_name, ep.value)
-            if key in seen:  # the same distribution seen twice on sys.path
-                continue
-            seen.add(key)
-            found.setdefault(ep.name.lower(), []).append(_Candidate(ep.name.lower(), dist_name, version, ep.value, ep))
+        for f, ep in from_entry_points(self._entry_points(EXCHANGE_GROUP)):
+            found.setdefault(f.name, []).append(_Candidate(f.name, f.distribution, f.version, f.module, ep))
         return found
 
     def _disabled_reason(self, name: str) -> str | None:
-        only = _names_from_env(self._environ.get(ENV_LOAD))
-        blocked = _names_from_env(self._environ.get(ENV_DISABLE)) or set()
-        if name in blocked:
-            return f"disabled by {ENV_DISABLE}"
-        if only is not None and name not in only:
-            return f"not in {ENV_LOAD}"
-        return None
+        return disabled_reason(name, self._environ)
 
     def list_exchanges(self) -> list[ExchangeInfo]:
         """Every installed exchange plugin, sorted by name, from package metadata only."""
-        rows: list[ExchangeInfo] = []
         with self._lock:
-            for name, cands in sorted(self._candidates().items()):
-                for cand in cands:
-                    status, error = STATUS_INSTALLED, None
-                    if len(cands) > 1:
-                        status, error = STATUS_ERROR, _duplicate_message(name, cands)
-                    elif (reason := self._disabled_reason(name)) is not None:
-                        status, error = STATUS_DISABLED, reason
-                    elif name in self._errors:
-                        status, error = STATUS_ERROR, _describe(self._errors[name])
-                    elif name in self._specs:
-                        status = STATUS_LOADED
-                    rows.append(ExchangeInfo(name, cand.distribution, cand.version, cand.module, status, error))
-        return rows
+            errors = {name: _describe(exc) for name, exc in self._errors.items()}
+            rows = exchange_rows(self._candidates(), self._environ, errors, self._specs)
+        return [ExchangeInfo(*row) for row in rows]
 
     def installed_names(self) -> list[str]:
         return sorted(self._candidates())
@@ -208,7 +184,7 @@ class PluginHost:
             if key not in cands:
                 raise ExchangeNotFoundError(name, sorted(cands), not_found_message(name, sorted(cands)))
             if len(cands[key]) > 1:
-                raise DuplicateExchangeError(_duplicate_message(key, cands[key]))
+                raise DuplicateExchangeError(duplicate_message(key, cands[key]))
             if (reason := self._disabled_reason(key)) is not None:
                 raise ExchangeDisabledError(
                     f"exchange {key!r} ({cands[key][0].label}) is installed but {reason}; "
@@ -387,11 +363,6 @@ def _ccxt_knows(ccxt_id: str) -> bool:
     except ImportError:  # pragma: no cover - ccxt is a dependency
         return False
     return ccxt_id in ccxt.exchanges
-
-
-def _duplicate_message(name: str, cands: list[_Candidate]) -> str:
-    providers = " and ".join(c.label for c in cands)
-    return f"exchange name {name!r} is registered by more than one distribution: {providers}; uninstall one of them"
 
 
 def _describe(exc: BaseException) -> str:

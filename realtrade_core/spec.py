@@ -10,14 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+# The statuses reported by `realtrade exchanges` are defined with the rules that give them.
+from .discovery import STATUS_DISABLED as STATUS_DISABLED
+from .discovery import STATUS_ERROR as STATUS_ERROR
+from .discovery import STATUS_INSTALLED as STATUS_INSTALLED
+from .discovery import STATUS_LOADED as STATUS_LOADED
+from .discovery import info_dict
+
 if TYPE_CHECKING:
     from .execution import ExecutionDialect
-
-# Statuses reported by `realtrade exchanges`.
-STATUS_INSTALLED = "installed"  # found in package metadata, not imported yet
-STATUS_LOADED = "loaded"  # imported and validated in this process
-STATUS_DISABLED = "disabled"  # switched off by REALTRADE_LOAD_EXCHANGES / REALTRADE_DISABLE_EXCHANGES
-STATUS_ERROR = "error"  # failed to import, invalid registration, or duplicate name
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +84,7 @@ class ExchangeInfo:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        row: dict[str, Any] = {
-            "name": self.name,
-            "distribution": self.distribution,
-            "version": self.version,
-            "status": self.status,
-        }
-        if self.error:
-            row["error"] = self.error
-        return row
+        return info_dict(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,19 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     return WORKERS_PER_CPU * cpus
 
 
+@pytest.fixture(scope="session", autouse=True)
+def listing_cache(tmp_path_factory):
+    """The cache of ``realtrade exchanges`` (realtrade_core.discovery) in a folder of the test run,
+    for this process and the commands it starts, not in the user's cache folder."""
+    previous = os.environ.get("REALTRADE_CACHE_DIR")
+    os.environ["REALTRADE_CACHE_DIR"] = str(tmp_path_factory.mktemp("realtrade-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("REALTRADE_CACHE_DIR", None)
+    else:
+        os.environ["REALTRADE_CACHE_DIR"] = previous
+
+
 @pytest.fixture(params=["binance", "bybit"])
 def exchange(request) -> str:
     return request.param

@@ -30,14 +30,17 @@ LAYERS: list[tuple[str, set[str]]] = [
         "records, rules and small services (standard library, no backtrader, ccxt or sockets)",
         {
             "errors", "spec", "execution", "contract", "timeframes", "credentials", "retry", "validation", "events",
-            "rules", "perpetual", "interlock", "hookspecs", "host", "journal", "runguard", "arguments",
+            "rules", "perpetual", "interlock", "hookspecs", "host", "journal", "runguard", "arguments", "discovery",
         },
     ),
     ("connections and the emulator", {"websocket", "emulator"}),
     ("trading on backtrader: store, feed, brokers", {"backtest", "store", "feed", "broker", "live"}),
     ("plugin registry", {"generic", "plugins"}),
     # "" is the package itself: the public API
-    ("entry points", {"", "cli", "demo", "testing", "config", "report", "run", "fetch", "check", "scaffold"}),
+    (
+        "entry points",
+        {"", "cli", "cligroup", "console", "demo", "testing", "config", "report", "run", "fetch", "check", "scaffold"},
+    ),
 ]  # fmt: skip
 
 

@@ -24,6 +24,7 @@ ROWS = (
     "bybit: the same with 20 resting limit orders",
     "cold: import realtrade_core",
     "cold: realtrade exchanges",
+    "cold: realtrade exchanges, first after an install",
     "binance: history fetch",
     "bybit: history fetch",
     "binance: RSS at the first live bar",

@@ -464,7 +464,7 @@ def test_a_timeframe_setting_parses_or_is_a_clear_configuration_error(text: str)
 @FUZZ
 @given(text=st.one_of(st.none(), st.text(max_size=30)))
 def test_exchange_lists_from_the_environment_never_fail(text: str | None) -> None:
-    from realtrade_core.plugins import _names_from_env
+    from realtrade_core.discovery import names_from_env
 
-    names = _names_from_env(text)
+    names = names_from_env(text)
     assert names is None or all(n and n == n.strip().lower() and "," not in n for n in names)

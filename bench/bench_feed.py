@@ -133,8 +133,11 @@ class _RemoteMarket:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_serve, args=(child, options), daemon=True)
         self.process.start()
-        if not self.conn.poll(60):
-            raise RuntimeError("the emulator's process did not start within 60 s")
+        deadline = time.monotonic() + 60
+        while not self.conn.poll(0.1):
+            if not self.process.is_alive() or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"the emulator's process did not start (exit code {self.process.exitcode})")
         self.url = self.conn.recv()
 
     def store_options(self) -> dict:

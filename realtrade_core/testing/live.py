@@ -151,6 +151,18 @@ class LiveRun:
         if self.error is not None:
             raise AssertionError(f"cerebro failed while waiting for {what}") from self.error
 
+    def placed(self, *orders: Any) -> bool:
+        """Whether each of ``orders`` is on the exchange (acknowledged) or a bracket stop armed
+        in the broker (sent when a bar crosses it): what a test waits for before it moves the
+        market. Read from cerebro's thread's records, which it alone changes."""
+        session = self.broker._live
+        armed = {ref for bracket in list(session.brackets.values()) for ref in bracket.armed}
+        for order in orders:
+            tracked = session.orders.get(order.info.get("client_order_id"))
+            if order.ref not in armed and (tracked is None or not tracked.acked):
+                return False
+        return True
+
     def step(self, candles: int = 1) -> None:
         """Close ``candles`` candles, waiting for the strategy to see each bar."""
         for _ in range(candles):

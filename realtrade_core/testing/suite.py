@@ -586,6 +586,9 @@ class ExchangeConformance:
 
             parent, stop, limit = run.do(place)
             run.until(lambda: "Completed" in s.statuses(parent), "the parent filling")
+            # The exits go once the parent has filled: the market moves on only when both are on
+            # the exchange (else a price moving meanwhile may fill the one before the other is sent).
+            run.wait(lambda: run.placed(stop, limit), "both exits placed")
             # Both exits are near: whichever the market reaches first fills, the other ends.
             run.until(lambda: "Completed" in s.statuses(stop) + s.statuses(limit), "an exit filling", steps=200)
             winner, loser = (limit, stop) if "Completed" in s.statuses(limit) else (stop, limit)

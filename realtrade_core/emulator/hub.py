@@ -12,6 +12,11 @@ the connection ends::
     async def stream(self, request):
         return await self.hub.serve(request, "public", self.on_text)  # conn.subscribe(topic), conn.send({...})
 
+Engine events reach subscribers with :meth:`ConnectionHub.publish`, which encodes a payload once
+for all of a topic's subscribers (kept per topic, in step with subscribe, unsubscribe and
+disconnect). An event that may feed many streams (a kline feeds one per interval) asks a
+:class:`TopicWatch` which of them anybody listens to, rather than the hub once per topic.
+
 Why the queue is a deque plus an event rather than an ``asyncio.Queue``: ``Queue.put`` is not
 thread-safe, and waking the loop once per message from another thread (one
 ``call_soon_threadsafe`` each, i.e. one self-pipe write) caps throughput far below what a
@@ -34,8 +39,8 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -45,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 #: The frame :meth:`ConnectionHub.send_malformed` sends: truncated JSON, as a broken proxy or a
 #: server bug would produce. Clients must survive it (log, skip, or reconnect), not crash.
@@ -293,6 +299,44 @@ class Connection:
                 pass
 
 
+class TopicWatch(Generic[K]):
+    """Which of a fixed list of streams somebody listens to, for a dialect's event handler.
+
+    A market event can feed many streams (a kline feeds one stream per interval, each with its
+    topics); asking the hub about every topic of every one on every event costs more than the
+    messages themselves. A watch holds the candidates, each a key and its hub topics, and
+    :meth:`live` answers the keys with at least one subscribed topic, in the candidates' order,
+    recomputed only when the hub's subscriptions changed (:attr:`ConnectionHub.generation`).
+    ``on_idle(key)`` runs, from :meth:`live`, for each key that stopped being listened to: the
+    dialect forgets what it keeps for that stream.
+
+    Call :meth:`live` from one thread at a time (dialects do, under the engine lock).
+    """
+
+    def __init__(
+        self, hub: ConnectionHub, streams: Iterable[tuple[K, tuple[str, ...]]], on_idle: Callable[[K], None] | None
+    ) -> None:
+        self._hub = hub
+        self._streams = tuple(streams)
+        self._on_idle = on_idle
+        self._generation = -1
+        self._live: tuple[K, ...] = ()
+
+    def live(self) -> tuple[K, ...]:
+        generation = self._hub.generation
+        if generation != self._generation:
+            # Read before the topics: a change meanwhile bumps it again, and the next call rescans.
+            self._generation = generation
+            subscribers = self._hub.subscribers
+            before = self._live
+            self._live = tuple(key for key, topics in self._streams if any(subscribers(t) for t in topics))
+            if self._on_idle is not None:
+                for key in before:
+                    if key not in self._live:
+                        self._on_idle(key)
+        return self._live
+
+
 class ConnectionHub:
     """Registry of open connections, owned by the server; dialects register theirs."""
 
@@ -307,6 +351,9 @@ class ConnectionHub:
         # topic -> subscribers. Tuples replaced under the lock (copy on write), so publish reads
         # them without locking or copying.
         self._by_topic: dict[str, tuple[Connection, ...]] = {}
+        # Bumped (under the lock, after ``_by_topic`` changed) whenever a topic gains its first
+        # subscriber or loses its last: what a :class:`TopicWatch` compares to stay current.
+        self.generation = 0
         self._loop_thread: int | None = None
         self._dirty: deque[Connection] = deque()
         self._flush_scheduled = False
@@ -417,6 +464,8 @@ class ConnectionHub:
             subs = self._by_topic.get(topic, ())
             if conn not in subs:
                 self._by_topic[topic] = (*subs, conn)
+                if not subs:
+                    self.generation += 1
 
     def _remove_subscriber(self, topic: str, conn: Connection) -> None:
         with self._lock:
@@ -430,6 +479,7 @@ class ConnectionHub:
                 self._by_topic[topic] = rest
             else:
                 del self._by_topic[topic]
+                self.generation += 1
 
     def connections(self, kind: str | None = None) -> list[Connection]:
         with self._lock:
@@ -439,6 +489,12 @@ class ConnectionHub:
     def subscribers(self, topic: str) -> int:
         """How many open connections are subscribed to ``topic``."""
         return len(self._by_topic.get(topic, ()))
+
+    def watch(
+        self, streams: Iterable[tuple[K, tuple[str, ...]]], on_idle: Callable[[K], None] | None = None
+    ) -> TopicWatch[K]:
+        """A :class:`TopicWatch` over ``streams``: (key, the key's topics) pairs."""
+        return TopicWatch(self, streams, on_idle)
 
     # --- fan-out --------------------------------------------------------------------------------
 

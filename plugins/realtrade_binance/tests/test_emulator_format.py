@@ -34,6 +34,7 @@ from realtrade_binance.emulator.wire import (
     ws_signature_payload,
 )
 
+from realtrade_core.emulator.hub import TopicWatch
 from realtrade_core.emulator.model import (
     Balance,
     Candle,
@@ -399,12 +400,17 @@ class FakeEngine:
 
 
 class FakeHub:
+    generation = 0  # the topics never change
+
     def __init__(self, topics: set[str]) -> None:
         self.topics = topics
         self.sent: list[tuple[str, Any]] = []
 
     def subscribers(self, topic: str) -> int:
         return 1 if topic in self.topics else 0
+
+    def watch(self, streams: Any, on_idle: Any = None) -> TopicWatch:
+        return TopicWatch(self, streams, on_idle)  # type: ignore[arg-type]
 
     def publish(self, topic: str, payload: str, account: str | None = None) -> None:
         self.sent.append((topic, json.loads(payload)))

@@ -188,6 +188,65 @@ def test_unsubscribe_stops_the_stream(emulator: Any, ws_connect: Any, recv_until
     assert barrier(ws, recv_until) == [{"result": [], "id": 999}]
 
 
+def raw_texts(ws: websocket.WebSocket, request_id: int = 999) -> list[str]:
+    """The text frames the server queued before it answers a LIST_SUBSCRIPTIONS, as sent."""
+    ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": request_id}))
+    texts = []
+    while not is_reply(request_id)(json.loads(text := ws.recv())):  # the socket timeout bounds each read
+        texts.append(text)
+    return texts
+
+
+def test_a_stream_shared_by_two_connections_reaches_each_until_it_leaves(
+    emulator: Any, ws_connect: Any, recv_until: Any, wait_until: Any
+) -> None:
+    url = f"{emulator.base_ws}/ws/btcusdt@kline_1m"
+    first, second = open_streams(url, ws_connect, recv_until), open_streams(url, ws_connect, recv_until)
+    other = open_streams(f"{emulator.base_ws}/ws/btcusdt@kline_5m", ws_connect, recv_until)
+
+    emulator.step(2)
+    both = raw_texts(first)
+    assert both and both == raw_texts(second)  # the same bytes, in the same order
+    assert all(json.loads(t)["k"]["i"] == "1m" for t in both)
+
+    first.send(json.dumps({"method": "UNSUBSCRIBE", "params": ["btcusdt@kline_1m"], "id": 3}))
+    recv_until(first, is_reply(3))
+    emulator.step(2)
+    assert raw_texts(first) == []
+    later = raw_texts(second)
+    assert later and json.loads(later[0])["E"] > json.loads(both[-1])["E"]
+
+    second.close()
+    # The hub forgets a connection's subscriptions when the server has seen it go.
+    wait_until(lambda: emulator.hub.subscribers("btcusdt@kline_1m") == 0, timeout=5.0, what="the index to drop it")
+    first.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m"], "id": 4}))
+    recv_until(first, is_reply(4))
+    emulator.step(1)
+    again = raw_texts(first)
+    assert again and all(json.loads(t)["k"]["i"] == "1m" for t in again)
+    assert all(json.loads(t)["k"]["i"] == "5m" for t in raw_texts(other))
+
+
+def test_a_longer_kline_resubscribed_mid_bucket_counts_the_candles_it_missed(
+    emulator: Any, exchange: Any, ws_connect: Any, recv_until: Any
+) -> None:
+    now = emulator.engine.now()
+    emulator.step(-now % 300_000 // 60_000)  # to the start of a 5m bucket
+    ws = open_streams(f"{emulator.base_ws}/ws/btcusdt@kline_5m", ws_connect, recv_until)
+    emulator.step(1)  # the bucket's first candle, streamed
+    ws.send(json.dumps({"method": "UNSUBSCRIBE", "params": ["btcusdt@kline_5m"], "id": 3}))
+    recv_until(ws, is_reply(3))
+    emulator.step(1)  # its second, while nobody listens
+
+    ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@kline_5m"], "id": 4}))
+    recv_until(ws, is_reply(4))
+    emulator.step(1)
+
+    latest = [m for m in barrier(ws, recv_until) if m.get("e") == "kline"][-1]["k"]
+    assert latest["x"] is False and latest["t"] == emulator.engine.now() - emulator.engine.now() % 300_000
+    assert kline_as_row(latest) == rest_klines(exchange, "5m", latest["t"])[latest["t"]][:9]
+
+
 def test_unknown_stream_gets_an_error_reply(emulator: Any, ws_connect: Any, recv_until: Any) -> None:
     ws = ws_connect(f"{emulator.base_ws}/ws")
 

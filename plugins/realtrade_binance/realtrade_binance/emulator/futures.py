@@ -94,6 +94,8 @@ from .wire import (
     CLIENT_ORDER_ID_RE,
     INTERVALS,
     BinanceError,
+    Interval,
+    combined_text,
     empty_exchange_info,
     illegal,
     kline_event,
@@ -108,7 +110,7 @@ from .wire import (
 if TYPE_CHECKING:
     from realtrade_core.emulator.engine import Engine
     from realtrade_core.emulator.faults import Faults
-    from realtrade_core.emulator.hub import Connection, ConnectionHub
+    from realtrade_core.emulator.hub import Connection, ConnectionHub, TopicWatch
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,13 @@ class BinanceFutures(BinanceRest):
         self._hedge_accounts: set[str] = set()  # accounts switched to hedge (dual-side) position mode
         # Conditional orders placed through the algo service: order id -> (algo id, client algo id).
         self._algo_ids: dict[int, str] = {}
+        # symbol -> its kline streams of every interval the source candles can make.
+        self._f_kline_watch: dict[str, TopicWatch[tuple[str, Interval]]] = {}
+        for symbol in self._contracts:
+            low, source = symbol.lower(), engine.interval_ms(symbol)
+            intervals = [iv for iv in INTERVALS.values() if not iv.offset and not iv.ms % source]
+            streams = [(f"{low}@kline_{iv.name}", iv) for iv in intervals]
+            self._f_kline_watch[symbol] = hub.watch(((s, iv), (_TOPIC + s, _COMBINED + s)) for s, iv in streams)
 
     # --- routing --------------------------------------------------------------------------------
 
@@ -748,10 +757,14 @@ class BinanceFutures(BinanceRest):
 
     def _f_publish(self, name: str, payload: dict[str, Any], stream_name: str | None = None) -> None:
         hub = self.hub
-        if hub.subscribers(_TOPIC + name):
-            hub.publish(_TOPIC + name, _dumps(payload))
-        if hub.subscribers(_COMBINED + name):
-            hub.publish(_COMBINED + name, _dumps({"stream": stream_name or name, "data": payload}))
+        raw, combined = hub.subscribers(_TOPIC + name), hub.subscribers(_COMBINED + name)
+        if not (raw or combined):
+            return
+        text = _dumps(payload)
+        if raw:
+            hub.publish(_TOPIC + name, text)
+        if combined:
+            hub.publish(_COMBINED + name, combined_text(stream_name or name, text))
 
     def _f_user(self, account: str, payload: dict[str, Any]) -> None:
         name = account + _USER
@@ -766,16 +779,9 @@ class BinanceFutures(BinanceRest):
         """Each subscribed kline stream of the symbol: the source candle, or the candle of a longer
         interval folded from the source candles of its bucket so far (final with the bucket's last
         source candle), as ``/fapi/v1/klines`` aggregates them."""
-        low, candle = event.symbol.lower(), event.candle
+        candle = event.candle
         source = candle.interval_ms
-        for name, iv in INTERVALS.items():
-            stream = f"{low}@kline_{name}"
-            if (
-                iv.offset
-                or iv.ms % source
-                or not (self.hub.subscribers(_TOPIC + stream) or self.hub.subscribers(_COMBINED + stream))
-            ):
-                continue
+        for stream, iv in self._f_kline_watch[event.symbol].live():
             bucket = iv.align(candle.open_time)
             if iv.ms == source:
                 current = candle
@@ -785,7 +791,7 @@ class BinanceFutures(BinanceRest):
                     continue
                 current = rows[0]
             closed = event.closed and candle.open_time + source >= bucket + iv.ms
-            self._f_publish(stream, kline_event(event.symbol, name, current, closed, event.time))
+            self._f_publish(stream, kline_event(event.symbol, iv.name, current, closed, event.time))
 
     def futures_event(self, event: EngineEvent) -> bool:
         """Publish a futures event; True when ``event`` belonged to a perpetual."""

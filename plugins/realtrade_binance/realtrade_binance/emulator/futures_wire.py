@@ -26,7 +26,7 @@ from realtrade_core.emulator.model import (
     Side,
 )
 
-from .wire import BinanceError, fmt
+from .wire import BinanceError, fmt, fmt_market
 
 _ZERO = Decimal(0)
 #: Futures ``exchangeInfo`` order types and time-in-force values of a USDT perpetual.
@@ -588,10 +588,10 @@ def mark_price_update(
         "e": "markPriceUpdate",
         "E": event_time,
         "s": symbol,
-        "p": fmt(mark),
-        "i": fmt(index),
-        "P": fmt(mark),
-        "r": fmt(rate),
+        "p": fmt_market(mark),
+        "i": fmt_market(index),
+        "P": fmt_market(mark),
+        "r": fmt_market(rate),
         "T": next_funding,
     }
 

@@ -4,8 +4,8 @@ Market streams (``/ws/<stream>``, ``/ws``, ``/stream?streams=a/b``) carry ``<sym
 ``@aggTrade``, ``@bookTicker`` and ``@kline_<interval>`` for every interval that is a whole
 multiple of the replayed one; SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY /
 GET_PROPERTY work on any of them. Each stream maps to two hub topics, the raw one (its name) and
-the wrapped one for combined connections, so an engine event is encoded once per topic and only
-when someone listens.
+the wrapped one for combined connections; an engine event's payload is encoded once, and only
+when someone listens (the combined text wraps the raw one).
 
 The WebSocket API (``/ws-api/v3``) answers ``ping``, ``time``, ``session.status``,
 ``userDataStream.subscribe.signature`` and ``userDataStream.unsubscribe``; user-data events of
@@ -48,6 +48,7 @@ from .wire import (
     account_position,
     agg_trade_event,
     book_ticker_event,
+    combined_text,
     execution_name,
     execution_report,
     intervals_for,
@@ -63,7 +64,7 @@ from .wire import (
 if TYPE_CHECKING:
     from realtrade_core.emulator.engine import Engine
     from realtrade_core.emulator.faults import Faults
-    from realtrade_core.emulator.hub import Connection, ConnectionHub
+    from realtrade_core.emulator.hub import Connection, ConnectionHub, TopicWatch
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class _SymbolStreams:
     agg_trade: StreamInfo
     book: StreamInfo
     source_ms: int
-    klines: list[tuple[Interval, StreamInfo]]
+    klines: TopicWatch[tuple[Interval, StreamInfo]]  # kline streams of every interval it can serve
 
 
 @dataclass(slots=True)
@@ -149,12 +150,17 @@ class BinanceStreams(BinanceRest):
                 self._stream_table[name] = stream
                 return stream
 
+            klines = [(iv, info(f"{low}@kline_{iv.name}", "kline", iv)) for iv in intervals_for(source_ms)]
             self._by_symbol[symbol] = _SymbolStreams(
                 trade=info(f"{low}@trade", "trade"),
                 agg_trade=info(f"{low}@aggTrade", "aggTrade"),
                 book=info(f"{low}@bookTicker", "bookTicker"),
                 source_ms=source_ms,
-                klines=[(iv, info(f"{low}@kline_{iv.name}", "kline", iv)) for iv in intervals_for(source_ms)],
+                klines=self.hub.watch(
+                    (((iv, stream), (stream.name, stream.combined_topic)) for iv, stream in klines),
+                    # Nobody listens any more: forget the state, it is rebuilt from the engine when needed.
+                    on_idle=lambda kline, symbol=symbol: self._kline_states.pop((symbol, kline[0].name), None),
+                ),
             )
         self._kline_states: dict[tuple[str, str], _KlineState] = {}
         self._last_trade: dict[str, TradeEvent] = {}
@@ -208,12 +214,16 @@ class BinanceStreams(BinanceRest):
         return bool(hub.subscribers(stream.name) or hub.subscribers(stream.combined_topic))
 
     def _publish(self, stream: StreamInfo, payload: dict[str, Any]) -> None:
-        """Hand one payload to the raw and the combined topic, encoded once for each."""
+        """Hand one payload, encoded once, to the raw and the combined topic."""
         hub = self.hub
-        if hub.subscribers(stream.name):
-            hub.publish(stream.name, _dumps(payload))
-        if hub.subscribers(stream.combined_topic):
-            hub.publish(stream.combined_topic, _dumps({"stream": stream.name, "data": payload}))
+        raw, combined = hub.subscribers(stream.name), hub.subscribers(stream.combined_topic)
+        if not (raw or combined):
+            return
+        text = _dumps(payload)
+        if raw:
+            hub.publish(stream.name, text)
+        if combined:
+            hub.publish(stream.combined_topic, combined_text(stream.name, text))
 
     def _on_trade(self, trade: TradeEvent) -> None:
         symbol = trade.symbol
@@ -221,7 +231,7 @@ class BinanceStreams(BinanceRest):
         streams = self._by_symbol.get(symbol)
         if streams is None:
             return
-        for interval, _ in streams.klines:
+        for interval, _ in streams.klines.live():
             state = self._kline_states.get((symbol, interval.name))
             if state is not None and state.bucket <= trade.time < state.bucket + interval.ms:
                 if state.first_trade < 0:
@@ -245,12 +255,8 @@ class BinanceStreams(BinanceRest):
             return
         candle = event.candle
         source_ms = streams.source_ms
-        for interval, stream in streams.klines:
+        for interval, stream in streams.klines.live():
             key = (symbol, interval.name)
-            if not self._wanted(stream):
-                # Nobody listens: forget the state, it is rebuilt from the engine when needed.
-                self._kline_states.pop(key, None)
-                continue
             bucket = interval.align(candle.open_time)
             state = self._kline_states.get(key)
             if state is None or state.bucket != bucket:

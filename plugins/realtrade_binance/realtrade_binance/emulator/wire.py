@@ -10,6 +10,7 @@ are integers.
 from __future__ import annotations
 
 import hmac
+import json
 import re
 import secrets
 import string
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from realtrade_core.credentials import hmac_hex
+from realtrade_core.emulator.memo import by_identity
 from realtrade_core.emulator.model import (
     Balance,
     Candle,
@@ -163,6 +165,10 @@ def fmt(value: Decimal | None) -> str:
         return format(value.quantize(_Q8), "f")
     except InvalidOperation:  # too many digits for the context: exact is better than an error
         return format(value, "f")
+
+
+#: :func:`fmt` for market-stream payloads, which carry the same numbers again and again.
+fmt_market = by_identity(fmt)
 
 
 def fmt_plain(value: Decimal) -> str:
@@ -395,19 +401,25 @@ def kline_event(
             "i": interval_name,
             "f": first_trade,
             "L": last_trade,
-            "o": fmt(candle.open),
-            "c": fmt(candle.close),
-            "h": fmt(candle.high),
-            "l": fmt(candle.low),
-            "v": fmt(candle.volume),
+            "o": fmt_market(candle.open),
+            "c": fmt_market(candle.close),
+            "h": fmt_market(candle.high),
+            "l": fmt_market(candle.low),
+            "v": fmt_market(candle.volume),
             "n": candle.trades,
             "x": closed,
-            "q": fmt(candle.quote_volume),
+            "q": fmt_market(candle.quote_volume),
             "V": "0.00000000",
             "Q": "0.00000000",
             "B": "0",
         },
     }
+
+
+def combined_text(stream: str, data: str) -> str:
+    """``{"stream": stream, "data": payload}`` as a combined connection gets it, around ``data``,
+    the payload already encoded: the same text as encoding the wrapper, without encoding twice."""
+    return '{"stream":' + json.dumps(stream) + ',"data":' + data + "}"
 
 
 def trade_event(trade: TradeEvent) -> dict[str, Any]:
@@ -417,8 +429,8 @@ def trade_event(trade: TradeEvent) -> dict[str, Any]:
         "E": trade.time,
         "s": trade.symbol,
         "t": trade.trade_id,
-        "p": fmt(trade.price),
-        "q": fmt(trade.amount),
+        "p": fmt_market(trade.price),
+        "q": fmt_market(trade.amount),
         "T": trade.time,
         "m": trade.buyer_is_maker,
         "M": True,
@@ -432,8 +444,8 @@ def agg_trade_event(trade: TradeEvent) -> dict[str, Any]:
         "E": trade.time,
         "s": trade.symbol,
         "a": trade.trade_id,
-        "p": fmt(trade.price),
-        "q": fmt(trade.amount),
+        "p": fmt_market(trade.price),
+        "q": fmt_market(trade.amount),
         "f": trade.trade_id,
         "l": trade.trade_id,
         "T": trade.time,
@@ -446,7 +458,8 @@ def book_ticker_event(
     symbol: str, update_id: int, bid: Decimal, bid_qty: Decimal, ask: Decimal, ask_qty: Decimal
 ) -> dict[str, Any]:
     """A ``<symbol>@bookTicker`` payload (spot sends no event type or time)."""
-    return {"u": update_id, "s": symbol, "b": fmt(bid), "B": fmt(bid_qty), "a": fmt(ask), "A": fmt(ask_qty)}
+    f = fmt_market
+    return {"u": update_id, "s": symbol, "b": f(bid), "B": f(bid_qty), "a": f(ask), "A": f(ask_qty)}
 
 
 # --- exchangeInfo -------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -39,7 +38,7 @@ from .wire import (
     aggregate,
     bucket_next,
     bucket_start,
-    dec,
+    dec_market,
     execution_push,
     kline_item,
     order_push,
@@ -52,7 +51,7 @@ from .wire import (
 if TYPE_CHECKING:
     from realtrade_core.emulator.engine import Engine
     from realtrade_core.emulator.faults import Faults
-    from realtrade_core.emulator.hub import Connection, ConnectionHub
+    from realtrade_core.emulator.hub import Connection, ConnectionHub, TopicWatch
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +72,19 @@ class BybitStreams(BybitRest):
 
     def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
         super().__init__(engine, hub, faults, settings)
-        self._kline_lock = threading.Lock()
-        # symbol -> kline interval codes somebody subscribed to (pruned when nobody listens).
-        self._kline_codes: dict[str, frozenset[str]] = {}
         # (symbol, code) -> (bucket start, aggregate of that bucket's closed source candles).
         # Only touched from on_event, which the engine serialises under its lock.
         self._kline_state: dict[tuple[str, str], tuple[int, KlineAgg | None]] = {}
+        # symbol -> its kline topics of every interval code it serves; a topic nobody listens to
+        # any more loses its state.
+        self._kline_watch: dict[str, TopicWatch[str]] = {
+            symbol: hub.watch(
+                ((code, (f"kline.{code}.{symbol}",)) for code in INTERVAL_CODES
+                 if self._public_topic_ok(f"kline.{code}.{symbol}")),
+                on_idle=lambda code, symbol=symbol: self._kline_state.pop((symbol, code), None),
+            )
+            for symbol in self.engine.markets
+        }  # fmt: skip
         self._ticks: dict[str, tuple[Decimal, str]] = {}  # symbol -> (last price, tick direction)
         self._ticker_seq = 0
 
@@ -213,10 +219,6 @@ class BybitStreams(BybitRest):
                 invalid.append(topic)
                 continue
             if op == "subscribe":
-                if topic.startswith("kline."):
-                    _, code, symbol = topic.split(".")
-                    with self._kline_lock:
-                        self._kline_codes[symbol] = self._kline_codes.get(symbol, frozenset()) | {code}
                 conn.subscribe(topic)
             else:
                 conn.unsubscribe(topic)
@@ -243,14 +245,11 @@ class BybitStreams(BybitRest):
             log.exception("bybit emulator: could not translate %s", type(event).__name__)
 
     def _on_kline(self, event: KlineEvent) -> None:
-        codes = self._kline_codes.get(event.symbol)
-        if not codes:
+        klines = self._kline_watch.get(event.symbol)
+        if klines is None:
             return
-        for code in codes:
+        for code in klines.live():
             topic = f"kline.{code}.{event.symbol}"
-            if not self.hub.subscribers(topic):
-                self._forget_kline(event.symbol, code)
-                continue
             agg, confirm = self._fold_kline(event, code)
             payload = {
                 "topic": topic,
@@ -259,11 +258,6 @@ class BybitStreams(BybitRest):
                 "type": "snapshot",
             }
             self.hub.publish(topic, _dumps(payload))
-
-    def _forget_kline(self, symbol: str, code: str) -> None:
-        with self._kline_lock:
-            self._kline_codes[symbol] = self._kline_codes.get(symbol, frozenset()) - {code}
-        self._kline_state.pop((symbol, code), None)
 
     def _fold_kline(self, event: KlineEvent, code: str) -> tuple[KlineAgg, bool]:
         """The candle of interval ``code`` containing ``event.candle``, and whether it is final."""
@@ -311,8 +305,8 @@ class BybitStreams(BybitRest):
                 "T": event.time,
                 "s": symbol,
                 "S": "Sell" if event.buyer_is_maker else "Buy",  # the taker's side
-                "v": dec(event.amount),
-                "p": dec(event.price),
+                "v": dec_market(event.amount),
+                "p": dec_market(event.price),
                 "L": direction,
                 "i": str(event.trade_id),
                 "BT": False,
@@ -339,8 +333,8 @@ class BybitStreams(BybitRest):
                 continue
             data = {
                 "s": event.symbol,
-                "b": [[dec(event.bid), dec(event.bid_amount)]],
-                "a": [[dec(event.ask), dec(event.ask_amount)]],
+                "b": [[dec_market(event.bid), dec_market(event.bid_amount)]],
+                "a": [[dec_market(event.ask), dec_market(event.ask_amount)]],
                 "u": event.update_id,
                 "seq": event.update_id,
             }

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from realtrade_core.credentials import hmac_hex
+from realtrade_core.emulator.memo import by_identity
 from realtrade_core.emulator.model import (
     Balance,
     Candle,
@@ -156,6 +157,10 @@ def parse_decimal(text: object, field: str) -> Decimal:
     return value
 
 
+#: :func:`dec` for market-stream payloads, which carry the same numbers again and again.
+dec_market = by_identity(dec)
+
+
 def decimals_of(step: Decimal) -> int:
     """Number of decimal places of a step such as ``0.001`` (3) or ``1`` (0)."""
     exponent = step.normalize().as_tuple().exponent
@@ -277,12 +282,12 @@ def kline_item(code: str, agg: KlineAgg, confirm: bool, time_ms: int) -> dict[st
         "start": agg.start,
         "end": agg.end - 1,
         "interval": code,
-        "open": dec(agg.open),
-        "close": dec(agg.close),
-        "high": dec(agg.high),
-        "low": dec(agg.low),
-        "volume": dec(agg.volume),
-        "turnover": dec(agg.turnover),
+        "open": dec_market(agg.open),
+        "close": dec_market(agg.close),
+        "high": dec_market(agg.high),
+        "low": dec_market(agg.low),
+        "volume": dec_market(agg.volume),
+        "turnover": dec_market(agg.turnover),
         "confirm": confirm,
         "timestamp": time_ms,
     }

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +38,12 @@ from realtrade_core.emulator.model import (
 
 from ..common import login_signature
 from .orders import OkxOrders
-from .wire import BARS, account_record, balance_detail, bar_start, candle_row, dec, order_push
+from .wire import BARS, account_record, balance_detail, bar_start, candle_row, dec_market, order_push
 
 if TYPE_CHECKING:
     from realtrade_core.emulator.engine import Engine
     from realtrade_core.emulator.faults import Faults
-    from realtrade_core.emulator.hub import Connection, ConnectionHub
+    from realtrade_core.emulator.hub import Connection, ConnectionHub, TopicWatch
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +69,12 @@ class OkxStreams(OkxOrders):
 
     def __init__(self, engine: Engine, hub: ConnectionHub, faults: Faults, settings: dict) -> None:
         super().__init__(engine, hub, faults, settings)
-        self._candle_lock = threading.Lock()
-        self._candle_topics: dict[str, frozenset[str]] = {}  # engine symbol -> candle bars subscribed
+        # engine symbol -> its candle topics, one per bar of BARS (a bar it cannot serve is never
+        # subscribed to, so never live).
+        self._candle_watch: dict[str, TopicWatch[str]] = {}
+        for symbol in self.engine.markets:
+            topics = [f"candle{bar}:{self.inst_id_of(symbol)}" for bar in BARS]
+            self._candle_watch[symbol] = hub.watch((topic, (topic,)) for topic in topics)
 
     def stream_routes(self) -> list[web.RouteDef]:
         return [
@@ -183,12 +186,6 @@ class OkxStreams(OkxOrders):
             )  # fmt: skip
         topic = topic_of(arg)
         if op == "subscribe":
-            if topic.startswith("candle"):
-                spec = self.spec_for(arg["instId"])
-                assert spec is not None
-                with self._candle_lock:
-                    bars = self._candle_topics.get(spec.symbol, frozenset())
-                    self._candle_topics[spec.symbol] = bars | {topic}
             conn.subscribe(topic)
         else:
             conn.unsubscribe(topic)
@@ -216,17 +213,13 @@ class OkxStreams(OkxOrders):
             log.exception("okx emulator: could not translate %s", type(event).__name__)
 
     def _on_kline(self, event: KlineEvent) -> None:
-        topics = self._candle_topics.get(event.symbol)
-        if not topics:
+        candles = self._candle_watch.get(event.symbol)
+        if candles is None:
             return
         candle = event.candle
         instrument_id = self.inst_id_of(event.symbol)
-        for topic in topics:
+        for topic in candles.live():
             channel = topic.partition(":")[0]
-            if not self.hub.subscribers(topic):
-                with self._candle_lock:
-                    self._candle_topics[event.symbol] = self._candle_topics.get(event.symbol, frozenset()) - {topic}
-                continue
             bar = channel[len("candle") :]
             length, _ = BARS[bar]
             if length == candle.interval_ms:
@@ -247,7 +240,8 @@ class OkxStreams(OkxOrders):
     def _on_trade(self, event: TradeEvent) -> None:
         instrument_id = self.inst_id_of(event.symbol)
         item = {
-            "instId": instrument_id, "tradeId": str(event.trade_id), "px": dec(event.price), "sz": dec(event.amount),
+            "instId": instrument_id, "tradeId": str(event.trade_id),
+            "px": dec_market(event.price), "sz": dec_market(event.amount),
             "side": "sell" if event.buyer_is_maker else "buy", "ts": str(event.time),
         }  # fmt: skip
         for channel, extra in (("trades-all", {"source": "0"}), ("trades", {"count": "1", "source": "0"})):
@@ -262,8 +256,8 @@ class OkxStreams(OkxOrders):
         if not self.hub.subscribers(topic):
             return
         data = {
-            "asks": [[dec(event.ask), dec(event.ask_amount), "0", "1"]],
-            "bids": [[dec(event.bid), dec(event.bid_amount), "0", "1"]],
+            "asks": [[dec_market(event.ask), dec_market(event.ask_amount), "0", "1"]],
+            "bids": [[dec_market(event.bid), dec_market(event.bid_amount), "0", "1"]],
             "ts": str(event.time),
             "seqId": event.update_id,
         }

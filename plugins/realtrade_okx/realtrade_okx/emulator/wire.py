@@ -12,6 +12,7 @@ import datetime as _dt
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
+from realtrade_core.emulator.memo import by_identity
 from realtrade_core.emulator.model import (
     Balance,
     Candle,
@@ -168,12 +169,17 @@ def instrument(spec: MarketSpec) -> dict[str, object]:
     }  # fmt: skip
 
 
+#: :func:`dec` for market-stream payloads, which carry the same numbers again and again.
+dec_market = by_identity(dec)
+
+
 def candle_row(open_time: int, candle: Candle, closed: bool) -> list[str]:
     """``[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]``: volume in base, then in quote
     twice (spot), ``confirm`` ``"1"`` once the candle closed."""
     return [
-        str(open_time), dec(candle.open), dec(candle.high), dec(candle.low), dec(candle.close),
-        dec(candle.volume), dec(candle.quote_volume), dec(candle.quote_volume), "1" if closed else "0",
+        str(open_time), dec_market(candle.open), dec_market(candle.high), dec_market(candle.low),
+        dec_market(candle.close), dec_market(candle.volume), dec_market(candle.quote_volume),
+        dec_market(candle.quote_volume), "1" if closed else "0",
     ]  # fmt: skip
 
 

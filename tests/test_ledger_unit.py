@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -137,6 +138,7 @@ def test_a_fill_larger_than_what_the_order_has_left_does_not_fit():
 def test_the_open_orders_index_holds_only_orders_not_done():
     """The broker's per-pass loops run over the open orders: finished ones leave the index (a
     long run's thousands of done orders cost nothing per pass), popped ones too."""
+
     def tracked(cid: str) -> Tracked:
         return Tracked(order=None, client_order_id=cid, symbol="BTC/USDT", side="buy", type="limit",  # type: ignore[arg-type]
                        amount=Decimal("0.01"), price=Decimal("1"), stop_price=None, created_ms=0)  # fmt: skip
@@ -151,3 +153,31 @@ def test_the_open_orders_index_holds_only_orders_not_done():
     orders.pop("c998")
     del orders["c999"]
     assert orders.open() == [] and "c999" not in orders
+
+
+def test_the_trailing_index_holds_only_trailing_orders_not_done():
+    """Each broker pass moves the trailing stops: it looks at those only, not at every order
+    resting on the book."""
+    import backtrader as bt
+
+    class FakeOrder:
+        def __init__(self, exectype: int) -> None:
+            self.exectype = exectype
+
+    def tracked(cid: str, exectype: int) -> Tracked:
+        order: Any = FakeOrder(exectype)
+        return Tracked(order=order, client_order_id=cid, symbol="BTC/USDT", side="sell", type="stop",
+                       amount=Decimal("0.01"), price=None, stop_price=Decimal("1"), created_ms=0)  # fmt: skip
+
+    orders = TrackedOrders()
+    for i in range(200):
+        orders[f"l{i}"] = tracked(f"l{i}", bt.Order.Limit)
+    orders["t1"] = tracked("t1", bt.Order.StopTrail)
+    orders["t2"] = tracked("t2", bt.Order.StopTrailLimit)
+    orders["n"] = Tracked(order=None, client_order_id="n", symbol="BTC/USDT", side="buy", type="limit",  # type: ignore[arg-type]
+                          amount=Decimal("1"), price=Decimal("1"), stop_price=None, created_ms=0)  # fmt: skip
+    assert [t.client_order_id for t in orders.trailing()] == ["t1", "t2"]
+    orders["t1"].done = True
+    assert [t.client_order_id for t in orders.trailing()] == ["t2"]
+    orders.pop("t2")
+    assert orders.trailing() == [] and len(orders.open()) == 201

@@ -201,31 +201,48 @@ class _Reject(Exception):
         self.margin = margin
 
 
+#: backtrader's trailing order types, which the broker moves after each closed bar
+TRAILING = (bt.Order.StopTrail, bt.Order.StopTrailLimit)
+
+
 class TrackedOrders(dict):
     """The broker's orders by client order id (finished ones too: a late fill or status still
-    finds its order), with those not yet done indexed apart, so the loops of every broker pass
-    run over the open orders only, however many a long run has made (an order never comes
-    back once done)."""
+    finds its order), with those not yet done indexed apart, and the trailing ones among them,
+    so the loops of every broker pass run over the orders they concern only, however many a
+    long run has made or rest on the book (an order never comes back once done)."""
 
     def __init__(self) -> None:
         super().__init__()
         self._open: dict[str, Tracked] = {}
+        self._trailing: dict[str, Tracked] = {}
 
     def __setitem__(self, client_order_id: str, tracked: Tracked) -> None:
         super().__setitem__(client_order_id, tracked)
         self._open[client_order_id] = tracked
+        if getattr(tracked.order, "exectype", None) in TRAILING:
+            self._trailing[client_order_id] = tracked
 
     def pop(self, client_order_id: str, *default: Any) -> Any:
         self._open.pop(client_order_id, None)
+        self._trailing.pop(client_order_id, None)
         return super().pop(client_order_id, *default)
 
     def __delitem__(self, client_order_id: str) -> None:
         self._open.pop(client_order_id, None)
+        self._trailing.pop(client_order_id, None)
         super().__delitem__(client_order_id)
+
+    @staticmethod
+    def _live(index: dict[str, Tracked]) -> list[Tracked]:
+        finished = [cid for cid, t in index.items() if t.done]
+        for cid in finished:
+            del index[cid]
+        return list(index.values())
 
     def open(self) -> list[Tracked]:
         """The orders not done, in the order they were tracked."""
-        finished = [cid for cid, t in self._open.items() if t.done]
-        for cid in finished:
-            del self._open[cid]
-        return list(self._open.values())
+        return self._live(self._open)
+
+    def trailing(self) -> list[Tracked]:
+        """The trailing orders not done, in the order they were tracked."""
+        return self._live(self._trailing)

@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import logging
 
-import backtrader as bt
-
 from .model import Tracked
 
 log = logging.getLogger(__name__)
-
-TRAILING = (bt.Order.StopTrail, bt.Order.StopTrailLimit)
 
 
 class TrailingMixin:
@@ -30,7 +26,7 @@ class TrailingMixin:
         """After each closed bar, move every resting trailing stop by the bar's close."""
         if self.stopping.is_set():
             return
-        for tracked in [t for t in self.orders.open() if t.order.exectype in TRAILING]:
+        for tracked in self.orders.trailing():
             order = tracked.order
             data = order.data
             try:

@@ -156,14 +156,18 @@ def websocket_row(n: int) -> Row:
     )
 
 
-def broker_rows(exchange: str, orders: int, resting: int) -> list[Row]:
-    ours = bench_broker.bench_realtrade(exchange, orders)
-    crowded = bench_broker.bench_realtrade(exchange, orders, resting)
-    bare = bench_broker.bench_ccxt(exchange, orders)
-    p50, base50, crowded50 = (statistics.median(t) * 1000 for t in (ours, bare, crowded))
+def broker_rows(exchange: str, orders: int, resting: int, rounds: int = 3) -> list[Row]:
+    # Interleaved rounds, each figure the median of its rounds' p50s, so that a change of the
+    # machine's load during the row hits the three alike (one round each swung by 30 %).
+    runs: dict[str, list[float]] = {"ours": [], "bare": [], "crowded": []}
+    for _ in range(rounds):
+        runs["ours"].append(statistics.median(bench_broker.bench_realtrade(exchange, orders)))
+        runs["crowded"].append(statistics.median(bench_broker.bench_realtrade(exchange, orders, resting)))
+        runs["bare"].append(statistics.median(bench_broker.bench_ccxt(exchange, orders)))
+    p50, base50, crowded50 = (statistics.median(runs[k]) * 1000 for k in ("ours", "bare", "crowded"))
     return [
         Row(
-            f"{exchange}: market order round trip p50 ({orders})",
+            f"{exchange}: market order round trip p50 ({orders}, median of {rounds})",
             ms(p50),
             f"bare ccxt create_order {ms(base50)}",
             f"{p50 / base50:.2f}x",
@@ -269,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             steps.append((f"{ex} latency x16", lambda ex=ex: latency_rows(ex, sizes["latency16"], 16)))
     steps.append(("websocket", lambda: websocket_row(sizes["ws"])))
     for ex in exchanges:
-        steps.append((f"{ex} broker", lambda ex=ex: broker_rows(ex, sizes["orders"], sizes["resting"])))
+        steps.append((f"{ex} broker", lambda ex=ex: broker_rows(ex, sizes["orders"], sizes["resting"], 1 if q else 3)))
     steps.append(("cold start", lambda: cold_rows(sizes["cold"])))
     for ex in exchanges:
         steps.append((f"{ex} history", lambda ex=ex: history_row(ex, sizes["candles"])))

@@ -272,8 +272,10 @@ class Data(bt.feed.DataBase, Contract):
                         self._froze = True
                     self.live_started = True
                 self._notify_state(payload)
-                if self._outbox.empty():
-                    return None  # cerebro's next pass tells the strategy, without waiting for a bar
+                if not self.p.historical and self._outbox.empty():
+                    # cerebro's next pass tells the strategy without waiting for a bar (a history
+                    # feed is preloaded: there, no bar yet must not read as its end)
+                    return None
                 continue
             if kind == _ERROR:
                 log.error("%s %s feed stopped: %s", self.exchange, self.p.dataname, payload)

@@ -74,9 +74,7 @@ class Listed(NamedTuple):
         return info_dict(self)
 
 
-class Provider(Protocol):
-    """What the status rules read of an installed exchange (a :class:`Found` or the host's own)."""
-
+class _Installed(Protocol):
     @property
     def name(self) -> str: ...
 
@@ -85,6 +83,10 @@ class Provider(Protocol):
 
     @property
     def version(self) -> str: ...
+
+
+class Provider(_Installed, Protocol):
+    """What the status rules read of an installed exchange (a :class:`Found` or the host's own)."""
 
     @property
     def module(self) -> str: ...
@@ -93,15 +95,8 @@ class Provider(Protocol):
 P = TypeVar("P", bound=Provider)
 
 
-class Row(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def distribution(self) -> str: ...
-
-    @property
-    def version(self) -> str: ...
+class Row(_Installed, Protocol):
+    """A listing row, as ``--json`` prints it."""
 
     @property
     def status(self) -> str: ...

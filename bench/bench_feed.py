@@ -106,6 +106,9 @@ class _LocalMarket:
     def step(self, candles: int) -> None:
         self.emulator.step(candles)
 
+    def streaming(self, symbols: tuple[str, ...]) -> bool:
+        return all(self.emulator.streams_candles(symbol) for symbol in symbols)
+
     def rows(self, symbol: str, limit: int) -> list:
         candles = self.emulator.engine.candles(symbol.replace("/", ""), MINUTE, limit=limit)
         return [(c.open_time, float(c.open), float(c.high), float(c.low), float(c.close), float(c.volume))
@@ -151,21 +154,31 @@ class _RemoteMarket:
         self.conn.send(("rows", symbol, limit))
         return self.conn.recv()
 
+    def streaming(self, symbols: tuple[str, ...]) -> bool:
+        self.conn.send(("streaming", symbols))
+        return self.conn.recv()
+
     def close(self) -> None:
         self.conn.send(("stop",))
         self.process.join(10)
 
 
 def live_throughput(
-    exchange: str, bars: int, symbols: int = 1, ccxt_config: dict | None = None, remote: bool = False
+    exchange: str,
+    bars: int,
+    symbols: int = 1,
+    ccxt_config: dict | None = None,
+    remote: bool = False,
+    deadline: float = 300.0,
 ) -> tuple[float, list]:
     """Bars/s (bars of every symbol counted) from the first live bar to ``bars`` live steps;
     and the candles of the first symbol, for the memory baseline. ``remote``: the emulator runs
     in a process of its own (stepped over a pipe, ten candles at a time), not in this one."""
     names = symbol_list(symbols)
     # The emulator makes a fixed number of future candles (1,440 for a manual clock): ask for
-    # enough, or the driver would wait for a candle that never comes.
-    options = {"exchange": exchange, "symbols": names, "speed": None, "history": 50, "seed": 5, "future": bars + 100}
+    # plenty (bars stepped while the strategy does not count them need candles too).
+    future = 2 * bars + 200
+    options = {"exchange": exchange, "symbols": names, "speed": None, "history": 50, "seed": 5, "future": future}
     if remote:
         market = _RemoteMarket(options)
         emulator = None
@@ -182,28 +195,47 @@ def live_throughput(
             cerebro.adddata(store.getdata(dataname=name, timeframe="1m", backfill_bars=1, qcheck=0.01))
         cerebro.addstrategy(Counter, target=bars)
         done = threading.Event()
+        failed: list[BaseException] = []
 
         def drive():
             # Keep a small lead over the consumer so the path is always busy but never floods.
             stepped = 0
-            while not done.is_set():
-                strategies = getattr(cerebro, "runningstrats", None)
-                strategy = strategies[0] if strategies else None
-                if strategy is None or not strategy.live:
-                    time.sleep(0.001)
-                    continue
-                if stepped - strategy.count < 20 and stepped < bars + 50:
-                    market.step(chunk)
-                    stepped += chunk
-                else:
-                    time.sleep(0.0002)
+            streaming = False
+            try:
+                while not done.is_set():
+                    strategies = getattr(cerebro, "runningstrats", None)
+                    strategy = strategies[0] if strategies else None
+                    # A feed is LIVE once it has sent its subscriptions; a candle closing before
+                    # the exchange has them reaches it only with the next (a gap filled over
+                    # REST), which a driver keeping a bounded lead would never step.
+                    streaming = streaming or (strategy is not None and market.streaming(names))
+                    if strategy is None or not strategy.live or not streaming:
+                        time.sleep(0.001)
+                        continue
+                    if stepped - strategy.count < 20 and stepped + chunk <= future:
+                        market.step(chunk)
+                        stepped += chunk
+                    else:
+                        time.sleep(0.0002)
+            except BaseException as exc:  # the emulator gone: end the run with the reason
+                failed.append(exc)
+                cerebro.runstop()
 
         driver = threading.Thread(target=drive, daemon=True)
         driver.start()
+        # A run that cannot end (no candle left to step) ends here, with a clear error.
+        watchdog = threading.Timer(deadline, cerebro.runstop)
+        watchdog.daemon = True
+        watchdog.start()
         (strategy,) = cerebro.run()
-        elapsed = time.perf_counter() - strategy.first_live
+        watchdog.cancel()
+        elapsed = time.perf_counter() - (strategy.first_live or time.perf_counter())
         done.set()
         driver.join(10)  # its step is answered first
+        if failed:
+            raise RuntimeError(f"{exchange}: the emulator's driver failed: {failed[0]!r}") from failed[0]
+        if strategy.count < bars:
+            raise RuntimeError(f"{exchange}: {strategy.count} of {bars} live bars within {deadline:.0f} s")
         rows = market.rows(names[0], bars)
         store.stop()
     finally:

@@ -22,7 +22,8 @@ import math
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import backtrader as bt
-from livetest import Driver, MemoryFeed
+from livetest import NO_THROTTLE, Driver, MemoryFeed
 
 from realtrade_core.backtest import ExchangeBackBroker
 from realtrade_core.emulator.server import STEPS_PER_CANDLE, Emulator
@@ -48,6 +49,21 @@ FINAL = ("Completed", "Canceled", "Expired", "Margin", "Rejected")
 def fixture_path(symbol: str) -> Path:
     """The candles of ``symbol``'s market (a perpetual contract ``BTC/USDT:USDT`` replays BTC/USDT's)."""
     return FIXTURES / f"{symbol.split(':')[0].replace('/', '')}-1h.csv"
+
+
+@contextmanager
+def perpetual_replay(exchange: str, history: int = 30, **options: Any) -> Iterator[tuple[Emulator, Any]]:
+    """The BTC/USDT fixture's hourly candles replayed as the USDT perpetual ``BTC/USDT:USDT`` on a
+    manual clock, and a perpetual store on it (ccxt's throttle off): ``(emulator, store)``, the
+    store stopped at the end."""
+    data = {"BTC/USDT:USDT": str(fixture_path("BTC/USDT"))}
+    with Emulator(exchange, symbols=("BTC/USDT:USDT",), data=data, interval="1h", speed=None, history=history,
+                  **options) as emulator:  # fmt: skip
+        store = get_store(exchange, "emulator", market_type="perpetual", emulator=emulator, ccxt_config=NO_THROTTLE)
+        try:
+            yield emulator, store
+        finally:
+            store.stop()
 
 
 def fixture_rows(symbol: str) -> list[tuple]:

@@ -8,10 +8,8 @@ from datetime import datetime, timezone
 
 import backtrader as bt
 import pytest
-from livetest import NO_THROTTLE
-from paritylib import HOUR, fixture_path
+from paritylib import HOUR, perpetual_replay
 
-from realtrade_core.emulator.server import Emulator
 from realtrade_core.errors import ConfigurationError
 from realtrade_core.store import clear_stores, get_store
 
@@ -54,16 +52,13 @@ def _run(store, other: str = "mark", **span) -> dict[str, list[tuple]]:
 
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
 def test_a_mark_price_feed_gives_the_exchanges_mark_candles_next_to_the_trade_candles(exchange):
-    data = {SYMBOL: str(fixture_path("BTC/USDT"))}
-    with Emulator(exchange, symbols=(SYMBOL,), data=data, interval="1h", speed=None, history=30) as emulator:
-        store = get_store(exchange, "emulator", market_type="perpetual", emulator=emulator, ccxt_config=NO_THROTTLE)
+    with perpetual_replay(exchange) as (emulator, store):
         store.start()
         last_open = (emulator.engine.now() // HOUR) * HOUR - HOUR
         first_open = last_open - 9 * HOUR
         served = store.client.fetch_mark_ohlcv(SYMBOL, "1h", since=first_open, limit=10)  # the dialect's mark candles
         trades = store.client.fetch_ohlcv(SYMBOL, "1h", since=first_open, limit=10)
         seen = _run(store, fromdate=_utc(first_open), todate=_utc(last_open + HOUR))
-        store.stop()
 
     assert [r[0] for r in served] == [first_open + i * HOUR for i in range(10)]
     # a bar is stamped at its candle's close; mark candles carry no volume
@@ -76,9 +71,7 @@ def test_a_mark_price_feed_gives_the_exchanges_mark_candles_next_to_the_trade_ca
 
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
 def test_a_funding_feed_gives_a_bar_per_settlement_at_its_time(exchange):
-    data = {SYMBOL: str(fixture_path("BTC/USDT"))}
-    with Emulator(exchange, symbols=(SYMBOL,), data=data, interval="1h", speed=None, history=30) as emulator:
-        store = get_store(exchange, "emulator", market_type="perpetual", emulator=emulator, ccxt_config=NO_THROTTLE)
+    with perpetual_replay(exchange) as (emulator, store):
         store.start()
         begin = emulator.engine.now()
         emulator.step(8)
@@ -87,7 +80,6 @@ def test_a_funding_feed_gives_a_bar_per_settlement_at_its_time(exchange):
         settled = emulator.engine.funding_history("BTCUSDT")
         end = emulator.engine.now()
         seen = _run(store, "funding", fromdate=_utc(begin), todate=_utc(end))
-        store.stop()
 
     assert len(settled) == 3 and {float(rate) for _, rate, _ in settled} == {0.0001, -0.0002}
     assert seen["funding"] == [(_utc(t), float(r), float(r), float(r), float(r), 0.0) for t, r, _ in settled]

@@ -8,13 +8,11 @@ venue's mark price differs from the open by a little: the stated difference per 
 from __future__ import annotations
 
 import pytest
-from livetest import NO_THROTTLE, candles
-from paritylib import HOUR, fixture_path
+from livetest import candles
+from paritylib import HOUR, perpetual_replay
 
 from realtrade_core.backtest import PerpetualCommission
-from realtrade_core.emulator.server import Emulator
 from realtrade_core.perpetual import FundingRates
-from realtrade_core.store import get_store
 
 SYMBOL = "BTC/USDT:USDT"
 SIZE = 0.03
@@ -22,9 +20,7 @@ SIZE = 0.03
 
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
 def test_the_backtest_funding_is_within_its_stated_difference_of_the_exchanges(exchange):
-    data = {SYMBOL: str(fixture_path("BTC/USDT"))}
-    with Emulator(exchange, symbols=(SYMBOL,), data=data, interval="1h", speed=None, history=30) as emulator:
-        store = get_store(exchange, "emulator", market_type="perpetual", emulator=emulator, ccxt_config=NO_THROTTLE)
+    with perpetual_replay(exchange) as (emulator, store):
         store.start()
         store.client.create_order(SYMBOL, "market", "sell", SIZE)  # a short, through unmodified ccxt
         opened = emulator.engine.now()
@@ -33,7 +29,6 @@ def test_the_backtest_funding_is_within_its_stated_difference_of_the_exchanges(e
         settled = emulator.incomes(SYMBOL, "FUNDING_FEE")
         rows = {r[0]: r for r in candles(emulator, "BTC/USDT", opened - 2 * HOUR, emulator.engine.now(), HOUR)}
         published = store.funding_rates(SYMBOL, opened)
-        store.stop()
 
     assert len(settled) == 3 and len(published) == 3
     for income in settled:

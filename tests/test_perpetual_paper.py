@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import backtrader as bt
 import pytest
 from livetest import NO_THROTTLE, Driver, MemoryFeed, candles, streaming
-from paritylib import HOUR, fixture_path, fixture_rows
+from paritylib import HOUR, fixture_rows, perpetual_replay
 
 from realtrade_core.backtest import ExchangeBackBroker
 from realtrade_core.emulator.server import Emulator
@@ -89,9 +89,7 @@ def backtest(rows, market, style, funding):
 @pytest.mark.parametrize("style", ["short", "reversal"])
 @pytest.mark.parametrize("exchange", ["binance", "bybit"])
 def test_paper_trading_a_perpetual_matches_the_backtest(exchange, style):
-    data = {SYMBOL: str(fixture_path("BTC/USDT"))}
-    with Emulator(exchange, symbols=(SYMBOL,), data=data, interval="1h", speed=None, history=BACKFILL) as emulator:
-        store = get_store(exchange, "emulator", market_type="perpetual", emulator=emulator, ccxt_config=NO_THROTTLE)
+    with perpetual_replay(exchange, history=BACKFILL) as (emulator, store):
         broker = store.getbroker(cash=CASH, leverage=LEVERAGE)
         start = fixture_rows("BTC/USDT")[0][0]
         fromdate = datetime.fromtimestamp(start / 1000, tz=timezone.utc).replace(tzinfo=None)
@@ -117,7 +115,6 @@ def test_paper_trading_a_perpetual_matches_the_backtest(exchange, style):
         rows = candles(emulator, "BTC/USDT", start, end, interval=HOUR)  # the engine's id of the contract
         market = store.market(SYMBOL)
         funding = store.funding_rates(SYMBOL, start)
-        store.stop()
 
     assert len(rows) == BACKFILL + LIVE and paper.bars == len(rows)
     assert len(funding) >= (LIVE // 8) - 1, "the emulator settles funding every 8 hours"

@@ -26,7 +26,7 @@ from realtrade_core.emulator.model import (
     Side,
 )
 
-from .wire import BinanceError, fmt, fmt_market
+from .wire import BinanceError, fmt, fmt_market, kline_row
 
 _ZERO = Decimal(0)
 #: Futures ``exchangeInfo`` order types and time-in-force values of a USDT perpetual.
@@ -611,19 +611,8 @@ def premium_index(symbol: str, mark: Decimal, rate: Decimal, next_funding: int, 
 
 
 def mark_kline_row(candle: Candle) -> list[Any]:
-    """One row of ``GET /fapi/v1/markPriceKlines``: the candle's prices; Binance sends no volume
-    (the volume and count columns are 0)."""
-    return [
-        candle.open_time,
-        fmt(candle.open),
-        fmt(candle.high),
-        fmt(candle.low),
-        fmt(candle.close),
-        "0",
-        candle.open_time + candle.interval_ms - 1,
-        "0",
-        0,
-        "0",
-        "0",
-        "0",
-    ]
+    """One row of ``GET /fapi/v1/markPriceKlines``: the candle's prices and times as a kline row;
+    Binance sends no volume (the volume and count columns are 0)."""
+    row = kline_row(candle)
+    row[5], row[7], row[8], row[9], row[10] = "0", "0", 0, "0", "0"
+    return row

@@ -179,6 +179,7 @@ class Store(Contract):
         self._private_ws: Any = None
         self._quarantined_before: dict[str, int] = {}  # counts of connections already stopped
         self._bar_routes: dict[tuple[str, str], list[Callable[[tuple], None]]] = {}
+        self._bar_streams: dict[str, tuple[str, str]] = {}  # stream name -> its route's key
         self._account_routes: list[Callable[[Any], None]] = []
         self.started = False
 
@@ -270,6 +271,7 @@ class Store(Contract):
                 self._quarantined_before[kind] = self._quarantined_before.get(kind, 0) + count
         with self._lock:
             self._bar_routes.clear()
+            self._bar_streams.clear()
             self._account_routes.clear()
             if self._emulator is not None:
                 self._emulator.stop()
@@ -631,6 +633,7 @@ class Store(Contract):
         with self._lock:
             ws = self._ensure_public_ws()
             self._bar_routes.setdefault((symbol, tf.name), []).append(callback)
+            self._bar_streams[stream] = (symbol, tf.name)
             ws.subscribe(stream)
 
         def unsubscribe() -> None:
@@ -640,6 +643,7 @@ class Store(Contract):
                     routes.remove(callback)
                 if not routes and self._public_ws is not None:
                     self._bar_routes.pop((symbol, tf.name), None)
+                    self._bar_streams.pop(stream, None)
                     self._public_ws.unsubscribe(stream)
 
         return unsubscribe
@@ -675,6 +679,7 @@ class Store(Contract):
 
             ws = open_connection(self.spec.websocket, self, private=False)
             ws.on("bar", self._on_bar)
+            ws.on("subscribed", self._on_bar_subscribed)
             self._watch_connection(ws, self._on_bar_connection)
             ws.start()
             self._public_ws = ws
@@ -685,6 +690,19 @@ class Store(Contract):
             callbacks = [cb for routes in self._bar_routes.values() for cb in routes]
         for callback in callbacks:
             callback(event)
+
+    def _on_bar_subscribed(self, event: Any) -> None:
+        # A candle stream added to the ready connection is on: its feeds look for a candle that
+        # closed between their backfill and now, as after "connected".
+        with self._lock:
+            keys = [self._bar_streams.get(stream) for stream in event.streams]
+            callbacks = [cb for key in keys if key is not None for cb in self._bar_routes.get(key, ())]
+        if callbacks:
+            ready = ConnectionEvent(
+                self.exchange or "", ConnectionState.CONNECTED, "subscribed", 0, int(time.time() * 1000)
+            )
+            for callback in callbacks:
+                callback(ready)
 
     def _on_bar(self, bar: Bar) -> None:
         if not bar.closed:

@@ -962,7 +962,9 @@ def test_an_oco_list_the_exchange_refuses_falls_back_to_a_resting_take_profit_an
             run.wait(lambda: limit.info.get("order_id"), "the take-profit on the exchange, alone")
             run.until(lambda: "Completed" in s.statuses(limit), "the take-profit filling at once")
             run.until(lambda: "Canceled" in s.statuses(stop), "the held stop cancelled")
-            assert any("refused a bracket's OCO exits" in m for m in s.store_messages), s.store_messages
+            run.wait(
+                lambda: any("refused a bracket's OCO exits" in m for m in s.store_messages), "the refusal reported"
+            )
             orders = engine_orders(emulator)
             assert orders[limit.info.client_order_id].status.value == "filled"
             assert stop.info.client_order_id not in orders  # held by the broker, never sent

@@ -143,7 +143,8 @@ def test_coins_moved_away_shrink_the_position_to_what_the_account_holds(exchange
         run.until(lambda: "Completed" in s.statuses(buy), "the buy")
         emulator.engine.set_balance(emulator.api_key, "BTC", Decimal("0.005"))  # withdrawn by hand
         run.until(lambda: run.broker.getposition(s.data).size == 0.005, "the position shrinking")
-        assert any("shrinks to 0.005" in m for m in s.store_messages), s.store_messages
+        # The strategy hears of it with cerebro's next pass (notify_store), not at once.
+        run.wait(lambda: any("shrinks to 0.005" in m for m in s.store_messages), "the shrink reported")
         sell = run.do(lambda s: s.close())
         run.until(lambda: "Completed" in s.statuses(sell), "the close")
         assert sum(balance(emulator, "BTC")) == 0

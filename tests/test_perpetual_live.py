@@ -107,8 +107,9 @@ def test_the_exchanges_smaller_position_is_the_ledgers_ceiling(exchange, emulato
         # Someone closes part of the account's short by hand: the strategy's position shrinks to it.
         store.client.create_order(SYMBOL, "market", "buy", 0.004, None, {"reduceOnly": True})
         r.until(lambda: r.broker.getposition(r.cerebro.datas[0]).size == pytest.approx(-0.006), "the ledger to shrink")
-        assert any("shrinks to -0.006" in m for m in r.strategy.store_messages)
-        assert any("did not place" in m for m in r.strategy.store_messages)
+        # The strategy hears of it with cerebro's next pass (notify_store), not at once.
+        r.wait(lambda: any("shrinks to -0.006" in m for m in r.strategy.store_messages), "the shrink reported")
+        r.wait(lambda: any("did not place" in m for m in r.strategy.store_messages), "the holder reported")
         assert engine_position(emulator) == Decimal("-0.006")
         buy = r.do(lambda s: s.close())  # closes what is left of the strategy's short, no more
         r.until(lambda: r.strategy.statuses(buy)[-1:] == ["Completed"], "the buy back to fill")
@@ -123,7 +124,7 @@ def test_a_liquidation_on_the_exchange_leaves_the_ledger_flat_and_says_so(exchan
         emulator.set_mark_price(SYMBOL, position.liquidation_price * 1.01)  # the mark crosses it: liquidated
         assert engine_position(emulator) == 0
         r.until(lambda: r.broker.getposition(r.cerebro.datas[0]).size == 0, "the ledger to follow the exchange")
-        assert any("position shrinks to 0" in m for m in r.strategy.store_messages)
+        r.wait(lambda: any("position shrinks to 0" in m for m in r.strategy.store_messages), "the shrink reported")
         # The short was closed at the liquidation's fill price: that loss is the ledger's.
         (closing,) = [f for f in emulator.engine.fills(emulator.api_key) if f.client_order_id.startswith("autoclose-")]
         (opening,) = [f for f in emulator.engine.fills(emulator.api_key) if f is not closing]
@@ -188,7 +189,8 @@ def test_funding_from_the_stream_moves_the_ledgers_cash_and_is_reported(exchange
                 assert payment.amount == pytest.approx(float(income.amount), abs=1e-12)
                 assert payment.size == pytest.approx(-0.02) and payment.rate == pytest.approx(float(income.rate))
                 verb = "received" if income.amount > 0 else "paid"
-                assert any(m.startswith(f"funding: {SYMBOL} {verb}") for m in r.strategy.store_messages)
+                r.wait(lambda: any(m.startswith(f"funding: {SYMBOL} {verb}") for m in r.strategy.store_messages),
+                       "the funding reported")  # fmt: skip
                 # The ledger's wallet: its cash, less the fee, plus the funding; value and cash as paper's.
                 fee = sum(i.amount for i in incomes("COMMISSION"))
                 live = r.broker.live

@@ -20,6 +20,7 @@ from realtrade_core.websocket import (
     Outgoing,
     Reconnect,
     Resubscribe,
+    Subscribed,
     WebSocketConfig,
     WebSocketContractError,
 )
@@ -367,6 +368,77 @@ def test_auth_precedes_subscription_on_every_connection(server, make_ws):
     assert connected.wait_count(2)
     assert server.wait_for(lambda: len(server.conns) == 2 and server.last.ops() == ["auth", "subscribe"])
     assert server.last.subscriptions == {"private.order"}
+
+
+class AnsweredWebSocket(JsonWebSocket):
+    """The test protocol where the server answers each subscription (as Binance, Bybit, OKX)."""
+
+    subscribe_requires_ack = True
+
+    def parse(self, message: str | bytes) -> Iterable[Event] | None:
+        d = json.loads(message)
+        if d.get("op") == "subscribe":
+            return (Subscribed(tuple(d.get("args", ())), d["success"]),)
+        return super().parse(message)
+
+
+def test_connected_waits_until_the_exchange_answers_the_subscription(server, make_ws):
+    # What closes after "connected" must be streamed: a feed fetches what closed before it. A
+    # subscription takes effect on the exchange some time after it is sent.
+    server.auto_subscribe = False
+    ws = make_ws("kline.BTC", cls=AnsweredWebSocket)
+    connected, bars = Collector(), Collector()
+    ws.on("connected", connected)
+    ws.on("bar", bars)
+    ws.start()
+    assert server.wait_for(lambda: server.conns and server.last.held == [["kline.BTC"]])
+    assert not connected.wait_count(1, timeout=0.3)
+    server.answer_subscriptions()
+    assert connected.wait_count(1)
+    assert server.publish("kline.BTC", kline(1)) == 1
+    assert bars.wait_count(1)
+
+    server.drop()  # every reconnection waits for its own answers
+    assert server.wait_for(lambda: len(server.conns) == 2 and server.last.held == [["kline.BTC"]])
+    assert not connected.wait_count(2, timeout=0.2)
+    server.answer_subscriptions()
+    assert connected.wait_count(2)
+
+
+def test_a_stream_added_to_a_ready_connection_is_announced_once_answered(server, make_ws):
+    ws = make_ws("kline.BTC", cls=AnsweredWebSocket)
+    connected, subscribed = Collector(), Collector()
+    ws.on("connected", connected)
+    ws.on("subscribed", subscribed)
+    ws.start()
+    assert connected.wait_count(1)
+    server.auto_subscribe = False
+    ws.subscribe("kline.ETH", "kline.SOL")
+    assert server.wait_for(lambda: server.last.held == [["kline.ETH", "kline.SOL"]])
+    assert not subscribed.wait_count(1, timeout=0.2)
+    server.answer_subscriptions()
+    assert subscribed.wait_count(1)
+    assert subscribed.items == [Subscribed(("kline.ETH", "kline.SOL"))]
+    assert len(connected.items) == 1  # the connection itself did not change
+
+    ws.subscribe("kline.XRP")
+    assert server.wait_for(lambda: server.last.held == [["kline.XRP"]])
+    server.answer_subscriptions(ok=False)  # refused: nothing will come, nothing is announced
+    assert poll_until(lambda: not ws._unanswered)
+    assert not subscribed.wait_count(2, timeout=0.2)
+
+
+def test_an_unanswered_subscription_goes_on_after_the_timeout_with_a_warning(server, make_ws, caplog):
+    server.auto_subscribe = False
+    ws = make_ws("kline.BTC", cls=AnsweredWebSocket, auth_timeout=0.2)
+    connected, errors = Collector(), Collector()
+    ws.on("connected", connected)
+    ws.on("error", errors)
+    with caplog.at_level(logging.WARNING, logger="realtrade_core.websocket"):
+        ws.start()
+        assert connected.wait_count(1)
+    assert "no answer to the subscription of kline.BTC within 0.2s" in caplog.text
+    assert len(server.conns) == 1 and errors.items == []  # not a failure: the connection stays
 
 
 def test_rejected_auth_is_an_error_and_a_failed_attempt(server, make_ws):

@@ -10,7 +10,9 @@ Protocol (what ``JsonWebSocket`` in the tests speaks):
 
 * client ``{"op": "auth", "args": [key, sig]}`` -> ``{"op": "auth", "success": bool, "msg": ...}``
   (unless ``auto_auth`` is False: then the test calls :meth:`WSServer.ack_auth`)
-* client ``{"op": "subscribe" | "unsubscribe", "args": [...]}`` -> ``{"op": ..., "success": true}``
+* client ``{"op": "subscribe" | "unsubscribe", "args": [...]}`` -> ``{"op": ..., "success": true,
+  "args": [...]}`` (unless ``auto_subscribe`` is False: then a subscription takes effect, and is
+  answered, only when the test calls :meth:`WSServer.answer_subscriptions`)
 * client ``{"op": "ping"}`` -> ``{"op": "pong"}``
 * server data: any JSON with a ``"topic"``; :meth:`WSServer.publish` sends only to connections
   subscribed to the stream.
@@ -45,6 +47,7 @@ class Conn:
     stalled: bool = False
     closed: bool = False
     authenticated: bool = False
+    held: list[list[str]] = field(default_factory=list)  # subscribe requests not yet answered
 
     def texts(self) -> list[str]:
         return [p for _, k, p in self.log if k == "text"]
@@ -90,6 +93,7 @@ class WSServer:
         self.refused = 0
         self.auth_ok = True
         self.auto_auth = True
+        self.auto_subscribe = True
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -241,6 +245,17 @@ class WSServer:
         target.authenticated = ok
         self.push({"op": "auth", "success": ok, "msg": "" if ok else "invalid key"}, conn=target)
 
+    def answer_subscriptions(self, conn: Conn | None = None, ok: bool = True) -> None:
+        """Put the held subscribe requests of ``conn`` (default: the last) into effect and
+        answer them (``ok=False``: refuse them)."""
+        target = conn or self.last
+        with self.cond:
+            held, target.held = target.held, []
+        for args in held:
+            if ok:
+                target.subscriptions.update(args)
+            self.push({"op": "subscribe", "success": ok, "args": args}, conn=target)
+
     # ------------------------------------------------------------------ server side
 
     def _record(self, conn: Conn, kind: str, payload: Any) -> None:
@@ -260,8 +275,14 @@ class WSServer:
             conn.authenticated = self.auth_ok
             return [{"op": "auth", "success": self.auth_ok, "msg": "" if self.auth_ok else "invalid key"}]
         if op == "subscribe":
-            conn.subscriptions.update(msg.get("args", ()))
-            return [{"op": "subscribe", "success": True}]
+            args = list(msg.get("args", ()))
+            if not self.auto_subscribe:
+                with self.cond:
+                    conn.held.append(args)
+                    self.cond.notify_all()
+                return []
+            conn.subscriptions.update(args)
+            return [{"op": "subscribe", "success": True, "args": args}]
         if op == "unsubscribe":
             conn.subscriptions.difference_update(msg.get("args", ()))
             return [{"op": "unsubscribe", "success": True}]

@@ -9,7 +9,7 @@ The core does the rest, in these modules:
 * :mod:`.connection`: :class:`BaseWebSocket`, its public API and one connection's life, over
   websocket-client;
 * :mod:`.messages`: JSON messages out (:data:`Outgoing`) and the control directives a parser
-  returns (:class:`Authenticated`, :class:`Reconnect`, :class:`Resubscribe`);
+  returns (:class:`Authenticated`, :class:`Reconnect`, :class:`Resubscribe`, :class:`Subscribed`);
 * :mod:`.keepalive`: heartbeats, the staleness watchdog, reconnect with backoff;
 * :mod:`.frames`: reading frames off the socket (the hot path, measured in ``bench/``);
 * :mod:`.dispatch`: events to listeners, bad messages to quarantine (the checks themselves are
@@ -30,7 +30,7 @@ from .config import WebSocketConfig, WebSocketStats
 from .connection import BaseWebSocket
 from .contract import StoreStreams
 from .exchange import ExchangeConnection
-from .messages import CONNECTION_EVENTS, Authenticated, Callback, Control, Outgoing, Reconnect, Resubscribe
+from .messages import CONNECTION_EVENTS, Authenticated, Callback, Control, Outgoing, Reconnect, Resubscribe, Subscribed
 from .venue import connection_for_store, venue_stream_urls
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "Reconnect",
     "Resubscribe",
     "StoreStreams",
+    "Subscribed",
     "WebSocketConfig",
     "WebSocketContractError",
     "WebSocketStats",

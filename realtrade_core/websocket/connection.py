@@ -37,7 +37,7 @@ from .config import WebSocketConfig, WebSocketStats
 from .dispatch import Dispatch
 from .frames import FrameReader, ProtocolError, SessionEnd
 from .keepalive import KeepAlive
-from .messages import Authenticated, Outgoing, Reconnect, Resubscribe, encode
+from .messages import Authenticated, Outgoing, Reconnect, Resubscribe, Subscribed, encode
 
 logger = logging.getLogger("realtrade_core.websocket")
 
@@ -116,6 +116,12 @@ class BaseWebSocket(Dispatch, KeepAlive, FrameReader, Contract):
                                                               to ``auth_timeout``) for ``parse`` to return
                                                               :class:`Authenticated`; ``False``: auth is
                                                               fire-and-forget (or done by URL/headers)
+    ``subscribe_requires_ack: ClassVar[bool]``      optional  ``False``. ``True``: the exchange answers
+                                                              each subscription and ``parse`` returns
+                                                              :class:`Subscribed` for it; ``connected``
+                                                              waits (up to ``auth_timeout``) for those
+                                                              answers, so a candle closing after it is
+                                                              streamed, not missed
     ``default_config: ClassVar[WebSocketConfig]``   optional  per-exchange defaults (ping interval, ...)
     ``extra_events: ClassVar[frozenset[str]]``      optional  ``EVENT`` names of plugin-defined events,
                                                               so ``on()`` accepts them
@@ -124,8 +130,9 @@ class BaseWebSocket(Dispatch, KeepAlive, FrameReader, Contract):
     Control directives. ``parse`` may return, next to data events, :class:`Authenticated`
     (the auth acknowledgement: subscription waits for it), :class:`Reconnect` (server control
     messages such as Binance ``serverShutdown``: replace the connection now, no backoff, not a
-    failure) and :class:`Resubscribe`. They are handled by the connection, never delivered to
-    listeners. Server pings are answered and count as liveness; nothing needs writing for them.
+    failure), :class:`Resubscribe` and :class:`Subscribed` (a subscription answered). They are
+    handled by the connection, never delivered to listeners. Server pings are answered and
+    count as liveness; nothing needs writing for them.
 
     Events
     ------
@@ -134,10 +141,13 @@ class BaseWebSocket(Dispatch, KeepAlive, FrameReader, Contract):
 
     * ``"bar"``, ``"trade"``, ``"book"``, ``"order"``, ``"fill"``, ``"balance"``: the data
       events of :mod:`realtrade_core.events` (each class's ``EVENT``); ``"data"``: all of them.
-    * ``"connected"``: ready (authenticated and subscribed), also after every reconnect;
-      ``"disconnected"``: a ready connection ended (its reason says why) — a feed backfills
-      from REST in between; ``"max_reconnect"``: gave up, the thread ends. All three get a
+    * ``"connected"``: ready (authenticated and subscribed; with ``subscribe_requires_ack``, the
+      subscriptions answered), also after every reconnect; ``"disconnected"``: a ready
+      connection ended (its reason says why) — a feed backfills from REST in between;
+      ``"max_reconnect"``: gave up, the thread ends. All three get a
       :class:`~realtrade_core.events.ConnectionEvent`.
+    * ``"subscribed"``: with ``subscribe_requires_ack``, streams subscribed on a ready
+      connection have been answered; gets the :class:`Subscribed` naming them.
     * ``"error"``: a failed connect, lost or stale connection, rejected or timed-out auth, a
       failing hook; gets an :class:`~realtrade_core.events.ErrorEvent`.
 
@@ -163,6 +173,7 @@ class BaseWebSocket(Dispatch, KeepAlive, FrameReader, Contract):
     exchange: ClassVar[str] = ""
     streams_in_url: ClassVar[bool] = False
     auth_requires_ack: ClassVar[bool] = True
+    subscribe_requires_ack: ClassVar[bool] = False
     default_config: ClassVar[WebSocketConfig] = WebSocketConfig()
     extra_events: ClassVar[frozenset[str]] = frozenset()
 
@@ -223,8 +234,17 @@ class BaseWebSocket(Dispatch, KeepAlive, FrameReader, Contract):
         self._streams: dict[str, None] = {}
         self._init_dispatch()
         self._directives.update(
-            {Authenticated: self._on_authenticated, Reconnect: self._on_reconnect, Resubscribe: self._on_resubscribe}
+            {
+                Authenticated: self._on_authenticated,
+                Reconnect: self._on_reconnect,
+                Resubscribe: self._on_resubscribe,
+                Subscribed: self._on_subscribed,
+            }
         )
+        # Streams subscribed and not yet answered (subscribe_requires_ack), and whether the
+        # "connected" of this connection waits for them.
+        self._unanswered: dict[str, None] = {}
+        self._ready_owed = False
         self._init_keepalive()
         self._init_frames()
 
@@ -328,6 +348,7 @@ class BaseWebSocket(Dispatch, KeepAlive, FrameReader, Contract):
                 replace = self._state in _LIVE_STATES
             elif self._state is ConnectionState.CONNECTED:
                 self._queue(self.subscribe_messages(new))
+                self._await_answers(new)
             self._streams.update(dict.fromkeys(new))
         if replace:
             self.reconnect("streams changed")
@@ -493,6 +514,9 @@ class BaseWebSocket(Dispatch, KeepAlive, FrameReader, Contract):
             self._outbox.clear()
             self._opened_at = self._ready_at = None
             self._auth_deadline = None
+            self._unanswered.clear()
+            self._ack_deadline = None
+            self._ready_owed = False
             self._state = ConnectionState.DISCONNECTED
             self._cond.notify_all()
         sock = ws.sock
@@ -576,12 +600,52 @@ class BaseWebSocket(Dispatch, KeepAlive, FrameReader, Contract):
                     raise SessionEnd(f"subscribe_messages() failed: {type(exc).__name__}", True) from None
                 for opcode, payload in frames:
                     self._send_frame(ws, opcode, payload)
+                self._await_answers(streams)
             self._auth_deadline = None
             self._ready_at = time.monotonic()
             self._state = ConnectionState.CONNECTED
+            self._ready_owed = bool(self._unanswered)
             self._cond.notify_all()
-        logger.info("%s: ready with %d stream(s)", self.name, len(streams))
+        if not self._ready_owed:
+            self._announce_ready(len(streams))
+
+    def _announce_ready(self, streams: int) -> None:
+        logger.info("%s: ready with %d stream(s)", self.name, streams)
         self._emit("connected", self._connection_event(ConnectionState.CONNECTED, "ready"))
+
+    def _await_answers(self, streams: tuple[str, ...]) -> None:
+        # Under the lock. Subscriptions sent: with subscribe_requires_ack, wait for their answers.
+        if self.subscribe_requires_ack and streams:
+            self._unanswered.update(dict.fromkeys(streams))
+            if self._ack_deadline is None:
+                self._ack_deadline = time.monotonic() + self.config.auth_timeout
+
+    def _on_subscribed(self, event: Subscribed) -> None:
+        with self._lock:
+            answered = tuple(s for s in event.streams if s in self._unanswered)
+            for stream in answered:
+                del self._unanswered[stream]
+            if not self._unanswered:
+                self._ack_deadline = None
+            owed = self._ready_owed and not self._unanswered and self._state is ConnectionState.CONNECTED
+            if owed:
+                self._ready_owed = False
+            count = len(self._streams)
+        if owed:
+            self._announce_ready(count)
+        elif answered and event.ok and not self._ready_owed:
+            self._emit("subscribed", Subscribed(answered))
+
+    def _subscriptions_unanswered(self) -> None:
+        # The answer deadline passed (socket thread): go on as if subscribed; what the exchange
+        # sends for the streams still arrives, and a feed's check after "connected" fetches the rest.
+        with self._lock:
+            late = tuple(self._unanswered)
+        logger.warning(
+            "%s: no answer to the subscription of %s within %gs; going on as subscribed",
+            self.name, ", ".join(late), self.config.auth_timeout,
+        )  # fmt: skip
+        self._on_subscribed(Subscribed(late))
 
     # ---------------------------------------------------------------- directives
 

@@ -12,7 +12,7 @@ from ..contract import placeholder
 from ..errors import ConfigurationError
 from .config import WebSocketConfig
 from .connection import BaseWebSocket
-from .messages import Outgoing
+from .messages import Outgoing, Subscribed
 
 
 class ExchangeConnection(BaseWebSocket):
@@ -45,6 +45,9 @@ class ExchangeConnection(BaseWebSocket):
     stream_names: ClassVar[Mapping[str, str]] = {}
     intervals: ClassVar[Mapping[str, str]] = {}
     streams_per_request: ClassVar[int] = 10
+    #: the field of a stream request that the exchange echoes in its answer (``"id"``,
+    #: ``"req_id"``): :meth:`answered` finds the streams of a subscribe request by it
+    request_id_field: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -59,6 +62,7 @@ class ExchangeConnection(BaseWebSocket):
         self._symbols = dict(symbols or {})
         self._unknown_ids: set[str] = set()
         self._request_ids = itertools.count(1)
+        self._requests: dict[Any, tuple[str, ...]] = {}  # subscribe request id -> its streams
         super().__init__(streams, config=config, name=name)
 
     @classmethod
@@ -105,7 +109,22 @@ class ExchangeConnection(BaseWebSocket):
 
     def _stream_requests(self, op: str, streams: tuple[str, ...]) -> list[Outgoing]:
         size = self.streams_per_request
-        return [self.stream_request(op, list(streams[i : i + size])) for i in range(0, len(streams), size)]
+        batches = [list(streams[i : i + size]) for i in range(0, len(streams), size)]
+        messages = [self.stream_request(op, batch) for batch in batches]
+        field = self.request_id_field
+        if field is not None and op == "subscribe":
+            if len(self._requests) > 1000:  # answers lost with their connections: forget them
+                self._requests.clear()
+            for message, batch in zip(messages, batches, strict=True):
+                if isinstance(message, Mapping) and field in message:
+                    self._requests[message[field]] = tuple(batch)
+        return messages
+
+    def answered(self, request_id: Any, ok: bool = True) -> tuple[Subscribed, ...]:
+        """For ``parse``: the :class:`Subscribed` of the subscribe request ``request_id`` (its
+        ``request_id_field``) that the exchange answered; nothing for any other request."""
+        streams = self._requests.pop(request_id, None)
+        return () if streams is None else (Subscribed(streams, ok),)
 
     def _symbol(self, market_id: Any) -> str | None:
         """The unified symbol of ``market_id``; None (messages skipped, logged once) for a

@@ -36,6 +36,7 @@ class KeepAlive:
         self._opened_at: float | None = None  # when the current connection opened
         self._ready_at: float | None = None  # when it became ready (authenticated, subscribed)
         self._auth_deadline: float | None = None
+        self._ack_deadline: float | None = None  # subscriptions unanswered until then (see connection)
         self._next_app_ping = 0.0
         self._next_frame_ping = 0.0
 
@@ -124,6 +125,12 @@ class KeepAlive:
                 self._emit("error", ErrorEvent(self.exchange, "auth", msg, "", wall_ms()))
                 raise SessionEnd(msg, True)
             due = min(due, self._auth_deadline)
+        if self._ack_deadline is not None:
+            if now >= self._ack_deadline:
+                self._ack_deadline = None
+                self._subscriptions_unanswered()
+            else:
+                due = min(due, self._ack_deadline)
         if cfg.max_connection_age is not None and self._opened_at is not None:
             retire_at = self._opened_at + cfg.max_connection_age
             if now >= retire_at:

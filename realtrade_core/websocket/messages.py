@@ -1,6 +1,6 @@
 """JSON messages in and out: what a plugin sends (:data:`Outgoing`) and the control directives
 its parser may return next to data events (:class:`Authenticated`, :class:`Reconnect`,
-:class:`Resubscribe`)."""
+:class:`Resubscribe`, :class:`Subscribed`)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ is JSON-encoded (compact) and sent as text."""
 
 Callback = Callable[[Any], None]
 
-CONNECTION_EVENTS: frozenset[str] = frozenset({"connected", "disconnected", "max_reconnect", "error"})
+CONNECTION_EVENTS: frozenset[str] = frozenset({"connected", "subscribed", "disconnected", "max_reconnect", "error"})
 """Events emitted by the connection itself."""
 
 
@@ -68,3 +68,19 @@ class Resubscribe(Control):
     the open connection (e.g. the server says a subscription lapsed)."""
 
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed(Control):
+    """Return from ``parse`` for the exchange's answer to a subscribe request, naming the
+    streams it answers (:meth:`~realtrade_core.websocket.ExchangeConnection.answered` finds
+    them from the request's id).
+
+    A class with ``subscribe_requires_ack`` becomes ``connected`` only once every stream it
+    subscribed on connecting is answered, so what closes after ``connected`` is streamed; a
+    stream subscribed later is announced by a ``subscribed`` event (this object) once answered.
+    ``ok=False``: the exchange refused them (nothing will arrive for them; not announced).
+    """
+
+    streams: tuple[str, ...] = ()
+    ok: bool = True

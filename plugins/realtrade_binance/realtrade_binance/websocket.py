@@ -119,6 +119,9 @@ class BinanceWebSocket(ExchangeConnection):
     # Binance allows 5 incoming messages per second per connection: one request for many
     # streams, split only to keep each frame modest.
     streams_per_request = 200
+    # Binance answers each SUBSCRIBE ({"result": null, "id": ...}) once the streams are on.
+    subscribe_requires_ack = True
+    request_id_field = "id"
 
     def __init__(
         self,
@@ -226,12 +229,12 @@ class BinanceWebSocket(ExchangeConnection):
             ),
         )  # fmt: skip
 
-    def _response(self, msg: dict[str, Any]) -> tuple[()]:
+    def _response(self, msg: dict[str, Any]) -> Iterable[Event]:
         error = msg.get("error")
         if error:
             # A rejected SUBSCRIBE (unknown stream, too many streams): nothing will arrive for it.
             logger.warning("%s: request %s refused: %s", self.name, msg.get("id"), error)
-        return ()
+        return self.answered(msg["id"], ok=not error)
 
 
 def _futures_user_data(store: Any, config: WebSocketConfig | None) -> BaseWebSocket:

@@ -40,7 +40,7 @@ from realtrade_core.events import (
     Trade,
 )
 from realtrade_core.testing import EventRecorder, emulated_store, stop_connections, wait_until
-from realtrade_core.websocket import Authenticated, Reconnect, WebSocketConfig
+from realtrade_core.websocket import Authenticated, Reconnect, Subscribed, WebSocketConfig
 
 SYMBOL = "BTC/USDT"
 MARKET = {"id": "BTCUSDT", "symbol": SYMBOL, "type": "spot"}
@@ -279,8 +279,13 @@ def test_control_messages_acks_and_unknown_payloads() -> None:
     shutdown = {"e": "serverShutdown", "E": 1770123456789}
     assert [type(e) for e in parse(ws, shutdown)] == [Reconnect]
     assert [type(e) for e in parse(ws, {"stream": "!serverShutdown", "data": shutdown})] == [Reconnect]
-    assert parse(ws, {"result": None, "id": 1}) == []
-    assert parse(ws, {"error": {"code": 2, "msg": "Invalid request"}, "id": 2}) == []
+    assert parse(ws, {"result": None, "id": 1}) == []  # nothing asked with that id
+    # The answer to a SUBSCRIBE names its streams by the request's id ("connected" waits for it).
+    ok, refused = ws.subscribe_messages(("btcusdt@kline_1m",)), ws.subscribe_messages(("nope@kline_1m",))
+    assert parse(ws, {"result": None, "id": ok[0]["id"]}) == [Subscribed(("btcusdt@kline_1m",))]
+    assert parse(ws, {"result": None, "id": ok[0]["id"]}) == []  # answered once
+    error = {"error": {"code": 2, "msg": "Invalid request"}, "id": refused[0]["id"]}
+    assert parse(ws, error) == [Subscribed(("nope@kline_1m",), ok=False)]
     assert ws.parse(json.dumps({"e": "depthUpdate", "s": "BNBBTC"})) is None
     assert ws.parse(json.dumps([1, 2])) is None
     assert ws.parse(json.dumps({**DOC_TRADE, "s": "NOPE"})) is None  # not one of the store's markets
@@ -424,6 +429,38 @@ def test_store_subscribe_bars_gets_exactly_one_closed_bar_per_candle(store: Any,
         assert len({b[0] for b in bars}) == 5  # one closed bar per candle, no duplicates
     finally:
         unsubscribe()
+
+
+def test_a_candle_stream_is_announced_to_its_own_route_once_the_exchange_streams_it(store: Any, emu: Emulator) -> None:
+    # A feed backfills from REST, then looks once more for a candle that closed meanwhile when
+    # told its stream is on. Told too early (request sent, not yet in effect), a candle closing
+    # in between would come only with the next one.
+    got: dict[str, list[Any]] = {"1m": [], "5m": []}
+    effective: dict[str, int] = {}
+    told = {name: threading.Event() for name in got}
+
+    def route(name: str, stream: str) -> Callable[[tuple], None]:
+        def on_stream(item: tuple) -> None:
+            if item[0] == "connected":
+                effective.setdefault(name, emu.hub.subscribers(stream))
+                got[name].append(item)
+                told[name].set()
+
+        return on_stream
+
+    first = store.subscribe_bars(SYMBOL, store.timeframe("1m"), route("1m", "btcusdt@kline_1m"))
+    try:
+        assert told["1m"].wait(5)  # "ready" on a new connection, "subscribed" on one already up
+        second = store.subscribe_bars(SYMBOL, store.timeframe("5m"), route("5m", "btcusdt@kline_5m"))
+        try:
+            assert told["5m"].wait(5)
+            assert got["5m"] == [("connected", "subscribed")]
+            assert effective == {"1m": 1, "5m": 1}  # announced only once the exchange streams it
+            assert len(got["1m"]) == 1  # another route's stream tells nothing to this one
+        finally:
+            second()
+    finally:
+        first()
 
 
 def test_reconnects_and_resubscribes_after_a_drop(emu: Emulator, market_ws: Callable[..., Any]) -> None:

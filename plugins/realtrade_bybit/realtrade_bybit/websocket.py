@@ -150,6 +150,9 @@ class BybitWebSocket(ExchangeConnection):
     }
     intervals = INTERVAL_CODES
     streams_per_request = 10  # Bybit spot accepts at most 10 topics per subscribe request
+    # Bybit answers each subscribe request ({"success": true, "op": "subscribe", "req_id": ...}).
+    subscribe_requires_ack = True
+    request_id_field = "req_id"
 
     def __init__(
         self,
@@ -234,7 +237,9 @@ class BybitWebSocket(ExchangeConnection):
         if op in ("subscribe", "unsubscribe") and msg.get("success") is False:
             # Nothing will arrive for these topics; a private one means fills would go missing.
             logger.error("%s: %s refused: %s", self.name, op, msg.get("ret_msg"))
-        return ()  # acks and pongs
+        if op == "subscribe":
+            return self.answered(msg.get("req_id"), ok=msg.get("success") is True)
+        return ()  # other answers and pongs
 
     # ---------------------------------------------------------------- public topics
 

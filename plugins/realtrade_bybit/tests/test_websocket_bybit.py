@@ -40,7 +40,7 @@ from realtrade_core.events import (
     Trade,
 )
 from realtrade_core.testing import EventRecorder, emulated_store, stop_connections, wait_until
-from realtrade_core.websocket import Authenticated, WebSocketConfig
+from realtrade_core.websocket import Authenticated, Subscribed, WebSocketConfig
 
 SYMBOL = "BTC/USDT"
 MARKET = {"id": "BTCUSDT", "symbol": SYMBOL, "type": "spot"}
@@ -350,6 +350,12 @@ def test_acks_pongs_and_unknown_payloads() -> None:
         parse(ws, {"success": True, "ret_msg": "subscribe", "conn_id": "c", "req_id": "10001", "op": "subscribe"}) == []
     )
     assert parse(ws, {"success": False, "ret_msg": "error:invalid topic(s)", "conn_id": "c", "op": "subscribe"}) == []
+    # The answer to our own request names its topics by req_id ("connected" waits for it).
+    ((request, more),) = [ws.subscribe_messages(tuple(f"kline.1.{s}" for s in "ABCDEFGHIJK"))]
+    answer = {"success": True, "ret_msg": "subscribe", "conn_id": "c", "req_id": more["req_id"], "op": "subscribe"}
+    assert parse(ws, answer) == [Subscribed(("kline.1.K",))]  # ten topics a request
+    refused = {"success": False, "ret_msg": "error:invalid topic(s)", "req_id": request["req_id"], "op": "subscribe"}
+    assert parse(ws, refused) == [Subscribed(tuple(f"kline.1.{s}" for s in "ABCDEFGHIJ"), ok=False)]
     assert parse(ws, {"success": True, "ret_msg": "", "op": "auth", "conn_id": "c"}) == [Authenticated()]
     assert parse(ws, {"success": False, "ret_msg": "Request not authorized", "op": "auth"}) == [
         Authenticated(False, "Request not authorized")

@@ -55,6 +55,7 @@ from realtrade_core.websocket import (
     BaseWebSocket,
     ExchangeConnection,
     Outgoing,
+    Subscribed,
     WebSocketConfig,
     connection_for_store,
     wall_ms,
@@ -133,6 +134,10 @@ class OkxWebSocket(ExchangeConnection):
     }
     intervals = INTERVALS
     streams_per_request = 20
+    # OKX answers each channel of a subscribe request ({"event": "subscribe", "arg": {...}}); a
+    # refusal ({"event": "error"}) carries the request's id when it had one.
+    subscribe_requires_ack = True
+    request_id_field = "id"
 
     def __init__(
         self,
@@ -182,6 +187,12 @@ class OkxWebSocket(ExchangeConnection):
             return {"channel": "orders", "instType": "SPOT"}
         return {"channel": channel}
 
+    @staticmethod
+    def stream_of(arg: Mapping[str, Any]) -> str:
+        """The stream name of a subscription argument (the reverse of :meth:`channel_arg`)."""
+        market_id = arg.get("instId")
+        return f"{arg['channel']}:{market_id}" if market_id else str(arg["channel"])
+
     def stream_request(self, op: str, streams: list[str]) -> Outgoing:
         return {"id": f"rt{next(self._request_ids)}", "op": op, "args": [self.channel_arg(s) for s in streams]}
 
@@ -223,7 +234,12 @@ class OkxWebSocket(ExchangeConnection):
                 return (Authenticated(False, f"{code} {msg.get('msg')}", clock=code in _CLOCK_ERRORS),)
             # Nothing will arrive for what was refused; a private channel means fills would go missing.
             logger.error("%s: request refused: %s %s", self.name, code, msg.get("msg"))
-        return ()  # subscribe / unsubscribe acks, channel-conn-count notices
+            return self.answered(msg.get("id"), ok=False)
+        if event == "subscribe":
+            arg = msg.get("arg")
+            if isinstance(arg, dict) and isinstance(arg.get("channel"), str):
+                return (Subscribed((self.stream_of(arg),)),)
+        return ()  # unsubscribe acks, channel-conn-count notices
 
     # ---------------------------------------------------------------- market data
 

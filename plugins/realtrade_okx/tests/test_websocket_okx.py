@@ -20,7 +20,7 @@ from realtrade_core.errors import ConfigurationError
 from realtrade_core.events import BalanceUpdate, Bar, Fill, OrderStatus, OrderUpdate, Side, Trade
 from realtrade_core.testing import EventRecorder, emulated_store, stop_connections, wait_until
 from realtrade_core.validation import MalformedMessage
-from realtrade_core.websocket import Authenticated
+from realtrade_core.websocket import Authenticated, Subscribed
 
 SYMBOL = "BTC/USDT"
 SYMBOLS = {"BTC-USDT": SYMBOL}
@@ -106,7 +106,14 @@ def test_trades_acks_and_pongs() -> None:
                       "ts": "1700000000001", "source": "0"}]}  # fmt: skip
     assert parse(push) == [Trade("okx", SYMBOL, "130639474", 42219.9, 0.12, Side.BUY, 1_700_000_000_001)]
     assert parse("pong") == []
-    assert parse({"event": "subscribe", "arg": {"channel": "candle1m", "instId": "BTC-USDT"}, "connId": "a"}) == []
+    # OKX answers each channel of a subscribe request; "connected" waits for the answers.
+    subscribed = {"event": "subscribe", "arg": {"channel": "candle1m", "instId": "BTC-USDT"}, "connId": "a"}
+    assert parse(subscribed) == [Subscribed(("candle1m:BTC-USDT",))]
+    assert parse({**subscribed, "arg": {"channel": "orders", "instType": "SPOT"}}) == [Subscribed(("orders",))]
+    ws = OkxWebSocket(url="wss://example.invalid/ws/v5/business", symbols=SYMBOLS)
+    (request,) = ws.subscribe_messages(("candle1m:BTC-USDT", "candle1m:NOPE-USDT"))
+    refused = {"event": "error", "code": "60018", "msg": "doesn't exist", "id": request["id"], "connId": "a"}
+    assert parse(refused, ws) == [Subscribed(("candle1m:BTC-USDT", "candle1m:NOPE-USDT"), ok=False)]
     assert parse({"event": "login", "code": "0", "msg": "", "connId": "a"}) == [Authenticated(True)]
     assert parse({"event": "error", "code": "60009", "msg": "Login failed.", "connId": "a"}) == [
         Authenticated(False, "60009 Login failed.")

@@ -180,6 +180,14 @@ class Data(bt.feed.DataBase, Contract):
             return timedelta(milliseconds=self.p.store.time_offset_ms)
         return timedelta(milliseconds=self._last_close_ms - time.time() * 1000)
 
+    @property
+    def streaming(self) -> bool:
+        """Whether candles come straight from the live stream now: history delivered, the
+        exchange has answered the subscription and what closed meanwhile has been fetched. False
+        before that, while a gap or a reconnect is being filled from REST, and when polling."""
+        pump = self._pump
+        return pump is not None and pump.direct
+
     def wake(self) -> None:
         """Have cerebro's loop run a pass now instead of at the end of its ``qcheck`` wait (any
         thread): the live broker calls it when an answer or a fill arrives, so that

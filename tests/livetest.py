@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timezone
+from typing import Any
 
 import backtrader as bt
 
@@ -84,14 +85,13 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: f
     return predicate()
 
 
-def streaming(emulator, *symbols: str) -> Callable[[], bool]:
-    """A predicate: the emulator has a subscriber to each of ``symbols``' candle streams.
-
-    Step the market only once it holds. A connection reports itself ready when it has *sent*
-    its subscriptions, and the feed then fetches what closed meanwhile; a candle that closes
-    after that but before the exchange has the subscription reaches the feed only with the next
-    candle (as a gap filled from REST), so a test waiting for it would wait for ever."""
-    return lambda: all(emulator.streams_candles(symbol) for symbol in symbols)
+def streaming(emulator, *symbols: str, feeds: Iterable[Any] = ()) -> Callable[[], bool]:
+    """A predicate: the emulator has a subscriber to each of ``symbols``' candle streams, and
+    each realtrade feed of ``feeds`` takes its candles from the stream (``Data.streaming``: the
+    subscription answered, what closed before it fetched). Move the market only once it holds:
+    a candle closed or a fault set earlier would meet the feed's own check after it subscribed."""
+    feeds = [f for f in feeds if hasattr(f, "streaming")]
+    return lambda: all(emulator.streams_candles(symbol) for symbol in symbols) and all(f.streaming for f in feeds)
 
 
 class Driver(threading.Thread):

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import backtrader as bt
-from livetest import NO_THROTTLE, Driver, MemoryFeed
+from livetest import NO_THROTTLE, Driver, MemoryFeed, streaming
 
 from realtrade_core.backtest import ExchangeBackBroker
 from realtrade_core.emulator.server import STEPS_PER_CANDLE, Emulator
@@ -339,8 +339,8 @@ def emulated(exchange: str, case: Case, mode: str, drive: str, *, bars: int, bal
 
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.bars >= HISTORY, "the history bars")
-            # A candle closing before the feed's stream is subscribed would be lost.
-            d.wait(lambda: all(emulator.streams_candles(s) for s in case.symbols), "the candle streams")
+            # Step once every feed takes its candles from the stream (see livetest.streaming).
+            d.wait(streaming(emulator, *case.symbols, feeds=d.cerebro.datas), "the candle streams")
             if lockstep:
                 d.wait(lambda: strategy.done, f"{bars} bars (at {strategy.bars})")
                 return

@@ -58,7 +58,7 @@ def test_two_symbols_and_two_timeframes_progress_together(exchange, emulator, st
 
     def script(d: Driver) -> None:
         strategy = d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
-        d.wait(streaming(emulator, "BTC/USDT", "ETH/USDT"), "the candle streams")
+        d.wait(streaming(emulator, "BTC/USDT", "ETH/USDT", feeds=d.cerebro.datas), "the candle streams")
         for _ in range(6):
             emulator.step(1)
             target = last_closed_open(emulator)
@@ -85,7 +85,7 @@ def test_a_live_feed_keeps_the_start_out_of_full_collections_until_it_stops(exch
 
     def script(d: Driver) -> None:
         strategy = d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
-        d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
+        d.wait(streaming(emulator, "BTC/USDT", feeds=d.cerebro.datas), "the candle stream")
         emulator.step(1)
         target = last_closed_open(emulator)
         d.wait(lambda: strategy.rows["BTC/USDT"][-1][0] == target, "a live bar")
@@ -163,7 +163,7 @@ def test_live_resampling_gives_the_backtest_resampler_bars(exchange, emulator, s
 
     def script(d: Driver) -> None:
         strategy = d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
-        d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
+        d.wait(streaming(emulator, "BTC/USDT", feeds=d.cerebro.datas), "the candle stream")
         (name,) = strategy.rows
         for _ in range(15):
             emulator.step(1)
@@ -209,7 +209,7 @@ def test_live_replay_builds_the_exchange_5m_candles_tick_by_tick(exchange, emula
 
     def script(d: Driver) -> None:
         d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
-        d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
+        d.wait(streaming(emulator, "BTC/USDT", feeds=d.cerebro.datas), "the candle stream")
         for i in range(10):
             emulator.step(1)
             d.wait(lambda n=i: len(updates) >= 5 + n + 1, f"replayed update {i}")

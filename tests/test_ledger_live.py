@@ -42,7 +42,7 @@ def stepping(cerebro: bt.Cerebro, emulator, candles: int = 3) -> Driver:
 
     def script(d: Driver) -> None:
         s = d.wait_strategy(lambda s: getattr(s, "live", False), "the first live bar")
-        d.wait(streaming(emulator, SYMBOL), "the candle stream")
+        d.wait(streaming(emulator, SYMBOL, feeds=d.cerebro.datas), "the candle stream")
         for _ in range(candles):
             if d.cerebro_done.is_set():
                 return  # the strategy stopped the run: no bar will come

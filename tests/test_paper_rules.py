@@ -445,7 +445,7 @@ def paper_run(exchange: str, kind: str, tmp_path, *, seed: int = 7) -> tuple[Ord
 
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
-            d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
+            d.wait(streaming(emulator, "BTC/USDT", feeds=d.cerebro.datas), "the candle stream")
             for i in range(LIVE):
                 emulator.step(1)
                 d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i} (at {strategy.bars})")
@@ -499,7 +499,7 @@ def test_paper_refuses_what_the_exchange_would_with_its_reasons(exchange, tmp_pa
 
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
-            d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
+            d.wait(streaming(emulator, "BTC/USDT", feeds=d.cerebro.datas), "the candle stream")
             for i in range(3):
                 emulator.step(1)
                 d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i}")

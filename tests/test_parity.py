@@ -171,7 +171,7 @@ def paper_matches_backtest(exchange: str, kind: str, commission: float | None = 
 
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
-            d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
+            d.wait(streaming(emulator, "BTC/USDT", feeds=d.cerebro.datas), "the candle stream")
             for i in range(LIVE):
                 emulator.step(1)
                 d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i} (at {strategy.bars})")
@@ -231,7 +231,7 @@ def run_live(exchange: str, kind: str, bars: int, journal: str, deadline: float 
 
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
-            d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
+            d.wait(streaming(emulator, "BTC/USDT", feeds=d.cerebro.datas), "the candle stream")
             session = strategy.broker.live
             ask = on_cerebro(strategy.broker, d.cerebro_done)
 

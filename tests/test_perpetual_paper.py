@@ -101,7 +101,7 @@ def test_paper_trading_a_perpetual_matches_the_backtest(exchange, style):
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.bars >= BACKFILL, "backfill")
             # The hub names the contract's kline topic by its exchange id (btcusdt@kline_1m), as spot's.
-            d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
+            d.wait(streaming(emulator, "BTC/USDT", feeds=d.cerebro.datas), "the candle stream")
             for i in range(LIVE):
                 emulator.step(1)
                 d.wait(lambda n=BACKFILL + i + 1: strategy.bars >= n, f"live bar {i} (at {strategy.bars})")

@@ -46,7 +46,7 @@ def test_a_catch_up_that_meets_429_418_and_503_waits_and_delivers_every_candle_o
 
         def script(d: Driver) -> None:
             strategy = d.wait_strategy(lambda s: s.live_seen.is_set(), "LIVE")
-            d.wait(streaming(emulator, "BTC/USDT"), "the candle stream")
+            d.wait(streaming(emulator, "BTC/USDT", feeds=d.cerebro.datas), "the candle stream")
             rows = strategy.rows["BTC/USDT"]
             for status, count, retry_after in faults:
                 # Candles close while the stream drops every frame: the next stream bar opens a

@@ -43,8 +43,13 @@ def test_an_exit_short_by_coin_fees_filled_in_parts_leaves_the_position_exactly_
                 s = run.strategy
                 buy = run.do(lambda s: s.buy(size=0.01))
                 run.until(lambda: "Completed" in s.statuses(buy), "the buy filling")
-                price = float(last(emulator) + 2 * TICK)
-                exit_ = run.do(lambda s: s.sell(size=0.01, exectype=bt.Order.Limit, price=price))
+
+                # Priced where the market is when the exit goes (do() steps a candle first), so it
+                # rests and fills in parts; a price read before could be crossed on arrival.
+                def exit_order(s):
+                    return s.sell(size=0.01, exectype=bt.Order.Limit, price=float(last(emulator) + 2 * TICK))
+
+                exit_ = run.do(exit_order)
                 run.until(lambda: "Completed" in s.statuses(exit_), "the exit's last part filling", steps=300)
                 fills = engine_fills(emulator, exit_.info.client_order_id)
                 assert [f.amount for f in fills] == [Decimal("0.004"), Decimal("0.004"), Decimal("0.00199")]

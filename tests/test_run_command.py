@@ -143,7 +143,7 @@ def test_a_live_perpetual_run_that_ends_short_reports_its_value(strategy_file, t
                  "--journal", str(tmp_path / "journal.sqlite3"), "--backfill-bars", "5", "--bars", "6"])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
-    assert "order BTC/USDT:USDT sell -0.01 position -0.01" in captured.out
+    assert "order BTC/USDT:USDT sell -0.01 position -0.01" in captured.out, captured.out
     assert re.search(r"^report  value +[\d,.]+ -> [\d,.]+", captured.out, re.M), captured.out
 
 

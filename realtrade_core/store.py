@@ -631,10 +631,9 @@ class Store(Contract):
         ws_cls = self.spec.websocket
         stream = ws_cls.stream_name("bar", self.market(symbol), tf.name)
         with self._lock:
-            ws = self._ensure_public_ws()
             self._bar_routes.setdefault((symbol, tf.name), []).append(callback)
             self._bar_streams[stream] = (symbol, tf.name)
-            ws.subscribe(stream)
+            self._ensure_public_ws(stream).subscribe(stream)
 
         def unsubscribe() -> None:
             with self._lock:
@@ -673,7 +672,7 @@ class Store(Contract):
                 total[kind] = total.get(kind, 0) + count
         return total
 
-    def _ensure_public_ws(self) -> Any:
+    def _ensure_public_ws(self, first: str) -> Any:
         if self._public_ws is None:
             from .websocket.contract import open_connection  # websocket-client only when streaming
 
@@ -681,6 +680,7 @@ class Store(Contract):
             ws.on("bar", self._on_bar)
             ws.on("subscribed", self._on_bar_subscribed)
             self._watch_connection(ws, self._on_bar_connection)
+            ws.subscribe(first)  # with the first connection: one "connected" for its feed
             ws.start()
             self._public_ws = ws
         return self._public_ws

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import timezone
-from typing import Any
 
 import backtrader as bt
+
+from realtrade_core.testing.live import streaming as streaming  # the wait before moving the market
 
 MINUTE = 60_000
 
@@ -83,15 +84,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: f
         time.sleep(pause)
         pause = min(pause * 2, interval)
     return predicate()
-
-
-def streaming(emulator, *symbols: str, feeds: Iterable[Any] = ()) -> Callable[[], bool]:
-    """A predicate: the emulator has a subscriber to each of ``symbols``' candle streams, and
-    each realtrade feed of ``feeds`` takes its candles from the stream (``Data.streaming``: the
-    subscription answered, what closed before it fetched). Move the market only once it holds:
-    a candle closed or a fault set earlier would meet the feed's own check after it subscribed."""
-    feeds = [f for f in feeds if hasattr(f, "streaming")]
-    return lambda: all(emulator.streams_candles(symbol) for symbol in symbols) and all(f.streaming for f in feeds)
 
 
 class Driver(threading.Thread):

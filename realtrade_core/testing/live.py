@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +95,15 @@ class Trader(bt.Strategy):
         return notes[-1] if notes else None
 
 
+def streaming(emulator: Any, *symbols: str, feeds: Iterable[Any] = ()) -> Callable[[], bool]:
+    """A predicate: the emulator has a subscriber to each of ``symbols``' candle streams, and
+    each realtrade feed of ``feeds`` takes its candles from the stream (``Data.streaming``: the
+    subscription answered, what closed before it fetched). Move the market only once it holds:
+    a candle closed or a fault set earlier would meet the feed's own check after it subscribed."""
+    feeds = [f for f in feeds if hasattr(f, "streaming")]
+    return lambda: all(emulator.streams_candles(symbol) for symbol in symbols) and all(f.streaming for f in feeds)
+
+
 class LiveRun:
     """``cerebro.run()`` in a thread with a live broker on ``store``; a context manager.
 
@@ -132,10 +141,7 @@ class LiveRun:
             # Step the market once the feed takes candles from the stream (its subscription
             # answered, what closed before fetched), so a test's fault meets no check of its own.
             market = self.symbol.split(":")[0]
-            feeds = [d for d in self.cerebro.datas if hasattr(d, "streaming")]
-            self.wait(
-                lambda: self.emulator.streams_candles(market) and all(d.streaming for d in feeds), "the candle stream"
-            )
+            self.wait(streaming(self.emulator, market, feeds=self.cerebro.datas), "the candle stream")
         return self
 
     def __exit__(self, *exc_info: object) -> None:
